@@ -1,0 +1,65 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Settings every target shares: Swift 6 language mode is the package default;
+/// these make existential and import use explicit.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "runbook",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "runbook", targets: ["runbook"]),
+        .library(name: "RunbookCore", targets: ["RunbookCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // Pure engine: model, YAML loading, validation, graph, expressions,
+        // the run state machine and its Dispatch driver. No I/O beyond reading files.
+        .target(
+            name: "RunbookCore",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        // Tiny C shim for what Glibc does not export (pidfd_open, posix_spawn process groups).
+        .target(name: "CRunbookSys"),
+        // The I/O: processes, flag files, live step execution.
+        .target(
+            name: "RunbookActions",
+            dependencies: ["RunbookCore", "CRunbookSys"],
+            swiftSettings: swiftSettings
+        ),
+        // Run history in SQLite.
+        .target(
+            name: "RunbookStore",
+            dependencies: ["RunbookCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "runbook",
+            dependencies: [
+                "RunbookCore", "RunbookActions", "RunbookStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RunbookCoreTests",
+            dependencies: ["RunbookCore"],
+            resources: [],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RunbookActionsTests",
+            dependencies: ["RunbookCore", "RunbookActions", "RunbookStore"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

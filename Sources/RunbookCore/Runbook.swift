@@ -1,0 +1,141 @@
+/// The phases of a response, in the order they run.
+public enum Phase: String, Sendable, CaseIterable, Comparable, Codable {
+    case detect, diagnose, mitigate, verify
+
+    public var order: Int { Phase.allCases.firstIndex(of: self)! }
+    public static func < (a: Phase, b: Phase) -> Bool { a.order < b.order }
+}
+
+/// A loaded, validated runbook.
+public struct Runbook: Sendable {
+    public var name: String
+    public var title: String
+    public var description: String
+    public var severity: String
+    public var owner: String
+    public var params: [ParamSpec]
+    public var triggers: [Trigger]
+    public var guards: Guards
+    /// Steps in file order.
+    public var steps: [Step]
+    /// The file it was loaded from.
+    public var file: String
+
+    public func step(_ id: String) -> Step? { steps.first { $0.id == id } }
+    public func param(_ name: String) -> ParamSpec? { params.first { $0.name == name } }
+}
+
+/// A typed input.
+public struct ParamSpec: Sendable {
+    public var name: String
+    public var defaultValue: Value?
+    public var pattern: String?
+    public var secret: Bool
+    public var required: Bool
+    public var description: String
+}
+
+/// One alert rule that starts the runbook.
+public struct Trigger: Sendable {
+    public var matchers: [LabelMatcher]
+    /// Param name to template over `alert.labels` and `alert.annotations`.
+    public var params: [(name: String, template: Template)]
+    public var location: SourceLocation
+}
+
+/// An Alertmanager-style label matcher.
+public struct LabelMatcher: Sendable, Hashable {
+    public enum Operator: String, Sendable { case equal = "=", notEqual = "!=", matches = "=~", notMatches = "!~" }
+    public var label: String
+    public var op: Operator
+    public var value: String
+
+    /// Reads `value`, `=~regex`, `!=value` or `!~regex`.
+    public init(label: String, spec: String) {
+        self.label = label
+        for op in [Operator.matches, .notMatches, .notEqual] where spec.hasPrefix(op.rawValue) {
+            self.op = op
+            self.value = String(spec.dropFirst(2))
+            return
+        }
+        self.op = .equal
+        self.value = spec.hasPrefix("=") ? String(spec.dropFirst()) : spec
+    }
+}
+
+/// Limits on runs.
+public struct Guards: Sendable {
+    public var auto: Bool = false
+    public var cooldown: Double?
+    public var maxRuns: (count: Int, per: Double)?
+    public var lock: Template?
+}
+
+/// How a failed step is tried again.
+public struct RetryPolicy: Sendable, Hashable {
+    /// Total tries including the first.
+    public var attempts: Int = 1
+    /// Seconds before the second try.
+    public var delay: Double = 1
+    public var backoff: Double = 1
+    public var jitter: Bool = true
+    public var maxDelay: Double?
+
+    /// The delay before try `attempt + 1`, before jitter.
+    public func baseDelay(afterAttempt attempt: Int) -> Double {
+        var d = delay * pow(backoff, Double(max(0, attempt - 1)))
+        if let m = maxDelay { d = min(d, m) }
+        return d
+    }
+}
+
+/// What a step does.
+public struct Action: Sendable {
+    public enum Kind: String, Sendable { case check, flag, restart, command, notify, wait }
+    public var kind: Kind
+    /// The action's settings as checked against the grammar (for `check`, the mapping holding one check kind).
+    public var config: Config
+    /// A `command` that changes nothing.
+    public var readOnly: Bool
+
+    /// For checks, which one (`http`, `command`...).
+    public var checkKind: String? {
+        guard kind == .check else { return nil }
+        return config.entries?.first?.key
+    }
+
+    /// True when running it changes the world (so dry runs and drills do not perform it).
+    public var isChange: Bool {
+        switch kind {
+        case .check, .wait: false
+        case .command: !readOnly
+        case .flag, .restart, .notify: true
+        }
+    }
+}
+
+/// One node of the step graph.
+public struct Step: Sendable {
+    public var id: String
+    public var phase: Phase
+    public var description: String
+    public var needs: [String]
+    public var when: Expression?
+    /// Seconds per attempt.
+    public var timeout: Double
+    public var retry: RetryPolicy
+    public var confirm: Bool
+    public var continueOnFailure: Bool
+    public var action: Action
+    public var undo: Action?
+    public var location: SourceLocation
+
+    /// Default per-attempt timeout in seconds.
+    public static let defaultTimeout = 30.0
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,239 @@
+import Foundation
+
+/// Loads runbook files: YAML with positions, the grammar's structural checks, then the semantic checks.
+public enum RunbookLoader {
+    /// Loads and validates one file.
+    /// - Throws: `LoadError` with every problem found in the file.
+    public static func load(path: String) throws -> Runbook {
+        let text = try readText(path: path)
+        return try load(text: text, file: path)
+    }
+
+    /// Reads a file as UTF-8 text, refusing files over the size limit before reading them.
+    public static func readText(path: String) throws -> String {
+        let top = SourceLocation(file: path, line: 1, column: 1)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw LoadError([Diagnostic(top, "no such file")])
+        }
+        if isDirectory.boolValue { throw LoadError([Diagnostic(top, "is a folder, not a runbook file")]) }
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > YAMLReader.maxFileBytes {
+            throw LoadError([Diagnostic(top, "file is \(size) bytes; runbooks are limited to 1 MiB (\(YAMLReader.maxFileBytes) bytes)")])
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LoadError([Diagnostic(top, "cannot read the file (permissions?)")])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw LoadError([Diagnostic(top, "file is not UTF-8 text")])
+        }
+        return text
+    }
+
+    /// Loads and validates YAML text; `file` is used in locations.
+    /// - Throws: `LoadError` with every problem found.
+    public static func load(text: String, file: String) throws -> Runbook {
+        let root = try YAMLReader.parse(text, file: file)
+        var checker = ShapeChecker()
+        _ = checker.checkObject(root, RunbookGrammar.runbook, context: "")
+        guard root.entries != nil else { throw LoadError(checker.diagnostics) }
+        var builder = RunbookBuilder(file: file, diagnostics: checker.diagnostics)
+        let runbook = builder.build(root)
+        if !builder.diagnostics.isEmpty { throw LoadError(dedupe(builder.diagnostics)) }
+        return runbook
+    }
+
+    private static func dedupe(_ d: [Diagnostic]) -> [Diagnostic] {
+        var seen = Set<Diagnostic>()
+        return d.filter { seen.insert($0).inserted }
+    }
+}
+
+/// Turns a structurally checked tree into the model, adding the semantic checks.
+struct RunbookBuilder {
+    let file: String
+    var diagnostics: [Diagnostic]
+
+    mutating func error(_ location: SourceLocation, _ message: String) {
+        diagnostics.append(Diagnostic(location, message))
+    }
+
+    func text(_ node: YAMLNode?) -> String? {
+        guard let node, !node.isNull else { return nil }
+        return node.scalar
+    }
+
+    /// Config for a node against a shape; the structural pass already reported problems.
+    func config(_ node: YAMLNode, _ shape: Shape) -> Config {
+        var quiet = ShapeChecker()
+        return quiet.check(node, shape, context: "") ?? .null
+    }
+
+    mutating func build(_ root: YAMLNode) -> Runbook {
+        let name = text(root["runbook"]) ?? ""
+        if let node = root["runbook"], node.scalar != nil, !Self.isIdentifier(name) {
+            error(node.location, "runbook name '\(name)' must be lower-case letters, digits and '-' ([a-z0-9-]+)")
+        }
+        var runbook = Runbook(
+            name: name, title: text(root["title"]) ?? name, description: text(root["description"]) ?? "",
+            severity: text(root["severity"]) ?? "warning", owner: text(root["owner"]) ?? "",
+            params: buildParams(root["params"]), triggers: [], guards: Guards(), steps: [], file: file)
+        runbook.triggers = buildTriggers(root["triggers"], params: runbook.params)
+        runbook.steps = buildSteps(root["steps"])
+        runbook.guards = buildGuards(root["guards"], params: runbook.params)
+        var validator = GraphValidator(runbook: runbook, root: root)
+        validator.validate()
+        diagnostics += validator.diagnostics
+        return runbook
+    }
+
+    static func isIdentifier(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
+    }
+
+    mutating func buildParams(_ node: YAMLNode?) -> [ParamSpec] {
+        guard let entries = node?.entries else { return [] }
+        var out: [ParamSpec] = []
+        for e in entries {
+            let p = e.value
+            var def: Value?
+            if let d = p["default"] {
+                if d.isNull { def = nil } else if let b = d.bool { def = .bool(b) } else if let n = d.number { def = .number(n) } else if let s = d.scalar { def = .string(s) }
+            }
+            let pattern = text(p["pattern"])
+            if let pattern, let def, ShapeChecker.regexProblem(pattern) == nil, !Self.matches(pattern, def.description) {
+                error(p["default"]!.location, "default '\(def)' of param '\(e.key)' does not match its pattern \(pattern)")
+            }
+            out.append(ParamSpec(name: e.key, defaultValue: def, pattern: pattern, secret: p["secret"]?.bool ?? false,
+                                 required: p["required"]?.bool ?? false, description: text(p["description"]) ?? ""))
+        }
+        return out
+    }
+
+    /// Whole-value regular expression match.
+    public static func matches(_ pattern: String, _ value: String) -> Bool {
+        guard let re = try? NSRegularExpression(pattern: pattern) else { return false }
+        return re.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
+    }
+
+    mutating func buildTriggers(_ node: YAMLNode?, params: [ParamSpec]) -> [Trigger] {
+        guard let items = node?.items else { return [] }
+        var out: [Trigger] = []
+        for item in items {
+            var matchers: [LabelMatcher] = []
+            if let alert = item["alert"] {
+                if let entries = alert.entries {
+                    if entries.isEmpty { error(alert.location, "trigger has no label matchers: name at least one, like alertname: AppMemoryHigh") }
+                    for e in entries {
+                        guard let spec = e.value.scalar, !e.value.isNull else { continue }
+                        let m = LabelMatcher(label: e.key, spec: spec)
+                        if m.op == .matches || m.op == .notMatches, let problem = ShapeChecker.regexProblem("^(?:\(m.value))$") {
+                            error(e.value.location, "label matcher for '\(e.key)': bad pattern '\(m.value)': \(problem)")
+                        }
+                        matchers.append(m)
+                    }
+                } else if alert.isNull {
+                    error(alert.location, "trigger has no label matchers: name at least one, like alertname: AppMemoryHigh")
+                }
+            }
+            var mapped: [(String, Template)] = []
+            for e in item["params"]?.entries ?? [] {
+                guard let s = e.value.scalar, let t = try? Template(parsing: s) else { continue }
+                if !params.contains(where: { $0.name == e.key }) {
+                    error(e.keyNode.location, "trigger sets param '\(e.key)', which the runbook does not declare\(Suggest.hint(for: e.key, among: params.map(\.name)))")
+                }
+                for r in t.references {
+                    switch r {
+                    case .alertLabel, .alertAnnotation: break
+                    case .param(let p) where params.contains { $0.name == p }: break
+                    default: error(e.value.location, "'\(r)' cannot be used in trigger params: only alert.labels.NAME and alert.annotations.NAME")
+                    }
+                }
+                mapped.append((e.key, t))
+            }
+            out.append(Trigger(matchers: matchers, params: mapped, location: item.location))
+        }
+        return out
+    }
+
+    mutating func buildGuards(_ node: YAMLNode?, params: [ParamSpec]) -> Guards {
+        var g = Guards()
+        guard let node, node.entries != nil else { return g }
+        g.auto = node["auto"]?.bool ?? false
+        g.cooldown = text(node["cooldown"]).flatMap(Quantity.duration)
+        if let m = node["max_runs"], let c = m["count"]?.number, let p = text(m["per"]).flatMap(Quantity.duration) {
+            g.maxRuns = (Int(c), p)
+            if c < 1 { error(m["count"]!.location, "max_runs.count must be at least 1") }
+        }
+        if let l = node["lock"], let s = text(l), let t = try? Template(parsing: s) {
+            g.lock = t
+            for r in t.references {
+                switch r {
+                case .param(let p) where !params.contains(where: { $0.name == p }):
+                    error(l.location, "unknown param '\(p)' in guards.lock\(Suggest.hint(for: p, among: params.map(\.name)))")
+                case .param, .runID: break
+                default: error(l.location, "'\(r)' cannot be used in guards.lock: only params and run.id")
+                }
+            }
+        }
+        return g
+    }
+
+    mutating func buildSteps(_ node: YAMLNode?) -> [Step] {
+        guard let items = node?.items else { return [] }
+        if items.isEmpty, let node { error(node.location, "steps is empty: a runbook needs at least one step") }
+        var out: [Step] = []
+        for item in items where item.entries != nil {
+            let id = text(item["id"]) ?? ""
+            if let n = item["id"], n.scalar != nil, !n.isNull, !Self.isIdentifier(id) {
+                error(n.location, "step id '\(id)' must be lower-case letters, digits and '-' ([a-z0-9-]+)")
+            }
+            let phase = text(item["phase"]).flatMap(Phase.init(rawValue:)) ?? .diagnose
+            var when: Expression?
+            if let w = item["when"], let s = text(w) {
+                do { when = try Expression.parse(s) } catch {
+                    let quoted: Int
+                    if case .scalar(_, let plain) = w.kind { quoted = plain ? 0 : 1 } else { quoted = 0 }
+                    var loc = w.location
+                    if !s.contains("\n") { loc.column += error.offset + quoted }
+                    self.error(loc, "bad when expression: \(error.message)")
+                }
+            }
+            var retry = RetryPolicy()
+            if let r = item["retry"] {
+                retry.attempts = max(1, Int(r["attempts"]?.number ?? 1))
+                if let a = r["attempts"]?.number, a < 1 { error(r["attempts"]!.location, "retry.attempts must be at least 1 (it counts the first try)") }
+                retry.delay = text(r["delay"]).flatMap(Quantity.duration) ?? 1
+                retry.backoff = r["backoff"]?.number ?? 1
+                if retry.backoff < 1, let b = r["backoff"] { error(b.location, "retry.backoff must be 1 or more") }
+                retry.jitter = r["jitter"]?.bool ?? true
+                retry.maxDelay = text(r["max_delay"]).flatMap(Quantity.duration)
+            }
+            let timeout = text(item["timeout"]).flatMap(Quantity.duration) ?? Step.defaultTimeout
+            if let t = item["timeout"], timeout <= 0 { error(t.location, "timeout must be more than 0s") }
+            let readOnly = item["read_only"]?.bool ?? false
+            let action = buildAction(item, readOnly: readOnly) ?? Action(kind: .wait, config: .duration(0), readOnly: true)
+            if action.kind == .check, readOnly { error(item["read_only"]!.location, "read_only is for command steps; checks are always read-only") }
+            if phase == .detect || phase == .diagnose || phase == .verify, action.isChange {
+                error(item.location, "step '\(id)' changes the world (\(action.kind.rawValue)) in the \(phase.rawValue) phase: changes belong in mitigate (mark a harmless command read_only: true)")
+            }
+            let undo = item["undo"].flatMap { buildAction($0, readOnly: false) }
+            out.append(Step(
+                id: id, phase: phase, description: text(item["description"]) ?? "",
+                needs: item["needs"]?.items?.compactMap { text($0) } ?? [], when: when, timeout: timeout, retry: retry,
+                confirm: item["confirm"]?.bool ?? false, continueOnFailure: item["continue_on_failure"]?.bool ?? false,
+                action: action, undo: undo, location: item.location))
+        }
+        return out
+    }
+
+    func buildAction(_ node: YAMLNode, readOnly: Bool) -> Action? {
+        for kind in RunbookGrammar.actionKinds {
+            guard let value = node[kind] else { continue }
+            let shape = RunbookGrammar.step.field(kind)!.shape
+            let cfg = config(value, shape)
+            let commandReadOnly = cfg["read_only"]?.bool ?? false
+            return Action(kind: Action.Kind(rawValue: kind)!, config: cfg, readOnly: readOnly || commandReadOnly)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,84 @@
+/// A position in a runbook or scenario file, 1-based like compilers report it.
+public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+    /// The file as the user named it.
+    public var file: String
+    /// Line, starting at 1.
+    public var line: Int
+    /// Column, starting at 1, counted in Unicode scalars.
+    public var column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// One problem found while loading or validating a file.
+public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
+    /// Where the offending node starts.
+    public var location: SourceLocation
+    /// What is wrong and, where it helps, what to do.
+    public var message: String
+
+    public init(_ location: SourceLocation, _ message: String) {
+        self.location = location
+        self.message = message
+    }
+
+    /// Compiler style: `FILE:LINE:COLUMN: error: MESSAGE`.
+    public var description: String { "\(location): error: \(message)" }
+}
+
+/// Thrown when a file cannot be turned into a runbook or scenario; carries every problem found.
+public struct LoadError: Error, Sendable, CustomStringConvertible {
+    /// All problems of the file, in file order.
+    public var diagnostics: [Diagnostic]
+
+    public init(_ diagnostics: [Diagnostic]) {
+        self.diagnostics = diagnostics.sorted {
+            ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column)
+        }
+    }
+
+    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+}
+
+/// Suggests the closest known name for a misspelt one.
+enum Suggest {
+    /// Returns ` (did you mean 'x'?)` when a candidate is close enough, else an empty string.
+    static func hint(for word: String, among candidates: some Sequence<String>) -> String {
+        guard let best = closest(to: word, among: candidates) else { return "" }
+        return " (did you mean '\(best)'?)"
+    }
+
+    static func closest(to word: String, among candidates: some Sequence<String>) -> String? {
+        var best: (String, Int)?
+        let limit = max(2, word.count / 3)
+        for candidate in candidates {
+            let d = distance(word, candidate)
+            if d <= limit, best == nil || d < best!.1 { best = (candidate, d) }
+        }
+        return best?.0
+    }
+
+    /// Levenshtein distance over characters.
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+}

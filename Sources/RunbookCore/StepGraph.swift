@@ -1,0 +1,128 @@
+import Foundation
+
+/// The runbook's steps as a graph: phases in order, `needs` edges, a topological order.
+public struct StepGraph: Sendable {
+    public let runbook: Runbook
+    /// Step ids in an order where every step comes after its needs and its earlier phases.
+    public let order: [String]
+
+    /// Builds the graph of a validated (acyclic) runbook.
+    public init(_ runbook: Runbook) {
+        self.runbook = runbook
+        var order: [String] = []
+        var done = Set<String>()
+        let byID = Dictionary(runbook.steps.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        func visit(_ id: String, _ path: Set<String>) {
+            guard !done.contains(id), !path.contains(id), let s = byID[id] else { return }
+            for n in s.needs { visit(n, path.union([id])) }
+            if done.insert(id).inserted { order.append(id) }
+        }
+        for phase in Phase.allCases {
+            for s in runbook.steps where s.phase == phase { visit(s.id, []) }
+        }
+        self.order = order
+    }
+
+    /// Steps of one phase in file order.
+    public func steps(in phase: Phase) -> [Step] { runbook.steps.filter { $0.phase == phase } }
+
+    /// A one-line summary of what a step does: `check http`, `flag image-resize -> off`.
+    public static func summary(of action: Action) -> String {
+        let c = action.config
+        switch action.kind {
+        case .check:
+            let kind = action.checkKind ?? "?"
+            let inner = c[kind]
+            let target = inner?["url"]?.template?.source ?? inner?["host"]?.template?.source ?? inner?["pidfile"]?.template?.source ?? inner?["name"]?.template?.source ?? argvText(inner) ?? ""
+            return "check \(kind)\(target.isEmpty ? "" : " \(target)")"
+        case .flag:
+            let key = c["key"]?.template?.source ?? "?"
+            let to = c["variant"]?.template?.source ?? c["state"]?.template?.source ?? "?"
+            return c["http"] != nil ? "flag via \(c["http"]?["url"]?.template?.source ?? "http")" : "flag \(key) -> \(to)"
+        case .restart:
+            for k in ["systemd", "supervisor", "kubernetes"] { if let v = c[k]?.template?.source { return "restart \(k) \(v)" } }
+            return "restart \(argvText(c["command"]) ?? "")"
+        case .command: return "\(action.readOnly ? "read-only " : "")command \(argvText(c) ?? "")"
+        case .notify: return "notify \(c["url"]?.template?.source ?? "")"
+        case .wait: return "wait \(Quantity.formatDuration(c.number ?? 0))"
+        }
+    }
+
+    static func argvText(_ c: Config?) -> String? {
+        guard let argv = c?["argv"]?.list else { return nil }
+        return argv.compactMap { $0.template?.source }.joined(separator: " ")
+    }
+
+    /// The graph for people: phases, steps, needs and conditions.
+    public func text() -> String {
+        var out = "\(runbook.name): \(runbook.title) [\(runbook.severity)]\n"
+        for phase in Phase.allCases {
+            let steps = self.steps(in: phase)
+            guard !steps.isEmpty else { continue }
+            out += "\n\(phase.rawValue)\n"
+            for s in steps {
+                var line = "  \(s.id): \(Self.summary(of: s.action))"
+                if !s.needs.isEmpty { line += "  needs \(s.needs.joined(separator: ", "))" }
+                if let w = s.when { line += "  when \(w)" }
+                if s.confirm { line += "  [confirm]" }
+                if s.retry.attempts > 1 { line += "  [retry x\(s.retry.attempts)]" }
+                out += line + "\n"
+            }
+        }
+        return out
+    }
+
+    /// Mermaid flowchart: one subgraph per phase, edges for needs and phase order.
+    public func mermaid() -> String {
+        var out = "flowchart TD\n"
+        var previousPhase: Phase?
+        for phase in Phase.allCases {
+            let steps = self.steps(in: phase)
+            guard !steps.isEmpty else { continue }
+            out += "  subgraph \(phase.rawValue)[\"\(phase.rawValue)\"]\n"
+            for s in steps {
+                out += "    \(Self.nodeID(s.id))[\"\(Self.escape(s.id))<br/>\(Self.escape(Self.summary(of: s.action)))\"]\n"
+            }
+            out += "  end\n"
+            if let p = previousPhase { out += "  \(p.rawValue) --> \(phase.rawValue)\n" }
+            previousPhase = phase
+        }
+        for s in runbook.steps {
+            for n in s.needs {
+                out += "  \(Self.nodeID(n)) --> \(Self.nodeID(s.id))\n"
+            }
+            if let w = s.when {
+                out += "  \(Self.nodeID(s.id)) -.- when_\(Self.nodeID(s.id)){{\"when \(Self.escape(w.description))\"}}\n"
+            }
+        }
+        return out
+    }
+
+    /// Graphviz dot: clusters per phase, needs as edges.
+    public func dot() -> String {
+        var out = "digraph \"\(runbook.name)\" {\n  rankdir=TB;\n  node [shape=box];\n"
+        for phase in Phase.allCases {
+            let steps = self.steps(in: phase)
+            guard !steps.isEmpty else { continue }
+            out += "  subgraph cluster_\(phase.rawValue) {\n    label=\"\(phase.rawValue)\";\n"
+            for s in steps {
+                let label = "\(s.id)\\n\(Self.summary(of: s.action))".replacingOccurrences(of: "\"", with: "\\\"")
+                out += "    \"\(s.id)\" [label=\"\(label)\"];\n"
+            }
+            out += "  }\n"
+        }
+        for s in runbook.steps {
+            for n in s.needs { out += "  \"\(n)\" -> \"\(s.id)\";\n" }
+            if let w = s.when { out += "  \"\(s.id)\" [xlabel=\"when \(w.description.replacingOccurrences(of: "\"", with: "\\\""))\"];\n" }
+        }
+        // Phase order as invisible edges between first steps keeps clusters stacked.
+        let firsts = Phase.allCases.compactMap { steps(in: $0).first?.id }
+        for (a, b) in zip(firsts, firsts.dropFirst()) { out += "  \"\(a)\" -> \"\(b)\" [style=dashed];\n" }
+        return out + "}\n"
+    }
+
+    static func nodeID(_ id: String) -> String { "s_" + id.replacingOccurrences(of: "-", with: "_") }
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "\"", with: "#quot;").replacingOccurrences(of: "<", with: "#lt;").replacingOccurrences(of: ">", with: "#gt;")
+    }
+}

@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import RunbookCore
+
+@main
+struct RunbookCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runbook",
+        abstract: "Incident-response runbook automation: detect, diagnose, mitigate, verify.",
+        discussion: """
+            Runbooks are YAML files in a runbooks folder (--runbooks DIR, else $RUNBOOK_PATH, else ./runbooks).
+            Run state lives in --state-dir (else $RUNBOOK_STATE_DIR, else $XDG_STATE_HOME/runbook, else ~/.local/state/runbook).
+            """,
+        subcommands: [
+            ListCommand.self, ValidateCommand.self, ShowCommand.self, SchemaCommand.self,
+        ]
+    )
+}
+
+/// Options every command that reads runbooks shares.
+struct RunbookOptions: ParsableArguments {
+    @Option(name: .long, help: "Folder of runbooks (default: $RUNBOOK_PATH, else ./runbooks).")
+    var runbooks: String?
+
+    var catalog: RunbookCatalog { RunbookCatalog(directory: runbooks) }
+}
+
+/// Options for commands that read or write run state.
+struct StateOptions: ParsableArguments {
+    @Option(name: .long, help: "State folder (default: $RUNBOOK_STATE_DIR, else $XDG_STATE_HOME/runbook, else ~/.local/state/runbook).")
+    var stateDir: String?
+
+    var directory: String {
+        if let stateDir { return stateDir }
+        let env = ProcessInfo.processInfo.environment
+        if let d = env["RUNBOOK_STATE_DIR"], !d.isEmpty { return d }
+        if let x = env["XDG_STATE_HOME"], !x.isEmpty { return x + "/runbook" }
+        return (env["HOME"] ?? NSHomeDirectory()) + "/.local/state/runbook"
+    }
+}
+
+/// Writes to standard error.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Loads a runbook by name, printing located errors and exiting 2 when it is invalid or missing.
+func loadRunbook(_ name: String, _ options: RunbookOptions) throws -> Runbook {
+    do {
+        return try options.catalog.runbook(named: name)
+    } catch let e as LoadError {
+        printError(e.description)
+        throw ExitCode(2)
+    } catch let e as CatalogError {
+        printError("error: \(e)")
+        throw ExitCode(2)
+    }
+}
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List runbooks: name, title, severity, triggers, steps.")
+    @OptionGroup var options: RunbookOptions
+
+    func run() throws {
+        let (runbooks, errors): ([Runbook], [LoadError])
+        do { (runbooks, errors) = try options.catalog.loadAll() } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        let rows = runbooks.map { rb -> [String] in
+            let triggers = rb.triggers.map { t in
+                t.matchers.map { "\($0.label)\($0.op == .equal ? "=" : $0.op.rawValue)\($0.value)" }.joined(separator: ",")
+            }.joined(separator: "; ")
+            return [rb.name, rb.title, rb.severity, triggers.isEmpty ? "-" : triggers, "\(rb.steps.count)"]
+        }
+        print(Table.render(header: ["NAME", "TITLE", "SEVERITY", "TRIGGERS", "STEPS"], rows: rows), terminator: "")
+        for e in errors { printError(e.description) }
+        if !errors.isEmpty { throw ExitCode(2) }
+    }
+}
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate", abstract: "Check runbook files or folders; exit 0 when all are valid, 2 otherwise.")
+    @Argument(help: "Files or folders (default: the runbooks folder).") var paths: [String] = []
+    @OptionGroup var options: RunbookOptions
+
+    func run() throws {
+        var files: [String] = []
+        var problems = 0
+        for p in paths.isEmpty ? [options.catalog.directory] : paths {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: p, isDirectory: &isDir), isDir.boolValue {
+                files += (try? RunbookCatalog.yamlFiles(in: p)) ?? []
+            } else {
+                files.append(p)
+            }
+        }
+        var names: [String: String] = [:]
+        for f in files {
+            do {
+                let rb = try RunbookLoader.load(path: f)
+                if let other = names[rb.name] {
+                    printError("\(f):1:1: error: runbook name '\(rb.name)' is already used by \(other)")
+                    problems += 1
+                } else {
+                    names[rb.name] = f
+                }
+            } catch let e as LoadError {
+                printError(e.description)
+                problems += e.diagnostics.count
+            }
+        }
+        if files.isEmpty { printError("error: no runbook files found in \(paths.isEmpty ? [options.catalog.directory] : paths)"); throw ExitCode(2) }
+        if problems > 0 {
+            printError("\(problems) error\(problems == 1 ? "" : "s") in \(files.count) file\(files.count == 1 ? "" : "s")")
+            throw ExitCode(2)
+        }
+        print("\(files.count) runbook\(files.count == 1 ? "" : "s") valid")
+    }
+}
+
+struct ShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a runbook's step graph in phases.")
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, mermaid, dot }
+    @Argument(help: "Runbook name.") var name: String
+    @Option(help: "text, mermaid or dot.") var format: Format = .text
+    @OptionGroup var options: RunbookOptions
+
+    func run() throws {
+        let graph = StepGraph(try loadRunbook(name, options))
+        switch format {
+        case .text: print(graph.text(), terminator: "")
+        case .mermaid: print(graph.mermaid(), terminator: "")
+        case .dot: print(graph.dot(), terminator: "")
+        }
+    }
+}
+
+struct SchemaCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "schema", abstract: "Print the JSON Schema of the runbook format.")
+    func run() throws { print(RunbookJSONSchema.text(), terminator: "") }
+}
+
+/// Plain aligned columns.
+enum Table {
+    static func render(header: [String], rows: [[String]]) -> String {
+        let all = [header] + rows
+        var widths = [Int](repeating: 0, count: header.count)
+        for r in all { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        return all.map { r in
+            r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
+}
