@@ -46,3 +46,7 @@ int crb_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp
     posix_spawnattr_destroy(&attr);
     return rc;
 }
+
+int crb_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}

@@ -10,4 +10,8 @@ int crb_pidfd_open(pid_t pid);
 /// `envp` may be NULL to inherit; `cwd` may be NULL. Returns 0 and sets *pid, or an errno.
 int crb_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
               const char *cwd, int out_fd, int err_fd);
+
+
+/// pipe2(fds, O_CLOEXEC): both ends close on exec, so children only see the ends dup'ed onto 1 and 2.
+int crb_pipe_cloexec(int fds[2]);
 #endif

@@ -1,0 +1,162 @@
+import Dispatch
+import Foundation
+import RunbookCore
+
+/// Performs steps for real (or, with `dryRun`, runs the read-only ones and describes the changes).
+public struct LiveExecutor: StepExecutor {
+    /// Where process and file work reports back; the driver hops onto its own queue after.
+    let workQueue: DispatchQueue
+
+    public init(workQueue: DispatchQueue = DispatchQueue(label: "runbook.work", attributes: .concurrent)) {
+        self.workQueue = workQueue
+    }
+
+    public func execute(_ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        perform(request.step.action, request, completion: completion)
+    }
+
+    public func undo(_ change: AppliedChange, action: Action?, request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) {
+        if let action {
+            if request.dryRun, action.isChange {
+                return completion(StepResult(.passed, "would undo with \(StepGraph.summary(of: action))"))
+            }
+            _ = perform(action, request, completion: completion)
+            return
+        }
+        guard case .flagFile(let path, let key, let field, let previous) = change.automaticUndo else {
+            return completion(StepResult(.failed, "no way to undo \(change.summary)"))
+        }
+        if request.dryRun || change.simulated {
+            return completion(StepResult(.passed, "would restore \(change.what) to \(change.from)"))
+        }
+        workQueue.async {
+            do {
+                try FlagFile.set(path: path, key: key, field: field, newText: previous)
+                var r = StepResult(.passed, "restored \(change.what): \(change.to) -> \(change.from) in \(path)")
+                r.change = AppliedChange(what: change.what, from: change.to, to: change.from, location: path)
+                completion(r)
+            } catch {
+                completion(StepResult(.failed, "undo of \(change.what) failed: \(error)"))
+            }
+        }
+    }
+
+    func perform(_ action: Action, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        switch action.kind {
+        case .wait:
+            let seconds = action.config.number ?? 0
+            return request.scheduler.schedule(after: seconds) { completion(StepResult(.passed, "waited \(Quantity.formatDuration(seconds))")) }
+        case .command:
+            return runCommand(action.config, request, isChange: action.isChange, completion: completion)
+        case .check:
+            switch action.checkKind {
+            case "command": return runCommand(action.config["command"]!, request, isChange: false, completion: completion)
+            default:
+                completion(StepResult(.failed, "check '\(action.checkKind ?? "?")' is not built into this version of runbook yet"))
+                return NothingToCancel()
+            }
+        case .flag:
+            if action.config["file"] != nil { return setFlagFile(action.config, request, completion: completion) }
+            completion(StepResult(.failed, "the HTTP flag provider is not built into this version of runbook yet"))
+            return NothingToCancel()
+        case .restart, .notify:
+            if request.dryRun {
+                completion(StepResult(.wouldChange, "would \(StepGraph.summary(of: action))",
+                                      change: AppliedChange(what: action.kind.rawValue, from: "-", to: StepGraph.summary(of: action), simulated: true)))
+            } else {
+                completion(StepResult(.failed, "'\(action.kind.rawValue)' is not built into this version of runbook yet"))
+            }
+            return NothingToCancel()
+        }
+    }
+
+    /// Expected exit codes of a command (default 0).
+    static func expectedExits(_ c: Config) -> [Int] {
+        if let l = c["exit"]?.list { return l.compactMap { $0.number.map { Int($0) } } }
+        if let n = c["exit"]?.number { return [Int(n)] }
+        return [0]
+    }
+
+    func runCommand(_ c: Config, _ request: StepRequest, isChange: Bool, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let argv = (c["argv"]?.list ?? []).map { request.render($0.template ?? Template(literal: "")) }
+        let shown = argv.map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }.joined(separator: " ")
+        if request.dryRun, isChange {
+            completion(StepResult(.wouldChange, "would run: \(shown)",
+                                  change: AppliedChange(what: "command", from: "-", to: shown, simulated: true)))
+            return NothingToCancel()
+        }
+        var env: [String: String] = [:]
+        for e in c["env"]?.entries ?? [] { env[e.key] = request.render(e.value) ?? "" }
+        let cwd = request.render(c["cwd"])
+        let expected = Self.expectedExits(c)
+        let contains = request.render(c["stdout_contains"])
+        return ProcessRunner.run(argv: argv, environment: env, cwd: cwd, queue: workQueue) { p in
+            var output: [String: Value] = ["duration_ms": .number((p.duration * 1000).rounded())]
+            if let code = p.exitCode { output["exit_code"] = .number(Double(code)) }
+            output["stdout"] = .string(Self.excerpt(p.stdout, 1024).trimmingCharacters(in: .whitespacesAndNewlines))
+            var r: StepResult
+            if let why = p.spawnError {
+                r = StepResult(.failed, why, output: output)
+            } else if let sig = p.signal {
+                r = StepResult(.failed, "killed by signal \(sig) after \(Quantity.formatDuration(p.duration))", output: output)
+            } else if let code = p.exitCode, !expected.contains(Int(code)) {
+                let last = p.stderr.split(separator: "\n").last.map { ": \($0)" } ?? ""
+                r = StepResult(.failed, "exit \(code) (expected \(expected.map(String.init).joined(separator: " or ")))\(last)", output: output)
+            } else if let contains, !p.stdout.contains(contains) {
+                r = StepResult(.failed, "stdout does not contain '\(contains)'", output: output)
+            } else {
+                r = StepResult(.passed, "\(argv.first ?? ""): exit \(p.exitCode ?? 0) in \(Quantity.formatDuration(p.duration))", output: output)
+                if isChange { r.change = AppliedChange(what: "command", from: "-", to: shown) }
+            }
+            r.exitCode = p.exitCode.map(Int.init)
+            r.stdout = p.stdout.isEmpty ? nil : Self.excerpt(p.stdout, 2048) + (p.truncated ? "\n[output truncated]" : "")
+            r.stderr = p.stderr.isEmpty ? nil : Self.excerpt(p.stderr, 2048)
+            completion(r)
+        }
+    }
+
+    /// Keeps the head and tail of long text.
+    static func excerpt(_ s: String, _ limit: Int) -> String {
+        guard s.utf8.count > limit else { return s }
+        let head = String(decoding: s.utf8.prefix(limit / 2), as: UTF8.self)
+        let tail = String(decoding: s.utf8.suffix(limit / 2), as: UTF8.self)
+        return head + "\n[… \(s.utf8.count - limit) bytes …]\n" + tail
+    }
+
+    func setFlagFile(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let path = request.render(c["file"]) ?? ""
+        let key = request.render(c["key"]) ?? ""
+        let (field, target): (String, String)
+        if let v = request.render(c["variant"]) { (field, target) = ("defaultVariant", v) } else { (field, target) = ("state", request.render(c["state"]) ?? "") }
+        let dryRun = request.dryRun
+        workQueue.async {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                return completion(StepResult(.failed, "cannot read flag file \(path)"))
+            }
+            do {
+                let (oldText, _) = try FlagFile.locate(in: data, key: key, field: field)
+                let old = (try? JSONDecoder().decode(String.self, from: Data(oldText.utf8))) ?? oldText
+                if field == "defaultVariant", let variants = FlagFile.variants(in: data, key: key), !variants.contains(target) {
+                    return completion(StepResult(.failed, "flag '\(key)' has no variant '\(target)' (it has: \(variants.joined(separator: ", ")))"))
+                }
+                let newText = String(decoding: try JSONEncoder().encode(target), as: UTF8.self)
+                let what = field == "state" ? "flag \(key) state" : "flag \(key)"
+                let output: [String: Value] = ["from": .string(old), "to": .string(target)]
+                if dryRun {
+                    let change = AppliedChange(what: what, from: old, to: target, location: path, simulated: true)
+                    return completion(StepResult(.wouldChange, "would set \(change.summary)", output: output, change: change))
+                }
+                if old == target {
+                    return completion(StepResult(.passed, "\(what) is already \(target) in \(path)", output: output))
+                }
+                try FlagFile.set(path: path, key: key, field: field, newText: newText)
+                let change = AppliedChange(what: what, from: old, to: target, location: path,
+                                           automaticUndo: .flagFile(path: path, key: key, field: field, previous: oldText))
+                completion(StepResult(.passed, change.summary, output: output, change: change))
+            } catch {
+                completion(StepResult(.failed, "flag file \(path): \(error)"))
+            }
+        }
+        return NothingToCancel()
+    }
+}

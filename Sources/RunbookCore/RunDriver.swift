@@ -1,0 +1,122 @@
+import Dispatch
+import Foundation
+
+/// Asks a human whether a `confirm: true` step may run.
+public protocol ConfirmationPrompter: Sendable {
+    /// Calls `answer` once, from any thread.
+    func confirm(step: Step, runID: String, answer: @escaping @Sendable (Bool) -> Void)
+}
+
+/// Declines every confirmation: no terminal and no `--yes`.
+public struct DeclineAll: ConfirmationPrompter {
+    public init() {}
+    public func confirm(step: Step, runID: String, answer: @escaping @Sendable (Bool) -> Void) { answer(false) }
+}
+
+/// Runs a runbook on Dispatch: one serial queue owns the state machine; step work is handed to the
+/// executor and reports back to the queue; timeouts and retry delays are scheduler timers.
+public final class RunDriver: @unchecked Sendable {
+    // Every mutable property below is read and written only on `queue`; public entry points hop onto it.
+    public let queue: DispatchQueue
+    public let runbook: Runbook
+    public let runID: String
+    let executor: any StepExecutor
+    let scheduler: any RunScheduler
+    let sink: any TimelineSink
+    let prompter: any ConfirmationPrompter
+    let dryRun: Bool
+    var machine: RunStateMachine
+    var attempts: [String: (attempt: Int, handle: any Cancellable, timeout: any Cancellable)] = [:]
+    var retries: [String: any Cancellable] = [:]
+    var completion: (@Sendable (RunOutcome) -> Void)?
+
+    /// - Parameters:
+    ///   - queue: the serial queue that owns the run; the scheduler's blocks must run on it too.
+    ///   - startEvent: the `run.started` event to emit first (runbook, trigger, params, dry_run).
+    public init(runbook: Runbook, options: RunStateMachine.Options, dryRun: Bool, queue: DispatchQueue,
+                executor: any StepExecutor, scheduler: any RunScheduler, sink: any TimelineSink,
+                prompter: any ConfirmationPrompter) {
+        self.queue = queue
+        self.runbook = runbook
+        self.runID = options.runID
+        self.executor = executor
+        self.scheduler = scheduler
+        self.sink = sink
+        self.prompter = prompter
+        self.dryRun = dryRun
+        self.machine = RunStateMachine(runbook: runbook, options: options)
+    }
+
+    /// Starts the run after emitting `startEvent`; `completion` gets the outcome on the run queue.
+    public func start(startEvent: TimelineEvent, completion: @escaping @Sendable (RunOutcome) -> Void) {
+        queue.async {
+            self.completion = completion
+            self.sink.record(startEvent)
+            self.apply(self.machine.start(now: self.scheduler.now))
+        }
+    }
+
+    /// Stops running steps and undoes completed changes (unless the options said not to).
+    public func interrupt() {
+        queue.async { self.apply(self.machine.interrupt(now: self.scheduler.now)) }
+    }
+
+    func apply(_ effects: [RunStateMachine.Effect]) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        for effect in effects {
+            switch effect {
+            case .emit(let e): sink.record(e)
+            case .startAttempt(let id, let attempt, let values): startAttempt(id, attempt, values)
+            case .scheduleRetry(let id, let attempt, let delay):
+                retries[id] = scheduler.schedule(after: delay) { [self] in
+                    retries[id] = nil
+                    apply(machine.retryDue(step: id, attempt: attempt, now: scheduler.now))
+                }
+            case .cancelAttempt(let id):
+                if let a = attempts.removeValue(forKey: id) { a.handle.cancel(); a.timeout.cancel() }
+            case .cancelRetry(let id):
+                retries.removeValue(forKey: id)?.cancel()
+            case .askConfirmation(let id):
+                guard let step = runbook.step(id) else { continue }
+                prompter.confirm(step: step, runID: runID) { [self] approved in
+                    queue.async { self.apply(self.machine.confirmationAnswered(step: id, approved: approved, now: self.scheduler.now)) }
+                }
+            case .startUndo(let index, let change, let stepID, let values):
+                guard let step = runbook.step(stepID) else { continue }
+                let request = StepRequest(step: step, attempt: 1, runID: runID, dryRun: dryRun, values: values, scheduler: scheduler)
+                executor.undo(change, action: step.undo, request: request) { [self] result in
+                    queue.async { self.apply(self.machine.undoFinished(index: index, result: result, now: self.scheduler.now)) }
+                }
+            case .finished(let outcome):
+                for (_, a) in attempts { a.handle.cancel(); a.timeout.cancel() }
+                attempts.removeAll()
+                for (_, r) in retries { r.cancel() }
+                retries.removeAll()
+                completion?(outcome)
+                completion = nil
+            }
+        }
+    }
+
+    func startAttempt(_ id: String, _ attempt: Int, _ values: TemplateValues) {
+        guard let step = runbook.step(id) else { return }
+        let request = StepRequest(step: step, attempt: attempt, runID: runID, dryRun: dryRun, values: values, scheduler: scheduler)
+        let timeout = scheduler.schedule(after: step.timeout) { [self] in
+            guard let a = attempts[id], a.attempt == attempt else { return }
+            attempts[id] = nil
+            a.handle.cancel()
+            let result = StepResult(.timedOut, "timed out after \(Quantity.formatDuration(step.timeout))")
+            apply(machine.attemptFinished(step: id, attempt: attempt, result: result, now: scheduler.now))
+        }
+        let handle = executor.execute(request) { [self] result in
+            queue.async {
+                guard let a = self.attempts[id], a.attempt == attempt else { return }
+                self.attempts[id] = nil
+                a.timeout.cancel()
+                self.apply(self.machine.attemptFinished(step: id, attempt: attempt, result: result, now: self.scheduler.now))
+            }
+        }
+        // The executor may have answered synchronously; its completion hops through the queue, so this runs first.
+        attempts[id] = (attempt, handle, timeout)
+    }
+}

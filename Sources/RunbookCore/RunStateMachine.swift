@@ -1,0 +1,349 @@
+import Foundation
+
+/// The run's rules as a pure state machine: events in, effects out, no I/O and no clock of its own.
+///
+/// It owns ready steps, results, phase progress, the change stack and undo. The driver feeds it
+/// what happened (with the time) and carries out the effects it returns.
+public struct RunStateMachine: Sendable {
+    /// What the driver must do next.
+    public enum Effect: Sendable {
+        case emit(TimelineEvent)
+        case startAttempt(step: String, attempt: Int, values: TemplateValues)
+        case scheduleRetry(step: String, attempt: Int, after: Double)
+        case cancelAttempt(step: String)
+        case cancelRetry(step: String)
+        case askConfirmation(step: String)
+        case startUndo(index: Int, change: AppliedChange, step: String, values: TemplateValues)
+        case finished(RunOutcome)
+    }
+
+    /// Settings for one run.
+    public struct Options: Sendable {
+        public var runID: String
+        public var params: [String: Value]
+        public var maxParallel: Int = 64
+        /// `--yes` or a server run with `guards.auto`: confirm steps proceed.
+        public var autoConfirm: Bool = false
+        public var noUndo: Bool = false
+        /// Random number in 0..<1 for jitter.
+        public var random: @Sendable () -> Double = { Double.random(in: 0..<1) }
+
+        public init(runID: String, params: [String: Value]) {
+            self.runID = runID
+            self.params = params
+        }
+    }
+
+    enum StepState: Sendable, Equatable {
+        case pending
+        case awaitingConfirmation
+        case running(attempt: Int)
+        case retryWait(nextAttempt: Int)
+        case done(StepStatus)
+    }
+
+    enum Stop: Sendable, Equatable {
+        case failed(String)
+        case declined(String)
+        case interrupted
+    }
+
+    let runbook: Runbook
+    let options: Options
+    let phases: [Phase]
+    var states: [String: StepState] = [:]
+    var firstStarted: [String: Date] = [:]
+    var values: TemplateValues
+    var phaseIndex = 0
+    var changes: [(step: String, change: AppliedChange)] = []
+    var stop: Stop?
+    var undoPlan: [(step: String, change: AppliedChange)] = []
+    var undoIndex = 0
+    var undoFailures = 0
+    var finishedOutcome: RunOutcome?
+    var running = 0
+    var startedAt: Date?
+
+    public init(runbook: Runbook, options: Options) {
+        self.runbook = runbook
+        self.options = options
+        self.phases = Phase.allCases.filter { p in runbook.steps.contains { $0.phase == p } }
+        self.values = TemplateValues(params: options.params, runID: options.runID)
+        for s in runbook.steps { states[s.id] = .pending }
+    }
+
+    /// The outcome once finished.
+    public var outcome: RunOutcome? { finishedOutcome }
+
+    func event(_ name: String, _ now: Date, step: Step? = nil) -> TimelineEvent {
+        var e = TimelineEvent(time: now, run: options.runID, event: name)
+        e.step = step?.id
+        e.phase = step?.phase.rawValue
+        return e
+    }
+
+    // MARK: Events in
+
+    /// Starts the run.
+    public mutating func start(now: Date) -> [Effect] {
+        startedAt = now
+        return advance(now: now)
+    }
+
+    /// An attempt finished. Late answers from cancelled attempts are ignored.
+    public mutating func attemptFinished(step id: String, attempt: Int, result: StepResult, now: Date) -> [Effect] {
+        guard states[id] == .running(attempt: attempt), let step = runbook.step(id) else { return [] }
+        running -= 1
+        var effects: [Effect] = []
+        if result.status.isFailure, attempt < step.retry.attempts, stop == nil {
+            var delay = step.retry.baseDelay(afterAttempt: attempt)
+            if step.retry.jitter { delay *= 0.8 + 0.4 * options.random() }
+            var e = event("step.retrying", now, step: step)
+            e.status = result.status.rawValue
+            e.attempt = attempt
+            e.delayMs = Int((delay * 1000).rounded())
+            e.message = result.message
+            states[id] = .retryWait(nextAttempt: attempt + 1)
+            effects.append(.emit(e))
+            effects.append(.scheduleRetry(step: id, attempt: attempt + 1, after: delay))
+            return effects + advance(now: now)
+        }
+        effects += finish(step, result: result, attempt: attempt, now: now)
+        return effects + advance(now: now)
+    }
+
+    /// A retry delay ended.
+    public mutating func retryDue(step id: String, attempt: Int, now: Date) -> [Effect] {
+        guard states[id] == .retryWait(nextAttempt: attempt), let step = runbook.step(id) else { return [] }
+        if stop != nil { return advance(now: now) }
+        return startAttempt(step, attempt: attempt, now: now) + advance(now: now)
+    }
+
+    /// A human answered a `confirm` prompt.
+    public mutating func confirmationAnswered(step id: String, approved: Bool, now: Date) -> [Effect] {
+        guard states[id] == .awaitingConfirmation, let step = runbook.step(id) else { return [] }
+        running -= 1
+        if approved, stop == nil {
+            return startAttempt(step, attempt: 1, now: now) + advance(now: now)
+        }
+        var effects: [Effect] = []
+        if approved {
+            effects += skip(step, because: "run is stopping", now: now)
+        } else {
+            states[id] = .done(.declined)
+            var e = event("step.finished", now, step: step)
+            e.status = StepStatus.declined.rawValue
+            e.message = "confirmation declined"
+            effects.append(.emit(e))
+            values.statuses[id] = .declined
+            if stop == nil { stop = .declined(id) }
+        }
+        return effects + advance(now: now)
+    }
+
+    /// An undo finished.
+    public mutating func undoFinished(index: Int, result: StepResult, now: Date) -> [Effect] {
+        guard index == undoIndex, index < undoPlan.count else { return [] }
+        let (stepID, change) = undoPlan[index]
+        var e = event("undo.finished", now, step: runbook.step(stepID))
+        e.status = result.status.rawValue
+        e.message = result.message.isEmpty ? "undid \(change.summary)" : result.message
+        if let c = result.change { e.what = c.what; e.from = c.from; e.to = c.to }
+        if result.status.isFailure { undoFailures += 1 }
+        undoIndex += 1
+        return [.emit(e)] + continueUndo(now: now)
+    }
+
+    /// Ctrl-C or shutdown: running steps are stopped and marked, then completed changes undone unless `noUndo`.
+    public mutating func interrupt(now: Date) -> [Effect] {
+        guard finishedOutcome == nil else { return [] }
+        var effects: [Effect] = []
+        if stop == nil || stop != .interrupted {
+            stop = .interrupted
+            for s in runbook.steps {
+                switch states[s.id] {
+                case .running, .awaitingConfirmation:
+                    running -= 1
+                    states[s.id] = .done(.failed)
+                    values.statuses[s.id] = .failed
+                    effects.append(.cancelAttempt(step: s.id))
+                    var e = event("step.finished", now, step: s)
+                    e.status = StepStatus.failed.rawValue
+                    e.message = "stopped by interrupt"
+                    if let t = firstStarted[s.id] { e.durationMs = Self.ms(now.timeIntervalSince(t)) }
+                    effects.append(.emit(e))
+                default: break
+                }
+            }
+        }
+        return effects + advance(now: now)
+    }
+
+    // MARK: Internals
+
+    static func ms(_ seconds: Double) -> Int { Int((max(0, seconds) * 1000).rounded()) }
+
+    mutating func startAttempt(_ step: Step, attempt: Int, now: Date) -> [Effect] {
+        states[step.id] = .running(attempt: attempt)
+        running += 1
+        var effects: [Effect] = []
+        if attempt == 1 {
+            firstStarted[step.id] = now
+            effects.append(.emit(event("step.started", now, step: step)))
+        }
+        effects.append(.startAttempt(step: step.id, attempt: attempt, values: values))
+        return effects
+    }
+
+    mutating func finish(_ step: Step, result: StepResult, attempt: Int, now: Date) -> [Effect] {
+        states[step.id] = .done(result.status)
+        values.statuses[step.id] = result.status
+        values.outputs[step.id] = result.output
+        var effects: [Effect] = []
+        var e = event("step.finished", now, step: step)
+        e.status = result.status.rawValue
+        e.attempt = attempt
+        e.durationMs = Self.ms(now.timeIntervalSince(firstStarted[step.id] ?? now))
+        e.message = result.message
+        e.output = result.output.isEmpty ? nil : result.output
+        e.exitCode = result.exitCode
+        e.stdout = result.stdout
+        e.stderr = result.stderr
+        if let c = result.change, result.status == .wouldChange {
+            e.what = c.what; e.from = c.from; e.to = c.to
+        }
+        effects.append(.emit(e))
+        if let c = result.change, result.status.succeeded {
+            changes.append((step.id, c))
+            if result.status == .passed {
+                var ce = event("change.applied", now, step: step)
+                ce.what = c.what; ce.from = c.from; ce.to = c.to
+                ce.message = c.summary
+                effects.append(.emit(ce))
+            }
+        }
+        if result.status.isFailure, !step.continueOnFailure, step.phase == .mitigate || step.phase == .verify, stop == nil {
+            stop = .failed(step.id)
+        }
+        return effects
+    }
+
+    mutating func skip(_ step: Step, because reason: String, now: Date) -> [Effect] {
+        states[step.id] = .done(.skipped)
+        values.statuses[step.id] = .skipped
+        var e = event("step.finished", now, step: step)
+        e.status = StepStatus.skipped.rawValue
+        e.message = reason
+        return [.emit(e)]
+    }
+
+    /// Starts what can start; moves phases on; ends the run.
+    mutating func advance(now: Date) -> [Effect] {
+        guard finishedOutcome == nil else { return [] }
+        var effects: [Effect] = []
+        if let stop {
+            guard running == 0 else { return effects }
+            let reason: String
+            switch stop {
+            case .failed(let s): reason = "run stopped: \(s) failed"
+            case .declined(let s): reason = "run stopped: \(s) was declined"
+            case .interrupted: reason = "run interrupted"
+            }
+            for s in runbook.steps {
+                switch states[s.id] {
+                case .pending: effects += skip(s, because: reason, now: now)
+                case .retryWait:
+                    effects.append(.cancelRetry(step: s.id))
+                    effects += skip(s, because: reason, now: now)
+                default: break
+                }
+            }
+            if undoPlan.isEmpty, undoIndex == 0 {
+                let undoAllowed = !(stop == .interrupted && options.noUndo)
+                undoPlan = undoAllowed ? changes.reversed().filter { c in c.change.automaticUndo != nil || runbook.step(c.step)?.undo != nil } : []
+                if !undoPlan.isEmpty { return effects + continueUndo(now: now) }
+            }
+            return effects + end(now: now)
+        }
+        var progressed = true
+        while progressed, finishedOutcome == nil {
+            progressed = false
+            guard phaseIndex < phases.count else { return effects + end(now: now) }
+            let phase = phases[phaseIndex]
+            let steps = runbook.steps.filter { $0.phase == phase }
+            for s in steps where states[s.id] == .pending {
+                let needs = s.needs.compactMap { states[$0] }
+                guard needs.allSatisfy({ if case .done = $0 { true } else { false } }) else { continue }
+                if let w = s.when {
+                    if !w.evaluate(values.lookup).truthy {
+                        effects += skip(s, because: "when \(w) is false", now: now)
+                        progressed = true
+                        continue
+                    }
+                } else if let bad = s.needs.first(where: { !(values.statuses[$0]?.succeeded ?? false) }) {
+                    effects += skip(s, because: "needs \(bad), which \(values.statuses[bad]?.rawValue ?? "did not run")", now: now)
+                    progressed = true
+                    continue
+                }
+                guard running < options.maxParallel else { break }
+                progressed = true
+                if s.confirm, !options.autoConfirm {
+                    states[s.id] = .awaitingConfirmation
+                    running += 1
+                    effects.append(.askConfirmation(step: s.id))
+                } else {
+                    effects += startAttempt(s, attempt: 1, now: now)
+                }
+            }
+            if stop != nil { return effects + advance(now: now) }
+            let allDone = steps.allSatisfy { if case .done = states[$0.id]! { true } else { false } }
+            if allDone {
+                if phase == .detect, !steps.contains(where: { values.statuses[$0.id] == .passed }) {
+                    for s in runbook.steps where states[s.id] == .pending {
+                        effects += skip(s, because: "symptom not confirmed", now: now)
+                    }
+                    return effects + end(now: now, outcome: .notConfirmed)
+                }
+                phaseIndex += 1
+                progressed = true
+            }
+        }
+        return effects
+    }
+
+    mutating func continueUndo(now: Date) -> [Effect] {
+        guard undoIndex < undoPlan.count else { return end(now: now) }
+        let (stepID, change) = undoPlan[undoIndex]
+        var e = event("undo.started", now, step: runbook.step(stepID))
+        e.what = change.what
+        e.from = change.to
+        e.to = change.from
+        e.message = "undo \(change.summary)"
+        return [.emit(e), .startUndo(index: undoIndex, change: change, step: stepID, values: values)]
+    }
+
+    mutating func end(now: Date, outcome explicit: RunOutcome? = nil) -> [Effect] {
+        guard finishedOutcome == nil else { return [] }
+        let outcome: RunOutcome
+        var message: String?
+        if let explicit {
+            outcome = explicit
+        } else {
+            switch stop {
+            case .failed(let s): outcome = .failed; message = "\(s) failed"
+            case .declined(let s): outcome = .refused; message = "\(s) was declined"
+            case .interrupted: outcome = .interrupted; message = "interrupted"
+            case nil: outcome = changes.isEmpty ? .completed : .mitigated
+            }
+        }
+        if undoFailures > 0 { message = (message.map { $0 + "; " } ?? "") + "undo incomplete" }
+        else if !undoPlan.isEmpty { message = (message.map { $0 + "; " } ?? "") + "\(undoPlan.count) change\(undoPlan.count == 1 ? "" : "s") undone" }
+        let final: RunOutcome = undoFailures > 0 && outcome != .interrupted ? .failed : outcome
+        finishedOutcome = final
+        var e = event("run.finished", now)
+        e.outcome = final.rawValue
+        e.message = message
+        e.durationMs = Self.ms(now.timeIntervalSince(startedAt ?? now))
+        return [.emit(e), .finished(final)]
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+
+/// Status of a finished step on the timeline.
+public enum StepStatus: String, Sendable, Codable, CaseIterable {
+    case passed, failed
+    case timedOut = "timed-out"
+    case skipped, declined
+    case wouldChange = "would-change"
+
+    /// Counts as success for `steps.ID.passed` and for what depends on it (a dry run follows the live path).
+    public var succeeded: Bool { self == .passed || self == .wouldChange }
+    public var isFailure: Bool { self == .failed || self == .timedOut }
+}
+
+/// How a run ended.
+public enum RunOutcome: String, Sendable, Codable {
+    case mitigated, completed
+    case notConfirmed = "not-confirmed"
+    case failed, refused, interrupted
+
+    /// The process exit code SPEC assigns to it.
+    public var exitCode: Int32 {
+        switch self {
+        case .mitigated, .completed, .notConfirmed: 0
+        case .failed: 1
+        case .refused: 3
+        case .interrupted: 130
+        }
+    }
+}
+
+/// One line of a run's timeline. Only `time`, `run` and `event` are always present.
+public struct TimelineEvent: Sendable, Hashable {
+    public var time: Date
+    public var run: String
+    public var event: String
+    public var runbook: String?
+    public var trigger: String?
+    public var params: [String: String]?
+    public var dryRun: Bool?
+    public var drill: Bool?
+    public var step: String?
+    public var phase: String?
+    public var status: String?
+    public var attempt: Int?
+    public var durationMs: Int?
+    public var delayMs: Int?
+    public var message: String?
+    public var output: [String: Value]?
+    public var what: String?
+    public var from: String?
+    public var to: String?
+    public var outcome: String?
+    public var guardName: String?
+    public var until: Date?
+    public var exitCode: Int?
+    public var stdout: String?
+    public var stderr: String?
+
+    public init(time: Date, run: String, event: String) {
+        self.time = time
+        self.run = run
+        self.event = event
+    }
+}
+
+extension TimelineEvent {
+    /// RFC 3339 UTC with milliseconds: `2026-06-05T02:15:00.123Z`.
+    public static func timestamp(_ date: Date) -> String {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var ms = Int(((date.timeIntervalSince1970 - Double(t)) * 1000).rounded(.down))
+        if ms >= 1000 { ms = 999 }
+        if ms < 0 { ms = 0; t -= 0 }
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func pad(_ v: Int32, _ n: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, n - s.count)) + s
+        }
+        let msText = String(ms)
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(String(repeating: "0", count: 3 - msText.count))\(msText)Z"
+    }
+
+    /// Parses what `timestamp` writes (and RFC 3339 with other fractions).
+    public static func parseTimestamp(_ text: String) -> Date? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = f.date(from: text) { return d }
+        f.formatOptions = [.withInternetDateTime]
+        return f.date(from: text)
+    }
+
+    /// One JSON object, keys in a fixed, readable order.
+    public func jsonLine() -> String {
+        var out = "{\"time\":\"\(Self.timestamp(time))\",\"run\":\(JSONText.string(run)),\"event\":\(JSONText.string(event))"
+        func add(_ key: String, _ value: String?) { if let value { out += ",\"\(key)\":\(JSONText.string(value))" } }
+        func addInt(_ key: String, _ value: Int?) { if let value { out += ",\"\(key)\":\(value)" } }
+        add("runbook", runbook)
+        add("trigger", trigger)
+        if let params {
+            out += ",\"params\":{" + params.keys.sorted().map { "\(JSONText.string($0)):\(JSONText.string(params[$0]!))" }.joined(separator: ",") + "}"
+        }
+        if let dryRun { out += ",\"dry_run\":\(dryRun)" }
+        if let drill { out += ",\"drill\":\(drill)" }
+        add("step", step)
+        add("phase", phase)
+        add("status", status)
+        addInt("attempt", attempt)
+        addInt("duration_ms", durationMs)
+        addInt("delay_ms", delayMs)
+        add("message", message)
+        if let output {
+            out += ",\"output\":{" + output.keys.sorted().map { "\(JSONText.string($0)):\(JSONText.value(output[$0]!))" }.joined(separator: ",") + "}"
+        }
+        add("what", what)
+        add("from", from)
+        add("to", to)
+        add("outcome", outcome)
+        add("guard", guardName)
+        if let until { add("until", Self.timestamp(until)) }
+        addInt("exit_code", exitCode)
+        add("stdout", stdout)
+        add("stderr", stderr)
+        return out + "}"
+    }
+
+    /// Reads a line `jsonLine` wrote.
+    public static func parse(jsonLine line: String) -> TimelineEvent? {
+        guard let data = line.data(using: .utf8),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let time = (obj["time"] as? String).flatMap(parseTimestamp),
+              let run = obj["run"] as? String, let event = obj["event"] as? String
+        else { return nil }
+        var e = TimelineEvent(time: time, run: run, event: event)
+        e.runbook = obj["runbook"] as? String
+        e.trigger = obj["trigger"] as? String
+        e.params = obj["params"] as? [String: String]
+        e.dryRun = obj["dry_run"] as? Bool
+        e.drill = obj["drill"] as? Bool
+        e.step = obj["step"] as? String
+        e.phase = obj["phase"] as? String
+        e.status = obj["status"] as? String
+        e.attempt = obj["attempt"] as? Int
+        e.durationMs = obj["duration_ms"] as? Int
+        e.delayMs = obj["delay_ms"] as? Int
+        e.message = obj["message"] as? String
+        if let o = obj["output"] as? [String: Any] { e.output = o.mapValues(JSONText.toValue) }
+        e.what = obj["what"] as? String
+        e.from = obj["from"] as? String
+        e.to = obj["to"] as? String
+        e.outcome = obj["outcome"] as? String
+        e.guardName = obj["guard"] as? String
+        e.until = (obj["until"] as? String).flatMap(parseTimestamp)
+        e.exitCode = obj["exit_code"] as? Int
+        e.stdout = obj["stdout"] as? String
+        e.stderr = obj["stderr"] as? String
+        return e
+    }
+}
+
+/// Minimal JSON text helpers for hand-written, ordered output.
+public enum JSONText {
+    public static func string(_ s: String) -> String {
+        var out = "\""
+        out.reserveCapacity(s.utf8.count + 2)
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    public static func value(_ v: Value) -> String {
+        switch v {
+        case .string(let s): string(s)
+        case .number(let d): d.isFinite ? v.description : "null"
+        case .bool(let b): b ? "true" : "false"
+        case .null: "null"
+        }
+    }
+
+    public static func toValue(_ any: Any) -> Value {
+        if let s = any as? String { return .string(s) }
+        if type(of: any) == Bool.self, let b = any as? Bool { return .bool(b) }
+        if let n = any as? NSNumber {
+            if String(cString: n.objCType) == "c" { return .bool(n.boolValue) }
+            return .number(n.doubleValue)
+        }
+        return .null
+    }
+}

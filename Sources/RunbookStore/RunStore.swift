@@ -1,0 +1,130 @@
+import Foundation
+import GRDB
+import RunbookCore
+
+/// One run in the history.
+public struct RunRecord: Sendable, Codable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "runs"
+    public var id: String
+    public var runbook: String
+    public var trigger: String
+    public var fingerprint: String?
+    public var outcome: String?
+    public var started: Date
+    public var durationMs: Int?
+    public var dryRun: Bool
+    public var drill: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case id, runbook, trigger, fingerprint, outcome, started
+        case durationMs = "duration_ms", dryRun = "dry_run", drill
+    }
+
+    public init(id: String, runbook: String, trigger: String, fingerprint: String? = nil, started: Date, dryRun: Bool, drill: Bool) {
+        self.id = id
+        self.runbook = runbook
+        self.trigger = trigger
+        self.fingerprint = fingerprint
+        self.started = started
+        self.dryRun = dryRun
+        self.drill = drill
+    }
+}
+
+/// Run history in SQLite (WAL mode, so runs from two terminals do not corrupt or block each other),
+/// and timelines as JSON Lines files beside it.
+public final class RunStore: Sendable {
+    public let directory: String
+    let pool: DatabasePool
+
+    /// Opens (and creates) the store in `directory`.
+    /// - Throws: when the folder cannot be created or the database cannot be opened.
+    public init(directory: String) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory + "/runs", withIntermediateDirectories: true)
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        pool = try DatabasePool(path: directory + "/runbook.sqlite", configuration: config)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "runs", ifNotExists: true) { t in
+                t.primaryKey("id", .text)
+                t.column("runbook", .text).notNull().indexed()
+                t.column("trigger", .text).notNull()
+                t.column("fingerprint", .text)
+                t.column("outcome", .text)
+                t.column("started", .datetime).notNull().indexed()
+                t.column("duration_ms", .integer)
+                t.column("dry_run", .boolean).notNull()
+                t.column("drill", .boolean).notNull()
+            }
+        }
+        try migrator.migrate(pool)
+    }
+
+    /// Where a run's timeline lives.
+    public func timelinePath(_ runID: String) -> String { "\(directory)/runs/\(runID).jsonl" }
+
+    public func insert(_ record: RunRecord) throws {
+        try pool.write { db in try record.insert(db) }
+    }
+
+    public func finish(runID: String, outcome: RunOutcome, durationMs: Int) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE runs SET outcome = ?, duration_ms = ? WHERE id = ?", arguments: [outcome.rawValue, durationMs, runID])
+        }
+    }
+
+    /// Runs, newest first.
+    public func runs(limit: Int = 100) throws -> [RunRecord] {
+        try pool.read { db in try RunRecord.order(Column("started").desc).limit(limit).fetchAll(db) }
+    }
+
+    public func run(_ id: String) throws -> RunRecord? {
+        try pool.read { db in try RunRecord.fetchOne(db, key: id) }
+    }
+
+    /// The events of a run's timeline file.
+    public func timeline(_ runID: String) throws -> [TimelineEvent] {
+        guard let text = try? String(contentsOfFile: timelinePath(runID), encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { TimelineEvent.parse(jsonLine: String($0)) }
+    }
+}
+
+/// Appends each event to a JSON Lines file with one `write(2)`, so a crash loses at most the event being written.
+public final class TimelineFileSink: TimelineSink, @unchecked Sendable {
+    // The descriptor is only written through write(2) with O_APPEND, which is atomic per call.
+    let fd: Int32
+
+    public init(path: String) throws {
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+    }
+
+    deinit { close(fd) }
+
+    public func record(_ event: TimelineEvent) {
+        let line = event.jsonLine() + "\n"
+        line.utf8CString.withUnsafeBufferPointer { buf in
+            _ = write(fd, buf.baseAddress!, buf.count - 1)
+        }
+    }
+}
+
+/// Keeps the history row in step with the run: inserted at `run.started`, closed at `run.finished`.
+public struct HistorySink: TimelineSink {
+    let store: RunStore
+    let record: RunRecord
+
+    public init(store: RunStore, record: RunRecord) {
+        self.store = store
+        self.record = record
+    }
+
+    public func record(_ event: TimelineEvent) {
+        if event.event == "run.started" { try? store.insert(record) }
+        if event.event == "run.finished", let o = event.outcome.flatMap(RunOutcome.init(rawValue:)) {
+            try? store.finish(runID: event.run, outcome: o, durationMs: event.durationMs ?? 0)
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import RunbookCore
+
+/// Renders events as a human timeline: wall-clock time, phase, step, status, duration, message.
+final class HumanTimeline: TimelineSink, @unchecked Sendable {
+    // Writes go through one FileHandle from the run queue only.
+    let handle: FileHandle
+    let colour: Bool
+
+    init(handle: FileHandle, isTerminal: Bool) {
+        self.handle = handle
+        self.colour = isTerminal && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+    }
+
+    func paint(_ s: String, _ code: String) -> String { colour ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
+
+    static func clock(_ d: Date) -> String {
+        let ts = TimelineEvent.timestamp(d)
+        return String(ts.dropFirst(11).prefix(8))
+    }
+
+    static func line(_ e: TimelineEvent) -> String? {
+        let time = clock(e.time)
+        let phase = (e.phase ?? "").padding(toLength: 9, withPad: " ", startingAt: 0)
+        let step = (e.step ?? "").padding(toLength: 22, withPad: " ", startingAt: 0)
+        let duration = e.durationMs.map { Quantity.formatDuration(Double($0) / 1000) } ?? ""
+        switch e.event {
+        case "run.started":
+            return "\(time)  run \(e.run) started: \(e.runbook ?? "") \(e.message.map { "- \($0)" } ?? "")\(e.dryRun == true ? " [dry run]" : "")"
+        case "step.started":
+            return "\(time)  \(phase) \(step) started"
+        case "step.finished":
+            return "\(time)  \(phase) \(step) \((e.status ?? "").padding(toLength: 12, withPad: " ", startingAt: 0)) \(duration.padding(toLength: 7, withPad: " ", startingAt: 0)) \(e.message ?? "")"
+        case "step.retrying":
+            return "\(time)  \(phase) \(step) retrying     attempt \(e.attempt ?? 0) \(e.status ?? "failed"); next in \(Quantity.formatDuration(Double(e.delayMs ?? 0) / 1000)): \(e.message ?? "")"
+        case "change.applied":
+            return "\(time)  \(phase) \(step) changed      \(e.message ?? "")"
+        case "undo.started":
+            return "\(time)  undo      \(step) \(e.message ?? "")"
+        case "undo.finished":
+            return "\(time)  undo      \(step) \(e.status ?? "") \(e.message ?? "")"
+        case "guard.refused":
+            return "\(time)  refused by guard \(e.guardName ?? "")\(e.until.map { " until \(TimelineEvent.timestamp($0))" } ?? ""): \(e.message ?? "")"
+        case "run.finished":
+            return "\(time)  run \(e.run) finished: \(e.outcome ?? "") in \(duration)\(e.message.map { " (\($0))" } ?? "")"
+        default:
+            return "\(time)  \(e.event) \(e.message ?? "")"
+        }
+    }
+
+    func record(_ e: TimelineEvent) {
+        guard var text = Self.line(e) else { return }
+        if colour {
+            switch e.status ?? e.outcome ?? "" {
+            case "passed", "mitigated", "completed": text = paint(text, "32")
+            case "failed", "timed-out", "interrupted": text = paint(text, "31")
+            case "would-change", "declined", "refused", "not-confirmed": text = paint(text, "33")
+            case "skipped": text = paint(text, "2")
+            default: break
+            }
+        }
+        handle.write(Data((text + "\n").utf8))
+    }
+}
+
+/// Writes each event as one JSON line to stdout.
+struct JSONLinesStdout: TimelineSink {
+    func record(_ e: TimelineEvent) {
+        FileHandle.standardOutput.write(Data((e.jsonLine() + "\n").utf8))
+    }
+}
+
+/// Asks at the terminal, on a thread of its own so the run queue never blocks.
+struct TerminalPrompter: ConfirmationPrompter {
+    func confirm(step: Step, runID: String, answer: @escaping @Sendable (Bool) -> Void) {
+        Thread.detachNewThread {
+            let question = "\n  step '\(step.id)' (\(StepGraph.summary(of: step.action))) asks for confirmation. Run it? [y/N] "
+            FileHandle.standardError.write(Data(question.utf8))
+            let reply = readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+            answer(reply == "y" || reply == "yes")
+        }
+    }
+}
