@@ -36,6 +36,12 @@ let package = Package(
             dependencies: ["RunbookCore", "CRunbookSys"],
             swiftSettings: swiftSettings
         ),
+        // Drills: scenarios, the rehearsal executor, expectations, replay. Touches nothing outside.
+        .target(
+            name: "RunbookDrills",
+            dependencies: ["RunbookCore"],
+            swiftSettings: swiftSettings
+        ),
         // Run history in SQLite.
         .target(
             name: "RunbookStore",
@@ -45,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "runbook",
             dependencies: [
-                "RunbookCore", "RunbookActions", "RunbookStore",
+                "RunbookCore", "RunbookActions", "RunbookStore", "RunbookDrills",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -58,7 +64,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RunbookActionsTests",
-            dependencies: ["RunbookCore", "RunbookActions", "RunbookStore"],
+            dependencies: ["RunbookCore", "RunbookActions", "RunbookStore", "RunbookDrills"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -49,7 +49,7 @@ public enum RunbookLoader {
 }
 
 /// Turns a structurally checked tree into the model, adding the semantic checks.
-struct RunbookBuilder {
+package struct RunbookBuilder {
     let file: String
     var diagnostics: [Diagnostic]
 
@@ -110,7 +110,7 @@ struct RunbookBuilder {
     }
 
     /// Whole-value regular expression match.
-    public static func matches(_ pattern: String, _ value: String) -> Bool {
+    package static func matches(_ pattern: String, _ value: String) -> Bool {
         guard let re = try? NSRegularExpression(pattern: pattern) else { return false }
         return re.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
     }
@@ -208,10 +208,15 @@ struct RunbookBuilder {
                 retry.jitter = r["jitter"]?.bool ?? true
                 retry.maxDelay = text(r["max_delay"]).flatMap(Quantity.duration)
             }
-            let timeout = text(item["timeout"]).flatMap(Quantity.duration) ?? Step.defaultTimeout
-            if let t = item["timeout"], timeout <= 0 { error(t.location, "timeout must be more than 0s") }
             let readOnly = item["read_only"]?.bool ?? false
             let action = buildAction(item, readOnly: readOnly) ?? Action(kind: .wait, config: .duration(0), readOnly: true)
+            // A wait's own duration does not count against the default timeout.
+            let waitTime = action.kind == .wait ? (action.config.number ?? 0) : 0
+            let timeout = text(item["timeout"]).flatMap(Quantity.duration) ?? (Step.defaultTimeout + waitTime)
+            if let t = item["timeout"], timeout <= 0 { error(t.location, "timeout must be more than 0s") }
+            if let t = item["timeout"], action.kind == .wait, timeout <= waitTime {
+                error(t.location, "timeout \(Quantity.formatDuration(timeout)) is not longer than the wait \(Quantity.formatDuration(waitTime)): the step could never pass")
+            }
             if action.kind == .check, readOnly { error(item["read_only"]!.location, "read_only is for command steps; checks are always read-only") }
             if phase == .detect || phase == .diagnose || phase == .verify, action.isChange {
                 error(item.location, "step '\(id)' changes the world (\(action.kind.rawValue)) in the \(phase.rawValue) phase: changes belong in mitigate (mark a harmless command read_only: true)")

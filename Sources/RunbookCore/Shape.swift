@@ -77,6 +77,6 @@ public struct ObjectShape: Sendable {
 }
 
 /// Builds a field; `req` marks it required.
-func field(_ name: String, _ shape: Shape, required: Bool = false, _ doc: String = "") -> ObjectShape.Field {
+package func field(_ name: String, _ shape: Shape, required: Bool = false, _ doc: String = "") -> ObjectShape.Field {
     ObjectShape.Field(name: name, shape: shape, required: required, doc: doc)
 }

@@ -1,8 +1,9 @@
 import Foundation
 
 /// Checks a YAML tree against a `Shape`, collecting every problem, and converts what is valid into `Config`.
-struct ShapeChecker {
-    var diagnostics: [Diagnostic] = []
+package struct ShapeChecker {
+    package var diagnostics: [Diagnostic] = []
+    package init() {}
 
     mutating func error(_ node: YAMLNode, _ message: String) {
         diagnostics.append(Diagnostic(node.location, message))
@@ -124,7 +125,7 @@ struct ShapeChecker {
         return node.kindName
     }
 
-    mutating func checkObject(_ node: YAMLNode, _ object: ObjectShape, context: String) -> Config? {
+    package mutating func checkObject(_ node: YAMLNode, _ object: ObjectShape, context: String) -> Config? {
         guard let entries = node.entries else {
             error(node, "\(context) must be a mapping, not \(node.kindName)")
             return nil

@@ -47,9 +47,9 @@ public struct LoadError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Suggests the closest known name for a misspelt one.
-enum Suggest {
+package enum Suggest {
     /// Returns ` (did you mean 'x'?)` when a candidate is close enough, else an empty string.
-    static func hint(for word: String, among candidates: some Sequence<String>) -> String {
+    package static func hint(for word: String, among candidates: some Sequence<String>) -> String {
         guard let best = closest(to: word, among: candidates) else { return "" }
         return " (did you mean '\(best)'?)"
     }

@@ -26,7 +26,7 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
         let duration = e.durationMs.map { Quantity.formatDuration(Double($0) / 1000) } ?? ""
         switch e.event {
         case "run.started":
-            return "\(time)  run \(e.run) started: \(e.runbook ?? "") \(e.message.map { "- \($0)" } ?? "")\(e.dryRun == true ? " [dry run]" : "")"
+            return "\(time)  run \(e.run) started: \(e.runbook ?? "") \(e.message.map { "- \($0)" } ?? "")\(e.drill == true ? " [DRILL]" : e.dryRun == true ? " [dry run]" : "")"
         case "step.started":
             return "\(time)  \(phase) \(step) started"
         case "step.finished":

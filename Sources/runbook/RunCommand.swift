@@ -146,7 +146,7 @@ struct TimelineCommand: ParsableCommand {
             printError("error: no run '\(runID)' in \(state.directory): see runbook history")
             throw ExitCode(2)
         }
-        if let r = try store.run(runID), r.drill, !json { print("DRILL: a rehearsal, not an incident") }
+        if let r = try store.run(runID), r.drill, !json { FileHandle.standardOutput.write(Data("DRILL: a rehearsal, not an incident\n".utf8)) }
         let human = HumanTimeline(handle: .standardOutput, isTerminal: isatty(1) == 1)
         for e in events {
             if json { print(e.jsonLine()) } else { human.record(e) }

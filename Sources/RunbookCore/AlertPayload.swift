@@ -1,0 +1,84 @@
+import Foundation
+
+/// An Alertmanager webhook payload (version 4; Grafana sends the same shape).
+public struct AlertPayload: Sendable, Decodable {
+    public var version: String?
+    public var groupKey: String?
+    public var truncatedAlerts: Int?
+    public var status: String?
+    public var receiver: String?
+    public var externalURL: String?
+    public var alerts: [Alert]
+
+    /// One alert of the group.
+    public struct Alert: Sendable, Decodable {
+        public var status: String
+        public var labels: [String: String]
+        public var annotations: [String: String]?
+        public var startsAt: String?
+        public var endsAt: String?
+        public var generatorURL: String?
+        public var fingerprint: String?
+
+        public var isFiring: Bool { status == "firing" }
+    }
+
+    /// Decodes a payload.
+    /// - Throws: `PayloadError` saying what is missing or malformed.
+    public static func decode(_ data: Data) throws -> AlertPayload {
+        do {
+            return try JSONDecoder().decode(AlertPayload.self, from: data)
+        } catch let DecodingError.keyNotFound(key, ctx) {
+            throw PayloadError(message: "missing field '\((ctx.codingPath + [key]).map(\.stringValue).joined(separator: "."))'")
+        } catch let DecodingError.typeMismatch(_, ctx) {
+            throw PayloadError(message: "wrong type at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'")
+        } catch let DecodingError.valueNotFound(_, ctx) {
+            throw PayloadError(message: "null at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'")
+        } catch {
+            throw PayloadError(message: "not an Alertmanager webhook payload (JSON with an alerts list)")
+        }
+    }
+}
+
+/// A payload that cannot be used.
+public struct PayloadError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+extension Trigger {
+    /// True when every matcher holds for the labels (a missing label is the empty string, as in Alertmanager).
+    public func matches(_ labels: [String: String]) -> Bool {
+        matchers.allSatisfy { m in
+            let v = labels[m.label] ?? ""
+            switch m.op {
+            case .equal: return v == m.value
+            case .notEqual: return v != m.value
+            case .matches: return RunbookBuilder.matches("^(?:\(m.value))$", v)
+            case .notMatches: return !RunbookBuilder.matches("^(?:\(m.value))$", v)
+            }
+        }
+    }
+
+    /// The param values this trigger takes from an alert.
+    public func params(from alert: AlertPayload.Alert) -> [String: String] {
+        var out: [String: String] = [:]
+        for (name, t) in params {
+            out[name] = t.render { r in
+                switch r {
+                case .alertLabel(let l): alert.labels[l].map(Value.string)
+                case .alertAnnotation(let a): alert.annotations?[a].map(Value.string)
+                default: nil
+                }
+            }
+        }
+        return out
+    }
+}
+
+extension Runbook {
+    /// The first trigger that matches the alert, if any.
+    public func trigger(for alert: AlertPayload.Alert) -> Trigger? {
+        triggers.first { $0.matches(alert.labels) }
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import RunbookCore
+
+/// Executes steps from a scenario: checks report their recorded outcome, changes are described and
+/// never made, waits pass in simulated time. Nothing here starts a process, opens a socket or writes a file.
+public final class DrillExecutor: StepExecutor, @unchecked Sendable {
+    // `missing` is guarded by `lock`; everything else is immutable.
+    let outcomes: [String: Scenario.Outcome]
+    private let lock = NSLock()
+    private var missingSteps: [String] = []
+
+    public init(outcomes: [String: Scenario.Outcome]) {
+        self.outcomes = outcomes
+    }
+
+    /// Checks the rehearsal reached that have no recorded outcome (the scenario is invalid).
+    public var missing: [String] { lock.withLock { missingSteps } }
+
+    public func execute(_ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let step = request.step
+        let recorded = outcomes[step.id]
+        var duration = recorded?.duration ?? Self.naturalDuration(step.action)
+        var result: StepResult
+        if let recorded {
+            let status: StepStatus = recorded.times.map { request.attempt <= $0 ? recorded.status : .passed } ?? recorded.status
+            if status == .timedOut { duration = step.timeout + 1 }
+            if step.action.isChange, status == .passed {
+                result = Self.wouldChange(step.action, request)
+            } else {
+                result = StepResult(status, recorded.message ?? "\(status.rawValue) (recorded outcome, attempt \(request.attempt))", output: recorded.output)
+            }
+        } else if step.action.kind == .check {
+            lock.withLock { missingSteps.append(step.id) }
+            result = StepResult(.failed, "no recorded outcome for check '\(step.id)'")
+        } else if step.action.isChange {
+            result = Self.wouldChange(step.action, request)
+        } else {
+            result = StepResult(.passed, step.action.kind == .wait ? "waited \(Quantity.formatDuration(duration))" : "assumed passed (read-only, no recorded outcome)")
+        }
+        let final = result
+        return request.scheduler.schedule(after: duration) { completion(final) }
+    }
+
+    public func undo(_ change: AppliedChange, action: Action?, request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) {
+        let how = action.map { "would undo with \(StepGraph.summary(of: $0))" } ?? "would restore \(change.what) to \(change.from)"
+        request.scheduler.schedule(after: 0) { completion(StepResult(.passed, how)) }
+    }
+
+    /// Time a step takes when the scenario does not say: its own wait or sampling window.
+    static func naturalDuration(_ action: Action) -> Double {
+        switch action.kind {
+        case .wait: return action.config.number ?? 0
+        case .check: return action.config["metric_trend"]?["window"]?.number ?? 0
+        default: return 0
+        }
+    }
+
+    /// The change a step would make, described without making it. A flag file is read (never written) for its current value.
+    static func wouldChange(_ action: Action, _ request: StepRequest) -> StepResult {
+        let c = action.config
+        var change: AppliedChange
+        switch action.kind {
+        case .flag where c["file"] != nil:
+            let path = request.render(c["file"]) ?? ""
+            let key = request.render(c["key"]) ?? ""
+            let byState = c["variant"] == nil
+            let to = request.render(byState ? c["state"] : c["variant"]) ?? ""
+            var from = "?"
+            if let data = FileManager.default.contents(atPath: path),
+               let (text, _) = try? FlagFileReader.locate(in: data, key: key, field: byState ? "state" : "defaultVariant") {
+                from = (try? JSONDecoder().decode(String.self, from: Data(text.utf8))) ?? text
+            }
+            change = AppliedChange(what: byState ? "flag \(key) state" : "flag \(key)", from: from, to: to, location: path,
+                                   automaticUndo: .flagFile(path: path, key: key, field: byState ? "state" : "defaultVariant", previous: from),
+                                   simulated: true)
+        case .restart:
+            let target = ["systemd", "supervisor", "kubernetes"].compactMap { request.render(c[$0]) }.first
+                ?? (c["command"]?["argv"]?.list ?? []).compactMap { $0.template.map(request.render) }.joined(separator: " ")
+            change = AppliedChange(what: "restart \(target)", from: "running", to: "restarted", simulated: true)
+        case .command:
+            let argv = (c["argv"]?.list ?? []).compactMap { $0.template.map(request.render) }.joined(separator: " ")
+            change = AppliedChange(what: "command", from: "-", to: argv, simulated: true)
+        case .notify:
+            change = AppliedChange(what: "notify \(request.render(c["url"]) ?? "")", from: "-", to: request.render(c["text"]) ?? "", simulated: true)
+        default:
+            change = AppliedChange(what: StepGraph.summary(of: action), from: "-", to: "-", simulated: true)
+        }
+        return StepResult(.wouldChange, "would change \(change.summary)", change: change)
+    }
+}

@@ -1,0 +1,158 @@
+import Dispatch
+import Foundation
+import RunbookCore
+
+/// The result of one rehearsal.
+public struct DrillReport: Sendable {
+    public var scenario: Scenario
+    public var runID: String
+    public var outcome: RunOutcome
+    public var events: [TimelineEvent]
+    /// Steps that started, in order.
+    public var ran: [String]
+    public var skipped: [String]
+    /// Changes that would have been made, in order.
+    public var changes: [String]
+    /// Expectations that did not hold, as `expected ... / actual ...` lines.
+    public var failures: [String]
+    /// Simulated duration of the response.
+    public var simulatedDuration: Double
+
+    public var passed: Bool { failures.isEmpty }
+}
+
+/// A scenario that cannot be rehearsed (exit 2).
+public struct DrillInvalid: Error, Sendable, CustomStringConvertible {
+    public var diagnostics: [Diagnostic]
+    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+}
+
+/// Runs a scenario on the real runner with the drill executor and simulated time.
+public enum DrillRunner {
+    /// Rehearses `scenario` against `runbook`.
+    /// - Parameters:
+    ///   - extraSink: also receives the events (the CLI records drills in the history).
+    /// - Throws: `DrillInvalid` for an unusable scenario: unknown steps, bad params, an alert that matches no
+    ///   trigger, or a check reached without a recorded outcome.
+    public static func run(_ scenario: Scenario, runbook: Runbook, runID: String = RunInputs.newRunID(), extraSink: (any TimelineSink)? = nil) throws -> DrillReport {
+        do { try ScenarioLoader.validate(scenario, against: runbook) } catch let e as LoadError { throw DrillInvalid(diagnostics: e.diagnostics) }
+        var given: [String: String] = [:]
+        var trigger = "drill"
+        if let alertPath = scenario.alertPath {
+            let at = ScenarioLoader.location(scenario, "alert")
+            guard let data = FileManager.default.contents(atPath: alertPath) else {
+                throw DrillInvalid(diagnostics: [Diagnostic(at, "cannot read alert payload \(alertPath)")])
+            }
+            let payload: AlertPayload
+            do { payload = try AlertPayload.decode(data) } catch {
+                throw DrillInvalid(diagnostics: [Diagnostic(at, "alert payload \(alertPath): \(error)")])
+            }
+            guard let (alert, t) = payload.alerts.lazy.filter(\.isFiring).compactMap({ a in runbook.trigger(for: a).map { (a, $0) } }).first else {
+                throw DrillInvalid(diagnostics: [Diagnostic(at, "no firing alert in \(alertPath) matches a trigger of runbook \(runbook.name)")])
+            }
+            given = t.params(from: alert)
+            trigger = "alert:\(alert.labels["alertname"] ?? "?")"
+        }
+        for (k, v) in scenario.params { given[k] = v }
+        let params: [String: Value]
+        do { params = try RunInputs.resolve(runbook, given: given) } catch let e as ParamError {
+            throw DrillInvalid(diagnostics: [Diagnostic(ScenarioLoader.location(scenario, ""), "run refused: \(e)")])
+        }
+
+        let queue = DispatchQueue(label: "runbook.drill.\(runID)")
+        let start = Date()
+        let scheduler = VirtualScheduler(queue: queue, start: start)
+        let collector = TimelineCollector()
+        let sink: any TimelineSink = extraSink.map { TimelineFanOut([collector, $0]) } ?? collector
+        let executor = DrillExecutor(outcomes: scenario.outcomes)
+        var options = RunStateMachine.Options(runID: runID, params: params)
+        options.autoConfirm = true
+        options.maxParallel = 1000
+        options.random = { 0.5 }  // no jitter: a drill's timeline is the same every time
+        let driver = RunDriver(runbook: runbook, options: options, dryRun: true, queue: queue, executor: executor,
+                               scheduler: scheduler, sink: sink, prompter: DeclineAll())
+        let done = DispatchSemaphore(value: 0)
+        let box = Box()
+        var startEvent = RunInputs.startEvent(runbook: runbook, runID: runID, trigger: trigger, params: params, dryRun: true, drill: true, now: start)
+        startEvent.message = "drill \(scenario.name): \(runbook.title)"
+        driver.start(startEvent: startEvent) { outcome in
+            box.outcome = outcome
+            box.end = scheduler.now
+            done.signal()
+        }
+        done.wait()
+        if let step = executor.missing.first {
+            let loc = ScenarioLoader.location(scenario, "outcomes")
+            throw DrillInvalid(diagnostics: [Diagnostic(loc, "the rehearsal reaches check '\(step)' but the scenario has no outcome for it: add outcomes: { \(step): passed } (or failed)")])
+        }
+        let events = collector.events
+        let finished = events.filter { $0.event == "step.finished" }
+        let ran = finished.filter { [.passed, .failed, .timedOut, .wouldChange].contains(StepStatus(rawValue: $0.status ?? "")) }.compactMap(\.step)
+        let skipped = finished.filter { $0.status == StepStatus.skipped.rawValue || $0.status == StepStatus.declined.rawValue }.compactMap(\.step)
+        let changes = finished.filter { $0.status == StepStatus.wouldChange.rawValue }.compactMap { e -> String? in
+            guard let what = e.what else { return e.message }
+            return "\(what): \(e.from ?? "") -> \(e.to ?? "")"
+        }
+        let outcome = box.outcome ?? .failed
+        var report = DrillReport(scenario: scenario, runID: runID, outcome: outcome, events: events, ran: ran, skipped: skipped,
+                                 changes: changes, failures: [], simulatedDuration: (box.end ?? start).timeIntervalSince(start))
+        report.failures = compare(scenario.expect, report)
+        return report
+    }
+
+    /// Expected-versus-actual lines for every expectation that does not hold.
+    static func compare(_ expect: Scenario.Expectation, _ r: DrillReport) -> [String] {
+        var out: [String] = []
+        if let o = expect.outcome, o != r.outcome {
+            out.append("outcome: expected \(o.rawValue), actual \(r.outcome.rawValue)")
+        }
+        if let ran = expect.ran {
+            let missing = ran.filter { !r.ran.contains($0) }
+            if !missing.isEmpty { out.append("ran: expected \(list(ran)) to run; \(list(missing)) did not (ran: \(list(r.ran)))") }
+        }
+        if let skipped = expect.skipped {
+            let missing = skipped.filter { !r.skipped.contains($0) }
+            if !missing.isEmpty { out.append("skipped: expected \(list(skipped)) skipped; \(list(missing)) were not (skipped: \(list(r.skipped)))") }
+        }
+        if let changes = expect.changes {
+            let ok = changes.count == r.changes.count && zip(changes, r.changes).allSatisfy { e, a in a == e || a.hasPrefix(e + " ") || a.hasPrefix(e + ":") }
+            if !ok { out.append("changes: expected \(list(changes)), actual \(list(r.changes))") }
+        }
+        return out
+    }
+
+    static func list(_ items: [String]) -> String { "[" + items.joined(separator: ", ") + "]" }
+
+    final class Box: @unchecked Sendable {
+        // Written once on the run queue before the semaphore is signalled, read after the wait.
+        var outcome: RunOutcome?
+        var end: Date?
+    }
+}
+
+extension Scenario {
+    /// A scenario rebuilt from a past run's timeline: the checks report what they reported then,
+    /// retries included, with the run's params. Expectations are left empty.
+    public static func replay(of events: [TimelineEvent], runbook: Runbook) -> Scenario {
+        var outcomes: [String: Outcome] = [:]
+        var failedAttempts: [String: Int] = [:]
+        var params: [String: String] = [:]
+        for e in events {
+            if e.event == "run.started" { params = e.params ?? [:] }
+            if e.event == "step.retrying", let s = e.step { failedAttempts[s, default: 0] += 1 }
+            guard e.event == "step.finished", let s = e.step, let step = runbook.step(s), step.action.kind == .check,
+                  let status = StepStatus(rawValue: e.status ?? ""), status != .skipped else { continue }
+            let duration = Double(e.durationMs ?? 0) / 1000
+            if status == .passed, let n = failedAttempts[s], n > 0 {
+                outcomes[s] = Outcome(status: .failed, times: n, output: e.output ?? [:], duration: nil, message: nil)
+            } else {
+                outcomes[s] = Outcome(status: status, times: nil, output: e.output ?? [:], duration: status == .timedOut ? nil : duration, message: e.message)
+            }
+        }
+        for p in runbook.params where p.secret { params[p.name] = nil }
+        let run = events.first?.run ?? "?"
+        return Scenario(name: "replay of \(run)", runbook: runbook.name, description: "", params: params.filter { k, _ in runbook.param(k) != nil },
+                        alertPath: nil, outcomes: outcomes, expect: Expectation(), file: "replay:\(run)",
+                        locations: ["": SourceLocation(file: "replay:\(run)", line: 1, column: 1)])
+    }
+}

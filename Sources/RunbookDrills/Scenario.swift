@@ -1,0 +1,134 @@
+import Foundation
+import RunbookCore
+
+/// A drill: one rehearsal of a runbook against recorded outcomes, with the path it must take.
+public struct Scenario: Sendable {
+    /// What a step reports in the rehearsal.
+    public struct Outcome: Sendable {
+        /// The status for the first `times` attempts (all attempts when `times` is nil); later attempts pass.
+        public var status: StepStatus
+        public var times: Int?
+        public var output: [String: Value]
+        /// How long each attempt takes, in seconds (simulated).
+        public var duration: Double?
+        public var message: String?
+    }
+
+    /// What the run must do.
+    public struct Expectation: Sendable {
+        public var outcome: RunOutcome?
+        /// Steps that must have run (a subset).
+        public var ran: [String]?
+        /// Steps that must have been skipped (a subset).
+        public var skipped: [String]?
+        /// The changes, in order; each expected text must equal or begin the actual change.
+        public var changes: [String]?
+    }
+
+    public var name: String
+    public var runbook: String
+    public var description: String
+    /// Params given directly.
+    public var params: [String: String]
+    /// Path of an Alertmanager payload, resolved against the scenario's folder.
+    public var alertPath: String?
+    public var outcomes: [String: Outcome]
+    public var expect: Expectation
+    public var file: String
+    /// Where each key sits, for errors found once the runbook is known.
+    var locations: [String: SourceLocation]
+}
+
+/// Reads scenario files with the same located errors as runbooks.
+public enum ScenarioLoader {
+    static let statuses = ["passed", "failed", "timed-out"]
+
+    static let outcomeObject = ObjectShape("a step's recorded outcome", [
+        field("status", .choice(statuses), required: true),
+        field("times", .integer, "this status for the first N attempts, then passed"),
+        field("output", .dictionary(.scalar), "output values"),
+        field("duration", .duration, "how long each attempt takes (simulated)"),
+        field("message", .text),
+    ])
+
+    static let grammar = ObjectShape("a drill scenario", [
+        field("drill", .text, required: true, "name"),
+        field("runbook", .text, required: true, "runbook to rehearse"),
+        field("description", .text),
+        field("alert", .text, "Alertmanager payload file, relative to this file"),
+        field("params", .dictionary(.scalar)),
+        field("outcomes", .dictionary(.either([.choice(statuses), .object(outcomeObject)])), "step id to outcome"),
+        field("expect", .object(ObjectShape([
+            field("outcome", .choice(["mitigated", "completed", "not-confirmed", "failed", "refused", "interrupted"])),
+            field("ran", .list(.text)),
+            field("skipped", .list(.text)),
+            field("changes", .list(.text)),
+        ])), required: true),
+    ])
+
+    /// Loads a scenario file.
+    /// - Throws: `LoadError` with every problem found.
+    public static func load(path: String) throws -> Scenario {
+        let text = try RunbookLoader.readText(path: path)
+        let root = try YAMLReader.parse(text, file: path)
+        var checker = ShapeChecker()
+        _ = checker.checkObject(root, grammar, context: "")
+        if !checker.diagnostics.isEmpty { throw LoadError(checker.diagnostics) }
+        func str(_ n: YAMLNode?) -> String? { n.flatMap { $0.isNull ? nil : $0.scalar } }
+        var locations: [String: SourceLocation] = ["": root.location]
+        var outcomes: [String: Scenario.Outcome] = [:]
+        for e in root["outcomes"]?.entries ?? [] {
+            locations["outcomes.\(e.key)"] = e.keyNode.location
+            let n = e.value
+            if let s = n.scalar {
+                outcomes[e.key] = Scenario.Outcome(status: StepStatus(rawValue: s)!, output: [:])
+                continue
+            }
+            var output: [String: Value] = [:]
+            for o in n["output"]?.entries ?? [] {
+                output[o.key] = o.value.isNull ? .null : o.value.bool.map(Value.bool) ?? o.value.number.map(Value.number) ?? .string(o.value.scalar ?? "")
+            }
+            outcomes[e.key] = Scenario.Outcome(
+                status: StepStatus(rawValue: str(n["status"]) ?? "passed") ?? .passed, times: n["times"]?.number.map { Int($0) },
+                output: output, duration: str(n["duration"]).flatMap(Quantity.duration), message: str(n["message"]))
+        }
+        var params: [String: String] = [:]
+        for e in root["params"]?.entries ?? [] { params[e.key] = e.value.isNull ? "" : (e.value.scalar ?? "") }
+        let ex = root["expect"]
+        for key in ["outcome", "ran", "skipped", "changes"] { if let n = ex?[key] { locations["expect.\(key)"] = n.location } }
+        for (i, n) in (ex?["ran"]?.items ?? []).enumerated() { locations["expect.ran.\(i)"] = n.location }
+        for (i, n) in (ex?["skipped"]?.items ?? []).enumerated() { locations["expect.skipped.\(i)"] = n.location }
+        if let n = root["runbook"] { locations["runbook"] = n.location }
+        if let n = root["alert"] { locations["alert"] = n.location }
+        let expect = Scenario.Expectation(
+            outcome: str(ex?["outcome"]).flatMap(RunOutcome.init(rawValue:)),
+            ran: ex?["ran"]?.items?.compactMap(str), skipped: ex?["skipped"]?.items?.compactMap(str),
+            changes: ex?["changes"]?.items?.compactMap(str))
+        var alertPath = str(root["alert"])
+        if let a = alertPath, !a.hasPrefix("/") {
+            let dir = (path as NSString).deletingLastPathComponent
+            alertPath = dir.isEmpty ? a : dir + "/" + a
+        }
+        return Scenario(name: str(root["drill"]) ?? "", runbook: str(root["runbook"]) ?? "", description: str(root["description"]) ?? "",
+                        params: params, alertPath: alertPath, outcomes: outcomes, expect: expect, file: path, locations: locations)
+    }
+
+    /// Checks the scenario against its runbook: every step it names must exist.
+    /// - Throws: `LoadError` naming each unknown step.
+    public static func validate(_ s: Scenario, against runbook: Runbook) throws {
+        var problems: [Diagnostic] = []
+        let ids = runbook.steps.map(\.id)
+        func check(_ id: String, _ key: String) {
+            if !ids.contains(id) {
+                problems.append(Diagnostic(s.locations[key] ?? s.locations[""]!, "unknown step '\(id)' in runbook \(runbook.name)\(Suggest.hint(for: id, among: ids))"))
+            }
+        }
+        for id in s.outcomes.keys.sorted() { check(id, "outcomes.\(id)") }
+        for (i, id) in (s.expect.ran ?? []).enumerated() { check(id, "expect.ran.\(i)") }
+        for (i, id) in (s.expect.skipped ?? []).enumerated() { check(id, "expect.skipped.\(i)") }
+        if !problems.isEmpty { throw LoadError(problems) }
+    }
+
+    /// Where a key of the scenario sits.
+    public static func location(_ s: Scenario, _ key: String) -> SourceLocation { s.locations[key] ?? s.locations[""]! }
+}

@@ -1,0 +1,165 @@
+import ArgumentParser
+import Foundation
+import RunbookCore
+import RunbookDrills
+import RunbookStore
+
+struct DrillCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drill", abstract: "Rehearse a runbook against recorded outcomes and check the path it takes.",
+        discussion: "Nothing is touched: checks report the scenario's outcomes, changes are only described, time is simulated. Exit 0 when every expectation holds, 1 when one does not, 2 for an invalid scenario.")
+
+    @Argument(help: "Runbook name.") var name: String
+    @Option(help: "Scenario file.") var scenario: String?
+    @Option(help: "Rehearse against the check results recorded in a past run.") var replay: String?
+    @Flag(help: "JSON Lines timeline on stdout.") var json = false
+    @OptionGroup var options: RunbookOptions
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        let runbook = try loadRunbook(name, options)
+        let store: RunStore
+        do { store = try RunStore(directory: state.directory) } catch {
+            printError("error: cannot open the state folder \(state.directory): \(error)")
+            throw ExitCode(2)
+        }
+        let scenario: Scenario
+        switch (self.scenario, replay) {
+        case (let path?, nil):
+            do { scenario = try ScenarioLoader.load(path: path) } catch let e as LoadError {
+                printError(e.description)
+                throw ExitCode(2)
+            }
+            if scenario.runbook != runbook.name {
+                printError("\(ScenarioLoader.location(scenario, "runbook")): error: scenario rehearses runbook '\(scenario.runbook)', not '\(runbook.name)'")
+                throw ExitCode(2)
+            }
+        case (nil, let runID?):
+            let events = try store.timeline(runID)
+            guard !events.isEmpty else {
+                printError("error: no run '\(runID)' in \(state.directory): see runbook history")
+                throw ExitCode(2)
+            }
+            scenario = Scenario.replay(of: events, runbook: runbook)
+        default:
+            printError("error: give exactly one of --scenario FILE or --replay RUN_ID")
+            throw ExitCode(2)
+        }
+        let report = try runDrill(scenario, runbook: runbook, store: store, json: json)
+        if !json { printReport(report) }
+        if !report.passed { throw ExitCode(1) }
+    }
+
+    func printReport(_ r: DrillReport) {
+        print("drill \(r.scenario.name): outcome \(r.outcome.rawValue) (simulated \(Quantity.formatDuration(r.simulatedDuration)))")
+        if !r.changes.isEmpty { print("would change: " + r.changes.joined(separator: "; ")) }
+        if r.passed { print("ok") } else { for f in r.failures { print("  " + f) }; print("FAILED") }
+    }
+}
+
+/// Runs one drill, recording it in the history marked as a drill. Exits 2 for an invalid scenario.
+func runDrill(_ scenario: Scenario, runbook: Runbook, store: RunStore, json: Bool) throws -> DrillReport {
+    let runID = RunInputs.newRunID()
+    let record = RunRecord(id: runID, runbook: runbook.name, trigger: "drill", started: Date(), dryRun: true, drill: true)
+    var sinks: [any TimelineSink] = [try TimelineFileSink(path: store.timelinePath(runID)), HistorySink(store: store, record: record)]
+    if json { sinks.append(JSONLinesStdout()) }
+    do {
+        return try DrillRunner.run(scenario, runbook: runbook, runID: runID, extraSink: TimelineFanOut(sinks))
+    } catch let e as DrillInvalid {
+        printError(e.description)
+        throw ExitCode(2)
+    }
+}
+
+struct TestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test", abstract: "Run every drill scenario like a test suite.",
+        discussion: "Prints one line a drill and 'N passed, N failed' last. Exit 1 if any failed or was invalid.")
+
+    @Argument(help: "Folder of scenarios (default: the runbooks folder's drills/).") var directory: String?
+    @Option(help: "Write JUnit XML here.") var junit: String?
+    @OptionGroup var options: RunbookOptions
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        let dir = directory ?? options.catalog.directory + "/drills"
+        let files: [String]
+        do { files = try RunbookCatalog.yamlFiles(in: dir) } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        let store = try RunStore(directory: state.directory)
+        var results: [(name: String, file: String, seconds: Double, failure: String?)] = []
+        for file in files {
+            let started = Date()
+            var name = (file as NSString).lastPathComponent
+            var failure: String?
+            do {
+                let scenario = try ScenarioLoader.load(path: file)
+                name = scenario.name
+                let runbook = try options.catalog.runbook(named: scenario.runbook)
+                let report = try DrillRunner.run(scenario, runbook: runbook, extraSink: drillSinks(store, runbook))
+                if !report.passed { failure = report.failures.joined(separator: "\n") }
+            } catch let e as LoadError {
+                failure = "invalid: " + e.description
+            } catch let e as DrillInvalid {
+                failure = "invalid: " + e.description
+            } catch {
+                failure = "invalid: \(error)"
+            }
+            let seconds = Date().timeIntervalSince(started)
+            results.append((name, file, seconds, failure))
+            print("\(name.padding(toLength: max(40, name.count), withPad: " ", startingAt: 0))  \(failure == nil ? "ok" : "FAILED")  \(Int((seconds * 1000).rounded()))ms")
+        }
+        let failed = results.filter { $0.failure != nil }
+        for f in failed {
+            print("\n--- \(f.name) (\(f.file))")
+            print(f.failure!.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+        }
+        if let junit { try writeJUnit(results, to: junit) }
+        print("\(results.count - failed.count) passed, \(failed.count) failed")
+        if !failed.isEmpty { throw ExitCode(1) }
+    }
+
+    func drillSinks(_ store: RunStore, _ runbook: Runbook) -> any TimelineSink {
+        DrillHistorySink(store: store, runbook: runbook.name)
+    }
+
+    func writeJUnit(_ results: [(name: String, file: String, seconds: Double, failure: String?)], to path: String) throws {
+        func esc(_ s: String) -> String {
+            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        }
+        let failures = results.filter { $0.failure != nil }.count
+        let total = results.reduce(0) { $0 + $1.seconds }
+        var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        xml += "<testsuites tests=\"\(results.count)\" failures=\"\(failures)\" time=\"\(String(format: "%.3f", total))\">\n"
+        xml += "  <testsuite name=\"runbook drills\" tests=\"\(results.count)\" failures=\"\(failures)\" time=\"\(String(format: "%.3f", total))\">\n"
+        for r in results {
+            xml += "    <testcase classname=\"\(esc(r.file))\" name=\"\(esc(r.name))\" time=\"\(String(format: "%.3f", r.seconds))\""
+            if let f = r.failure {
+                xml += ">\n      <failure message=\"\(esc(f.split(separator: "\n").first.map(String.init) ?? f))\">\(esc(f))</failure>\n    </testcase>\n"
+            } else {
+                xml += "/>\n"
+            }
+        }
+        xml += "  </testsuite>\n</testsuites>\n"
+        try xml.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+}
+
+/// Records each drill of a test run in the history and its timeline file, marked as a drill.
+struct DrillHistorySink: TimelineSink {
+    let store: RunStore
+    let runbook: String
+
+    func record(_ e: TimelineEvent) {
+        if e.event == "run.started" {
+            try? store.insert(RunRecord(id: e.run, runbook: runbook, trigger: "drill", started: e.time, dryRun: true, drill: true))
+        }
+        if let sink = try? TimelineFileSink(path: store.timelinePath(e.run)) { sink.record(e) }
+        if e.event == "run.finished", let o = e.outcome.flatMap(RunOutcome.init(rawValue:)) {
+            try? store.finish(runID: e.run, outcome: o, durationMs: e.durationMs ?? 0)
+        }
+    }
+}
