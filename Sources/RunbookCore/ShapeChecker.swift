@@ -139,7 +139,7 @@ package struct ShapeChecker {
                 continue
             }
             guard let f = object.field(e.key) else {
-                error(e.keyNode, "unknown key '\(e.key)' in \(context)\(Suggest.hint(for: e.key, among: known))")
+                error(e.keyNode, "unknown key '\(e.key)' in \(context.isEmpty ? "the runbook" : context)\(Suggest.hint(for: e.key, among: known))")
                 continue
             }
             if let c = check(e.value, f.shape, context: context.isEmpty ? e.key : "\(context).\(e.key)") {
@@ -154,8 +154,8 @@ package struct ShapeChecker {
             if present.isEmpty {
                 error(node, "\(context.isEmpty ? "mapping" : context) needs exactly one of \(object.exactlyOne.joined(separator: ", ")); it has none")
             } else if present.count > 1 {
-                let second = entries.first { $0.key == present[1] }?.keyNode ?? node
-                error(second, "\(context) has both '\(present[0])' and '\(present[1])': exactly one of \(object.exactlyOne.joined(separator: ", ")) is allowed")
+                let inFileOrder = entries.filter { object.exactlyOne.contains($0.key) }
+                error(inFileOrder[1].keyNode, "\(context) has both '\(inFileOrder[0].key)' and '\(inFileOrder[1].key)': exactly one of \(object.exactlyOne.joined(separator: ", ")) is allowed")
             }
         }
         if !object.atLeastOne.isEmpty, !object.atLeastOne.contains(where: seen.contains) {
