@@ -124,5 +124,6 @@ public struct StepGraph: Sendable {
     static func nodeID(_ id: String) -> String { "s_" + id.replacingOccurrences(of: "-", with: "_") }
     static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "\"", with: "#quot;").replacingOccurrences(of: "<", with: "#lt;").replacingOccurrences(of: ">", with: "#gt;")
+            .replacingOccurrences(of: "{", with: "#123;").replacingOccurrences(of: "}", with: "#125;")
     }
 }

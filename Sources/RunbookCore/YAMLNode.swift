@@ -76,7 +76,7 @@ public enum YAMLReader {
     /// Files larger than this are refused before parsing.
     public static let maxFileBytes = 1 << 20
     /// Nodes visited at most (aliases count each time they are used): stops alias bombs.
-    public static let maxNodes = 200_000
+    public static let maxNodes = 50_000
     /// Nesting deeper than this is refused.
     public static let maxDepth = 64
 

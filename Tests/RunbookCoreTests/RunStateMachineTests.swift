@@ -1,0 +1,272 @@
+import Foundation
+import Testing
+@testable import RunbookCore
+
+/// The run's rules, driven without processes, timers or sleeps: a script answers each attempt.
+struct RunStateMachineTests {
+    /// Drives a machine to the end; `answer` decides each attempt's result.
+    struct Harness {
+        var machine: RunStateMachine
+        var now = Date(timeIntervalSince1970: 1_000_000)
+        var events: [TimelineEvent] = []
+        var attempts: [(step: String, attempt: Int)] = []
+        var retryDelays: [String: [Double]] = [:]
+        var undone: [String] = []
+        var confirmations: [String] = []
+        var outcome: RunOutcome?
+
+        init(_ yaml: String, autoConfirm: Bool = true, maxParallel: Int = 64, noUndo: Bool = false) throws {
+            let rb = try load(yaml)
+            var o = RunStateMachine.Options(runID: "r-test", params: ["service": .string("shop")])
+            o.autoConfirm = autoConfirm
+            o.maxParallel = maxParallel
+            o.noUndo = noUndo
+            o.random = { 0.5 }
+            machine = RunStateMachine(runbook: rb, options: o)
+        }
+
+        mutating func run(confirm: Bool = true, interruptAfter: Int? = nil,
+                          answer: (String, Int) -> StepResult) -> RunOutcome? {
+            var queue = machine.start(now: now)
+            var pendingRetries: [(String, Int)] = []
+            var started = 0
+            while outcome == nil {
+                if queue.isEmpty {
+                    guard !pendingRetries.isEmpty else { break }
+                    let (s, a) = pendingRetries.removeFirst()
+                    now += retryDelays[s]?.last ?? 0
+                    queue += machine.retryDue(step: s, attempt: a, now: now)
+                    continue
+                }
+                let effect = queue.removeFirst()
+                switch effect {
+                case .emit(let e): events.append(e)
+                case .startAttempt(let s, let a, _):
+                    attempts.append((s, a))
+                    started += 1
+                    if let n = interruptAfter, started > n {
+                        queue += machine.interrupt(now: now)
+                        continue
+                    }
+                    now += 1
+                    queue += machine.attemptFinished(step: s, attempt: a, result: answer(s, a), now: now)
+                case .scheduleRetry(let s, let a, let d):
+                    retryDelays[s, default: []].append(d)
+                    pendingRetries.append((s, a))
+                case .askConfirmation(let s):
+                    confirmations.append(s)
+                    queue += machine.confirmationAnswered(step: s, approved: confirm, now: now)
+                case .startUndo(let i, let c, let s, _):
+                    undone.append("\(s):\(c.what)")
+                    queue += machine.undoFinished(index: i, result: StepResult(.passed), now: now)
+                case .finished(let o): outcome = o
+                case .cancelAttempt, .cancelRetry: break
+                }
+            }
+            return outcome
+        }
+
+        func status(_ step: String) -> String? {
+            events.last { $0.event == "step.finished" && $0.step == step }?.status
+        }
+    }
+
+    static let flagChange = AppliedChange(what: "flag f", from: "on", to: "off", location: "f.json",
+                                          automaticUndo: .flagFile(path: "f.json", key: "f", field: "defaultVariant", previous: "\"on\""))
+
+    static let leak = minimalHeader + """
+      - id: symptom
+        phase: detect
+        check: { command: ["true"] }
+      - id: db
+        phase: diagnose
+        check: { command: ["true"] }
+      - id: flag-off
+        phase: mitigate
+        when: steps.db.passed
+        flag: { file: f.json, key: f, variant: "off" }
+      - id: restart
+        phase: mitigate
+        needs: [flag-off]
+        confirm: true
+        command: ["restart"]
+      - id: flat
+        phase: verify
+        check: { command: ["true"] }
+
+    """
+
+    func changeFor(_ step: String) -> StepResult {
+        switch step {
+        case "flag-off": StepResult(.passed, change: Self.flagChange)
+        case "restart": StepResult(.passed, change: AppliedChange(what: "command", from: "-", to: "restart"))
+        default: StepResult(.passed)
+        }
+    }
+
+    @Test func mitigatesWhenEverythingPasses() throws {
+        var h = try Harness(Self.leak)
+        #expect(h.run { s, _ in changeFor(s) } == .mitigated)
+        #expect(h.attempts.map(\.step) == ["symptom", "db", "flag-off", "restart", "flat"])
+        #expect(h.events.filter { $0.event == "change.applied" }.count == 2)
+        #expect(h.events.first?.event == "step.started")
+        #expect(h.events.last?.event == "run.finished")
+    }
+
+    @Test func endsNotConfirmedAndChangesNothingWhenNoDetectStepPasses() throws {
+        var h = try Harness(Self.leak)
+        #expect(h.run { s, _ in s == "symptom" ? StepResult(.failed) : changeFor(s) } == .notConfirmed)
+        #expect(h.attempts.map(\.step) == ["symptom"])
+        #expect(h.status("flag-off") == "skipped")
+        #expect(h.undone.isEmpty)
+    }
+
+    @Test func skipsAWhenBranchAndStepsThatNeedIt() throws {
+        var h = try Harness(Self.leak)
+        #expect(h.run { s, _ in s == "db" ? StepResult(.failed) : changeFor(s) } == .completed)
+        #expect(h.status("flag-off") == "skipped")
+        #expect(h.status("restart") == "skipped")
+        #expect(h.status("flat") == "passed")
+    }
+
+    @Test func undoesCompletedChangesInReverseOrderWhenVerifyFails() throws {
+        let yaml = minimalHeader + """
+          - id: a
+            phase: mitigate
+            flag: { file: a.json, key: a, variant: "off" }
+          - id: b
+            phase: mitigate
+            needs: [a]
+            command: ["b"]
+            undo: { command: ["undo-b"] }
+          - id: c
+            phase: mitigate
+            needs: [b]
+            command: ["c"]
+          - id: check
+            phase: verify
+            check: { command: ["false"] }
+
+        """
+        var h = try Harness(yaml)
+        let outcome = h.run { s, _ in
+            switch s {
+            case "a": StepResult(.passed, change: AppliedChange(what: "flag a", from: "on", to: "off", automaticUndo: Self.flagChange.automaticUndo))
+            case "b", "c": StepResult(.passed, change: AppliedChange(what: "command \(s)", from: "-", to: s))
+            default: StepResult(.failed)
+            }
+        }
+        #expect(outcome == .failed)
+        // c has neither an automatic nor an explicit undo; b then a, newest first.
+        #expect(h.undone == ["b:command b", "a:flag a"])
+        #expect(h.events.filter { $0.event == "undo.started" }.count == 2)
+    }
+
+    @Test func retriesWithBackoffThenPasses() throws {
+        let yaml = minimalHeader + """
+          - id: flaky
+            phase: diagnose
+            check: { command: ["x"] }
+            retry: { attempts: 4, delay: 2s, backoff: 3 }
+
+        """
+        var h = try Harness(yaml)
+        #expect(h.run { _, a in a < 4 ? StepResult(.failed, "nope") : StepResult(.passed) } == .completed)
+        #expect(h.attempts.map(\.attempt) == [1, 2, 3, 4])
+        // random() = 0.5 makes the jitter factor exactly 1.
+        #expect(h.retryDelays["flaky"] == [2, 6, 18])
+        #expect(h.events.filter { $0.event == "step.retrying" }.map(\.attempt) == [1, 2, 3])
+        #expect(h.status("flaky") == "passed")
+    }
+
+    @Test func jitterStaysWithinTwentyPercent() throws {
+        let policy = RetryPolicy(attempts: 3, delay: 10, backoff: 2)
+        #expect(policy.baseDelay(afterAttempt: 1) == 10)
+        #expect(policy.baseDelay(afterAttempt: 2) == 20)
+        var capped = policy
+        capped.maxDelay = 15
+        #expect(capped.baseDelay(afterAttempt: 2) == 15)
+    }
+
+    @Test func continuesPastAFailureMarkedContinueOnFailure() throws {
+        let yaml = minimalHeader + """
+          - id: optional
+            phase: mitigate
+            command: ["x"]
+            continue_on_failure: true
+          - id: main
+            phase: mitigate
+            needs: [optional]
+            when: steps.optional.failed
+            command: ["y"]
+
+        """
+        var h = try Harness(yaml)
+        #expect(h.run { s, _ in s == "optional" ? StepResult(.failed) : StepResult(.passed, change: AppliedChange(what: "y", from: "-", to: "y")) } == .mitigated)
+        #expect(h.status("main") == "passed")
+    }
+
+    @Test func aFailedMitigationStopsTheRunAndSkipsTheRest() throws {
+        var h = try Harness(Self.leak)
+        #expect(h.run { s, _ in s == "restart" ? StepResult(.timedOut) : changeFor(s) } == .failed)
+        #expect(h.status("flat") == "skipped")
+        #expect(h.undone == ["flag-off:flag f"])
+        #expect(h.events.last?.message?.contains("restart failed") == true)
+    }
+
+    @Test func aDeclinedConfirmationRefusesTheRunAndUndoes() throws {
+        var h = try Harness(Self.leak, autoConfirm: false)
+        #expect(h.run(confirm: false) { s, _ in changeFor(s) } == .refused)
+        #expect(h.confirmations == ["restart"])
+        #expect(h.status("restart") == "declined")
+        #expect(h.undone == ["flag-off:flag f"])
+        #expect(RunOutcome.refused.exitCode == 3)
+    }
+
+    @Test func needsMayPointToAnEarlierPhase() throws {
+        let yaml = minimalHeader + """
+          - id: look
+            phase: diagnose
+            check: { command: ["x"] }
+          - id: act
+            phase: mitigate
+            needs: [look]
+            command: ["y"]
+
+        """
+        var h = try Harness(yaml)
+        #expect(h.run { s, _ in s == "look" ? StepResult(.failed) : StepResult(.passed) } == .completed)
+        #expect(h.status("act") == "skipped")
+    }
+
+    @Test func interruptStopsRunningStepsAndUndoesUnlessTold() throws {
+        var h = try Harness(Self.leak)
+        #expect(h.run(interruptAfter: 3) { s, _ in changeFor(s) } == .interrupted)
+        #expect(h.undone == ["flag-off:flag f"])
+        #expect(h.status("restart") == "failed")
+        var keep = try Harness(Self.leak, noUndo: true)
+        #expect(keep.run(interruptAfter: 3) { s, _ in changeFor(s) } == .interrupted)
+        #expect(keep.undone.isEmpty)
+    }
+
+    @Test func runsIndependentStepsOfAPhaseTogetherUpToTheLimit() throws {
+        let yaml = minimalHeader + (0..<5).map { "  - id: w\($0)\n    phase: mitigate\n    wait: 1s\n" }.joined()
+        let rb = try load(yaml)
+        var o = RunStateMachine.Options(runID: "r", params: [:])
+        o.maxParallel = 3
+        var m = RunStateMachine(runbook: rb, options: o)
+        let first = m.start(now: Date())
+        let started = first.compactMap { if case .startAttempt(let s, _, _) = $0 { s } else { nil } }
+        #expect(started == ["w0", "w1", "w2"])
+        let next = m.attemptFinished(step: "w0", attempt: 1, result: StepResult(.passed), now: Date())
+        #expect(next.compactMap { if case .startAttempt(let s, _, _) = $0 { s } else { nil } } == ["w3"])
+    }
+
+    @Test func ignoresLateAnswersFromCancelledAttempts() throws {
+        let rb = try load(minimalHeader + "  - id: a\n    phase: diagnose\n    check: { command: [\"x\"] }\n    retry: { attempts: 2 }\n")
+        var m = RunStateMachine(runbook: rb, options: .init(runID: "r", params: [:]))
+        _ = m.start(now: Date())
+        _ = m.attemptFinished(step: "a", attempt: 1, result: StepResult(.timedOut), now: Date())
+        #expect(m.attemptFinished(step: "a", attempt: 1, result: StepResult(.passed), now: Date()).isEmpty)
+    }
+}
