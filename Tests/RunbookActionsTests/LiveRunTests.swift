@@ -1,0 +1,214 @@
+import Dispatch
+import Foundation
+import RunbookActions
+import RunbookCore
+import Testing
+
+/// Whole runs on the Dispatch driver with the live executor: real processes, real files.
+struct LiveRunTests {
+    struct Finished: Sendable {
+        var outcome: RunOutcome
+        var events: [TimelineEvent]
+        func status(_ step: String) -> String? { events.last { $0.event == "step.finished" && $0.step == step }?.status }
+    }
+
+    func run(_ yaml: String, params: [String: String] = [:], dryRun: Bool = false, maxParallel: Int = 64,
+             in dir: String, interruptAfter: Double? = nil) async throws -> Finished {
+        let rb = try RunbookLoader.load(text: yaml, file: dir + "/rb.yaml")
+        let values = try RunInputs.resolve(rb, given: params)
+        var o = RunStateMachine.Options(runID: RunInputs.newRunID(), params: values)
+        o.autoConfirm = true
+        o.maxParallel = maxParallel
+        let q = DispatchQueue(label: "run")
+        let collector = TimelineCollector()
+        let driver = RunDriver(runbook: rb, options: o, dryRun: dryRun, queue: q, executor: LiveExecutor(),
+                               scheduler: DispatchScheduler(queue: q), sink: collector, prompter: DeclineAll())
+        let start = RunInputs.startEvent(runbook: rb, runID: o.runID, trigger: "test", params: values, dryRun: dryRun, drill: false, now: Date())
+        if let t = interruptAfter { q.asyncAfter(deadline: .now() + t) { driver.interrupt() } }
+        let outcome = await withCheckedContinuation { (c: CheckedContinuation<RunOutcome, Never>) in
+            driver.start(startEvent: start) { c.resume(returning: $0) }
+        }
+        return Finished(outcome: outcome, events: collector.events)
+    }
+
+    func flagRunbook(_ dir: String, verifyPasses: Bool) -> String {
+        """
+        runbook: t
+        steps:
+          - id: off
+            phase: mitigate
+            flag: { file: \(dir)/flags.json, key: image-resize, variant: "off" }
+          - id: check
+            phase: verify
+            check: { command: ["\(verifyPasses ? "true" : "false")"] }
+
+        """
+    }
+
+    @Test func failedVerifyRestoresTheFlagFileByteForByte() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
+        let r = try await run(flagRunbook(dir, verifyPasses: false), in: dir)
+        #expect(r.outcome == .failed)
+        #expect(r.events.contains { $0.event == "change.applied" && $0.from == "on" && $0.to == "off" })
+        #expect(r.events.contains { $0.event == "undo.finished" && $0.status == "passed" })
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/flags.json")) == Data(flagFileText.utf8))
+    }
+
+    @Test func passedVerifyLeavesTheFlagChanged() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
+        let r = try await run(flagRunbook(dir, verifyPasses: true), in: dir)
+        #expect(r.outcome == .mitigated)
+        let (value, _) = try FlagFileReader.locate(in: Data(contentsOf: URL(fileURLWithPath: dir + "/flags.json")), key: "image-resize", field: "defaultVariant")
+        #expect(value == "\"off\"")
+    }
+
+    @Test func killsAHungCommandAndItsChildrenAtTheTimeout() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let marker = "hung-\(UUID().uuidString.prefix(8))"
+        let yaml = """
+        runbook: t
+        steps:
+          - id: hang
+            phase: diagnose
+            check: { command: ["sh", "-c", "sleep 97 & sleep 98; echo \(marker)"] }
+            timeout: 500ms
+
+        """
+        let r = try await run(yaml, in: dir)
+        #expect(r.status("hang") == "timed-out")
+        #expect(r.outcome == .completed)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!processAlive(matching: "sleep 97"))
+        #expect(!processAlive(matching: "sleep 98"))
+    }
+
+    @Test func aParamWithShellMetacharactersIsOneLiteralArgument() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let yaml = """
+        runbook: t
+        params:
+          name: { default: x }
+        steps:
+          - id: echo
+            phase: diagnose
+            check: { command: ["printf", "<%s>", "{{ params.name }}"] }
+
+        """
+        let hostile = "$(touch \(dir)/pwned); `touch \(dir)/pwned2` | rm -rf \(dir) && echo \"hi\""
+        let r = try await run(yaml, params: ["name": hostile], in: dir)
+        let out = r.events.first { $0.step == "echo" && $0.event == "step.finished" }?.stdout
+        #expect(out == "<\(hostile)>")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/pwned"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/pwned2"))
+    }
+
+    @Test func dryRunLeavesEveryFileUntouched() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
+        let yaml = """
+        runbook: t
+        steps:
+          - id: look
+            phase: detect
+            check: { command: ["true"] }
+          - id: off
+            phase: mitigate
+            flag: { file: \(dir)/flags.json, key: image-resize, variant: "off" }
+          - id: touch
+            phase: mitigate
+            command: ["touch", "\(dir)/made"]
+          - id: restart
+            phase: mitigate
+            needs: [off]
+            restart: { command: ["touch", "\(dir)/restarted"] }
+          - id: flat
+            phase: verify
+            check: { command: ["true"] }
+
+        """
+        let before = try FileManager.default.attributesOfItem(atPath: dir + "/flags.json")[.modificationDate] as? Date
+        let r = try await run(yaml, dryRun: true, in: dir)
+        #expect(r.outcome == .mitigated)
+        #expect(r.status("look") == "passed")
+        #expect(r.status("off") == "would-change")
+        #expect(r.status("touch") == "would-change")
+        #expect(r.status("restart") == "would-change")
+        let offEvent = r.events.first { $0.step == "off" && $0.event == "step.finished" }
+        #expect(offEvent?.message == "would set flag image-resize: on -> off in \(dir)/flags.json")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/flags.json")) == Data(flagFileText.utf8))
+        #expect(try FileManager.default.attributesOfItem(atPath: dir + "/flags.json")[.modificationDate] as? Date == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["flags.json"])
+        #expect(!r.events.contains { $0.event == "change.applied" })
+    }
+
+    @Test func aThousandWaitingStepsDoNotMeanAThousandThreads() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let yaml = "runbook: t\nsteps:\n" + (0..<1000).map { "  - id: w\($0)\n    phase: mitigate\n    wait: 1s\n" }.joined()
+        let sampler = ThreadSampler()
+        sampler.start()
+        let r = try await run(yaml, maxParallel: 1000, in: dir)
+        sampler.stop()
+        #expect(r.outcome == .completed)
+        #expect(r.events.filter { $0.status == "passed" }.count == 1000)
+        #expect(sampler.peak < 64, "peak threads \(sampler.peak)")
+    }
+
+    @Test func interruptStopsTheRunAndUndoes() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
+        let yaml = """
+        runbook: t
+        steps:
+          - id: off
+            phase: mitigate
+            flag: { file: \(dir)/flags.json, key: image-resize, variant: "off" }
+          - id: slow
+            phase: mitigate
+            needs: [off]
+            command: ["sleep", "30"]
+
+        """
+        let r = try await run(yaml, in: dir, interruptAfter: 0.5)
+        #expect(r.outcome == .interrupted)
+        #expect(r.status("slow") == "failed")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/flags.json")) == Data(flagFileText.utf8))
+        #expect(RunOutcome.interrupted.exitCode == 130)
+    }
+}
+
+/// Samples this process's thread count from /proc while a run goes on.
+final class ThreadSampler: @unchecked Sendable {
+    // `peakCount` and `running` are guarded by `lock`.
+    private let lock = NSLock()
+    private var peakCount = 0
+    private var running = true
+
+    var peak: Int { lock.withLock { peakCount } }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            while lock.withLock({ running }) {
+                let n = Self.threads()
+                lock.withLock { peakCount = max(peakCount, n) }
+                usleep(20_000)
+            }
+        }
+    }
+
+    func stop() { lock.withLock { running = false } }
+
+    static func threads() -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }) else { return 0 }
+        return Int(line.dropFirst(8).trimmingCharacters(in: .whitespaces)) ?? 0
+    }
+}

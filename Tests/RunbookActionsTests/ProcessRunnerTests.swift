@@ -1,0 +1,55 @@
+import Dispatch
+import Foundation
+import RunbookActions
+import RunbookCore
+import Testing
+
+struct ProcessRunnerTests {
+    func run(_ argv: [String], env: [String: String] = [:], cancelAfter: Double? = nil) async -> ProcessResult {
+        await withCheckedContinuation { (c: CheckedContinuation<ProcessResult, Never>) in
+            let q = DispatchQueue(label: "t")
+            let handle = ProcessRunner.run(argv: argv, environment: env, queue: q) { c.resume(returning: $0) }
+            if let t = cancelAfter { q.asyncAfter(deadline: .now() + t) { handle.cancel() } }
+        }
+    }
+
+    @Test func capturesExitStatusAndOutput() async {
+        let r = await run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+        #expect(r.exitCode == 3)
+        #expect(r.stdout == "out\n")
+        #expect(r.stderr == "err\n")
+        #expect(r.signal == nil)
+    }
+
+    @Test func killsTheWholeProcessGroupOnCancel() async throws {
+        let marker = "runbook-orphan-check-\(UUID().uuidString.prefix(8))"
+        let r = await run(["sh", "-c", "sleep 100 & exec sleep 101 # \(marker)", marker], cancelAfter: 0.3)
+        #expect(r.signal == SIGTERM)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!processAlive(matching: "sleep 100"), "the background sleep of the group survived")
+    }
+
+    @Test func passesHostileTextAsOneLiteralArgument() async {
+        let hostile = "a b; rm -rf / $(id) `id` | cat && echo pwned"
+        let r = await run(["printf", "[%s]", hostile])
+        #expect(r.stdout == "[\(hostile)]")
+    }
+
+    @Test func capsOutput() async {
+        let r = await run(["sh", "-c", "head -c 200000 /dev/zero | tr '\\0' x"])
+        #expect(r.stdout.utf8.count == ProcessRunner.outputCap)
+        #expect(r.truncated)
+    }
+
+    @Test func reportsAMissingProgram() async {
+        let r = await run(["/nonexistent/program"])
+        #expect(r.spawnError?.contains("not found") == true)
+    }
+
+    @Test func doesNotWaitForDaemonsThatKeepThePipesOpen() async {
+        let r = await run(["sh", "-c", "(sleep 3 >/dev/null 2>&1 &) ; sleep 5 & echo started; exit 0"])
+        #expect(r.exitCode == 0)
+        #expect(r.duration < 4.5, "waited for the background sleep to close the pipe")
+        _ = await run(["pkill", "-f", "sleep 5"])
+    }
+}
