@@ -151,14 +151,25 @@ struct LiveRunTests {
     @Test func aThousandWaitingStepsDoNotMeanAThousandThreads() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let yaml = "runbook: t\nsteps:\n" + (0..<1000).map { "  - id: w\($0)\n    phase: mitigate\n    wait: 1s\n" }.joined()
-        let sampler = ThreadSampler()
-        sampler.start()
-        let r = try await run(yaml, maxParallel: 1000, in: dir)
-        sampler.stop()
-        #expect(r.outcome == .completed)
-        #expect(r.events.filter { $0.status == "passed" }.count == 1000)
-        #expect(sampler.peak < 64, "peak threads \(sampler.peak)")
+        try FileManager.default.createDirectory(atPath: dir + "/rb", withIntermediateDirectories: true)
+        let yaml = "runbook: waits\nsteps:\n" + (0..<1000).map { "  - id: w\($0)\n    phase: mitigate\n    wait: 2s\n" }.joined()
+        try yaml.write(toFile: dir + "/rb/waits.yaml", atomically: true, encoding: .utf8)
+        // A child process of its own, so other tests' threads do not count.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: runbookBinary)
+        p.arguments = ["run", "waits", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json", "--max-parallel", "1000"]
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        var peak = 0
+        while p.isRunning {
+            peak = max(peak, ThreadSampler.threads(of: "\(p.processIdentifier)"))
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(p.terminationStatus == 0)
+        #expect(peak > 0)
+        #expect(peak < 32, "peak threads \(peak)")
+        let events = try String(contentsOfFile: dir + "/state/runs/" + (FileManager.default.contentsOfDirectory(atPath: dir + "/state/runs").first ?? ""), encoding: .utf8)
+        #expect(events.components(separatedBy: "\"status\":\"passed\"").count - 1 == 1000)
     }
 
     @Test func interruptStopsTheRunAndUndoes() async throws {
@@ -185,29 +196,10 @@ struct LiveRunTests {
     }
 }
 
-/// Samples this process's thread count from /proc while a run goes on.
-final class ThreadSampler: @unchecked Sendable {
-    // `peakCount` and `running` are guarded by `lock`.
-    private let lock = NSLock()
-    private var peakCount = 0
-    private var running = true
-
-    var peak: Int { lock.withLock { peakCount } }
-
-    func start() {
-        Thread.detachNewThread { [self] in
-            while lock.withLock({ running }) {
-                let n = Self.threads()
-                lock.withLock { peakCount = max(peakCount, n) }
-                usleep(20_000)
-            }
-        }
-    }
-
-    func stop() { lock.withLock { running = false } }
-
-    static func threads() -> Int {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+/// Reads thread counts from /proc.
+enum ThreadSampler {
+    static func threads(of pid: String = "self") -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let line = s.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }) else { return 0 }
         return Int(line.dropFirst(8).trimmingCharacters(in: .whitespaces)) ?? 0
     }
