@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // Pure engine: model, YAML loading, validation, graph, expressions,
@@ -33,7 +35,13 @@ let package = Package(
         // The I/O: processes, flag files, live step execution.
         .target(
             name: "RunbookActions",
-            dependencies: ["RunbookCore", "CRunbookSys"],
+            dependencies: [
+                "RunbookCore", "CRunbookSys",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Drills: scenarios, the rehearsal executor, expectations, replay. Touches nothing outside.

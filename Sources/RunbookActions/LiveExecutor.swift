@@ -49,24 +49,27 @@ public struct LiveExecutor: StepExecutor {
         case .command:
             return runCommand(action.config, request, isChange: action.isChange, completion: completion)
         case .check:
-            switch action.checkKind {
-            case "command": return runCommand(action.config["command"]!, request, isChange: false, completion: completion)
+            let kind = action.checkKind ?? ""
+            let c = action.config[kind] ?? .null
+            switch kind {
+            case "command": return runCommand(c, request, isChange: false, completion: completion)
+            case "http": return HTTPCheck.run(c, request, completion: completion)
+            case "tcp": return TCPCheck.run(c, request, completion: completion)
+            case "prometheus": return PrometheusCheck.run(c, request, completion: completion)
+            case "metric_trend": return MetricTrendCheck.run(c, request, completion: completion)
+            case "process": return ProcessCheck.run(c, request, completion: completion)
+            case "host": return HostCheck.run(c, request, completion: completion)
             default:
-                completion(StepResult(.failed, "check '\(action.checkKind ?? "?")' is not built into this version of runbook yet"))
+                completion(StepResult(.failed, "unknown check '\(kind)'"))
                 return NothingToCancel()
             }
         case .flag:
             if action.config["file"] != nil { return setFlagFile(action.config, request, completion: completion) }
-            completion(StepResult(.failed, "the HTTP flag provider is not built into this version of runbook yet"))
-            return NothingToCancel()
-        case .restart, .notify:
-            if request.dryRun {
-                completion(StepResult(.wouldChange, "would \(StepGraph.summary(of: action))",
-                                      change: AppliedChange(what: action.kind.rawValue, from: "-", to: StepGraph.summary(of: action), simulated: true)))
-            } else {
-                completion(StepResult(.failed, "'\(action.kind.rawValue)' is not built into this version of runbook yet"))
-            }
-            return NothingToCancel()
+            return HTTPFlagAction.run(action.config, request, completion: completion)
+        case .restart:
+            return RestartAction.run(action.config, request, executor: self, queue: workQueue, completion: completion)
+        case .notify:
+            return NotifyAction.run(action.config, request, completion: completion)
         }
     }
 

@@ -83,7 +83,8 @@ public final class RunDriver: @unchecked Sendable {
                 }
             case .startUndo(let index, let change, let stepID, let values):
                 guard let step = runbook.step(stepID) else { continue }
-                let request = StepRequest(step: step, attempt: 1, runID: runID, dryRun: dryRun, values: values, scheduler: scheduler)
+                var request = StepRequest(step: step, attempt: 1, runID: runID, dryRun: dryRun, values: values, scheduler: scheduler)
+                request.runbookName = runbook.name
                 executor.undo(change, action: step.undo, request: request) { [self] result in
                     queue.async { self.apply(self.machine.undoFinished(index: index, result: result, now: self.scheduler.now)) }
                 }
@@ -100,7 +101,8 @@ public final class RunDriver: @unchecked Sendable {
 
     func startAttempt(_ id: String, _ attempt: Int, _ values: TemplateValues) {
         guard let step = runbook.step(id) else { return }
-        let request = StepRequest(step: step, attempt: attempt, runID: runID, dryRun: dryRun, values: values, scheduler: scheduler)
+        var request = StepRequest(step: step, attempt: attempt, runID: runID, dryRun: dryRun, values: values, scheduler: scheduler)
+        request.runbookName = runbook.name
         let timeout = scheduler.schedule(after: step.timeout) { [self] in
             guard let a = attempts[id], a.attempt == attempt else { return }
             attempts[id] = nil

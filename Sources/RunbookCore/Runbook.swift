@@ -98,6 +98,12 @@ public struct Action: Sendable {
     /// A `command` that changes nothing.
     public var readOnly: Bool
 
+    public init(kind: Kind, config: Config, readOnly: Bool) {
+        self.kind = kind
+        self.config = config
+        self.readOnly = readOnly
+    }
+
     /// For checks, which one (`http`, `command`...).
     public var checkKind: String? {
         guard kind == .check else { return nil }

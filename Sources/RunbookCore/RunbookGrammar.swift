@@ -36,6 +36,7 @@ public enum RunbookGrammar {
         field("every", .duration, required: true, "sampling interval"),
         field("min_slope", .rate, "passes when the slope is at least this (leak present)"),
         field("max_slope", .rate, "passes when the slope is at most this (flat)"),
+        field("min_r2", .number, "with min_slope: how steady the growth must be, 0 to 1 (default 0.6)"),
     ])
 
     static let process = ObjectShape("process check from /proc", exactlyOne: ["pid", "pidfile", "name"], [

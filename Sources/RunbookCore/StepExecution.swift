@@ -55,6 +55,8 @@ public struct StepRequest: Sendable {
     public var step: Step
     public var attempt: Int
     public var runID: String
+    /// The runbook's name, for messages that leave the engine (notify).
+    public var runbookName: String = ""
     public var dryRun: Bool
     /// Values templates read: params, earlier outputs, run id.
     public var values: TemplateValues

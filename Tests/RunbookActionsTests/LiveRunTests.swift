@@ -6,31 +6,6 @@ import Testing
 
 /// Whole runs on the Dispatch driver with the live executor: real processes, real files.
 struct LiveRunTests {
-    struct Finished: Sendable {
-        var outcome: RunOutcome
-        var events: [TimelineEvent]
-        func status(_ step: String) -> String? { events.last { $0.event == "step.finished" && $0.step == step }?.status }
-    }
-
-    func run(_ yaml: String, params: [String: String] = [:], dryRun: Bool = false, maxParallel: Int = 64,
-             in dir: String, interruptAfter: Double? = nil) async throws -> Finished {
-        let rb = try RunbookLoader.load(text: yaml, file: dir + "/rb.yaml")
-        let values = try RunInputs.resolve(rb, given: params)
-        var o = RunStateMachine.Options(runID: RunInputs.newRunID(), params: values)
-        o.autoConfirm = true
-        o.maxParallel = maxParallel
-        let q = DispatchQueue(label: "run")
-        let collector = TimelineCollector()
-        let driver = RunDriver(runbook: rb, options: o, dryRun: dryRun, queue: q, executor: LiveExecutor(),
-                               scheduler: DispatchScheduler(queue: q), sink: collector, prompter: DeclineAll())
-        let start = RunInputs.startEvent(runbook: rb, runID: o.runID, trigger: "test", params: values, dryRun: dryRun, drill: false, now: Date())
-        if let t = interruptAfter { q.asyncAfter(deadline: .now() + t) { driver.interrupt() } }
-        let outcome = await withCheckedContinuation { (c: CheckedContinuation<RunOutcome, Never>) in
-            driver.start(startEvent: start) { c.resume(returning: $0) }
-        }
-        return Finished(outcome: outcome, events: collector.events)
-    }
-
     func flagRunbook(_ dir: String, verifyPasses: Bool) -> String {
         """
         runbook: t
@@ -49,7 +24,7 @@ struct LiveRunTests {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
-        let r = try await run(flagRunbook(dir, verifyPasses: false), in: dir)
+        let r = try await runRunbook(flagRunbook(dir, verifyPasses: false), in: dir)
         #expect(r.outcome == .failed)
         #expect(r.events.contains { $0.event == "change.applied" && $0.from == "on" && $0.to == "off" })
         #expect(r.events.contains { $0.event == "undo.finished" && $0.status == "passed" })
@@ -60,7 +35,7 @@ struct LiveRunTests {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
-        let r = try await run(flagRunbook(dir, verifyPasses: true), in: dir)
+        let r = try await runRunbook(flagRunbook(dir, verifyPasses: true), in: dir)
         #expect(r.outcome == .mitigated)
         let (value, _) = try FlagFileReader.locate(in: Data(contentsOf: URL(fileURLWithPath: dir + "/flags.json")), key: "image-resize", field: "defaultVariant")
         #expect(value == "\"off\"")
@@ -79,7 +54,7 @@ struct LiveRunTests {
             timeout: 500ms
 
         """
-        let r = try await run(yaml, in: dir)
+        let r = try await runRunbook(yaml, in: dir)
         #expect(r.status("hang") == "timed-out")
         #expect(r.outcome == .completed)
         try await Task.sleep(for: .milliseconds(300))
@@ -101,7 +76,7 @@ struct LiveRunTests {
 
         """
         let hostile = "$(touch \(dir)/pwned); `touch \(dir)/pwned2` | rm -rf \(dir) && echo \"hi\""
-        let r = try await run(yaml, params: ["name": hostile], in: dir)
+        let r = try await runRunbook(yaml, params: ["name": hostile], in: dir)
         let out = r.events.first { $0.step == "echo" && $0.event == "step.finished" }?.stdout
         #expect(out == "<\(hostile)>")
         #expect(!FileManager.default.fileExists(atPath: dir + "/pwned"))
@@ -134,7 +109,7 @@ struct LiveRunTests {
 
         """
         let before = try FileManager.default.attributesOfItem(atPath: dir + "/flags.json")[.modificationDate] as? Date
-        let r = try await run(yaml, dryRun: true, in: dir)
+        let r = try await runRunbook(yaml, dryRun: true, in: dir)
         #expect(r.outcome == .mitigated)
         #expect(r.status("look") == "passed")
         #expect(r.status("off") == "would-change")
@@ -188,7 +163,7 @@ struct LiveRunTests {
             command: ["sleep", "30"]
 
         """
-        let r = try await run(yaml, in: dir, interruptAfter: 0.5)
+        let r = try await runRunbook(yaml, in: dir, interruptAfter: 0.5)
         #expect(r.outcome == .interrupted)
         #expect(r.status("slow") == "failed")
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/flags.json")) == Data(flagFileText.utf8))

@@ -87,3 +87,70 @@ let flagFileText = """
 }
 
 """
+
+/// A helper server in a child process: started on 127.0.0.1, stopped by `stop()` or when this process ends
+/// (it exits when its stdin closes).
+final class ChildServer: @unchecked Sendable {
+    let process = Process()
+    let input = Pipe()
+    let output = Pipe()
+    /// The first line the child printed (the port for the target server).
+    private(set) var firstLine = ""
+
+    init(_ argv: [String], environment: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = argv
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        try process.run()
+    }
+
+    /// Starts the test target and reads its port.
+    static func target() throws -> (ChildServer, Int) {
+        let s = try ChildServer(["python3", repoRoot + "/Tests/Fixtures/target_server.py"])
+        var line = Data()
+        while true {
+            let byte = s.output.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data("\n".utf8) { break }
+            line.append(byte)
+        }
+        s.firstLine = String(decoding: line, as: UTF8.self)
+        guard let port = Int(s.firstLine) else { s.stop(); throw CocoaError(.fileReadCorruptFile) }
+        return (s, port)
+    }
+
+    func stop() {
+        try? input.fileHandleForWriting.close()
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+}
+
+/// POSTs to the target server's control endpoints.
+func control(_ port: Int, _ path: String) throws {
+    var done = false
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3", "-c", "import urllib.request,sys; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b'', method='POST')).read()", "http://127.0.0.1:\(port)\(path)"]
+    try p.run()
+    p.waitUntilExit()
+    done = p.terminationStatus == 0
+    if !done { throw CocoaError(.fileWriteUnknown) }
+}
+
+/// GETs a URL's body with python (independent of the code under test).
+func fetch(_ url: String) throws -> String {
+    let p = Process()
+    let out = Pipe()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3", "-c", "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())", url]
+    p.standardOutput = out
+    try p.run()
+    let d = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return String(decoding: d, as: UTF8.self)
+}

@@ -1,0 +1,109 @@
+import Foundation
+import RunbookCore
+
+/// The `http` check.
+enum HTTPCheck {
+    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let url = request.render(c["url"]) ?? ""
+        let method = c["method"]?.template?.source ?? "GET"
+        let headers = (c["headers"]?.entries ?? []).map { ($0.key, request.render($0.value) ?? "") }
+        let body = request.render(c["body"])
+        let expected: [Int]? = c["status"].map { s in s.list?.compactMap { $0.number.map { Int($0) } } ?? [Int(s.number ?? 200)] }
+        let contains = request.render(c["contains"])
+        let jsonExpect = (c["json"]?.entries ?? []).map { ($0.key, $0.value.plainValue) }
+        let maxLatency = c["max_latency"]?.number
+        return HTTPProbe.send(method: method, url: url, headers: headers, body: body, timeout: request.step.timeout) { result in
+            switch result {
+            case .failure(let f):
+                completion(StepResult(.failed, f.message))
+            case .success(let a):
+                var output: [String: Value] = ["status": .number(Double(a.status)), "latency_ms": .number((a.latency * 1000).rounded())]
+                let head = "\(method) \(url): \(a.status) in \(Quantity.formatDuration(a.latency))"
+                var problems: [String] = []
+                if let expected {
+                    if !expected.contains(a.status) { problems.append("status \(a.status), expected \(expected.map(String.init).joined(separator: " or "))") }
+                } else if !(200..<400).contains(a.status) {
+                    problems.append("status \(a.status), expected 2xx or 3xx")
+                }
+                if let contains, !a.body.contains(contains) { problems.append("body does not contain '\(contains)'") }
+                if !jsonExpect.isEmpty {
+                    if let root = try? JSONSerialization.jsonObject(with: Data(a.body.utf8), options: [.fragmentsAllowed]) {
+                        for (path, want) in jsonExpect {
+                            let got = JSONPath.value(root, path)
+                            output["json.\(path)"] = got.map { v in
+                                if let s = v as? String { return .string(s) }
+                                if let n = v as? NSNumber { return String(cString: n.objCType) == "c" ? .bool(n.boolValue) : .number(n.doubleValue) }
+                                return .string("\(v)")
+                            } ?? .null
+                            if !JSONPath.matches(got, want) { problems.append("\(path) is \(JSONPath.render(got)), expected \(JSONText.value(want))") }
+                        }
+                    } else {
+                        problems.append("body is not JSON")
+                    }
+                }
+                if let maxLatency, a.latency > maxLatency {
+                    problems.append("latency \(Quantity.formatDuration(a.latency)) over \(Quantity.formatDuration(maxLatency))")
+                }
+                completion(StepResult(problems.isEmpty ? .passed : .failed, problems.isEmpty ? head : head + ": " + problems.joined(separator: "; "), output: output))
+            }
+        }
+    }
+}
+
+/// The `prometheus` check: an instant query against the HTTP API.
+enum PrometheusCheck {
+    /// Runs `query` and returns the sample values of the result.
+    static func query(server: String, query: String, timeout: Double, completion: @escaping @Sendable (Result<[Double], ProbeFailure>) -> Void) -> any Cancellable {
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "+&=;#")
+        let q = query.addingPercentEncoding(withAllowedCharacters: allowed) ?? query
+        let base = server.hasSuffix("/") ? String(server.dropLast()) : server
+        return HTTPProbe.send(url: "\(base)/api/v1/query?query=\(q)", timeout: timeout) { result in
+            switch result {
+            case .failure(let f): completion(.failure(f))
+            case .success(let a):
+                guard let obj = try? JSONSerialization.jsonObject(with: Data(a.body.utf8)) as? [String: Any] else {
+                    return completion(.failure(ProbeFailure("Prometheus answered \(a.status) without JSON")))
+                }
+                guard obj["status"] as? String == "success", let data = obj["data"] as? [String: Any] else {
+                    return completion(.failure(ProbeFailure("Prometheus: \(obj["error"] as? String ?? "query failed (\(a.status))")")))
+                }
+                var values: [Double] = []
+                switch data["resultType"] as? String {
+                case "vector":
+                    for r in data["result"] as? [[String: Any]] ?? [] {
+                        if let v = r["value"] as? [Any], v.count == 2, let s = v[1] as? String, let d = Double(s) { values.append(d) }
+                    }
+                case "scalar":
+                    if let v = data["result"] as? [Any], v.count == 2, let s = v[1] as? String, let d = Double(s) { values.append(d) }
+                default: break
+                }
+                completion(.success(values))
+            }
+        }
+    }
+
+    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let server = request.render(c["url"]) ?? ""
+        let q = request.render(c["query"]) ?? ""
+        let above = c["above"]?.number, below = c["below"]?.number
+        return query(server: server, query: q, timeout: request.step.timeout) { result in
+            switch result {
+            case .failure(let f): completion(StepResult(.failed, f.message))
+            case .success(let values):
+                var output: [String: Value] = ["series": .number(Double(values.count))]
+                if let v = values.first { output["value"] = .number(v) }
+                guard let first = values.first else {
+                    return completion(StepResult(.failed, "query returned no data", output: output))
+                }
+                var problems: [String] = []
+                if let above, !(first > above) { problems.append("\(Self.fmt(first)) is not above \(Self.fmt(above))") }
+                if let below, !(first < below) { problems.append("\(Self.fmt(first)) is not below \(Self.fmt(below))") }
+                let head = "value \(Self.fmt(first))\(values.count > 1 ? " (first of \(values.count) series)" : "")"
+                completion(StepResult(problems.isEmpty ? .passed : .failed, problems.isEmpty ? head : problems.joined(separator: "; "), output: output))
+            }
+        }
+    }
+
+    static func fmt(_ d: Double) -> String { d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(format: "%.4g", d) }
+}

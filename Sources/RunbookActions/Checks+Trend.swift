@@ -1,0 +1,156 @@
+import Foundation
+import RunbookCore
+
+/// A least-squares line through (time, value) samples.
+public struct TrendFit: Sendable, Equatable {
+    /// Units per second.
+    public var slope: Double
+    /// Coefficient of determination, 0...1 (1 for a perfect line; 0 when the values are flat).
+    public var r2: Double
+    public var samples: Int
+
+    /// Fits `points`; needs at least two distinct times.
+    public static func fit(_ points: [(t: Double, v: Double)]) -> TrendFit? {
+        let n = Double(points.count)
+        guard points.count >= 2 else { return nil }
+        let mt = points.reduce(0) { $0 + $1.t } / n
+        let mv = points.reduce(0) { $0 + $1.v } / n
+        var sxy = 0.0, sxx = 0.0, syy = 0.0
+        for p in points {
+            sxy += (p.t - mt) * (p.v - mv)
+            sxx += (p.t - mt) * (p.t - mt)
+            syy += (p.v - mv) * (p.v - mv)
+        }
+        guard sxx > 0 else { return nil }
+        let slope = sxy / sxx
+        let r2 = syy == 0 ? 0 : (sxy * sxy) / (sxx * syy)
+        return TrendFit(slope: slope, r2: r2, samples: points.count)
+    }
+}
+
+/// Finds a metric's value in Prometheus text exposition format.
+public enum MetricsText {
+    /// The first sample of `metric` whose labels include `labels`.
+    public static func value(of metric: String, labels: [String: String] = [:], in text: String) -> Double? {
+        for raw in text.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            guard line.hasPrefix(metric), !line.hasPrefix("#") else { continue }
+            let rest = line.dropFirst(metric.count)
+            var sampleLabels: [String: String] = [:]
+            var valuePart: Substring
+            if rest.hasPrefix("{") {
+                guard let close = rest.firstIndex(of: "}") else { continue }
+                for pair in rest[rest.index(after: rest.startIndex)..<close].split(separator: ",") {
+                    let kv = pair.split(separator: "=", maxSplits: 1)
+                    if kv.count == 2 { sampleLabels[kv[0].trimmingCharacters(in: .whitespaces)] = kv[1].trimmingCharacters(in: CharacterSet(charactersIn: "\" ")) }
+                }
+                valuePart = rest[rest.index(after: close)...]
+            } else if rest.first == " " || rest.first == "\t" {
+                valuePart = rest
+            } else {
+                continue
+            }
+            guard labels.allSatisfy({ sampleLabels[$0.key] == $0.value }) else { continue }
+            if let token = valuePart.split(separator: " ").first, let v = Double(token) { return v }
+        }
+        return nil
+    }
+}
+
+/// The `metric_trend` check: samples every `every` over `window`, fits a slope. A leak grows
+/// steadily (high r²); a one-off spike does not, so `min_slope` also wants a good fit.
+enum MetricTrendCheck {
+    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let url = request.render(c["url"]) ?? ""
+        let metric = request.render(c["metric"])
+        let query = request.render(c["query"])
+        let labels = Dictionary((c["labels"]?.entries ?? []).map { ($0.key, request.render($0.value) ?? "") }, uniquingKeysWith: { a, _ in a })
+        let window = c["window"]?.number ?? 10
+        let every = max(0.05, c["every"]?.number ?? 1)
+        let minSlope = c["min_slope"]?.number, maxSlope = c["max_slope"]?.number
+        let minR2 = c["min_r2"]?.number ?? 0.6
+        let count = max(2, Int((window / every).rounded(.down)) + 1)
+        let op = StepOperation(completion: completion)
+        let sampler = TrendSampler(op: op, count: count)
+        let scheduler = request.scheduler
+        let sampleTimeout = min(every, 5)
+
+        @Sendable func take(_ i: Int) {
+            guard !op.isCancelled else { return }
+            let at = Date()
+            let done: @Sendable (Double?, String?) -> Void = { value, problem in
+                sampler.record(i: i, t: at, value: value, problem: problem)
+                if i + 1 < count {
+                    let next = max(0, every - Date().timeIntervalSince(at))
+                    op.track(scheduler.schedule(after: next) { take(i + 1) })
+                } else {
+                    op.finish(evaluate(sampler.points, problems: sampler.problems, count: count, minSlope: minSlope, maxSlope: maxSlope, minR2: minR2))
+                }
+            }
+            if let query {
+                op.track(PrometheusCheck.query(server: url, query: query, timeout: sampleTimeout) { r in
+                    switch r {
+                    case .success(let v): done(v.first, v.isEmpty ? "no data" : nil)
+                    case .failure(let f): done(nil, f.message)
+                    }
+                })
+            } else {
+                op.track(HTTPProbe.send(url: url, timeout: sampleTimeout) { r in
+                    switch r {
+                    case .success(let a):
+                        let v = MetricsText.value(of: metric ?? "", labels: labels, in: a.body)
+                        done(v, v == nil ? "no sample of \(metric ?? "?") at \(url)" : nil)
+                    case .failure(let f): done(nil, f.message)
+                    }
+                })
+            }
+        }
+        take(0)
+        return op
+    }
+
+    static func evaluate(_ points: [(t: Double, v: Double)], problems: [String], count: Int, minSlope: Double?, maxSlope: Double?, minR2: Double) -> StepResult {
+        guard points.count >= max(2, count / 2), let fit = TrendFit.fit(points) else {
+            return StepResult(.failed, "only \(points.count) of \(count) samples: \(problems.last ?? "no data")")
+        }
+        let output: [String: Value] = [
+            "slope_bytes_per_s": .number(fit.slope.rounded()), "r2": .number((fit.r2 * 1000).rounded() / 1000),
+            "samples": .number(Double(fit.samples)), "first": .number(points.first!.v), "last": .number(points.last!.v),
+        ]
+        let text = "slope \(Quantity.formatSize(fit.slope))/s over \(fit.samples) samples (r²=\(String(format: "%.2f", fit.r2)))"
+        var problemsFound: [String] = []
+        if let minSlope {
+            if fit.slope < minSlope { problemsFound.append("below \(Quantity.formatSize(minSlope))/s") }
+            else if fit.r2 < minR2 { problemsFound.append("not a steady trend (r² under \(minR2)): a spike, not growth") }
+        }
+        if let maxSlope, fit.slope > maxSlope { problemsFound.append("above \(Quantity.formatSize(maxSlope))/s") }
+        return StepResult(problemsFound.isEmpty ? .passed : .failed, problemsFound.isEmpty ? text : text + ": " + problemsFound.joined(separator: "; "), output: output)
+    }
+}
+
+/// Samples collected so far; written from whichever thread a probe answers on.
+final class TrendSampler: @unchecked Sendable {
+    // `collected` and `errors` are guarded by `lock`.
+    private let lock = NSLock()
+    private var collected: [(t: Double, v: Double)] = []
+    private var errors: [String] = []
+    private var origin: Date?
+    let op: StepOperation
+    let count: Int
+
+    init(op: StepOperation, count: Int) {
+        self.op = op
+        self.count = count
+    }
+
+    func record(i: Int, t: Date, value: Double?, problem: String?) {
+        lock.withLock {
+            if origin == nil { origin = t }
+            if let value { collected.append((t.timeIntervalSince(origin!), value)) }
+            if let problem { errors.append(problem) }
+        }
+    }
+
+    var points: [(t: Double, v: Double)] { lock.withLock { collected } }
+    var problems: [String] { lock.withLock { errors } }
+}

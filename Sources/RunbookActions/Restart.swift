@@ -1,0 +1,187 @@
+import Dispatch
+import Foundation
+import RunbookCore
+
+/// The `restart` change: run the restart, prove the old process went and a new one came, then
+/// retry the `ready` check until it passes. Not coming back ready is a failed step with the evidence.
+enum RestartAction {
+    /// How to restart and how to learn the pid, per provider.
+    struct Plan: Sendable {
+        var name: String
+        var restart: [String]
+        var env: [String: String] = [:]
+        var cwd: String?
+        var followUp: [String]?
+        var pidfile: String?
+        var pidQuery: [String]?
+    }
+
+    static func plan(_ c: Config, _ request: StepRequest) -> Plan {
+        if let program = request.render(c["supervisor"]) {
+            var base = ["supervisorctl"]
+            if let cfg = request.render(c["config"]) { base += ["-c", cfg] }
+            if let server = request.render(c["server"]) { base += ["-s", server] }
+            return Plan(name: program, restart: base + ["restart", program], pidfile: request.render(c["pidfile"]), pidQuery: base + ["pid", program])
+        }
+        if let unit = request.render(c["systemd"]) {
+            return Plan(name: unit, restart: ["systemctl", "restart", unit], pidfile: request.render(c["pidfile"]),
+                        pidQuery: ["systemctl", "show", "--property=MainPID", "--value", unit])
+        }
+        if let target = request.render(c["kubernetes"]) {
+            var ns: [String] = []
+            if let n = request.render(c["namespace"]) { ns = ["--namespace", n] }
+            let secs = max(1, Int(request.step.timeout - 1))
+            return Plan(name: target, restart: ["kubectl", "rollout", "restart", target] + ns,
+                        followUp: ["kubectl", "rollout", "status", target, "--timeout=\(secs)s"] + ns)
+        }
+        let cmd = c["command"]
+        let argv = (cmd?["argv"]?.list ?? []).map { request.render($0.template ?? Template(literal: "")) }
+        var env: [String: String] = [:]
+        for e in cmd?["env"]?.entries ?? [] { env[e.key] = request.render(e.value) ?? "" }
+        let pidfile = request.render(c["pidfile"])
+        let name = pidfile.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension } ?? argv.joined(separator: " ")
+        return Plan(name: name, restart: argv, env: env, cwd: request.render(cmd?["cwd"]), pidfile: pidfile)
+    }
+
+    static func run(_ c: Config, _ request: StepRequest, executor: LiveExecutor, queue: DispatchQueue,
+                    completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let plan = plan(c, request)
+        let what = "restart \(plan.name)"
+        if request.dryRun {
+            completion(StepResult(.wouldChange, "would run: \(plan.restart.joined(separator: " "))\(c["ready"] != nil ? ", then wait until ready" : "")",
+                                  change: AppliedChange(what: what, from: "running", to: "restarted", simulated: true)))
+            return NothingToCancel()
+        }
+        let op = StepOperation(completion: completion)
+        let started = Date()
+        // Finish a little before the step's timeout, so the evidence reaches the timeline rather than a bare "timed out".
+        let deadline = started.addingTimeInterval(max(0.5, request.step.timeout - min(1, request.step.timeout * 0.1)))
+        let ready = c["ready"].map { Action(kind: .check, config: $0, readOnly: true) }
+
+        @Sendable func currentPid(_ then: @escaping @Sendable (Int32?) -> Void) {
+            if let f = plan.pidfile { return then(ProcFS.pid(fromFile: f)) }
+            guard let q = plan.pidQuery else { return then(nil) }
+            op.track(ProcessRunner.run(argv: q, queue: queue) { r in
+                then(Int32(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0 > 0 ? $0 : nil })
+            })
+        }
+
+        @Sendable func fail(_ message: String, _ output: [String: Value] = [:]) { op.finish(StepResult(.failed, "\(what): \(message)", output: output)) }
+
+        currentPid { oldPid in
+            op.track(ProcessRunner.run(argv: plan.restart, environment: plan.env, cwd: plan.cwd, queue: queue) { r in
+                guard !op.isCancelled else { return }
+                if let e = r.spawnError { return fail(e) }
+                guard r.exitCode == 0 else {
+                    let why = (r.stderr.isEmpty ? r.stdout : r.stderr).split(separator: "\n").last.map(String.init) ?? ""
+                    return fail("\(plan.restart.first ?? "") exited \(r.exitCode.map(String.init) ?? "on signal \(r.signal ?? 0)")\(why.isEmpty ? "" : ": \(why)")")
+                }
+                afterRestart(oldPid)
+            })
+        }
+
+        @Sendable func afterRestart(_ oldPid: Int32?) {
+            if let follow = plan.followUp {
+                op.track(ProcessRunner.run(argv: follow, queue: queue) { r in
+                    guard r.exitCode == 0 else { return fail("rollout status: \(r.stderr.split(separator: "\n").last ?? "exit \(r.exitCode ?? -1)")") }
+                    waitForNewPid(oldPid)
+                })
+            } else {
+                waitForNewPid(oldPid)
+            }
+        }
+
+        @Sendable func waitForNewPid(_ oldPid: Int32?) {
+            guard plan.pidfile != nil || plan.pidQuery != nil else { return waitReady(oldPid, nil) }
+            currentPid { pid in
+                if let pid, pid != oldPid, ProcFS.isRunning(pid) {
+                    if let oldPid, ProcFS.isRunning(oldPid) {
+                        return retry(after: 0.1, "old pid \(oldPid) still running") { waitForNewPid(oldPid) }
+                    }
+                    return waitReady(oldPid, pid)
+                }
+                retry(after: 0.1, "no new pid (still \(pid.map(String.init) ?? "none"))") { waitForNewPid(oldPid) }
+            }
+        }
+
+        @Sendable func waitReady(_ oldPid: Int32?, _ newPid: Int32?, lastProblem: String? = nil) {
+            let pids = "pid \(oldPid.map(String.init) ?? "?") -> \(newPid.map(String.init) ?? "?")"
+            guard let ready else { return succeed(oldPid, newPid, pids) }
+            var readyRequest = request
+            readyRequest.step.action = ready
+            readyRequest.step.timeout = max(0.5, min(5, deadline.timeIntervalSinceNow))
+            op.track(executor.perform(ready, readyRequest) { r in
+                if r.status == .passed { return succeed(oldPid, newPid, pids) }
+                retry(after: 0.25, "\(pids), not ready: \(r.message)") { waitReady(oldPid, newPid, lastProblem: r.message) }
+            })
+        }
+
+        @Sendable func succeed(_ oldPid: Int32?, _ newPid: Int32?, _ pids: String) {
+            let took = Date().timeIntervalSince(started)
+            var output: [String: Value] = ["ready_ms": .number((took * 1000).rounded())]
+            if let oldPid { output["old_pid"] = .number(Double(oldPid)) }
+            if let newPid { output["new_pid"] = .number(Double(newPid)) }
+            let change = AppliedChange(what: what, from: oldPid.map { "pid \($0)" } ?? "running", to: newPid.map { "pid \($0)" } ?? "restarted")
+            op.finish(StepResult(.passed, "\(what): \(pids), ready in \(Quantity.formatDuration(took))", output: output, change: change))
+        }
+
+        @Sendable func retry(after delay: Double, _ problem: String, _ next: @escaping @Sendable () -> Void) {
+            if Date().addingTimeInterval(delay) >= deadline {
+                return fail("not back after \(Quantity.formatDuration(Date().timeIntervalSince(started))): \(problem)")
+            }
+            op.track(request.scheduler.schedule(after: delay, next))
+        }
+        return op
+    }
+}
+
+/// The `notify` change: POST a Slack-compatible JSON message.
+enum NotifyAction {
+    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let url = request.render(c["url"]) ?? ""
+        let text = request.render(c["text"]) ?? "runbook \(request.runbookName): step \(request.step.id)"
+        if request.dryRun {
+            completion(StepResult(.wouldChange, "would post to \(url): \(text)", change: AppliedChange(what: "notify \(url)", from: "-", to: text, simulated: true)))
+            return NothingToCancel()
+        }
+        let payload: [String: Any] = ["text": text, "run_id": request.runID, "runbook": request.runbookName, "step": request.step.id, "status": "running"]
+        let body = String(decoding: (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+        let headers = (c["headers"]?.entries ?? []).map { ($0.key, request.render($0.value) ?? "") }
+        return HTTPProbe.send(method: "POST", url: url, headers: headers, body: body, timeout: request.step.timeout) { r in
+            switch r {
+            case .success(let a) where (200..<300).contains(a.status):
+                completion(StepResult(.passed, "posted to \(url): \(a.status)", output: ["status": .number(Double(a.status))],
+                                      change: AppliedChange(what: "notify \(url)", from: "-", to: text)))
+            case .success(let a):
+                completion(StepResult(.failed, "notify \(url) answered \(a.status): \(a.body.prefix(200))"))
+            case .failure(let f):
+                completion(StepResult(.failed, "notify failed: \(f.message)"))
+            }
+        }
+    }
+}
+
+/// The HTTP flag-service provider: one request; undone only through the step's explicit `undo`.
+enum HTTPFlagAction {
+    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let h = c["http"]
+        let url = request.render(h?["url"]) ?? ""
+        let method = h?["method"]?.template?.source ?? "POST"
+        let key = request.render(c["key"]) ?? url
+        let to = request.render(c["variant"]) ?? request.render(c["state"]) ?? "set"
+        let change = AppliedChange(what: "flag \(key)", from: "?", to: to, location: url, simulated: request.dryRun)
+        if request.dryRun {
+            completion(StepResult(.wouldChange, "would \(method) \(url): \(change.summary)", change: change))
+            return NothingToCancel()
+        }
+        let headers = (h?["headers"]?.entries ?? []).map { ($0.key, request.render($0.value) ?? "") }
+        return HTTPProbe.send(method: method, url: url, headers: headers, body: request.render(h?["body"]), timeout: request.step.timeout) { r in
+            switch r {
+            case .success(let a) where (200..<300).contains(a.status):
+                completion(StepResult(.passed, "\(method) \(url): \(a.status)", change: change))
+            case .success(let a): completion(StepResult(.failed, "\(method) \(url) answered \(a.status): \(a.body.prefix(200))"))
+            case .failure(let f): completion(StepResult(.failed, f.message))
+            }
+        }
+    }
+}

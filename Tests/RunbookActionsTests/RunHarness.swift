@@ -1,0 +1,30 @@
+import Dispatch
+import Foundation
+import RunbookActions
+import RunbookCore
+
+struct Finished: Sendable {
+    var outcome: RunOutcome
+    var events: [TimelineEvent]
+    func status(_ step: String) -> String? { events.last { $0.event == "step.finished" && $0.step == step }?.status }
+}
+
+func runRunbook(_ yaml: String, params: [String: String] = [:], dryRun: Bool = false, maxParallel: Int = 64,
+         in dir: String, interruptAfter: Double? = nil) async throws -> Finished {
+    let rb = try RunbookLoader.load(text: yaml, file: dir + "/rb.yaml")
+    let values = try RunInputs.resolve(rb, given: params)
+    var o = RunStateMachine.Options(runID: RunInputs.newRunID(), params: values)
+    o.autoConfirm = true
+    o.maxParallel = maxParallel
+    let q = DispatchQueue(label: "run")
+    let collector = TimelineCollector()
+    let driver = RunDriver(runbook: rb, options: o, dryRun: dryRun, queue: q, executor: LiveExecutor(),
+                           scheduler: DispatchScheduler(queue: q), sink: collector, prompter: DeclineAll())
+    let start = RunInputs.startEvent(runbook: rb, runID: o.runID, trigger: "test", params: values, dryRun: dryRun, drill: false, now: Date())
+    if let t = interruptAfter { q.asyncAfter(deadline: .now() + t) { driver.interrupt() } }
+    let outcome = await withCheckedContinuation { (c: CheckedContinuation<RunOutcome, Never>) in
+        driver.start(startEvent: start) { c.resume(returning: $0) }
+    }
+    return Finished(outcome: outcome, events: collector.events)
+}
+
