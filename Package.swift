@@ -56,6 +56,12 @@ let package = Package(
             dependencies: ["RunbookCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        // Helpers for tests: spawning programs without Foundation's Process.
+        .target(
+            name: "RunbookTestSupport",
+            dependencies: ["CRunbookSys"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "runbook",
             dependencies: [
@@ -66,13 +72,13 @@ let package = Package(
         ),
         .testTarget(
             name: "RunbookCoreTests",
-            dependencies: ["RunbookCore"],
+            dependencies: ["RunbookCore", "RunbookTestSupport"],
             resources: [],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RunbookActionsTests",
-            dependencies: ["RunbookCore", "RunbookActions", "RunbookStore", "RunbookDrills"],
+            dependencies: ["RunbookCore", "RunbookActions", "RunbookStore", "RunbookDrills", "CRunbookSys", "RunbookTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -20,13 +20,22 @@ int crb_pidfd_open(pid_t pid) {
 
 int crb_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
               const char *cwd, int out_fd, int err_fd) {
+    return crb_spawn_io(pid, path, argv, envp, cwd, -1, out_fd, err_fd);
+}
+
+int crb_spawn_io(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                 const char *cwd, int in_fd, int out_fd, int err_fd) {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     int rc = posix_spawn_file_actions_init(&fa);
     if (rc != 0) return rc;
     rc = posix_spawnattr_init(&attr);
     if (rc != 0) { posix_spawn_file_actions_destroy(&fa); return rc; }
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (in_fd >= 0) {
+        posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+    } else {
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    }
     posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
     posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
     if (cwd != NULL) {

@@ -31,7 +31,8 @@ public enum ProcessRunner {
     /// Starts `argv`.
     /// - Parameters:
     ///   - environment: extra variables on top of this process's environment.
-    ///   - completion: called once on `queue`.
+    ///   - queue: where `completion` runs (the child gets a serial queue targeting it).
+    ///   - completion: called once.
     /// - Returns: a handle whose `cancel()` kills the whole process group (TERM, then KILL after a grace period).
     public static func run(argv: [String], environment: [String: String] = [:], cwd: String? = nil, queue: DispatchQueue,
                            completion: @escaping @Sendable (ProcessResult) -> Void) -> any Cancellable {
@@ -63,7 +64,9 @@ public enum ProcessRunner {
             queue.async { completion(ProcessResult(exitCode: nil, signal: nil, stdout: "", stderr: "", truncated: false, duration: 0, spawnError: why)) }
             return NothingToCancel()
         }
-        let child = RunningChild(pid: pid, queue: queue, started: started, completion: completion)
+        // The child's own serial queue: its output and exit sources must never run at once.
+        let own = DispatchQueue(label: "runbook.process.\(pid)", target: queue)
+        let child = RunningChild(pid: pid, queue: own, started: started, completion: completion)
         child.begin(outFD: outPipe[0], errFD: errPipe[0])
         return child
     }
@@ -105,13 +108,18 @@ final class RunningChild: Cancellable, @unchecked Sendable {
                 _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
                 let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
                 source.setEventHandler { [self] in drain(fd, toStdout: fd == outFD) }
+                // Close only once the source is gone: closing earlier lets a new descriptor reuse the
+                // number while libdispatch still unregisters the old one, and the new source goes deaf.
+                source.setCancelHandler { close(fd) }
                 source.resume()
                 sources.append(source)
             }
             pidfd = crb_pidfd_open(pid)
             if pidfd >= 0 {
                 let s = DispatchSource.makeReadSource(fileDescriptor: pidfd, queue: queue)
+                let fd = pidfd
                 s.setEventHandler { [self] in reap() }
+                s.setCancelHandler { close(fd) }
                 s.resume()
                 exitSource = s
             } else {
@@ -145,20 +153,22 @@ final class RunningChild: Cancellable, @unchecked Sendable {
     func reap() {
         var status: Int32 = 0
         let r = waitpid(pid, &status, WNOHANG)
-        guard r == pid else { return }
+        // ECHILD: something else in this process reaped it (a SIGCHLD handler that waits for any child).
+        // Report that rather than spin on a pidfd that stays readable.
+        let stolen = r == -1 && errno == ECHILD
+        guard r == pid || stolen else { return }
         // Read what is buffered now; a daemon started by the command may keep the pipes open, so do not wait for EOF.
         drain(fds[0], toStdout: true)
         drain(fds[1], toStdout: false)
         for s in sources { s.cancel() }
         exitSource?.cancel()
         killTimer?.cancel()
-        for fd in fds { close(fd) }
-        if pidfd >= 0 { close(pidfd) }
         let exited = (status & 0x7f) == 0
         let result = ProcessResult(
-            exitCode: exited ? (status >> 8) & 0xff : nil, signal: exited ? nil : status & 0x7f,
+            exitCode: stolen ? nil : exited ? (status >> 8) & 0xff : nil, signal: stolen || exited ? nil : status & 0x7f,
             stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self),
-            truncated: truncated, duration: Date().timeIntervalSince(started))
+            truncated: truncated, duration: Date().timeIntervalSince(started),
+            spawnError: stolen ? "exit status lost: the process was reaped elsewhere" : nil)
         completion?(result)
         completion = nil
     }

@@ -92,7 +92,8 @@ enum RestartAction {
         }
 
         @Sendable func waitForNewPid(_ oldPid: Int32?) {
-            guard plan.pidfile != nil || plan.pidQuery != nil else { return waitReady(oldPid, nil) }
+            // A service manager that reported no pid before (systemd's MainPID=0) gives no pid to follow.
+            guard plan.pidfile != nil || (plan.pidQuery != nil && oldPid != nil) else { return waitReady(oldPid, nil) }
             currentPid { pid in
                 if let pid, pid != oldPid, ProcFS.isRunning(pid) {
                     if let oldPid, ProcFS.isRunning(oldPid) {

@@ -100,7 +100,7 @@ struct CheckTests {
     @Test func processByPidPidfileAndName() async throws {
         let (server, _) = try ChildServer.target()
         defer { server.stop() }
-        let pid = server.process.processIdentifier
+        let pid = server.pid
         let byPid = try await check("process: { pid: \(pid), max_rss: 2GB }")
         #expect(byPid?.status == "passed", "\(byPid?.message ?? "")")
         #expect(byPid?.message?.contains("RSS") == true)

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import RunbookActions
 import RunbookCore
+import RunbookTestSupport
 import Testing
 
 /// Whole runs on the Dispatch driver with the live executor: real processes, real files.
@@ -130,17 +131,20 @@ struct LiveRunTests {
         let yaml = "runbook: waits\nsteps:\n" + (0..<1000).map { "  - id: w\($0)\n    phase: mitigate\n    wait: 2s\n" }.joined()
         try yaml.write(toFile: dir + "/rb/waits.yaml", atomically: true, encoding: .utf8)
         // A child process of its own, so other tests' threads do not count.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: runbookBinary)
-        p.arguments = ["run", "waits", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json", "--max-parallel", "1000"]
-        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        try p.run()
-        var peak = 0
-        while p.isRunning {
-            peak = max(peak, ThreadSampler.threads(of: "\(p.processIdentifier)"))
-            try await Task.sleep(for: .milliseconds(20))
+        let child = try Spawn.start([runbookBinary, "run", "waits", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json", "--max-parallel", "1000"])
+        // Sample on a thread of its own, so a busy test pool cannot starve it.
+        let peakBox = PeakBox()
+        Thread.detachNewThread {
+            while true {
+                let n = ThreadSampler.threads(of: "\(child.pid)")
+                if n == 0 { break }
+                peakBox.record(n)
+                usleep(20_000)
+            }
         }
-        #expect(p.terminationStatus == 0)
+        let result = child.wait()
+        let peak = peakBox.value
+        #expect(result.status == 0)
         #expect(peak > 0)
         #expect(peak < 32, "peak threads \(peak)")
         let events = try String(contentsOfFile: dir + "/state/runs/" + (FileManager.default.contentsOfDirectory(atPath: dir + "/state/runs").first ?? ""), encoding: .utf8)
@@ -169,6 +173,15 @@ struct LiveRunTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/flags.json")) == Data(flagFileText.utf8))
         #expect(RunOutcome.interrupted.exitCode == 130)
     }
+}
+
+/// The largest count seen, shared with the sampling thread.
+final class PeakBox: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var peak = 0
+    func record(_ n: Int) { lock.withLock { peak = max(peak, n) } }
+    var value: Int { lock.withLock { peak } }
 }
 
 /// Reads thread counts from /proc.

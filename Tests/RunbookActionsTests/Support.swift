@@ -2,6 +2,8 @@ import Dispatch
 import Foundation
 import RunbookActions
 import RunbookCore
+import CRunbookSys
+import RunbookTestSupport
 
 /// A fresh temporary folder, removed by the caller's `defer`.
 func temporaryFolder() -> String {
@@ -35,23 +37,10 @@ let repoRoot: String = {
 /// Runs the CLI and returns exit status, stdout and stderr.
 @discardableResult
 func runCLI(_ args: [String], cwd: String? = nil, environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: runbookBinary)
-    p.arguments = args
-    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    var env = ProcessInfo.processInfo.environment
+    var env = environment
     env["NO_COLOR"] = "1"
-    for (k, v) in environment { env[k] = v }
-    p.environment = env
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    let r = try Spawn.run([runbookBinary] + args, environment: env, cwd: cwd)
+    return (r.status, r.stdout, r.stderr)
 }
 
 /// Parses JSON Lines output into objects.
@@ -88,69 +77,102 @@ let flagFileText = """
 
 """
 
-/// A helper server in a child process: started on 127.0.0.1, stopped by `stop()` or when this process ends
-/// (it exits when its stdin closes).
+/// A helper server in a child process, in a process group of its own: started on 127.0.0.1, stopped by
+/// `stop()` (the whole group), or when this process ends (it exits when its stdin closes).
+/// Spawned with an empty signal mask: Foundation's Process would pass on test threads' blocked SIGTERM.
 final class ChildServer: @unchecked Sendable {
-    let process = Process()
-    let input = Pipe()
-    let output = Pipe()
-    /// The first line the child printed (the port for the target server).
-    private(set) var firstLine = ""
+    let pid: pid_t
+    private let stdinWrite: Int32
+    private let stdoutRead: Int32
+    private let lock = NSLock()
+    private var stopped = false
 
-    init(_ argv: [String], environment: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = argv
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        try process.run()
+    init(_ argv: [String]) throws {
+        var input: [Int32] = [0, 0], output: [Int32] = [0, 0]
+        guard crb_pipe_cloexec(&input) == 0, crb_pipe_cloexec(&output) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        let devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        var child: pid_t = 0
+        let full = ["/usr/bin/env"] + argv
+        var cArgs: [UnsafeMutablePointer<CChar>?] = full.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        let rc = crb_spawn_io(&child, "/usr/bin/env", &cArgs, nil, nil, input[0], output[1], devnull)
+        close(input[0]); close(output[1]); close(devnull)
+        guard rc == 0 else { close(input[1]); close(output[0]); throw CocoaError(.executableLoad) }
+        pid = child
+        stdinWrite = input[1]
+        stdoutRead = output[0]
+    }
+
+    /// Reads one line the child printed.
+    func readLine() -> String {
+        var line = [UInt8]()
+        var byte: UInt8 = 0
+        while read(stdoutRead, &byte, 1) == 1, byte != 10 { line.append(byte) }
+        return String(decoding: line, as: UTF8.self)
     }
 
     /// Starts the test target and reads its port.
     static func target() throws -> (ChildServer, Int) {
         let s = try ChildServer(["python3", repoRoot + "/Tests/Fixtures/target_server.py"])
-        var line = Data()
-        while true {
-            let byte = s.output.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty || byte == Data("\n".utf8) { break }
-            line.append(byte)
-        }
-        s.firstLine = String(decoding: line, as: UTF8.self)
-        guard let port = Int(s.firstLine) else { s.stop(); throw CocoaError(.fileReadCorruptFile) }
+        guard let port = Int(s.readLine()) else { s.stop(); throw CocoaError(.fileReadCorruptFile) }
         return (s, port)
     }
 
+    /// Runs a server that does not watch its stdin under a shell that kills it when stdin closes,
+    /// so it goes away with the test process even after a crash.
+    static func daemon(_ argv: [String]) throws -> ChildServer {
+        let quoted = argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        return try ChildServer(["bash", "-c", "\(quoted) >/dev/null 2>&1 & p=$!; cat >/dev/null; kill $p 2>/dev/null; wait $p"])
+    }
+
+    /// Stops the whole group: TERM, then KILL after five seconds.
     func stop() {
-        try? input.fileHandleForWriting.close()
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
+        let first = lock.withLock { () -> Bool in defer { stopped = true }; return !stopped }
+        guard first else { return }
+        close(stdinWrite)
+        kill(-pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<100 {
+            if waitpid(pid, &status, WNOHANG) == pid { break }
+            usleep(50_000)
+        }
+        kill(-pid, SIGKILL)
+        _ = waitpid(pid, &status, WNOHANG)
+        close(stdoutRead)
     }
 }
 
 /// POSTs to the target server's control endpoints.
 func control(_ port: Int, _ path: String) throws {
-    var done = false
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", "import urllib.request,sys; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b'', method='POST')).read()", "http://127.0.0.1:\(port)\(path)"]
-    try p.run()
-    p.waitUntilExit()
-    done = p.terminationStatus == 0
-    if !done { throw CocoaError(.fileWriteUnknown) }
+    let r = try Spawn.run(["python3", "-c", "import urllib.request,sys; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b'', method='POST')).read()", "http://127.0.0.1:\(port)\(path)"])
+    if r.status != 0 { throw CocoaError(.fileWriteUnknown) }
 }
 
 /// GETs a URL's body with python (independent of the code under test).
 func fetch(_ url: String) throws -> String {
-    let p = Process()
-    let out = Pipe()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())", url]
-    p.standardOutput = out
-    try p.run()
-    let d = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return String(decoding: d, as: UTF8.self)
+    try Spawn.run(["python3", "-c", "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())", url]).stdout
+}
+
+/// A port nothing listens on right now.
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Polls until `condition` holds or `seconds` pass.
+func waitUntil(_ seconds: Double, _ condition: () -> Bool) async -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(100))
+    }
+    return condition()
 }

@@ -14,4 +14,7 @@ int crb_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp
 
 /// pipe2(fds, O_CLOEXEC): both ends close on exec, so children only see the ends dup'ed onto 1 and 2.
 int crb_pipe_cloexec(int fds[2]);
+/// Like crb_spawn, with stdin from `in_fd` (or /dev/null when it is -1).
+int crb_spawn_io(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                 const char *cwd, int in_fd, int out_fd, int err_fd);
 #endif

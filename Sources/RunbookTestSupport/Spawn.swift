@@ -1,0 +1,83 @@
+import CRunbookSys
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs helper programs from tests without Foundation's `Process`, which reaps children it did not
+/// start (stealing the engine's exit statuses) and passes on test threads' blocked signals.
+public enum Spawn {
+    /// The result of a finished program.
+    public struct Output: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        /// stdout and stderr together.
+        public var output: String { stdout + stderr }
+    }
+
+    /// A started program.
+    public struct Child: Sendable {
+        public let pid: pid_t
+        let stdoutFD: Int32
+        let stderrFD: Int32
+
+        /// Reads both streams to the end and waits for the exit status.
+        public func wait() -> Output {
+            let group = DispatchGroup()
+            let box = Collected()
+            for (fd, isOut) in [(stdoutFD, true), (stderrFD, false)] {
+                group.enter()
+                Thread.detachNewThread {
+                    var data = Data()
+                    var buffer = [UInt8](repeating: 0, count: 65536)
+                    while true {
+                        let n = read(fd, &buffer, buffer.count)
+                        if n <= 0 { break }
+                        data.append(contentsOf: buffer[0..<n])
+                    }
+                    close(fd)
+                    box.set(isOut, data)
+                    group.leave()
+                }
+            }
+            group.wait()
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+            let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            return Output(status: code, stdout: String(decoding: box.out, as: UTF8.self), stderr: String(decoding: box.err, as: UTF8.self))
+        }
+    }
+
+    final class Collected: @unchecked Sendable {
+        // Guarded by `lock`.
+        private let lock = NSLock()
+        private var o = Data(), e = Data()
+        func set(_ isOut: Bool, _ d: Data) { lock.withLock { if isOut { o = d } else { e = d } } }
+        var out: Data { lock.withLock { o } }
+        var err: Data { lock.withLock { e } }
+    }
+
+    /// Starts `argv` (looked up in PATH), in its own process group, stdin from /dev/null.
+    public static func start(_ argv: [String], environment: [String: String] = [:], cwd: String? = nil) throws -> Child {
+        var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
+        guard crb_pipe_cloexec(&out) == 0, crb_pipe_cloexec(&err) == 0 else { throw POSIXError(.EMFILE) }
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        var cEnv: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { cArgs.forEach { free($0) }; cEnv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = crb_spawn_io(&pid, argv[0], &cArgs, &cEnv, cwd, -1, out[1], err[1])
+        close(out[1]); close(err[1])
+        guard rc == 0 else { close(out[0]); close(err[0]); throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .ENOENT) }
+        return Child(pid: pid, stdoutFD: out[0], stderrFD: err[0])
+    }
+
+    /// Runs `argv` to the end.
+    @discardableResult
+    public static func run(_ argv: [String], environment: [String: String] = [:], cwd: String? = nil) throws -> Output {
+        try start(argv, environment: environment, cwd: cwd).wait()
+    }
+}
