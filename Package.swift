@@ -70,6 +70,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The demo service of the reference incident (examples/leaky-shop).
+        .executableTarget(
+            name: "leaky-shop",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "examples/leaky-shop/Sources",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RunbookCoreTests",
             dependencies: ["RunbookCore", "RunbookTestSupport"],

@@ -163,3 +163,28 @@ struct DrillHistorySink: TimelineSink {
         }
     }
 }
+
+struct PostmortemCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "postmortem", abstract: "Draft a Markdown postmortem from a run's timeline.")
+    @Argument(help: "Run id (from runbook history).") var runID: String
+    @Option(help: "Write the draft here instead of stdout.") var output: String?
+    @OptionGroup var options: RunbookOptions
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        let store = try RunStore(directory: state.directory)
+        let events = try store.timeline(runID)
+        guard !events.isEmpty else {
+            printError("error: no run '\(runID)' in \(state.directory): see runbook history")
+            throw ExitCode(2)
+        }
+        let runbook = events.first?.runbook.flatMap { try? options.catalog.runbook(named: $0) }
+        let md = Postmortem.markdown(events: events, runbook: runbook)
+        if let output {
+            try md.write(toFile: output, atomically: true, encoding: .utf8)
+            printError("postmortem draft written to \(output)")
+        } else {
+            print(md, terminator: "")
+        }
+    }
+}

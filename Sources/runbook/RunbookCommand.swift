@@ -12,7 +12,7 @@ struct RunbookCommand: ParsableCommand {
             Run state lives in --state-dir (else $RUNBOOK_STATE_DIR, else $XDG_STATE_HOME/runbook, else ~/.local/state/runbook).
             """,
         subcommands: [
-            ListCommand.self, ValidateCommand.self, ShowCommand.self, RunCommand.self, DrillCommand.self, TestCommand.self, HistoryCommand.self, TimelineCommand.self, SchemaCommand.self,
+            ListCommand.self, ValidateCommand.self, ShowCommand.self, RunCommand.self, DrillCommand.self, TestCommand.self, HistoryCommand.self, TimelineCommand.self, PostmortemCommand.self, SchemaCommand.self,
         ]
     )
 }

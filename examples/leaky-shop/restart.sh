@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Restarts the leaky shop: stops the pid in the pidfile, starts a new one, waits until it listens.
+# Usage: restart.sh [SERVICE]   Env: SHOP_PORT (8080), SHOP_FLAGS (examples/leaky-shop/flags.json),
+#        SHOP_PIDFILE (.run/shop.pid), SHOP_BIN (.build/debug/leaky-shop), SHOP_LOG (.run/shop.log)
+set -euo pipefail
+service=${1:-shop}
+port=${SHOP_PORT:-8080}
+flags=${SHOP_FLAGS:-examples/leaky-shop/flags.json}
+pidfile=${SHOP_PIDFILE:-.run/shop.pid}
+bin=${SHOP_BIN:-.build/debug/leaky-shop}
+log=${SHOP_LOG:-.run/shop.log}
+[[ "$service" =~ ^[a-z0-9-]+$ ]] || { echo "bad service name" >&2; exit 2; }
+mkdir -p "$(dirname "$pidfile")" "$(dirname "$log")"
+if [ -s "$pidfile" ]; then
+  old=$(cat "$pidfile")
+  if kill -0 "$old" 2>/dev/null; then
+    kill "$old" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$old" 2>/dev/null || true
+  fi
+fi
+rm -f "$pidfile"
+# setsid: the shop outlives this script and the runbook step that ran it.
+setsid "$bin" --port "$port" --flags "$flags" --pidfile "$pidfile" >>"$log" 2>&1 < /dev/null &
+for _ in $(seq 1 100); do [ -s "$pidfile" ] && exit 0; sleep 0.05; done
+echo "$service did not write $pidfile" >&2
+exit 1
