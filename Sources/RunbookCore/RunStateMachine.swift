@@ -63,13 +63,50 @@ public struct RunStateMachine: Sendable {
     var finishedOutcome: RunOutcome?
     var running = 0
     var startedAt: Date?
+    /// Steps of each phase in `phases`, in file order.
+    let phaseSteps: [[Step]]
+    /// File position of each step, for a deterministic start order.
+    let order: [String: Int]
+    /// Needs not yet finished, per step.
+    var waitingOn: [String: Int] = [:]
+    /// Steps that need each step.
+    let dependents: [String: [String]]
+    /// Per phase: steps whose needs are all finished and that have not started.
+    var candidates: [[String]]
+    /// Per phase: steps not yet finished.
+    var unfinished: [Int]
 
     public init(runbook: Runbook, options: Options) {
         self.runbook = runbook
         self.options = options
-        self.phases = Phase.allCases.filter { p in runbook.steps.contains { $0.phase == p } }
+        let phases = Phase.allCases.filter { p in runbook.steps.contains { $0.phase == p } }
+        self.phases = phases
         self.values = TemplateValues(params: options.params, runID: options.runID)
-        for s in runbook.steps { states[s.id] = .pending }
+        self.phaseSteps = phases.map { p in runbook.steps.filter { $0.phase == p } }
+        self.order = Dictionary(runbook.steps.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var dependents: [String: [String]] = [:]
+        var candidates = [[String]](repeating: [], count: phases.count)
+        for s in runbook.steps {
+            states[s.id] = .pending
+            let needs = Set(s.needs)
+            waitingOn[s.id] = needs.count
+            for n in needs { dependents[n, default: []].append(s.id) }
+            if needs.isEmpty, let p = phases.firstIndex(of: s.phase) { candidates[p].append(s.id) }
+        }
+        self.dependents = dependents
+        self.candidates = candidates
+        self.unfinished = phaseSteps.map(\.count)
+    }
+
+    /// Records that a step finished (any status) and releases the steps that need it.
+    mutating func markDone(_ id: String, _ status: StepStatus) {
+        states[id] = .done(status)
+        values.statuses[id] = status
+        if let s = runbook.step(id), let p = phases.firstIndex(of: s.phase) { unfinished[p] -= 1 }
+        for d in dependents[id] ?? [] {
+            waitingOn[d, default: 0] -= 1
+            if waitingOn[d] == 0, let s = runbook.step(d), let p = phases.firstIndex(of: s.phase) { candidates[p].append(d) }
+        }
     }
 
     /// The outcome once finished.
@@ -130,12 +167,11 @@ public struct RunStateMachine: Sendable {
         if approved {
             effects += skip(step, because: "run is stopping", now: now)
         } else {
-            states[id] = .done(.declined)
+            markDone(id, .declined)
             var e = event("step.finished", now, step: step)
             e.status = StepStatus.declined.rawValue
             e.message = "confirmation declined"
             effects.append(.emit(e))
-            values.statuses[id] = .declined
             if stop == nil { stop = .declined(id) }
         }
         return effects + advance(now: now)
@@ -164,8 +200,7 @@ public struct RunStateMachine: Sendable {
                 switch states[s.id] {
                 case .running, .awaitingConfirmation:
                     running -= 1
-                    states[s.id] = .done(.failed)
-                    values.statuses[s.id] = .failed
+                    markDone(s.id, .failed)
                     effects.append(.cancelAttempt(step: s.id))
                     var e = event("step.finished", now, step: s)
                     e.status = StepStatus.failed.rawValue
@@ -196,9 +231,8 @@ public struct RunStateMachine: Sendable {
     }
 
     mutating func finish(_ step: Step, result: StepResult, attempt: Int, now: Date) -> [Effect] {
-        states[step.id] = .done(result.status)
-        values.statuses[step.id] = result.status
-        values.outputs[step.id] = result.output
+        if !result.output.isEmpty { values.outputs[step.id] = result.output }
+        markDone(step.id, result.status)
         var effects: [Effect] = []
         var e = event("step.finished", now, step: step)
         e.status = result.status.rawValue
@@ -229,8 +263,7 @@ public struct RunStateMachine: Sendable {
     }
 
     mutating func skip(_ step: Step, because reason: String, now: Date) -> [Effect] {
-        states[step.id] = .done(.skipped)
-        values.statuses[step.id] = .skipped
+        markDone(step.id, .skipped)
         var e = event("step.finished", now, step: step)
         e.status = StepStatus.skipped.rawValue
         e.message = reason
@@ -270,10 +303,12 @@ public struct RunStateMachine: Sendable {
             progressed = false
             guard phaseIndex < phases.count else { return effects + end(now: now) }
             let phase = phases[phaseIndex]
-            let steps = runbook.steps.filter { $0.phase == phase }
-            for s in steps where states[s.id] == .pending {
-                let needs = s.needs.compactMap { states[$0] }
-                guard needs.allSatisfy({ if case .done = $0 { true } else { false } }) else { continue }
+            // Start (or skip) the ready steps of this phase in file order, up to the parallel limit.
+            var ready = candidates[phaseIndex].sorted { order[$0]! < order[$1]! }
+            candidates[phaseIndex] = []
+            while !ready.isEmpty {
+                let id = ready.removeFirst()
+                guard states[id] == .pending, let s = runbook.step(id) else { continue }
                 if let w = s.when {
                     if !w.evaluate(values.lookup).truthy {
                         effects += skip(s, because: "when \(w) is false", now: now)
@@ -285,7 +320,10 @@ public struct RunStateMachine: Sendable {
                     progressed = true
                     continue
                 }
-                guard running < options.maxParallel else { break }
+                guard running < options.maxParallel else {
+                    ready.insert(id, at: 0)
+                    break
+                }
                 progressed = true
                 if s.confirm, !options.autoConfirm {
                     states[s.id] = .awaitingConfirmation
@@ -295,9 +333,10 @@ public struct RunStateMachine: Sendable {
                     effects += startAttempt(s, attempt: 1, now: now)
                 }
             }
+            candidates[phaseIndex] = ready + candidates[phaseIndex]
             if stop != nil { return effects + advance(now: now) }
-            let allDone = steps.allSatisfy { if case .done = states[$0.id]! { true } else { false } }
-            if allDone {
+            if unfinished[phaseIndex] == 0 {
+                let steps = phaseSteps[phaseIndex]
                 if phase == .detect, !steps.contains(where: { values.statuses[$0.id] == .passed }) {
                     for s in runbook.steps where states[s.id] == .pending {
                         effects += skip(s, because: "symptom not confirmed", now: now)
@@ -305,6 +344,8 @@ public struct RunStateMachine: Sendable {
                     return effects + end(now: now, outcome: .notConfirmed)
                 }
                 phaseIndex += 1
+                progressed = true
+            } else if !candidates[phaseIndex].isEmpty, running < options.maxParallel {
                 progressed = true
             }
         }

@@ -21,7 +21,13 @@ public struct Runbook: Sendable {
     /// The file it was loaded from.
     public var file: String
 
-    public func step(_ id: String) -> Step? { steps.first { $0.id == id } }
+    /// Position of each step id in `steps`, built once at load time.
+    var stepIndex: [String: Int] = [:]
+
+    public func step(_ id: String) -> Step? {
+        if let i = stepIndex[id], i < steps.count, steps[i].id == id { return steps[i] }
+        return steps.first { $0.id == id }
+    }
     public func param(_ name: String) -> ParamSpec? { params.first { $0.name == name } }
 }
 

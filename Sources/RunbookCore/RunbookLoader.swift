@@ -79,6 +79,7 @@ package struct RunbookBuilder {
             params: buildParams(root["params"]), triggers: [], guards: Guards(), steps: [], file: file)
         runbook.triggers = buildTriggers(root["triggers"], params: runbook.params)
         runbook.steps = buildSteps(root["steps"])
+        for (i, s) in runbook.steps.enumerated() where runbook.stepIndex[s.id] == nil { runbook.stepIndex[s.id] = i }
         runbook.guards = buildGuards(root["guards"], params: runbook.params)
         var validator = GraphValidator(runbook: runbook, root: root)
         validator.validate()

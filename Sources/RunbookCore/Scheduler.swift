@@ -28,6 +28,12 @@ public struct DispatchScheduler: RunScheduler {
     public var isSimulated: Bool { false }
 
     public func schedule(after seconds: Double, _ block: @escaping @Sendable () -> Void) -> any Cancellable {
+        if seconds <= 0 {
+            // No timer for "now": a timer's leeway would cost a millisecond per zero wait.
+            let flag = CancelFlag()
+            queue.async { if !flag.isCancelled { block() } }
+            return flag
+        }
         let timer = DispatchSource.makeTimerSource(queue: queue)
         timer.schedule(deadline: .now() + max(0, seconds), leeway: .milliseconds(1))
         let box = TimerBox(timer)
@@ -38,6 +44,15 @@ public struct DispatchScheduler: RunScheduler {
         timer.resume()
         return box
     }
+}
+
+/// A cancellation flag for work already queued.
+final class CancelFlag: Cancellable, @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var cancelled = false
+    var isCancelled: Bool { lock.withLock { cancelled } }
+    func cancel() { lock.withLock { cancelled = true } }
 }
 
 /// Holds a timer source; cancelling twice is harmless.
