@@ -74,7 +74,7 @@ struct GraphValidator {
 
     /// Steps certain to have finished before `step` starts: earlier phases and `needs` ancestors.
     func finishedBefore(_ step: Step, byID: [String: Step]) -> Set<String> {
-        var out = Set(runbook.steps.filter { $0.phase < step.phase }.map(\.id))
+        var out = Set(runbook.steps.lazy.filter { $0.phase < step.phase }.map(\.id))
         var queue = step.needs
         var seen = Set<String>()
         while let n = queue.popLast() {
@@ -86,14 +86,16 @@ struct GraphValidator {
     }
 
     mutating func checkReferences(of step: Step, node: YAMLNode, byID: [String: Step]) {
-        let before = finishedBefore(step, byID: byID)
         var uses: [(Reference, SourceLocation)] = []
         if let w = node["when"], let e = step.when { uses += e.references.map { ($0, w.location) } }
         for key in RunbookGrammar.actionKinds + ["undo"] {
             guard let n = node[key] else { continue }
             for (t, loc) in Self.templates(in: n) { uses += t.references.map { ($0, loc) } }
         }
+        guard !uses.isEmpty else { return }
         let paramNames = runbook.params.map(\.name)
+        // Only steps that read other steps pay for the ancestor walk.
+        let before = uses.contains { $0.0.step != nil } ? finishedBefore(step, byID: byID) : []
         for (ref, loc) in uses {
             switch ref {
             case .param(let p):
