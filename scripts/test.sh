@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need, builds, runs every test and every bundled drill.
-# Usage: scripts/test.sh        (as root, or with sudo available for apt-get)
+# Usage: scripts/test.sh     (root, or sudo for apt-get; needs Debian's package and PyPI registries)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Real components the tests drive: Prometheus and supervisord from Debian.
 need_apt=()
-python3 -c 'import jsonschema, yaml' 2>/dev/null || need_pip=1
-for pkg in "$@"; do :; done
+command -v prometheus >/dev/null || need_apt+=(prometheus)
+command -v supervisord >/dev/null || need_apt+=(supervisor)
+command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-if [ "${need_pip:-0}" = 1 ]; then
-  python3 -m pip install --quiet jsonschema pyyaml
-fi
+# The JSON Schema test validates the bundled runbooks with a real validator.
+python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install --quiet jsonschema pyyaml
 
 swift build --build-tests
 # Serial: the suite drives real processes and servers; run in parallel on 2 cores it has hung (see README).
 swift test --skip-build --no-parallel
-.build/debug/runbook validate runbooks
-.build/debug/runbook test --runbooks runbooks --state-dir "$(mktemp -d)"
+bin=$(swift build --show-bin-path)
+"$bin/runbook" validate runbooks
+"$bin/runbook" test --runbooks runbooks --state-dir "$(mktemp -d)"

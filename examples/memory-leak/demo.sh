@@ -7,10 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-echo "== building runbook and the leaky shop"
-swift build --product runbook >/dev/null
-swift build --product leaky-shop >/dev/null
-bin=$(swift build --show-bin-path)
+if [ -n "${DEMO_BIN:-}" ]; then
+  bin=$DEMO_BIN   # already built (the integration test passes the folder with runbook and leaky-shop)
+else
+  echo "== building runbook and the leaky shop"
+  swift build --product runbook >/dev/null
+  swift build --product leaky-shop >/dev/null
+  bin=$(swift build --show-bin-path)
+fi
 
 work=$root/.run/demo-$$
 mkdir -p "$work"
@@ -63,5 +67,5 @@ variant=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["flags
 echo
 echo "== run $run_id: outcome $outcome in ${elapsed}s (exit $status); shop pid $first_pid -> $new_pid; image-resize flag: $variant"
 echo "== postmortem draft:"
-"$bin/runbook" postmortem "$run_id"
+"$bin/runbook" postmortem "$run_id" --runbooks runbooks
 [ "$outcome" = mitigated ] && [ "$status" = 0 ] && [ "$variant" = off ] && [ "$new_pid" != "$first_pid" ]
