@@ -47,11 +47,12 @@ public final class RunDriver: @unchecked Sendable {
         self.machine = RunStateMachine(runbook: runbook, options: options)
     }
 
-    /// Starts the run after emitting `startEvent`; `completion` gets the outcome on the run queue.
-    public func start(startEvent: TimelineEvent, completion: @escaping @Sendable (RunOutcome) -> Void) {
+    /// Starts the run after emitting `startEvent` (nil when the caller recorded it already);
+    /// `completion` gets the outcome on the run queue.
+    public func start(startEvent: TimelineEvent?, completion: @escaping @Sendable (RunOutcome) -> Void) {
         queue.async {
             self.completion = completion
-            self.sink.record(startEvent)
+            if let startEvent { self.sink.record(startEvent) }
             self.apply(self.machine.start(now: self.scheduler.now))
         }
     }

@@ -71,6 +71,7 @@ public struct LabelMatcher: Sendable, Hashable {
 
 /// Limits on runs.
 public struct Guards: Sendable {
+    public init() {}
     public var auto: Bool = false
     public var cooldown: Double?
     public var maxRuns: (count: Int, per: Double)?

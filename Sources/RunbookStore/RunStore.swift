@@ -14,10 +14,12 @@ public struct RunRecord: Sendable, Codable, FetchableRecord, PersistableRecord {
     public var durationMs: Int?
     public var dryRun: Bool
     public var drill: Bool
+    /// The rendered `guards.lock` key, if the runbook has one.
+    public var lockKey: String?
 
     enum CodingKeys: String, CodingKey {
         case id, runbook, trigger, fingerprint, outcome, started
-        case durationMs = "duration_ms", dryRun = "dry_run", drill
+        case durationMs = "duration_ms", dryRun = "dry_run", drill, lockKey = "lock_key"
     }
 
     public init(id: String, runbook: String, trigger: String, fingerprint: String? = nil, started: Date, dryRun: Bool, drill: Bool) {
@@ -59,7 +61,36 @@ public final class RunStore: Sendable {
                 t.column("drill", .boolean).notNull()
             }
         }
+        migrator.registerMigration("v2-lock-key") { db in
+            try db.alter(table: "runs") { t in t.add(column: "lock_key", .text) }
+        }
         try migrator.migrate(pool)
+    }
+
+    /// Start times of the counted runs (not refused, not dry runs, not drills) of a runbook and lock key since `since`.
+    public func starts(runbook: String, lockKey: String?, since: Date) throws -> [Date] {
+        try pool.read { db in
+            try Date.fetchAll(db, sql: """
+                SELECT started FROM runs WHERE runbook = ? AND lock_key IS ? AND dry_run = 0 AND drill = 0
+                AND (outcome IS NULL OR outcome != 'refused') AND started >= ? ORDER BY started
+                """, arguments: [runbook, lockKey, since])
+        }
+    }
+
+    /// Takes the run lock for a key, across processes (flock on a file in the state folder). The lock is
+    /// released when the returned handle is closed or the process dies, so a crash never leaves it held.
+    /// - Returns: nil when another run holds it.
+    public func tryLock(runbook: String, key: String) throws -> RunLock? {
+        let dir = directory + "/locks"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let safe = String((runbook + "--" + key).map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" }.prefix(200))
+        let fd = open(dir + "/" + safe + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown) }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            close(fd)
+            return nil
+        }
+        return RunLock(fd: fd)
     }
 
     /// Where a run's timeline lives.
@@ -89,6 +120,23 @@ public final class RunStore: Sendable {
         guard let text = try? String(contentsOfFile: timelinePath(runID), encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { TimelineEvent.parse(jsonLine: String($0)) }
     }
+}
+
+/// A held run lock; released on `release()`, on deinit, or when the process ends.
+public final class RunLock: @unchecked Sendable {
+    // The descriptor is only closed once, guarded by `lock`.
+    private let lock = NSLock()
+    private var fd: Int32
+
+    init(fd: Int32) { self.fd = fd }
+
+    public func release() {
+        lock.withLock {
+            if fd >= 0 { close(fd); fd = -1 }
+        }
+    }
+
+    deinit { release() }
 }
 
 /// Appends each event to a JSON Lines file with one `write(2)`, so a crash loses at most the event being written.

@@ -39,6 +39,8 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
             return "\(time)  undo      \(step) \(e.message ?? "")"
         case "undo.finished":
             return "\(time)  undo      \(step) \(e.status ?? "") \(e.message ?? "")"
+        case "guard.overridden":
+            return "\(time)  OVERRIDE of guard \(e.guardName ?? ""): \(e.message ?? "")"
         case "guard.refused":
             return "\(time)  refused by guard \(e.guardName ?? "")\(e.until.map { " until \(TimelineEvent.timestamp($0))" } ?? ""): \(e.message ?? "")"
         case "run.finished":

@@ -16,6 +16,7 @@ struct RunCommand: ParsableCommand {
     @Flag(name: [.customLong("yes"), .customShort("y")], help: "Approve every confirm: true step.") var yes = false
     @Flag(help: "JSON Lines timeline on stdout; human text goes to stderr.") var json = false
     @Flag(help: "On Ctrl-C, leave completed changes in place.") var noUndo = false
+    @Flag(help: "Run despite cooldown and max_runs (recorded on the timeline); a lock is never overridden.") var force = false
     @Option(help: "Most steps running at once.") var maxParallel = 64
     @OptionGroup var options: RunbookOptions
     @OptionGroup var state: StateOptions
@@ -43,7 +44,9 @@ struct RunCommand: ParsableCommand {
         }
         let now = Date()
         let runID = RunInputs.newRunID(now)
-        let record = RunRecord(id: runID, runbook: runbook.name, trigger: "manual", started: now, dryRun: dryRun, drill: false)
+        let lockKey = GuardCheck.lockKey(runbook.guards, params: values, runID: runID)
+        var record = RunRecord(id: runID, runbook: runbook.name, trigger: "manual", started: now, dryRun: dryRun, drill: false)
+        record.lockKey = lockKey
         var sinks: [any TimelineSink] = [try TimelineFileSink(path: store.timelinePath(runID)), HistorySink(store: store, record: record)]
         if json {
             sinks.append(JSONLinesStdout())
@@ -51,6 +54,51 @@ struct RunCommand: ParsableCommand {
             sinks.append(HumanTimeline(handle: .standardOutput, isTerminal: isatty(1) == 1))
         }
         let sink = SecretRedactor(secrets: RunInputs.secrets(runbook, values), next: TimelineFanOut(sinks))
+        let start = RunInputs.startEvent(runbook: runbook, runID: runID, trigger: "manual", params: values, dryRun: dryRun, drill: false, now: now)
+
+        // Guards: a dry run changes nothing, so it is never refused.
+        var runLock: RunLock?
+        var startRecorded = false
+        if !dryRun {
+            var refusal: GuardCheck.Refusal?
+            if let key = lockKey {
+                runLock = try store.tryLock(runbook: runbook.name, key: key)
+                if runLock == nil {
+                    refusal = GuardCheck.Refusal(guardName: "lock", until: nil, message: "another run of \(runbook.name) holds lock '\(key)'; a lock is never overridden")
+                }
+            }
+            if refusal == nil {
+                let window = max(runbook.guards.cooldown ?? 0, runbook.guards.maxRuns?.per ?? 0)
+                let starts = window > 0 ? try store.starts(runbook: runbook.name, lockKey: lockKey, since: now.addingTimeInterval(-window)) : []
+                if let r = GuardCheck.evaluate(runbook.guards, now: now, starts: starts) {
+                    if force {
+                        var e = TimelineEvent(time: now, run: runID, event: "guard.overridden")
+                        e.guardName = r.guardName
+                        e.until = r.until
+                        e.message = "--force: " + r.message
+                        sink.record(start)
+                        sink.record(e)
+                        startRecorded = true
+                        printError("warning: overriding guard \(r.guardName): \(r.message)")
+                    } else {
+                        refusal = r
+                    }
+                }
+            }
+            if let r = refusal {
+                var e = TimelineEvent(time: now, run: runID, event: "guard.refused")
+                e.guardName = r.guardName
+                e.until = r.until
+                e.message = r.message
+                var end = TimelineEvent(time: now, run: runID, event: "run.finished")
+                end.outcome = RunOutcome.refused.rawValue
+                end.durationMs = 0
+                end.message = "refused by guard \(r.guardName)"
+                for event in [start, e, end] { sink.record(event) }
+                printError("error: run refused by guard \(r.guardName)\(r.until.map { " until \(TimelineEvent.timestamp($0))" } ?? ""): \(r.message)\(r.guardName == "lock" ? "" : " (use --force to override)")")
+                throw ExitCode(3)
+            }
+        }
         var runOptions = RunStateMachine.Options(runID: runID, params: values)
         runOptions.maxParallel = maxParallel
         runOptions.autoConfirm = yes
@@ -62,6 +110,8 @@ struct RunCommand: ParsableCommand {
 
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
+        // A closed stdout (a pager quit early) must not kill a run halfway through its changes.
+        signal(SIGPIPE, SIG_IGN)
         let interrupts = InterruptCounter()
         var signalSources: [any DispatchSourceSignal] = []
         for sig in [SIGINT, SIGTERM] {
@@ -79,12 +129,12 @@ struct RunCommand: ParsableCommand {
         }
         let done = DispatchSemaphore(value: 0)
         let result = OutcomeBox()
-        let start = RunInputs.startEvent(runbook: runbook, runID: runID, trigger: "manual", params: values, dryRun: dryRun, drill: false, now: now)
-        driver.start(startEvent: start) { outcome in
+        driver.start(startEvent: startRecorded ? nil : start) { outcome in
             result.set(outcome)
             done.signal()
         }
         done.wait()
+        runLock?.release()
         signalSources.forEach { $0.cancel() }
         let outcome = result.get() ?? .failed
         if json { printError("run \(runID): \(outcome.rawValue)") }
