@@ -127,7 +127,7 @@ package struct ShapeChecker {
 
     package mutating func checkObject(_ node: YAMLNode, _ object: ObjectShape, context: String) -> Config? {
         guard let entries = node.entries else {
-            error(node, "\(context) must be a mapping, not \(node.kindName)")
+            error(node, "\(context.isEmpty ? "the file" : context) must be a mapping, not \(node.kindName)")
             return nil
         }
         var out: [Config.Entry] = []

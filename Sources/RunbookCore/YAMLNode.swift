@@ -96,13 +96,37 @@ public enum YAMLReader {
             let parser = try Parser(yaml: text, resolver: .basic, constructor: .default)
             root = try parser.singleRoot()
         } catch let error as YamlError {
-            throw LoadError([diagnostic(for: error, file: file)])
+            var d = diagnostic(for: error, file: file)
+            if case .duplicatedKeysInMapping(let keys, _) = error, let key = keys.first {
+                d.location = secondOccurrence(of: key, in: text, after: d.location) ?? d.location
+            }
+            throw LoadError([d])
         } catch {
             throw LoadError([Diagnostic(top, "YAML could not be read: \(error)")])
         }
         guard let root else { throw LoadError([Diagnostic(top, "file is empty: a runbook is a YAML mapping starting with 'runbook: NAME'")]) }
         var budget = maxNodes
         return try convert(root, file: file, depth: 0, budget: &budget)
+    }
+
+    /// libyaml points a duplicate key at the first one; the mistake is the later one at the same indentation.
+    private static func secondOccurrence(of key: String, in text: String, after first: SourceLocation) -> SourceLocation? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard first.line >= 1, first.line <= lines.count else { return nil }
+        let indent = first.column - 1
+        for i in first.line..<lines.count {
+            let line = lines[i]
+            let leading = line.prefix { $0 == " " || $0 == "-" }.count
+            if i > first.line - 1, leading < indent, !line.trimmingCharacters(in: .whitespaces).isEmpty, !line.trimmingCharacters(in: .whitespaces).hasPrefix("#") {
+                if line.prefix { $0 == " " }.count < indent { break }
+            }
+            let body = line.dropFirst(indent)
+            if leading == indent || line.prefix(indent).allSatisfy({ $0 == " " || $0 == "-" }),
+               body.hasPrefix(key + ":") || body.hasPrefix("\"\(key)\":") {
+                return SourceLocation(file: first.file, line: i + 1, column: first.column)
+            }
+        }
+        return nil
     }
 
     /// Flow collections can nest deeply on one line; libyaml recurses on them, so refuse early.

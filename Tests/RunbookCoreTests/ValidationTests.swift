@@ -56,6 +56,9 @@ struct ValidationTests {
              line: 7, column: 14, message: "a string is never run through a shell"),
         Case(name: "change outside mitigate", yaml: minimalHeader + "  - id: a\n    phase: verify\n    command: [\"systemctl\", \"restart\", \"x\"]\n",
              line: 5, column: 5, message: "changes belong in mitigate"),
+        Case(name: "duplicate yaml key", yaml: minimalHeader + "  - id: a\n    phase: detect\n    phase: diagnose\n    check: { command: [\"true\"] }\n",
+             line: 7, column: 5, message: "duplicate key 'phase' in mapping"),
+        Case(name: "not a mapping", yaml: "- a\n- b\n", line: 1, column: 1, message: "the file must be a mapping, not a list"),
         Case(name: "phase misspelt", yaml: minimalHeader + "  - id: a\n    phase: mitgate\n    wait: 1s\n",
              line: 6, column: 12, message: "must be one of detect, diagnose, mitigate, verify, not 'mitgate' (did you mean 'mitigate'?)"),
     ]
