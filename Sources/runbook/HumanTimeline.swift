@@ -1,15 +1,51 @@
+import Dispatch
 import Foundation
 import RunbookCore
 
 /// Renders events as a human timeline: wall-clock time, phase, step, status, duration, message.
+/// On a terminal, steps running for more than a second get a spinner line with their elapsed time.
 final class HumanTimeline: TimelineSink, @unchecked Sendable {
-    // Writes go through one FileHandle from the run queue only.
+    // `running`, `statusShown` and `frame` are guarded by `lock`; events and the ticker both write.
     let handle: FileHandle
     let colour: Bool
+    let live: Bool
+    private let lock = NSLock()
+    private var running: [(step: String, since: Date)] = []
+    private var statusShown = false
+    private var frame = 0
+    private var ticker: (any DispatchSourceTimer)?
 
     init(handle: FileHandle, isTerminal: Bool) {
         self.handle = handle
         self.colour = isTerminal && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        self.live = isTerminal
+        if isTerminal {
+            let t = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "runbook.spinner"))
+            t.schedule(deadline: .now() + .milliseconds(250), repeating: .milliseconds(250))
+            t.setEventHandler { [weak self] in self?.tick() }
+            t.resume()
+            ticker = t
+        }
+    }
+
+    deinit { ticker?.cancel() }
+
+    /// Redraws the status line: a spinner and each long-running step with its elapsed time.
+    func tick() {
+        lock.withLock {
+            let now = Date()
+            let long = running.filter { now.timeIntervalSince($0.since) >= 1 }
+            guard !long.isEmpty else {
+                if statusShown { handle.write(Data("\r\u{1B}[K".utf8)); statusShown = false }
+                return
+            }
+            let spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"]
+            frame = (frame + 1) % spinner.count
+            let items = long.prefix(4).map { "\($0.step) \(Quantity.formatDuration(now.timeIntervalSince($0.since).rounded(.down)))" }
+            let more = long.count > 4 ? " +\(long.count - 4) more" : ""
+            handle.write(Data("\r\u{1B}[K\(spinner[frame]) running: \(items.joined(separator: ", "))\(more)".utf8))
+            statusShown = true
+        }
     }
 
     func paint(_ s: String, _ code: String) -> String { colour ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
@@ -51,6 +87,12 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
     }
 
     func record(_ e: TimelineEvent) {
+        if live, let step = e.step {
+            lock.withLock {
+                if e.event == "step.started" { running.append((step, e.time)) }
+                if e.event == "step.finished" { running.removeAll { $0.step == step } }
+            }
+        }
         guard var text = Self.line(e) else { return }
         if colour {
             switch e.status ?? e.outcome ?? "" {
@@ -61,7 +103,10 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
             default: break
             }
         }
-        handle.write(Data((text + "\n").utf8))
+        lock.withLock {
+            if statusShown { handle.write(Data("\r\u{1B}[K".utf8)); statusShown = false }
+            handle.write(Data((text + "\n").utf8))
+        }
     }
 }
 
