@@ -81,3 +81,16 @@ public enum Spawn {
         try start(argv, environment: environment, cwd: cwd).wait()
     }
 }
+
+/// Where tests find the repository's files.
+public enum TestPaths {
+    /// The repository root: the nearest folder above this source file holding Package.swift.
+    public static let repoRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
+        }
+        return FileManager.default.currentDirectoryPath
+    }()
+}

@@ -35,11 +35,7 @@ struct DrillCommand: ParsableCommand {
                 throw ExitCode(2)
             }
         case (nil, let runID?):
-            let events = try store.timeline(runID)
-            guard !events.isEmpty else {
-                printError("error: no run '\(runID)' in \(state.directory): see runbook history")
-                throw ExitCode(2)
-            }
+            let (_, events) = try state.timeline(of: runID)
             scenario = Scenario.replay(of: events, runbook: runbook)
         default:
             printError("error: give exactly one of --scenario FILE or --replay RUN_ID")
@@ -172,12 +168,7 @@ struct PostmortemCommand: ParsableCommand {
     @OptionGroup var state: StateOptions
 
     func run() throws {
-        let store = try RunStore(directory: state.directory)
-        let events = try store.timeline(runID)
-        guard !events.isEmpty else {
-            printError("error: no run '\(runID)' in \(state.directory): see runbook history")
-            throw ExitCode(2)
-        }
+        let (_, events) = try state.timeline(of: runID)
         let runbook = events.first?.runbook.flatMap { try? options.catalog.runbook(named: $0) }
         let md = Postmortem.markdown(events: events, runbook: runbook)
         if let output {

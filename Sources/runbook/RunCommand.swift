@@ -190,12 +190,7 @@ struct TimelineCommand: ParsableCommand {
     @OptionGroup var state: StateOptions
 
     func run() throws {
-        let store = try RunStore(directory: state.directory)
-        let events = try store.timeline(runID)
-        guard !events.isEmpty else {
-            printError("error: no run '\(runID)' in \(state.directory): see runbook history")
-            throw ExitCode(2)
-        }
+        let (store, events) = try state.timeline(of: runID)
         if let r = try store.run(runID), r.drill, !json { FileHandle.standardOutput.write(Data("DRILL: a rehearsal, not an incident\n".utf8)) }
         let human = HumanTimeline(handle: .standardOutput, isTerminal: isatty(1) == 1)
         for e in events {

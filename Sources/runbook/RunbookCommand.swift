@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RunbookCore
+import RunbookStore
 
 @main
 struct RunbookCommand: ParsableCommand {
@@ -36,6 +37,19 @@ struct StateOptions: ParsableArguments {
         if let d = env["RUNBOOK_STATE_DIR"], !d.isEmpty { return d }
         if let x = env["XDG_STATE_HOME"], !x.isEmpty { return x + "/runbook" }
         return (env["HOME"] ?? NSHomeDirectory()) + "/.local/state/runbook"
+    }
+}
+
+extension StateOptions {
+    /// Opens the store and reads a run's timeline; exits 2 naming the folder when there is no such run.
+    func timeline(of runID: String) throws -> (RunStore, [TimelineEvent]) {
+        let store = try RunStore(directory: directory)
+        let events = try store.timeline(runID)
+        guard !events.isEmpty else {
+            printError("error: no run '\(runID)' in \(directory): see runbook history")
+            throw ExitCode(2)
+        }
+        return (store, events)
     }
 }
 

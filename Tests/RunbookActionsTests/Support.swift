@@ -25,14 +25,7 @@ let runbookBinary: String = {
 }()
 
 /// The repository root.
-let repoRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    while url.path != "/" {
-        url.deleteLastPathComponent()
-        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
-    }
-    return FileManager.default.currentDirectoryPath
-}()
+let repoRoot = TestPaths.repoRoot
 
 /// Runs the CLI and returns exit status, stdout and stderr.
 @discardableResult

@@ -1,4 +1,5 @@
 import Foundation
+import RunbookTestSupport
 @testable import RunbookCore
 
 /// Loads YAML text as a runbook and returns its diagnostics (empty when valid).
@@ -15,15 +16,8 @@ func diagnostics(_ yaml: String, file: String = "t.yaml") -> [Diagnostic] {
 
 func load(_ yaml: String) throws -> Runbook { try RunbookLoader.load(text: yaml, file: "t.yaml") }
 
-/// The repository root, found from this file's path.
-let repoRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    while url.path != "/" {
-        url.deleteLastPathComponent()
-        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
-    }
-    return FileManager.default.currentDirectoryPath
-}()
+/// The repository root.
+let repoRoot = TestPaths.repoRoot
 
 let minimalHeader = """
 runbook: t
