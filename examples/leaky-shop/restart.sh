@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Restarts the leaky shop: stops the pid in the pidfile, starts a new one, waits until it listens.
+# Restarts the leaky shop and waits until the new process has written its pidfile.
+# Under supervisord (SHOP_SUPERVISOR_CONF set) it asks supervisorctl; otherwise it stops the pid in the
+# pidfile and starts a new process itself.
 # Usage: restart.sh [SERVICE]   Env: SHOP_PORT (8080), SHOP_FLAGS (examples/leaky-shop/flags.json),
-#        SHOP_PIDFILE (.run/shop.pid), SHOP_BIN (.build/debug/leaky-shop), SHOP_LOG (.run/shop.log)
+#        SHOP_PIDFILE (.run/shop.pid), SHOP_BIN (.build/debug/leaky-shop), SHOP_LOG (.run/shop.log),
+#        SHOP_SUPERVISOR_CONF (unset)
 set -euo pipefail
 service=${1:-shop}
 port=${SHOP_PORT:-8080}
@@ -11,6 +14,13 @@ bin=${SHOP_BIN:-.build/debug/leaky-shop}
 log=${SHOP_LOG:-.run/shop.log}
 [[ "$service" =~ ^[a-z0-9-]+$ ]] || { echo "bad service name" >&2; exit 2; }
 mkdir -p "$(dirname "$pidfile")" "$(dirname "$log")"
+if [ -n "${SHOP_SUPERVISOR_CONF:-}" ]; then
+  rm -f "$pidfile"
+  supervisorctl -c "$SHOP_SUPERVISOR_CONF" restart "$service" >/dev/null
+  for _ in $(seq 1 100); do [ -s "$pidfile" ] && exit 0; sleep 0.05; done
+  echo "$service did not write $pidfile after supervisorctl restart" >&2
+  exit 1
+fi
 if [ -s "$pidfile" ]; then
   old=$(cat "$pidfile")
   if kill -0 "$old" 2>/dev/null; then

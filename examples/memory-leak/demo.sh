@@ -25,13 +25,40 @@ export SHOP_PORT=$port SHOP_FLAGS=$work/flags.json SHOP_PIDFILE=$root/.run/shop.
 traffic_pid=""
 cleanup() {
   [ -n "$traffic_pid" ] && kill "$traffic_pid" 2>/dev/null || true
+  if [ -n "${SHOP_SUPERVISOR_CONF:-}" ]; then supervisorctl -c "$SHOP_SUPERVISOR_CONF" shutdown >/dev/null 2>&1 || true; fi
   if [ -s "$SHOP_PIDFILE" ]; then kill "$(cat "$SHOP_PIDFILE")" 2>/dev/null || true; rm -f "$SHOP_PIDFILE"; fi
   [ "${KEEP_DEMO:-0}" = 1 ] || rm -rf "$work/flags.json" "$work/shop.log"
 }
 trap cleanup EXIT INT TERM
 
-echo "== starting the shop on 127.0.0.1:$port (image-resize on)"
-examples/leaky-shop/restart.sh shop
+if command -v supervisord >/dev/null && [ "${DEMO_NO_SUPERVISOR:-0}" != 1 ]; then
+  echo "== starting the shop under supervisord on 127.0.0.1:$port (image-resize on)"
+  export SHOP_SUPERVISOR_CONF=$work/supervisord.conf
+  cat > "$SHOP_SUPERVISOR_CONF" <<CONF
+[unix_http_server]
+file=$work/supervisor.sock
+[supervisord]
+pidfile=$work/supervisord.pid
+logfile=$work/supervisord.log
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[supervisorctl]
+serverurl=unix://$work/supervisor.sock
+[program:shop]
+command=$SHOP_BIN --port $port --flags $SHOP_FLAGS --pidfile $SHOP_PIDFILE
+directory=$root
+startsecs=0
+stopwaitsecs=5
+stdout_logfile=$SHOP_LOG
+redirect_stderr=true
+CONF
+  rm -f "$SHOP_PIDFILE"
+  supervisord -c "$SHOP_SUPERVISOR_CONF"
+  for _ in $(seq 1 100); do [ -s "$SHOP_PIDFILE" ] && break; sleep 0.05; done
+else
+  echo "== starting the shop on 127.0.0.1:$port (image-resize on)"
+  examples/leaky-shop/restart.sh shop
+fi
 first_pid=$(cat "$SHOP_PIDFILE")
 
 echo "== driving traffic at the product-image path"
