@@ -15,7 +15,7 @@ struct DrillTests {
         #expect(jsonLines(history.stdout).allSatisfy { $0["drill"] as? Bool == true })
     }
 
-    func sandbox() throws -> String {
+    func sandbox(port: Int = 9) throws -> String {
         let dir = temporaryFolder()
         try FileManager.default.createDirectory(atPath: dir + "/rb/drills", withIntermediateDirectories: true)
         try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
@@ -24,7 +24,7 @@ struct DrillTests {
         steps:
           - id: look
             phase: detect
-            check: { http: { url: "http://127.0.0.1:9/never" } }
+            check: { http: { url: "http://127.0.0.1:\(port)/health" } }
           - id: off
             phase: mitigate
             flag: { file: \(dir)/flags.json, key: image-resize, variant: "off" }
@@ -33,7 +33,7 @@ struct DrillTests {
             command: ["touch", "\(dir)/touched"]
           - id: tell
             phase: mitigate
-            notify: { url: "http://127.0.0.1:9/hook", text: hi }
+            notify: { url: "http://127.0.0.1:\(port)/hook", text: hi }
           - id: pause
             phase: mitigate
             wait: 10m
@@ -47,7 +47,9 @@ struct DrillTests {
     }
 
     @Test func aDrillTouchesNoFileProcessOrNetworkAndTakesSimulatedTime() throws {
-        let dir = try sandbox()
+        let (target, port) = try ChildServer.target()
+        defer { target.stop() }
+        let dir = try sandbox(port: port)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try """
         drill: all-good
@@ -58,7 +60,7 @@ struct DrillTests {
         expect:
           outcome: mitigated
           ran: [off, touch, tell, pause]
-          changes: ["flag image-resize: on -> off", "command: - -> touch", "notify http://127.0.0.1:9/hook"]
+          changes: ["flag image-resize: on -> off", "command: - -> touch", "notify http://127.0.0.1:\(port)/hook"]
 
         """.write(toFile: dir + "/rb/drills/all-good.yaml", atomically: true, encoding: .utf8)
         let started = Date()
@@ -69,6 +71,7 @@ struct DrillTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/flags.json")) == Data(flagFileText.utf8))
         #expect(!FileManager.default.fileExists(atPath: dir + "/touched"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/checked"))
+        #expect(try fetch("http://127.0.0.1:\(port)/hooks") == "[]", "the drill posted a notification")
     }
 
     @Test func aWrongExpectationFailsWithExpectedVersusActual() throws {
