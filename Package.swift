@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // Pure engine: model, YAML loading, validation, graph, expressions,
@@ -56,6 +58,16 @@ let package = Package(
             dependencies: ["RunbookCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        // The alert server: Alertmanager webhooks, the run API, durable runs.
+        .target(
+            name: "RunbookServer",
+            dependencies: [
+                "RunbookCore", "RunbookActions", "RunbookStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Helpers for tests: spawning programs without Foundation's Process.
         .target(
             name: "RunbookTestSupport",
@@ -65,8 +77,9 @@ let package = Package(
         .executableTarget(
             name: "runbook",
             dependencies: [
-                "RunbookCore", "RunbookActions", "RunbookStore", "RunbookDrills",
+                "RunbookCore", "RunbookActions", "RunbookStore", "RunbookDrills", "RunbookServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -64,7 +64,48 @@ public final class RunStore: Sendable {
         migrator.registerMigration("v2-lock-key") { db in
             try db.alter(table: "runs") { t in t.add(column: "lock_key", .text) }
         }
+        migrator.registerMigration("v3-alert-resolution") { db in
+            try db.alter(table: "runs") { t in t.add(column: "resolved_at", .datetime) }
+            try db.create(index: "runs_by_fingerprint", on: "runs", columns: ["runbook", "fingerprint"], ifNotExists: true)
+        }
         try migrator.migrate(pool)
+    }
+
+    /// The run an alert already started and that is not resolved yet, if any (refused attempts do not count).
+    public func unresolvedRun(runbook: String, fingerprint: String) throws -> String? {
+        try pool.read { db in
+            try String.fetchOne(db, sql: """
+                SELECT id FROM runs WHERE runbook = ? AND fingerprint = ? AND resolved_at IS NULL
+                AND (outcome IS NULL OR outcome != 'refused') ORDER BY started DESC LIMIT 1
+                """, arguments: [runbook, fingerprint])
+        }
+    }
+
+    /// Marks the runs of an alert resolved; returns their ids.
+    public func resolve(fingerprint: String, at: Date) throws -> [String] {
+        try pool.write { db in
+            let ids = try String.fetchAll(db, sql: "SELECT id FROM runs WHERE fingerprint = ? AND resolved_at IS NULL", arguments: [fingerprint])
+            try db.execute(sql: "UPDATE runs SET resolved_at = ? WHERE fingerprint = ? AND resolved_at IS NULL", arguments: [at, fingerprint])
+            return ids
+        }
+    }
+
+    /// Runs that were cut off (no outcome) by a crash or kill: marked `interrupted`, with a closing event
+    /// naming the last completed step. Their changes are not repeated. Returns their ids.
+    @discardableResult
+    public func markCutOffRunsInterrupted(now: Date = Date()) throws -> [String] {
+        let cut = try pool.read { db in try RunRecord.filter(Column("outcome") == nil).fetchAll(db) }
+        for r in cut {
+            let events = try timeline(r.id)
+            let last = events.last { $0.event == "step.finished" }
+            var e = TimelineEvent(time: now, run: r.id, event: "run.finished")
+            e.outcome = RunOutcome.interrupted.rawValue
+            e.durationMs = Int(now.timeIntervalSince(r.started) * 1000)
+            e.message = "cut off before it finished (crash or kill); last completed step: \(last?.step ?? "none")\(last?.status.map { " (\($0))" } ?? ""); its changes are not repeated"
+            try TimelineFileSink(path: timelinePath(r.id)).record(e)
+            try finish(runID: r.id, outcome: .interrupted, durationMs: e.durationMs ?? 0)
+        }
+        return cut.map(\.id)
     }
 
     /// Start times of the counted runs (not refused, not dry runs, not drills) of a runbook and lock key since `since`.

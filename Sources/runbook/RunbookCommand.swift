@@ -4,7 +4,7 @@ import RunbookCore
 import RunbookStore
 
 @main
-struct RunbookCommand: ParsableCommand {
+struct RunbookCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runbook",
         abstract: "Incident-response runbook automation: detect, diagnose, mitigate, verify.",
@@ -13,7 +13,7 @@ struct RunbookCommand: ParsableCommand {
             Run state lives in --state-dir (else $RUNBOOK_STATE_DIR, else $XDG_STATE_HOME/runbook, else ~/.local/state/runbook).
             """,
         subcommands: [
-            ListCommand.self, ValidateCommand.self, ShowCommand.self, RunCommand.self, DrillCommand.self, TestCommand.self, HistoryCommand.self, TimelineCommand.self, PostmortemCommand.self, SchemaCommand.self,
+            ListCommand.self, ValidateCommand.self, ShowCommand.self, RunCommand.self, DrillCommand.self, TestCommand.self, HistoryCommand.self, TimelineCommand.self, PostmortemCommand.self, ServeCommand.self, SchemaCommand.self,
         ]
     )
 }

@@ -1,0 +1,65 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import RunbookCore
+import RunbookStore
+
+/// `runbook serve`: the hooks and the API on Hummingbird, run as a service with graceful shutdown.
+public enum AlertServer {
+    /// Largest request body accepted (413 beyond).
+    public static let maxBody = 1 << 20
+
+    /// Builds and runs the server until SIGTERM or SIGINT.
+    /// - Parameters:
+    ///   - token: when set, every hook needs `Authorization: Bearer TOKEN`.
+    public static func run(host: String, port: Int, intake: AlertIntake, token: String?, logger: Logger) async throws {
+        let router = Router()
+        let expected = token.map { Array("Bearer \($0)".utf8) }
+
+        @Sendable func authorized(_ request: Request) -> Bool {
+            guard let expected else { return true }
+            let given = Array((request.headers[.authorization] ?? "").utf8)
+            // Constant time in the token's length: compare every byte, then the lengths.
+            var diff = UInt8(given.count == expected.count ? 0 : 1)
+            for i in 0..<expected.count { diff |= expected[i] ^ (i < given.count ? given[i] : 0) }
+            return diff == 0
+        }
+        @Sendable func answer(_ r: (Int, String), type: String = "application/json") -> Response {
+            Response(status: HTTPResponse.Status(code: r.0), headers: [.contentType: type],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: r.1 + "\n")))
+        }
+        @Sendable func hook(_ request: Request, _ handle: @escaping @Sendable (Data) -> (Int, String)) async -> Response {
+            guard authorized(request) else { return answer(AlertIntake.error(401, "missing or wrong bearer token")) }
+            let body: ByteBuffer
+            do { body = try await request.body.collect(upTo: maxBody) } catch {
+                return answer(AlertIntake.error(413, "body over \(maxBody) bytes"))
+            }
+            let data = Data(body.readableBytesView)
+            // Recording runs does blocking SQLite writes: keep them off the event loop.
+            return await withCheckedContinuation { c in
+                DispatchQueue.global().async { c.resume(returning: answer(handle(data))) }
+            }
+        }
+        router.post("/hooks/alertmanager") { request, _ in await hook(request) { intake.alertmanager($0) } }
+        router.post("/hooks/run") { request, _ in await hook(request) { intake.run($0) } }
+        router.get("/runs") { _, _ in answer(intake.runs()) }
+        router.get("/runs/:id") { _, context in answer(intake.run(id: context.parameters.get("id") ?? "")) }
+        router.get("/healthz") { _, _ in answer((200, "{\"status\":\"ok\",\"active_runs\":\(intake.launcher.activeCount)}")) }
+        router.get("/metrics") { _, _ in answer((200, intake.launcher.metricsText()), type: "text/plain; version=0.0.4") }
+
+        var app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "runbook"), logger: logger)
+        app.beforeServerStarts {
+            logger.info("runbook serve listening", metadata: ["address": "\(host):\(port)", "runbooks": "\(intake.runbooks.count)"])
+        }
+        try await app.runService()
+        // Stopped taking alerts: stop what still runs, recorded as interrupted.
+        let n = intake.launcher.interruptAll()
+        var waited = 0
+        while intake.launcher.activeCount > 0, waited < 100 {
+            try? await Task.sleep(for: .milliseconds(100))
+            waited += 1
+        }
+        logger.info("runbook serve stopped", metadata: ["interrupted_runs": "\(n)"])
+    }
+}
