@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real components the tests drive: Prometheus and supervisord from Debian.
+# Real components the tests drive: Prometheus, Alertmanager and supervisord from Debian.
 need_apt=()
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v supervisord >/dev/null || need_apt+=(supervisor)
+command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
