@@ -129,6 +129,28 @@ struct ServeTests {
         #expect(second.body.contains("\"guard\":\"cooldown\"") && second.body.contains("\"until\":\"20"), "\(second.body)")
     }
 
+    @Test func maxRunsAndLockRefuseAlertRunsToo() async throws {
+        let limited = ServeTests.runbook.replacingOccurrences(of: "guards: { auto: true }", with: "guards: { auto: true, max_runs: { count: 1, per: 1h } }")
+        let s = try await start(limited)
+        defer { s.child.stop(); try? FileManager.default.removeItem(atPath: s.dir) }
+        #expect(try post(s, payload(fingerprint: "m1")).body.contains("started"))
+        let second = try post(s, payload(labels: ["instance": "b:1"], fingerprint: "m2"))
+        #expect(second.body.contains("\"guard\":\"max_runs\""), "\(second.body)")
+        s.child.stop()
+
+        let locked = ServeTests.runbook
+            .replacingOccurrences(of: "guards: { auto: true }", with: "guards: { auto: true, lock: \"{{ params.instance }}\" }")
+            .replacingOccurrences(of: "[\"sleep\", \"1\"]", with: "[\"sleep\", \"3\"]")
+        let t = try await start(locked)
+        defer { t.child.stop(); try? FileManager.default.removeItem(atPath: t.dir) }
+        #expect(try post(t, payload(labels: ["instance": "same:1"], fingerprint: "l1")).body.contains("started"))
+        let held = try post(t, payload(labels: ["instance": "same:1", "job": "other"], fingerprint: "l2"))
+        #expect(held.body.contains("\"guard\":\"lock\""), "\(held.body)")
+        let free = await waitUntil(15) { ((try? self.runs(t))?.contains { $0["outcome"] as? String == "completed" }) ?? false }
+        #expect(free)
+        #expect(try post(t, payload(labels: ["instance": "same:1", "job": "third"], fingerprint: "l3")).body.contains("started"))
+    }
+
     @Test func aRunCutOffByKillIsMarkedInterruptedOnRestart() async throws {
         let slow = ServeTests.runbook.replacingOccurrences(of: "[\"sleep\", \"1\"]", with: "[\"sleep\", \"30\"]")
         let s = try await start(slow)
