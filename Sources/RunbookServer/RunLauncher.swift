@@ -66,20 +66,11 @@ public final class RunLauncher: @unchecked Sendable {
             return refuse(runbook, runID: runID, start: start, fingerprint: fingerprint, lockKey: lockKey, guardName: "auto",
                           until: nil, message: "guards.auto is false: this runbook needs a human (runbook run \(runbook.name))")
         }
-        var runLock: RunLock?
-        if let key = lockKey {
-            runLock = try? store.tryLock(runbook: runbook.name, key: key)
-            if runLock == nil {
-                return refuse(runbook, runID: runID, start: start, fingerprint: fingerprint, lockKey: lockKey, guardName: "lock", until: nil,
-                              message: "another run of \(runbook.name) holds lock '\(key)'")
-            }
-        }
-        let window = max(runbook.guards.cooldown ?? 0, runbook.guards.maxRuns?.per ?? 0)
-        let starts = window > 0 ? ((try? store.starts(runbook: runbook.name, lockKey: lockKey, since: now.addingTimeInterval(-window))) ?? []) : []
-        if let r = GuardCheck.evaluate(runbook.guards, now: now, starts: starts) {
-            runLock?.release()
+        let admission = store.admit(runbook, lockKey: lockKey, now: now)
+        if let r = admission.refusal {
             return refuse(runbook, runID: runID, start: start, fingerprint: fingerprint, lockKey: lockKey, guardName: r.guardName, until: r.until, message: r.message)
         }
+        let runLock = admission.lock
         // Durable before the caller answers: the record and the first event are on disk now.
         var record = RunRecord(id: runID, runbook: runbook.name, trigger: trigger, fingerprint: fingerprint, started: now, dryRun: false, drill: false)
         record.lockKey = lockKey
@@ -114,15 +105,8 @@ public final class RunLauncher: @unchecked Sendable {
         record.outcome = RunOutcome.refused.rawValue
         record.durationMs = 0
         try? store.insert(record)
-        var e = TimelineEvent(time: start.time, run: runID, event: "guard.refused")
-        e.guardName = guardName
-        e.until = until
-        e.message = message
-        var end = TimelineEvent(time: start.time, run: runID, event: "run.finished")
-        end.outcome = RunOutcome.refused.rawValue
-        end.durationMs = 0
-        end.message = "refused by \(guardName)"
-        if let file = try? TimelineFileSink(path: store.timelinePath(runID)) { for ev in [start, e, end] { file.record(ev) } }
+        let events = RunStore.refusalEvents(start: start, refusal: GuardCheck.Refusal(guardName: guardName, until: until, message: message))
+        if let file = try? TimelineFileSink(path: store.timelinePath(runID)) { for ev in events { file.record(ev) } }
         lock.withLock {
             refusals["\(runbook.name)|\(guardName)", default: 0] += 1
             outcomes["\(runbook.name)|refused", default: 0] += 1

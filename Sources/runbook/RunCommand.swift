@@ -60,41 +60,22 @@ struct RunCommand: ParsableCommand {
         var runLock: RunLock?
         var startRecorded = false
         if !dryRun {
-            var refusal: GuardCheck.Refusal?
-            if let key = lockKey {
-                runLock = try store.tryLock(runbook: runbook.name, key: key)
-                if runLock == nil {
-                    refusal = GuardCheck.Refusal(guardName: "lock", until: nil, message: "another run of \(runbook.name) holds lock '\(key)'; a lock is never overridden")
-                }
-            }
-            if refusal == nil {
-                let window = max(runbook.guards.cooldown ?? 0, runbook.guards.maxRuns?.per ?? 0)
-                let starts = window > 0 ? try store.starts(runbook: runbook.name, lockKey: lockKey, since: now.addingTimeInterval(-window)) : []
-                if let r = GuardCheck.evaluate(runbook.guards, now: now, starts: starts) {
-                    if force {
-                        var e = TimelineEvent(time: now, run: runID, event: "guard.overridden")
-                        e.guardName = r.guardName
-                        e.until = r.until
-                        e.message = "--force: " + r.message
-                        sink.record(start)
-                        sink.record(e)
-                        startRecorded = true
-                        printError("warning: overriding guard \(r.guardName): \(r.message)")
-                    } else {
-                        refusal = r
-                    }
-                }
-            }
-            if let r = refusal {
-                var e = TimelineEvent(time: now, run: runID, event: "guard.refused")
+            let admission = store.admit(runbook, lockKey: lockKey, now: now)
+            runLock = admission.lock
+            var refusal = admission.refusal
+            if let r = refusal, r.guardName != "lock", force {
+                var e = TimelineEvent(time: now, run: runID, event: "guard.overridden")
                 e.guardName = r.guardName
                 e.until = r.until
-                e.message = r.message
-                var end = TimelineEvent(time: now, run: runID, event: "run.finished")
-                end.outcome = RunOutcome.refused.rawValue
-                end.durationMs = 0
-                end.message = "refused by guard \(r.guardName)"
-                for event in [start, e, end] { sink.record(event) }
+                e.message = "--force: " + r.message
+                sink.record(start)
+                sink.record(e)
+                startRecorded = true
+                printError("warning: overriding guard \(r.guardName): \(r.message)")
+                refusal = nil
+            }
+            if let r = refusal {
+                for event in RunStore.refusalEvents(start: start, refusal: r) { sink.record(event) }
                 printError("error: run refused by guard \(r.guardName)\(r.until.map { " until \(TimelineEvent.timestamp($0))" } ?? ""): \(r.message)\(r.guardName == "lock" ? "" : " (use --force to override)")")
                 throw ExitCode(3)
             }
