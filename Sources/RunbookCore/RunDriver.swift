@@ -62,6 +62,11 @@ public final class RunDriver: @unchecked Sendable {
         queue.async { self.apply(self.machine.interrupt(now: self.scheduler.now)) }
     }
 
+    /// Lets running steps finish or time out, starts nothing new, and ends the run `interrupted`.
+    public func drain() {
+        queue.async { self.apply(self.machine.drain(now: self.scheduler.now)) }
+    }
+
     func apply(_ effects: [RunStateMachine.Effect]) {
         dispatchPrecondition(condition: .onQueue(queue))
         for effect in effects {

@@ -63,6 +63,8 @@ public struct RunStateMachine: Sendable {
     var finishedOutcome: RunOutcome?
     var running = 0
     var startedAt: Date?
+    /// Set by `drain`: an interrupted run that leaves its completed changes in place.
+    var keepChanges = false
     /// Steps of each phase in `phases`, in file order.
     let phaseSteps: [[Step]]
     /// File position of each step, for a deterministic start order.
@@ -214,6 +216,20 @@ public struct RunStateMachine: Sendable {
         return effects + advance(now: now)
     }
 
+    /// Graceful stop (server shutdown): steps already running finish or time out, nothing new starts,
+    /// the rest is skipped and the run ends `interrupted`. Completed changes stay in place.
+    public mutating func drain(now: Date) -> [Effect] {
+        guard finishedOutcome == nil, stop == nil else { return [] }
+        stop = .interrupted
+        keepChanges = true
+        var effects: [Effect] = []
+        for s in runbook.steps where states[s.id] == .awaitingConfirmation {
+            running -= 1
+            effects += skip(s, because: "server shutting down", now: now)
+        }
+        return effects + advance(now: now)
+    }
+
     // MARK: Internals
 
     static func ms(_ seconds: Double) -> Int { Int((max(0, seconds) * 1000).rounded()) }
@@ -292,7 +308,7 @@ public struct RunStateMachine: Sendable {
                 }
             }
             if undoPlan.isEmpty, undoIndex == 0 {
-                let undoAllowed = !(stop == .interrupted && options.noUndo)
+                let undoAllowed = !(stop == .interrupted && (options.noUndo || keepChanges))
                 undoPlan = undoAllowed ? changes.reversed().filter { c in c.change.automaticUndo != nil || runbook.step(c.step)?.undo != nil } : []
                 if !undoPlan.isEmpty { return effects + continueUndo(now: now) }
             }

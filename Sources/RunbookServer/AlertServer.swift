@@ -53,12 +53,11 @@ public enum AlertServer {
             logger.info("runbook serve listening", metadata: ["address": "\(host):\(port)", "runbooks": "\(intake.runbooks.count)"])
         }
         try await app.runService()
-        // Stopped taking alerts: stop what still runs, recorded as interrupted.
-        let n = intake.launcher.interruptAll()
-        var waited = 0
-        while intake.launcher.activeCount > 0, waited < 100 {
+        // Stopped taking alerts: running steps finish or time out (their own timeouts bound the wait),
+        // the rest of each run is recorded as interrupted.
+        let n = intake.launcher.drainAll()
+        while intake.launcher.activeCount > 0 {
             try? await Task.sleep(for: .milliseconds(100))
-            waited += 1
         }
         logger.info("runbook serve stopped", metadata: ["interrupted_runs": "\(n)"])
     }

@@ -114,10 +114,10 @@ public final class RunLauncher: @unchecked Sendable {
         return .refused(runID: runID, guardName: guardName, until: until, message: message)
     }
 
-    /// Stops taking work: interrupts running runs (their running steps stop; completed changes are undone).
-    public func interruptAll() -> Int {
+    /// Shutdown: running steps finish or time out, nothing new starts, the runs end `interrupted`.
+    public func drainAll() -> Int {
         let all = lock.withLock { Array(drivers.values) }
-        for d in all { d.interrupt() }
+        for d in all { d.drain() }
         return all.count
     }
 

@@ -151,6 +151,35 @@ struct ServeTests {
         #expect(try post(t, payload(labels: ["instance": "same:1", "job": "third"], fingerprint: "l3")).body.contains("started"))
     }
 
+    @Test func sigtermLetsTheRunningStepFinishAndRecordsTheRestInterrupted() async throws {
+        let twoSteps = ServeTests.runbook.replacingOccurrences(of: """
+              - id: look
+                phase: diagnose
+                check: { command: ["sleep", "1"] }
+            """, with: """
+              - id: look
+                phase: diagnose
+                check: { command: ["sleep", "2"] }
+              - id: later
+                phase: verify
+                check: { command: ["true"] }
+            """)
+        let s = try await start(twoSteps)
+        defer { try? FileManager.default.removeItem(atPath: s.dir) }
+        #expect(try post(s, payload()).body.contains("started"))
+        try await Task.sleep(for: .milliseconds(500))
+        kill(s.child.pid, SIGTERM)
+        let exited = await waitUntil(15) { kill(s.child.pid, 0) != 0 || ThreadSampler.threads(of: "\(s.child.pid)") <= 1 }
+        #expect(exited, "serve did not stop on SIGTERM")
+        s.child.stop()
+        let history = try runCLI(["history", "--json", "--state-dir", s.dir + "/state"])
+        let run = try #require(jsonLines(history.stdout).first)
+        #expect(run["outcome"] as? String == "interrupted")
+        let events = jsonLines(try runCLI(["timeline", run["id"] as? String ?? "", "--json", "--state-dir", s.dir + "/state"]).stdout)
+        #expect(events.contains { $0["step"] as? String == "look" && $0["status"] as? String == "passed" }, "the running step was not let finish")
+        #expect(events.contains { $0["step"] as? String == "later" && $0["status"] as? String == "skipped" })
+    }
+
     @Test func aRunCutOffByKillIsMarkedInterruptedOnRestart() async throws {
         let slow = ServeTests.runbook.replacingOccurrences(of: "[\"sleep\", \"1\"]", with: "[\"sleep\", \"30\"]")
         let s = try await start(slow)

@@ -270,3 +270,24 @@ struct RunStateMachineTests {
         #expect(m.attemptFinished(step: "a", attempt: 1, result: StepResult(.passed), now: Date()).isEmpty)
     }
 }
+
+extension RunStateMachineTests {
+    @Test func drainLetsRunningStepsFinishAndKeepsChanges() throws {
+        let rb = try load(Self.leak)
+        var o = RunStateMachine.Options(runID: "r", params: ["service": .string("shop")])
+        o.autoConfirm = true
+        var m = RunStateMachine(runbook: rb, options: o)
+        let now = Date()
+        _ = m.start(now: now)
+        _ = m.attemptFinished(step: "symptom", attempt: 1, result: StepResult(.passed), now: now)
+        _ = m.attemptFinished(step: "db", attempt: 1, result: StepResult(.passed), now: now)
+        // flag-off is running now; drain must not cancel it.
+        let drained = m.drain(now: now)
+        #expect(!drained.contains { if case .cancelAttempt = $0 { true } else { false } })
+        #expect(m.outcome == nil)
+        let end = m.attemptFinished(step: "flag-off", attempt: 1, result: StepResult(.passed, change: Self.flagChange), now: now)
+        #expect(m.outcome == .interrupted)
+        #expect(!end.contains { if case .startUndo = $0 { true } else { false } }, "drain keeps completed changes")
+        #expect(!end.contains { if case .startAttempt = $0 { true } else { false } }, "drain started a new step")
+    }
+}
