@@ -69,7 +69,11 @@ struct RealComponentTests {
 
         """.write(toFile: dir + "/supervisord.conf", atomically: true, encoding: .utf8)
         let supervisord = try ChildServer.daemon(["supervisord", "-c", dir + "/supervisord.conf"])
-        defer { supervisord.stop() }
+        defer {
+            // supervisord stops its programs on shutdown; a killed supervisord would orphan them.
+            _ = try? Spawn.run(["supervisorctl", "-c", dir + "/supervisord.conf", "shutdown"])
+            supervisord.stop()
+        }
         func pid() -> Int32? {
             let out = (try? Spawn.run(["supervisorctl", "-c", dir + "/supervisord.conf", "pid", "app"]).stdout) ?? ""
             return Int32(out.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0 > 0 ? $0 : nil }
