@@ -45,7 +45,7 @@ def validate():
     subprocess.run([bin, "validate", f"{work}/rb/chain.yaml"], check=True, capture_output=True)
     return time.perf_counter() - t
 base = statistics.median(run("empty")[0] for _ in range(5))
-load = statistics.median(validate() for _ in range(5)) - statistics.median(run("empty")[0] for _ in range(1)) * 0
+load = statistics.median(validate() for _ in range(5))
 chain = statistics.median(run("chain")[0] for _ in range(5))
 per_step = (chain - load) / 2000 * 1e6
 print(f"2,000-step chain of wait 0s: {chain*1000:.0f} ms wall; loading and validating it alone {load*1000:.0f} ms; a 1-step run {base*1000:.0f} ms")

@@ -91,6 +91,7 @@ final class RunningChild: Cancellable, @unchecked Sendable {
     var sources: [any DispatchSourceRead] = []
     var exitSource: (any DispatchSourceRead)?
     var killTimer: (any DispatchSourceTimer)?
+    var pollTimer: (any DispatchSourceTimer)?
     var pidfd: Int32 = -1
     var fds: [Int32] = []
 
@@ -134,7 +135,7 @@ final class RunningChild: Cancellable, @unchecked Sendable {
         t.schedule(deadline: .now() + .milliseconds(20), repeating: .milliseconds(20))
         t.setEventHandler { [self] in reap() }
         t.resume()
-        killTimer = t
+        pollTimer = t
     }
 
     func drain(_ fd: Int32, toStdout: Bool) {
@@ -163,6 +164,7 @@ final class RunningChild: Cancellable, @unchecked Sendable {
         for s in sources { s.cancel() }
         exitSource?.cancel()
         killTimer?.cancel()
+        pollTimer?.cancel()
         let exited = (status & 0x7f) == 0
         let result = ProcessResult(
             exitCode: stolen ? nil : exited ? (status >> 8) & 0xff : nil, signal: stolen || exited ? nil : status & 0x7f,
@@ -182,7 +184,9 @@ final class RunningChild: Cancellable, @unchecked Sendable {
             t.schedule(deadline: .now() + .seconds(2))
             t.setEventHandler { [self] in kill(-pid, SIGKILL); t.cancel() }
             t.resume()
-            if killTimer == nil { killTimer = t }
+            // Cancelled at reap: a late SIGKILL must never reach a group id the kernel has reused.
+            killTimer?.cancel()
+            killTimer = t
         }
     }
 }

@@ -105,7 +105,7 @@ enum RestartAction {
             }
         }
 
-        @Sendable func waitReady(_ oldPid: Int32?, _ newPid: Int32?, lastProblem: String? = nil) {
+        @Sendable func waitReady(_ oldPid: Int32?, _ newPid: Int32?) {
             let pids = "pid \(oldPid.map(String.init) ?? "?") -> \(newPid.map(String.init) ?? "?")"
             guard let ready else { return succeed(oldPid, newPid, pids) }
             var readyRequest = request
@@ -113,7 +113,7 @@ enum RestartAction {
             readyRequest.step.timeout = max(0.5, min(5, deadline.timeIntervalSinceNow))
             op.track(executor.perform(ready, readyRequest) { r in
                 if r.status == .passed { return succeed(oldPid, newPid, pids) }
-                retry(after: 0.25, "\(pids), not ready: \(r.message)") { waitReady(oldPid, newPid, lastProblem: r.message) }
+                retry(after: 0.25, "\(pids), not ready: \(r.message)") { waitReady(oldPid, newPid) }
             })
         }
 

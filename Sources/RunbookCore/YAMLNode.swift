@@ -114,15 +114,14 @@ public enum YAMLReader {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         guard first.line >= 1, first.line <= lines.count else { return nil }
         let indent = first.column - 1
+        // Same mapping: a later line whose key sits at the same column; stop where the mapping ends.
         for i in first.line..<lines.count {
             let line = lines[i]
-            let leading = line.prefix { $0 == " " || $0 == "-" }.count
-            if i > first.line - 1, leading < indent, !line.trimmingCharacters(in: .whitespaces).isEmpty, !line.trimmingCharacters(in: .whitespaces).hasPrefix("#") {
-                if line.prefix { $0 == " " }.count < indent { break }
-            }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            if line.prefix(while: { $0 == " " }).count < indent, !line.prefix(indent).allSatisfy({ $0 == " " || $0 == "-" }) { break }
             let body = line.dropFirst(indent)
-            if leading == indent || line.prefix(indent).allSatisfy({ $0 == " " || $0 == "-" }),
-               body.hasPrefix(key + ":") || body.hasPrefix("\"\(key)\":") {
+            if body.hasPrefix(key + ":") || body.hasPrefix("\"\(key)\":") {
                 return SourceLocation(file: first.file, line: i + 1, column: first.column)
             }
         }

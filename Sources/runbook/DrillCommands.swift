@@ -94,7 +94,7 @@ struct TestCommand: ParsableCommand {
                 let scenario = try ScenarioLoader.load(path: file)
                 name = scenario.name
                 let runbook = try options.catalog.runbook(named: scenario.runbook)
-                let report = try DrillRunner.run(scenario, runbook: runbook, extraSink: drillSinks(store, runbook))
+                let report = try DrillRunner.run(scenario, runbook: runbook, extraSink: DrillHistorySink(store: store, runbook: runbook.name))
                 if !report.passed { failure = report.failures.joined(separator: "\n") }
             } catch let e as LoadError {
                 failure = "invalid: " + e.description
@@ -115,10 +115,6 @@ struct TestCommand: ParsableCommand {
         if let junit { try writeJUnit(results, to: junit) }
         print("\(results.count - failed.count) passed, \(failed.count) failed")
         if !failed.isEmpty { throw ExitCode(1) }
-    }
-
-    func drillSinks(_ store: RunStore, _ runbook: Runbook) -> any TimelineSink {
-        DrillHistorySink(store: store, runbook: runbook.name)
     }
 
     func writeJUnit(_ results: [(name: String, file: String, seconds: Double, failure: String?)], to path: String) throws {
@@ -145,15 +141,23 @@ struct TestCommand: ParsableCommand {
 }
 
 /// Records each drill of a test run in the history and its timeline file, marked as a drill.
-struct DrillHistorySink: TimelineSink {
+final class DrillHistorySink: TimelineSink, @unchecked Sendable {
+    // `file` is set at run.started and used after; a drill's events arrive in order on one queue.
     let store: RunStore
     let runbook: String
+    private var file: TimelineFileSink?
+
+    init(store: RunStore, runbook: String) {
+        self.store = store
+        self.runbook = runbook
+    }
 
     func record(_ e: TimelineEvent) {
         if e.event == "run.started" {
             try? store.insert(RunRecord(id: e.run, runbook: runbook, trigger: "drill", started: e.time, dryRun: true, drill: true))
+            file = try? TimelineFileSink(path: store.timelinePath(e.run))
         }
-        if let sink = try? TimelineFileSink(path: store.timelinePath(e.run)) { sink.record(e) }
+        file?.record(e)
         if e.event == "run.finished", let o = e.outcome.flatMap(RunOutcome.init(rawValue:)) {
             try? store.finish(runID: e.run, outcome: o, durationMs: e.durationMs ?? 0)
         }
