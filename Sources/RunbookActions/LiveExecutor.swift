@@ -15,19 +15,21 @@ public struct LiveExecutor: StepExecutor {
         perform(request.step.action, request, completion: completion)
     }
 
-    public func undo(_ change: AppliedChange, action: Action?, request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) {
+    public func undo(_ change: AppliedChange, action: Action?, request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
         if let action {
             if request.dryRun, action.isChange {
-                return completion(StepResult(.passed, "would undo with \(StepGraph.summary(of: action))"))
+                completion(StepResult(.passed, "would undo with \(StepGraph.summary(of: action))"))
+                return NothingToCancel()
             }
-            _ = perform(action, request, completion: completion)
-            return
+            return perform(action, request, completion: completion)
         }
         guard case .flagFile(let path, let key, let field, let previous) = change.automaticUndo else {
-            return completion(StepResult(.failed, "no way to undo \(change.summary)"))
+            completion(StepResult(.failed, "no way to undo \(change.summary)"))
+            return NothingToCancel()
         }
         if request.dryRun || change.simulated {
-            return completion(StepResult(.passed, "would restore \(change.what) to \(change.from)"))
+            completion(StepResult(.passed, "would restore \(change.what) to \(change.from)"))
+            return NothingToCancel()
         }
         workQueue.async {
             do {
@@ -39,6 +41,7 @@ public struct LiveExecutor: StepExecutor {
                 completion(StepResult(.failed, "undo of \(change.what) failed: \(error)"))
             }
         }
+        return NothingToCancel()
     }
 
     func perform(_ action: Action, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {

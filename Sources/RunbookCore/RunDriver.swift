@@ -28,14 +28,20 @@ public final class RunDriver: @unchecked Sendable {
     var machine: RunStateMachine
     var attempts: [String: (attempt: Int, handle: any Cancellable, timeout: any Cancellable)] = [:]
     var retries: [String: any Cancellable] = [:]
+    var undos: [Int: (handle: any Cancellable, timeout: any Cancellable)] = [:]
     var completion: (@Sendable (RunOutcome) -> Void)?
+    /// Where the run's sinks report a record they could not write; nil when nothing is durable (drills).
+    let health: RecordHealth?
+    var recordFailureHandled = false
+    var applying = 0
 
     /// - Parameters:
     ///   - queue: the serial queue that owns the run; the scheduler's blocks must run on it too.
     ///   - startEvent: the `run.started` event to emit first (runbook, trigger, params, dry_run).
     public init(runbook: Runbook, options: RunStateMachine.Options, dryRun: Bool, queue: DispatchQueue,
                 executor: any StepExecutor, scheduler: any RunScheduler, sink: any TimelineSink,
-                prompter: any ConfirmationPrompter) {
+                prompter: any ConfirmationPrompter, health: RecordHealth? = nil) {
+        self.health = health
         self.queue = queue
         self.runbook = runbook
         self.runID = options.runID
@@ -67,12 +73,32 @@ public final class RunDriver: @unchecked Sendable {
         queue.async { self.apply(self.machine.drain(now: self.scheduler.now)) }
     }
 
+    /// A second interrupt: the run ends now and its final record is written before this returns.
+    public func abandon() {
+        queue.sync { self.apply(self.machine.abandon(now: self.scheduler.now)) }
+    }
+
+    /// True once a sink said the run's record could not be written.
+    var recordFailed: Bool { health?.failure != nil }
+
     func apply(_ effects: [RunStateMachine.Effect]) {
         dispatchPrecondition(condition: .onQueue(queue))
+        applying += 1
+        defer {
+            applying -= 1
+            // Fail closed: once the record cannot be written, nothing new starts and completed changes are undone.
+            if applying == 0, !recordFailureHandled, let why = health?.failure {
+                recordFailureHandled = true
+                apply(machine.recordingFailed(why, now: scheduler.now))
+            }
+        }
         for effect in effects {
             switch effect {
             case .emit(let e): sink.record(e)
-            case .startAttempt(let id, let attempt, let values): startAttempt(id, attempt, values)
+            case .startAttempt(let id, let attempt, let values):
+                // A step whose start could not be recorded does not run.
+                if recordFailed { continue }
+                startAttempt(id, attempt, values)
             case .scheduleRetry(let id, let attempt, let delay):
                 retries[id] = scheduler.schedule(after: delay) { [self] in
                     retries[id] = nil
@@ -83,6 +109,7 @@ public final class RunDriver: @unchecked Sendable {
             case .cancelRetry(let id):
                 retries.removeValue(forKey: id)?.cancel()
             case .askConfirmation(let id):
+                if recordFailed { continue }
                 guard let step = runbook.step(id) else { continue }
                 prompter.confirm(step: step, runID: runID) { [self] approved in
                     queue.async { self.apply(self.machine.confirmationAnswered(step: id, approved: approved, now: self.scheduler.now)) }
@@ -91,14 +118,22 @@ public final class RunDriver: @unchecked Sendable {
                 guard let step = runbook.step(stepID) else { continue }
                 var request = StepRequest(step: step, attempt: 1, runID: runID, dryRun: dryRun, values: values, scheduler: scheduler)
                 request.runbookName = runbook.name
-                executor.undo(change, action: step.undo, request: request) { [self] result in
+                let timeout = scheduler.schedule(after: machine.options.undoTimeout) { [self] in
+                    apply(machine.undoTimedOut(index: index, now: scheduler.now))
+                }
+                let handle = executor.undo(change, action: step.undo, request: request) { [self] result in
                     queue.async { self.apply(self.machine.undoFinished(index: index, result: result, now: self.scheduler.now)) }
                 }
+                undos[index] = (handle, timeout)
+            case .endUndo(let index):
+                if let u = undos.removeValue(forKey: index) { u.timeout.cancel(); u.handle.cancel() }
             case .finished(let outcome):
                 for (_, a) in attempts { a.handle.cancel(); a.timeout.cancel() }
                 attempts.removeAll()
                 for (_, r) in retries { r.cancel() }
                 retries.removeAll()
+                for (_, u) in undos { u.timeout.cancel(); u.handle.cancel() }
+                undos.removeAll()
                 completion?(outcome)
                 completion = nil
             }
@@ -127,4 +162,20 @@ public final class RunDriver: @unchecked Sendable {
         // The executor may have answered synchronously; its completion hops through the queue, so this runs first.
         attempts[id] = (attempt, handle, timeout)
     }
+}
+
+/// Where a run's durable sinks report that a record could not be written (full disk, read-only
+/// folder). The driver checks it after each event and stops the run when it is set.
+public final class RecordHealth: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var first: String?
+
+    public init() {}
+
+    /// The first failure reported, e.g. `cannot write /var/lib/runbook/runs/X.jsonl: No space left on device (errno 28)`.
+    public var failure: String? { lock.withLock { first } }
+
+    /// Reports a failed write; the first report wins.
+    public func report(_ why: String) { lock.withLock { if first == nil { first = why } } }
 }

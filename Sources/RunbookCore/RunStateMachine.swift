@@ -14,6 +14,8 @@ public struct RunStateMachine: Sendable {
         case cancelRetry(step: String)
         case askConfirmation(step: String)
         case startUndo(index: Int, change: AppliedChange, step: String, values: TemplateValues)
+        /// The undo started at `index` has ended (or timed out): stop its timer and any work left.
+        case endUndo(index: Int)
         case finished(RunOutcome)
     }
 
@@ -25,6 +27,8 @@ public struct RunStateMachine: Sendable {
         /// `--yes` or a server run with `guards.auto`: confirm steps proceed.
         public var autoConfirm: Bool = false
         public var noUndo: Bool = false
+        /// Longest one undo may take before it is given up as failed.
+        public var undoTimeout: Double = 30
         /// Random number in 0..<1 for jitter.
         public var random: @Sendable () -> Double = { Double.random(in: 0..<1) }
 
@@ -46,6 +50,25 @@ public struct RunStateMachine: Sendable {
         case failed(String)
         case declined(String)
         case interrupted
+        /// The run's record could not be written: a run that cannot be recorded must not go on changing things.
+        case recordFailed(String)
+    }
+
+    /// One change to reverse, in undo order.
+    struct PlannedUndo: Sendable {
+        var step: String
+        var change: AppliedChange
+    }
+
+    /// Where the run is in its life. One value, so that no two phases of it can overlap: nothing
+    /// starts once it is stopping, undo runs one change at a time, and a finished run takes no events.
+    enum Lifecycle: Sendable {
+        case running
+        /// Stopping for a reason: running steps end (or are cancelled), nothing new starts.
+        case stopping(Stop)
+        /// Reversing completed changes: `plan[index]` is in flight.
+        case undoing(Stop, plan: [PlannedUndo], index: Int)
+        case finished(RunOutcome)
     }
 
     let runbook: Runbook
@@ -56,11 +79,26 @@ public struct RunStateMachine: Sendable {
     var values: TemplateValues
     var phaseIndex = 0
     var changes: [(step: String, change: AppliedChange)] = []
-    var stop: Stop?
-    var undoPlan: [(step: String, change: AppliedChange)] = []
-    var undoIndex = 0
+    var lifecycle: Lifecycle = .running
+    /// Changes whose undo failed or was abandoned, and changes with no undo, once a stopped run is done.
     var undoFailures = 0
-    var finishedOutcome: RunOutcome?
+    /// Indices into `changes` that were undone.
+    var undone = Set<Int>()
+    /// Why the run stopped, while it is stopping or undoing.
+    var stop: Stop? {
+        switch lifecycle {
+        case .stopping(let s), .undoing(let s, _, _): s
+        case .running, .finished: nil
+        }
+    }
+    var finishedOutcome: RunOutcome? {
+        if case .finished(let o) = lifecycle { return o }
+        return nil
+    }
+    var isUndoing: Bool {
+        if case .undoing = lifecycle { return true }
+        return false
+    }
     var running = 0
     var startedAt: Date?
     /// Set by `drain`: an interrupted run that leaves its completed changes in place.
@@ -174,30 +212,47 @@ public struct RunStateMachine: Sendable {
             e.status = StepStatus.declined.rawValue
             e.message = "confirmation declined"
             effects.append(.emit(e))
-            if stop == nil { stop = .declined(id) }
+            if case .running = lifecycle { lifecycle = .stopping(.declined(id)) }
         }
         return effects + advance(now: now)
     }
 
     /// An undo finished.
+    /// Late answers (after a timeout, or for an undo already given up) are ignored.
     public mutating func undoFinished(index: Int, result: StepResult, now: Date) -> [Effect] {
-        guard index == undoIndex, index < undoPlan.count else { return [] }
-        let (stepID, change) = undoPlan[index]
-        var e = event("undo.finished", now, step: runbook.step(stepID))
+        guard case .undoing(let why, let plan, let current) = lifecycle, index == current, index < plan.count else { return [] }
+        let planned = plan[index]
+        let failed = result.status.isFailure
+        var e = event(failed ? "undo.failed" : "undo.finished", now, step: runbook.step(planned.step))
         e.status = result.status.rawValue
-        e.message = result.message.isEmpty ? "undid \(change.summary)" : result.message
+        e.message = result.message.isEmpty ? "undid \(planned.change.summary)" : result.message
+        if failed { e.message = "undo of \(planned.change.summary) failed: \(result.message); it is left in place" }
+        e.what = planned.change.what
         if let c = result.change { e.what = c.what; e.from = c.from; e.to = c.to }
-        if result.status.isFailure { undoFailures += 1 }
-        undoIndex += 1
-        return [.emit(e)] + continueUndo(now: now)
+        if failed {
+            undoFailures += 1
+        } else if let i = changes.indices.last(where: { !undone.contains($0) && changes[$0].step == planned.step && changes[$0].change == planned.change }) {
+            undone.insert(i)
+        }
+        lifecycle = .undoing(why, plan: plan, index: index + 1)
+        return [.endUndo(index: index), .emit(e)] + continueUndo(now: now)
+    }
+
+    /// An undo ran past `Options.undoTimeout`: it is given up as failed and the next one starts.
+    public mutating func undoTimedOut(index: Int, now: Date) -> [Effect] {
+        undoFinished(index: index, result: StepResult(.timedOut, "timed out after \(Quantity.formatDuration(options.undoTimeout))"), now: now)
     }
 
     /// Ctrl-C or shutdown: running steps are stopped and marked, then completed changes undone unless `noUndo`.
+    /// During undo an interrupt changes nothing: the undo goes on (a second Ctrl-C abandons it, see `abandon`).
     public mutating func interrupt(now: Date) -> [Effect] {
-        guard finishedOutcome == nil else { return [] }
+        switch lifecycle {
+        case .finished, .undoing: return []
+        case .running, .stopping: break
+        }
         var effects: [Effect] = []
-        if stop == nil || stop != .interrupted {
-            stop = .interrupted
+        if stop != .interrupted {
+            lifecycle = .stopping(.interrupted)
             for s in runbook.steps {
                 switch states[s.id] {
                 case .running, .awaitingConfirmation:
@@ -219,8 +274,8 @@ public struct RunStateMachine: Sendable {
     /// Graceful stop (server shutdown): steps already running finish or time out, nothing new starts,
     /// the rest is skipped and the run ends `interrupted`. Completed changes stay in place.
     public mutating func drain(now: Date) -> [Effect] {
-        guard finishedOutcome == nil, stop == nil else { return [] }
-        stop = .interrupted
+        guard case .running = lifecycle else { return [] }
+        lifecycle = .stopping(.interrupted)
         keepChanges = true
         var effects: [Effect] = []
         for s in runbook.steps where states[s.id] == .awaitingConfirmation {
@@ -228,6 +283,57 @@ public struct RunStateMachine: Sendable {
             effects += skip(s, because: "server shutting down", now: now)
         }
         return effects + advance(now: now)
+    }
+
+    /// The run's record could not be written (a full or read-only state folder): running steps are
+    /// stopped and completed changes undone, as after a failed mitigation. Fail closed.
+    public mutating func recordingFailed(_ why: String, now: Date) -> [Effect] {
+        switch lifecycle {
+        case .finished, .undoing: return []
+        case .stopping(.recordFailed): return []
+        case .running, .stopping: break
+        }
+        lifecycle = .stopping(.recordFailed(why))
+        var effects: [Effect] = []
+        for s in runbook.steps {
+            switch states[s.id] {
+            case .running, .awaitingConfirmation:
+                running -= 1
+                markDone(s.id, .failed)
+                effects.append(.cancelAttempt(step: s.id))
+                var e = event("step.finished", now, step: s)
+                e.status = StepStatus.failed.rawValue
+                e.message = "stopped: the run could not be recorded"
+                effects.append(.emit(e))
+            default: break
+            }
+        }
+        return effects + advance(now: now)
+    }
+
+    /// A second Ctrl-C: the run ends now, `interrupted`, whatever is still running or being undone.
+    /// The final event lists every change left in place.
+    public mutating func abandon(now: Date) -> [Effect] {
+        guard finishedOutcome == nil else { return [] }
+        var effects: [Effect] = []
+        if case .undoing(_, _, let index) = lifecycle { effects.append(.endUndo(index: index)) }
+        for s in runbook.steps {
+            if case .running = states[s.id] { effects.append(.cancelAttempt(step: s.id)) }
+            if case .retryWait = states[s.id] { effects.append(.cancelRetry(step: s.id)) }
+        }
+        lifecycle = .stopping(.interrupted)
+        return effects + end(now: now, abandoned: true)
+    }
+
+    /// Changes made and not undone, as `summary (not undoable)` texts.
+    var changesLeftInPlace: [String] {
+        changes.enumerated().filter { !undone.contains($0.offset) }.map { i, c in
+            c.change.summary + (isUndoable(c) ? "" : " (not undoable)")
+        }
+    }
+
+    func isUndoable(_ c: (step: String, change: AppliedChange)) -> Bool {
+        c.change.automaticUndo != nil || runbook.step(c.step)?.undo != nil
     }
 
     // MARK: Internals
@@ -269,11 +375,15 @@ public struct RunStateMachine: Sendable {
                 var ce = event("change.applied", now, step: step)
                 ce.what = c.what; ce.from = c.from; ce.to = c.to
                 ce.message = c.summary
+                if !isUndoable((step.id, c)) {
+                    ce.undoable = false
+                    ce.message = c.summary + " (not undoable)"
+                }
                 effects.append(.emit(ce))
             }
         }
-        if result.status.isFailure, !step.continueOnFailure, step.phase == .mitigate || step.phase == .verify, stop == nil {
-            stop = .failed(step.id)
+        if result.status.isFailure, !step.continueOnFailure, step.phase == .mitigate || step.phase == .verify, case .running = lifecycle {
+            lifecycle = .stopping(.failed(step.id))
         }
         return effects
     }
@@ -290,6 +400,7 @@ public struct RunStateMachine: Sendable {
     mutating func advance(now: Date) -> [Effect] {
         guard finishedOutcome == nil else { return [] }
         var effects: [Effect] = []
+        if isUndoing { return effects }
         if let stop {
             guard running == 0 else { return effects }
             let reason: String
@@ -297,6 +408,7 @@ public struct RunStateMachine: Sendable {
             case .failed(let s): reason = "run stopped: \(s) failed"
             case .declined(let s): reason = "run stopped: \(s) was declined"
             case .interrupted: reason = "run interrupted"
+            case .recordFailed: reason = "run stopped: it could not be recorded"
             }
             for s in runbook.steps {
                 switch states[s.id] {
@@ -307,10 +419,11 @@ public struct RunStateMachine: Sendable {
                 default: break
                 }
             }
-            if undoPlan.isEmpty, undoIndex == 0 {
-                let undoAllowed = !(stop == .interrupted && (options.noUndo || keepChanges))
-                undoPlan = undoAllowed ? changes.reversed().filter { c in c.change.automaticUndo != nil || runbook.step(c.step)?.undo != nil } : []
-                if !undoPlan.isEmpty { return effects + continueUndo(now: now) }
+            let undoAllowed = !(stop == .interrupted && (options.noUndo || keepChanges))
+            let plan = undoAllowed ? changes.reversed().filter(isUndoable).map { PlannedUndo(step: $0.step, change: $0.change) } : []
+            if !plan.isEmpty {
+                lifecycle = .undoing(stop, plan: plan, index: 0)
+                return effects + continueUndo(now: now)
             }
             return effects + end(now: now)
         }
@@ -369,17 +482,18 @@ public struct RunStateMachine: Sendable {
     }
 
     mutating func continueUndo(now: Date) -> [Effect] {
-        guard undoIndex < undoPlan.count else { return end(now: now) }
-        let (stepID, change) = undoPlan[undoIndex]
-        var e = event("undo.started", now, step: runbook.step(stepID))
-        e.what = change.what
-        e.from = change.to
-        e.to = change.from
-        e.message = "undo \(change.summary)"
-        return [.emit(e), .startUndo(index: undoIndex, change: change, step: stepID, values: values)]
+        guard case .undoing(_, let plan, let index) = lifecycle else { return [] }
+        guard index < plan.count else { return end(now: now) }
+        let planned = plan[index]
+        var e = event("undo.started", now, step: runbook.step(planned.step))
+        e.what = planned.change.what
+        e.from = planned.change.to
+        e.to = planned.change.from
+        e.message = "undo \(planned.change.summary)"
+        return [.emit(e), .startUndo(index: index, change: planned.change, step: planned.step, values: values)]
     }
 
-    mutating func end(now: Date, outcome explicit: RunOutcome? = nil) -> [Effect] {
+    mutating func end(now: Date, outcome explicit: RunOutcome? = nil, abandoned: Bool = false) -> [Effect] {
         guard finishedOutcome == nil else { return [] }
         let outcome: RunOutcome
         var message: String?
@@ -389,14 +503,20 @@ public struct RunStateMachine: Sendable {
             switch stop {
             case .failed(let s): outcome = .failed; message = "\(s) failed"
             case .declined(let s): outcome = .refused; message = "\(s) was declined"
-            case .interrupted: outcome = .interrupted; message = "interrupted"
+            case .interrupted: outcome = .interrupted; message = abandoned ? "interrupted twice: exited without finishing" : "interrupted"
+            case .recordFailed(let why): outcome = .failed; message = "the run could not be recorded: \(why)"
             case nil: outcome = changes.isEmpty ? .completed : .mitigated
             }
         }
-        if undoFailures > 0 { message = (message.map { $0 + "; " } ?? "") + "undo incomplete" }
-        else if !undoPlan.isEmpty { message = (message.map { $0 + "; " } ?? "") + "\(undoPlan.count) change\(undoPlan.count == 1 ? "" : "s") undone" }
+        func add(_ text: String) { message = (message.map { $0 + "; " } ?? "") + text }
+        if undoFailures > 0 { add("undo incomplete") }
+        else if !undone.isEmpty { add("\(undone.count) change\(undone.count == 1 ? "" : "s") undone") }
+        if stop != nil || undoFailures > 0 {
+            let left = changesLeftInPlace
+            if !left.isEmpty { add("left in place: " + left.joined(separator: "; ")) }
+        }
         let final: RunOutcome = undoFailures > 0 && outcome != .interrupted ? .failed : outcome
-        finishedOutcome = final
+        lifecycle = .finished(final)
         var e = event("run.finished", now)
         e.outcome = final.rawValue
         e.message = message

@@ -107,7 +107,8 @@ public protocol StepExecutor: Sendable {
     func execute(_ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable
 
     /// Reverses a change: the step's explicit `undo` action when `action` is set, else `change.automaticUndo`.
-    func undo(_ change: AppliedChange, action: Action?, request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void)
+    /// - Returns: a handle the runner cancels when the undo runs past its timeout.
+    func undo(_ change: AppliedChange, action: Action?, request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable
 }
 
 /// A handle with nothing to stop.

@@ -56,6 +56,8 @@ public struct TimelineEvent: Sendable, Hashable {
     public var exitCode: Int?
     public var stdout: String?
     public var stderr: String?
+    /// On `change.applied`: false when nothing can reverse the change (a restart).
+    public var undoable: Bool?
 
     public init(time: Date, run: String, event: String) {
         self.time = time
@@ -121,6 +123,7 @@ extension TimelineEvent {
         addInt("exit_code", exitCode)
         add("stdout", stdout)
         add("stderr", stderr)
+        if let undoable { out += ",\"undoable\":\(undoable)" }
         return out + "}"
     }
 
@@ -154,6 +157,7 @@ extension TimelineEvent {
         e.exitCode = obj["exit_code"] as? Int
         e.stdout = obj["stdout"] as? String
         e.stderr = obj["stderr"] as? String
+        e.undoable = obj["undoable"] as? Bool
         return e
     }
 }

@@ -36,7 +36,13 @@ public struct SecretRedactor: TimelineSink {
     }
 
     public func record(_ event: TimelineEvent) {
-        guard !secrets.isEmpty else { return next.record(event) }
+        next.record(Self.redact(event, secrets))
+    }
+
+    /// The event with every secret value replaced by `***`.
+    public static func redact(_ event: TimelineEvent, _ secrets: [String]) -> TimelineEvent {
+        let secrets = secrets.filter { $0.count >= 3 }.sorted { $0.count > $1.count }
+        guard !secrets.isEmpty else { return event }
         var e = event
         func clean(_ s: String?) -> String? {
             guard var s else { return nil }
@@ -50,6 +56,6 @@ public struct SecretRedactor: TimelineSink {
         e.from = clean(e.from)
         e.to = clean(e.to)
         e.output = e.output?.mapValues { v in if case .string(let s) = v { .string(clean(s)!) } else { v } }
-        next.record(e)
+        return e
     }
 }

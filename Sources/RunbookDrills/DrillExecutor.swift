@@ -41,9 +41,9 @@ public final class DrillExecutor: StepExecutor, @unchecked Sendable {
         return request.scheduler.schedule(after: duration) { completion(final) }
     }
 
-    public func undo(_ change: AppliedChange, action: Action?, request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) {
+    public func undo(_ change: AppliedChange, action: Action?, request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
         let how = action.map { "would undo with \(StepGraph.summary(of: $0))" } ?? "would restore \(change.what) to \(change.from)"
-        request.scheduler.schedule(after: 0) { completion(StepResult(.passed, how)) }
+        return request.scheduler.schedule(after: 0) { completion(StepResult(.passed, how)) }
     }
 
     /// Time a step takes when the scenario does not say: its own wait or sampling window.

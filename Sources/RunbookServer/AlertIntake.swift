@@ -43,10 +43,6 @@ public struct AlertIntake: Sendable {
             }
             for rb in runbooks {
                 guard let trigger = rb.trigger(for: alert) else { continue }
-                if let existing = try? store.unresolvedRun(runbook: rb.name, fingerprint: fingerprint) {
-                    decisions.append(RunLauncher.Decision.duplicate(runID: existing).json)
-                    continue
-                }
                 let d = launcher.launch(rb, given: trigger.params(from: alert), trigger: "alert:\(alert.labels["alertname"] ?? "?")",
                                         fingerprint: fingerprint, requireAuto: true)
                 decisions.append(d.json)
@@ -97,7 +93,7 @@ public struct AlertIntake: Sendable {
     /// `GET /runs/ID`: the run and its timeline.
     public func run(id: String) -> (Int, String) {
         guard let r = try? store.run(id) else { return Self.error(404, "no run '\(id)'") }
-        let events = (try? store.timeline(id)) ?? []
+        let events = store.timeline(id)
         return (200, Self.runJSON(r) + ",\"timeline\":[" + events.map { $0.jsonLine() }.joined(separator: ",") + "]}")
     }
 }

@@ -66,30 +66,47 @@ public final class RunLauncher: @unchecked Sendable {
             return refuse(runbook, runID: runID, start: start, fingerprint: fingerprint, lockKey: lockKey, guardName: "auto",
                           until: nil, message: "guards.auto is false: this runbook needs a human (runbook run \(runbook.name))")
         }
-        let admission = store.admit(runbook, lockKey: lockKey, now: now)
-        if let r = admission.refusal {
-            return refuse(runbook, runID: runID, start: start, fingerprint: fingerprint, lockKey: lockKey, guardName: r.guardName, until: r.until, message: r.message)
-        }
-        let runLock = admission.lock
-        // Durable before the caller answers: the record and the first event are on disk now.
+        // Dedupe, guards and the run's row in one transaction: concurrent deliveries start one run.
         var record = RunRecord(id: runID, runbook: runbook.name, trigger: trigger, fingerprint: fingerprint, started: now, dryRun: false, drill: false)
         record.lockKey = lockKey
-        guard let file = try? TimelineFileSink(path: store.timelinePath(runID)), (try? store.insert(record)) != nil else {
-            runLock?.release()
-            return .refused(runID: runID, guardName: "store", until: nil, message: "could not record the run in \(store.directory)")
+        let decision: RunStore.AdmissionDecision
+        do { decision = try store.admit(RunStore.AdmissionRequest(runbook: runbook, record: record), now: now) } catch {
+            return .refused(runID: runID, guardName: "store", until: nil, message: "could not record the run: \(error)")
         }
-        file.record(start)
+        let lease: RunLease, runLock: RunLock?
+        switch decision {
+        case .duplicate(let existing):
+            return .duplicate(runID: existing)
+        case .refused(let r):
+            return refused(runbook, runID: runID, start: start, refusal: r)
+        case .admitted(let l, let held, _):
+            (lease, runLock) = (l, held)
+        }
+        // Durable before the caller answers: the row is committed; the first event is on disk now.
+        let health = RecordHealth()
+        let file: TimelineFileSink
+        do {
+            file = try TimelineFileSink(path: store.timelinePath(runID), health: health)
+            try file.write(start)
+        } catch {
+            try? store.finish(runID: runID, outcome: .failed, durationMs: 0)
+            lease.release()
+            runLock?.release()
+            return .refused(runID: runID, guardName: "store", until: nil, message: "could not record the run: \(error)")
+        }
         var options = RunStateMachine.Options(runID: runID, params: values)
         options.autoConfirm = true
         let queue = DispatchQueue(label: "runbook.serve.\(runID)")
-        let sink = SecretRedactor(secrets: RunInputs.secrets(runbook, values), next: TimelineFanOut([file, FinishSink(store: store), MetricsSink(launcher: self)]))
+        let sink = SecretRedactor(secrets: RunInputs.secrets(runbook, values),
+                                  next: TimelineFanOut([file, HistorySink(store: store, health: health), MetricsSink(launcher: self)]))
         let driver = RunDriver(runbook: runbook, options: options, dryRun: false, queue: queue, executor: executor,
-                               scheduler: DispatchScheduler(queue: queue), sink: sink, prompter: DeclineAll())
+                               scheduler: DispatchScheduler(queue: queue), sink: sink, prompter: DeclineAll(), health: health)
         lock.withLock {
             drivers[runID] = driver
             if let runLock { locks[runID] = runLock }
         }
         driver.start(startEvent: nil) { [self] outcome in
+            lease.release()
             lock.withLock {
                 drivers[runID] = nil
                 locks.removeValue(forKey: runID)?.release()
@@ -97,6 +114,17 @@ public final class RunLauncher: @unchecked Sendable {
             }
         }
         return .started(runID: runID)
+    }
+
+    /// A guard refused the run: its row is written already; its timeline holds start, refusal and end.
+    func refused(_ runbook: Runbook, runID: String, start: TimelineEvent, refusal r: GuardCheck.Refusal) -> Decision {
+        let events = RunStore.refusalEvents(start: start, refusal: r)
+        if let file = try? TimelineFileSink(path: store.timelinePath(runID)) { for ev in events { file.record(ev) } }
+        lock.withLock {
+            refusals["\(runbook.name)|\(r.guardName)", default: 0] += 1
+            outcomes["\(runbook.name)|refused", default: 0] += 1
+        }
+        return .refused(runID: runID, guardName: r.guardName, until: r.until, message: r.message)
     }
 
     func refuse(_ runbook: Runbook, runID: String, start: TimelineEvent, fingerprint: String?, lockKey: String?, guardName: String, until: Date?, message: String) -> Decision {
@@ -148,16 +176,6 @@ public final class RunLauncher: @unchecked Sendable {
             out += "runbook_step_duration_seconds_bucket{le=\"+Inf\"} \(stepDurations.count)\n"
             out += "runbook_step_duration_seconds_sum \(stepDurations.reduce(0, +))\nrunbook_step_duration_seconds_count \(stepDurations.count)\n"
             return out
-        }
-    }
-}
-
-/// Closes the history row when the run finishes (the row was inserted before the run started).
-struct FinishSink: TimelineSink {
-    let store: RunStore
-    func record(_ event: TimelineEvent) {
-        if event.event == "run.finished", let o = event.outcome.flatMap(RunOutcome.init(rawValue:)) {
-            try? store.finish(runID: event.run, outcome: o, durationMs: event.durationMs ?? 0)
         }
     }
 }

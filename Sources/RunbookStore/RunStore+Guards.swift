@@ -1,29 +1,108 @@
 import Foundation
+import GRDB
 import RunbookCore
 
 extension RunStore {
-    /// The guards' verdict for a run about to start, and the lock it holds if admitted.
-    public struct Admission {
-        /// Held for the run when the runbook declares `guards.lock`; release it when the run ends.
-        public var lock: RunLock?
-        /// Why the run may not start, if it may not.
-        public var refusal: GuardCheck.Refusal?
+    /// A run asking to start: its row as it will be written, and what admission must check.
+    public struct AdmissionRequest: Sendable {
+        public var runbook: Runbook
+        public var record: RunRecord
+        /// Check cooldown, max_runs and lock (not for dry runs and drills, which change nothing).
+        public var checkGuards = true
+        /// `--force`: cooldown and max_runs refusals are overridden (a lock never is).
+        public var force = false
+
+        public init(runbook: Runbook, record: RunRecord) {
+            self.runbook = runbook
+            self.record = record
+        }
     }
 
-    /// Checks `lock`, then `cooldown` and `max_runs`, against this store's history.
-    /// A held lock is a refusal no one can override; the others the caller may override (`--force`).
-    public func admit(_ runbook: Runbook, lockKey: String?, now: Date) -> Admission {
-        var held: RunLock?
-        if let key = lockKey {
-            held = try? tryLock(runbook: runbook.name, key: key)
-            if held == nil {
-                return Admission(lock: nil, refusal: GuardCheck.Refusal(
-                    guardName: "lock", until: nil, message: "another run of \(runbook.name) holds lock '\(key)'; a lock is never overridden"))
+    /// What admission decided.
+    public enum AdmissionDecision: Sendable {
+        /// The run's row is written and its lease held; `overridden` is the refusal `--force` set aside.
+        case admitted(lease: RunLease, lock: RunLock?, overridden: GuardCheck.Refusal?)
+        /// Refused by a guard; a `refused` row is written.
+        case refused(GuardCheck.Refusal)
+        /// The alert already started this run, which is not resolved yet; nothing is written.
+        case duplicate(runID: String)
+    }
+
+    /// Decides whether a run may start and records it, all in one `BEGIN IMMEDIATE` transaction, so
+    /// two processes (or two server requests) can never both pass the same guard: dedupe by
+    /// fingerprint, the lock, cooldown and max_runs are read and the run's row is written while the
+    /// database's write lock is held. The admitted run's lease is taken before its row exists, so
+    /// nobody ever sees an open run without a live owner.
+    /// - Throws: `StoreError` when the state cannot be written; the run must then not start.
+    public func admit(_ request: AdmissionRequest, now: Date) throws -> AdmissionDecision {
+        let runbook = request.runbook
+        var record = request.record
+        let lockKey = record.lockKey
+        do {
+            return try pool.writeWithoutTransaction { db -> AdmissionDecision in
+                var decision: AdmissionDecision = .duplicate(runID: "")
+                try db.inTransaction(.immediate) {
+                    if let fp = record.fingerprint, let existing = try String.fetchOne(db, sql: """
+                        SELECT id FROM runs WHERE runbook = ? AND fingerprint = ? AND resolved_at IS NULL
+                        AND (outcome IS NULL OR outcome != 'refused') ORDER BY started DESC LIMIT 1
+                        """, arguments: [runbook.name, fp]) {
+                        decision = .duplicate(runID: existing)
+                        return .commit
+                    }
+                    var held: RunLock?
+                    var refusal: GuardCheck.Refusal?
+                    if request.checkGuards {
+                        if let key = lockKey {
+                            held = try tryLock(runbook: runbook.name, key: key)
+                            if held == nil {
+                                let holder = try String.fetchOne(db, sql: """
+                                    SELECT id FROM runs WHERE runbook = ? AND lock_key = ? AND outcome IS NULL AND dry_run = 0 AND drill = 0
+                                    ORDER BY started DESC LIMIT 1
+                                    """, arguments: [runbook.name, key])
+                                refusal = GuardCheck.Refusal(guardName: "lock", until: nil,
+                                    message: "another run of \(runbook.name)\(holder.map { " (\($0))" } ?? "") holds lock '\(key)'; a lock is never overridden")
+                            }
+                        }
+                        if refusal == nil {
+                            let window = max(runbook.guards.cooldown ?? 0, runbook.guards.maxRuns?.per ?? 0)
+                            if window > 0 {
+                                let earlier = try Date.fetchAll(db, sql: """
+                                    SELECT started FROM runs WHERE runbook = ? AND lock_key IS ? AND dry_run = 0 AND drill = 0
+                                    AND (outcome IS NULL OR outcome != 'refused') AND started >= ? ORDER BY started
+                                    """, arguments: [runbook.name, lockKey, now.addingTimeInterval(-window)])
+                                refusal = GuardCheck.evaluate(runbook.guards, now: now, starts: earlier)
+                            }
+                        }
+                    }
+                    var overridden: GuardCheck.Refusal?
+                    if let r = refusal, r.guardName != "lock", request.force {
+                        overridden = r
+                        refusal = nil
+                    }
+                    if let r = refusal {
+                        held?.release()
+                        record.outcome = RunOutcome.refused.rawValue
+                        record.durationMs = 0
+                        try record.insert(db)
+                        decision = .refused(r)
+                        return .commit
+                    }
+                    let lease = try RunLease.take(path: leasePath(record.id))
+                    do {
+                        try record.insert(db)
+                    } catch {
+                        lease.release(removing: true)
+                        held?.release()
+                        throw error
+                    }
+                    decision = .admitted(lease: lease, lock: held, overridden: overridden)
+                    return .commit
+                }
+                return decision
             }
+        } catch {
+            throw StoreError(path: directory + "/runbook.sqlite", error)
         }
-        let window = max(runbook.guards.cooldown ?? 0, runbook.guards.maxRuns?.per ?? 0)
-        let earlier = window > 0 ? ((try? starts(runbook: runbook.name, lockKey: lockKey, since: now.addingTimeInterval(-window))) ?? []) : []
-        return Admission(lock: held, refusal: GuardCheck.evaluate(runbook.guards, now: now, starts: earlier))
     }
 
     /// The events of a refused run: its start, the `guard.refused` with guard and until, and its end.

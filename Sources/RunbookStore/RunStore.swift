@@ -43,10 +43,18 @@ public final class RunStore: Sendable {
     /// - Throws: when the folder cannot be created or the database cannot be opened.
     public init(directory: String) throws {
         self.directory = directory
-        try FileManager.default.createDirectory(atPath: directory + "/runs", withIntermediateDirectories: true)
+        try StoreError.makeFolder(directory + "/runs")
         var config = Configuration()
         config.busyMode = .timeout(10)
-        pool = try DatabasePool(path: directory + "/runbook.sqlite", configuration: config)
+        do {
+            pool = try DatabasePool(path: directory + "/runbook.sqlite", configuration: config)
+        } catch {
+            throw StoreError(path: directory + "/runbook.sqlite", error)
+        }
+        do { try Self.migrate(pool) } catch { throw StoreError(path: directory + "/runbook.sqlite", error) }
+    }
+
+    static func migrate(_ pool: DatabasePool) throws {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.create(table: "runs", ifNotExists: true) { t in
@@ -90,23 +98,58 @@ public final class RunStore: Sendable {
         }
     }
 
-    /// Runs that were cut off (no outcome) by a crash or kill: marked `interrupted`, with a closing event
-    /// naming the last completed step. Their changes are not repeated. Returns their ids.
+    /// Finalises runs whose owner died (no outcome, and their lease is free): each gets one closing
+    /// `run.finished` `interrupted` naming the last completed step and the changes left in place (or,
+    /// when the owner wrote its `run.finished` but died before closing the row, that outcome). A run
+    /// whose owner is alive is left alone. Their changes are never repeated. Returns their ids.
     @discardableResult
-    public func markCutOffRunsInterrupted(now: Date = Date()) throws -> [String] {
-        let cut = try pool.read { db in try RunRecord.filter(Column("outcome") == nil).fetchAll(db) }
-        for r in cut {
-            let events = try timeline(r.id)
-            let last = events.last { $0.event == "step.finished" }
+    public func finalizeDeadRuns(now: Date = Date()) throws -> [String] {
+        let open = try pool.read { db in try RunRecord.filter(Column("outcome") == nil).fetchAll(db) }
+        var done: [String] = []
+        for r in open {
+            guard let lease = RunLease.takeIfFree(path: leasePath(r.id)) else { continue }
+            defer { lease.release(removing: true) }
+            // The owner may have closed the row between the read and the lease.
+            guard try pool.read({ db in try RunRecord.fetchOne(db, key: r.id) })?.outcome == nil else { continue }
+            let events = timeline(r.id)
+            if let end = events.last(where: { $0.event == "run.finished" }), let o = end.outcome.flatMap(RunOutcome.init(rawValue:)) {
+                try finish(runID: r.id, outcome: o, durationMs: end.durationMs ?? 0)
+                done.append(r.id)
+                continue
+            }
             var e = TimelineEvent(time: now, run: r.id, event: "run.finished")
             e.outcome = RunOutcome.interrupted.rawValue
             e.durationMs = Int(now.timeIntervalSince(r.started) * 1000)
-            e.message = "cut off before it finished (crash or kill); last completed step: \(last?.step ?? "none")\(last?.status.map { " (\($0))" } ?? ""); its changes are not repeated"
-            try TimelineFileSink(path: timelinePath(r.id)).record(e)
+            e.message = Self.cutOffMessage(events)
+            try TimelineFileSink(path: timelinePath(r.id)).write(e)
             try finish(runID: r.id, outcome: .interrupted, durationMs: e.durationMs ?? 0)
+            done.append(r.id)
         }
-        return cut.map(\.id)
+        return done
     }
+
+    /// "cut off …; last completed step: X (passed); left in place: flag a: on -> off in f".
+    static func cutOffMessage(_ events: [TimelineEvent]) -> String {
+        let last = events.last { $0.event == "step.finished" }
+        var message = "cut off before it finished (its process died); last completed step: \(last?.step ?? "none")\(last?.status.map { " (\($0))" } ?? ""); its changes are not repeated"
+        let left = changesLeftInPlace(events)
+        if !left.isEmpty { message += "; left in place: " + left.joined(separator: "; ") }
+        return message
+    }
+
+    /// Changes applied and not undone (by a passed `undo.finished` of the same step), from a timeline.
+    public static func changesLeftInPlace(_ events: [TimelineEvent]) -> [String] {
+        var applied: [(step: String?, text: String)] = []
+        for e in events {
+            if e.event == "change.applied" { applied.append((e.step, e.message ?? "\(e.what ?? "?"): \(e.from ?? "?") -> \(e.to ?? "?")")) }
+            if e.event == "undo.finished", e.status == StepStatus.passed.rawValue,
+               let i = applied.lastIndex(where: { $0.step == e.step }) { applied.remove(at: i) }
+        }
+        return applied.map(\.text)
+    }
+
+    /// Where a run's liveness lease lives: a file its owner holds an exclusive `flock` on.
+    public func leasePath(_ runID: String) -> String { "\(directory)/runs/\(runID).lease" }
 
     /// Start times of the counted runs (not refused, not dry runs, not drills) of a runbook and lock key since `since`.
     public func starts(runbook: String, lockKey: String?, since: Date) throws -> [Date] {
@@ -123,10 +166,10 @@ public final class RunStore: Sendable {
     /// - Returns: nil when another run holds it.
     public func tryLock(runbook: String, key: String) throws -> RunLock? {
         let dir = directory + "/locks"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try StoreError.makeFolder(dir)
         let safe = String((runbook + "--" + key).map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" }.prefix(200))
         let fd = open(dir + "/" + safe + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown) }
+        guard fd >= 0 else { throw StoreError(path: dir + "/" + safe + ".lock", operation: "create", errno: errno) }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             close(fd)
             return nil
@@ -156,10 +199,23 @@ public final class RunStore: Sendable {
         try pool.read { db in try RunRecord.fetchOne(db, key: id) }
     }
 
-    /// The events of a run's timeline file.
-    public func timeline(_ runID: String) throws -> [TimelineEvent] {
-        guard let text = try? String(contentsOfFile: timelinePath(runID), encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { TimelineEvent.parse(jsonLine: String($0)) }
+    /// The events of a run's timeline file. Damaged lines (bad bytes, cut-off JSON) are skipped.
+    public func timeline(_ runID: String) -> [TimelineEvent] { timelineReport(runID).events }
+
+    /// A run's timeline, read line by line and lossily: a damaged line is skipped and its number
+    /// reported, and the rest of the run is still there.
+    public func timelineReport(_ runID: String) -> (events: [TimelineEvent], damagedLines: [Int]) {
+        guard let data = FileManager.default.contents(atPath: timelinePath(runID)) else { return ([], []) }
+        var events: [TimelineEvent] = []
+        var damaged: [Int] = []
+        var lineNumber = 0
+        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            if line.isEmpty { continue }
+            let text = String(decoding: line, as: UTF8.self)
+            if let e = TimelineEvent.parse(jsonLine: text) { events.append(e) } else { damaged.append(lineNumber) }
+        }
+        return (events, damaged)
     }
 }
 
@@ -180,40 +236,106 @@ public final class RunLock: @unchecked Sendable {
     deinit { release() }
 }
 
-/// Appends each event to a JSON Lines file with one `write(2)`, so a crash loses at most the event being written.
+/// Appends each event to a JSON Lines file with one `write(2)`, so a crash loses at most the event
+/// being written. A write that fails (full disk, read-only folder) is reported to `health`, which
+/// stops the run: a run that cannot be recorded changes nothing more.
 public final class TimelineFileSink: TimelineSink, @unchecked Sendable {
     // The descriptor is only written through write(2) with O_APPEND, which is atomic per call.
     let fd: Int32
+    let path: String
+    let health: RecordHealth?
 
-    public init(path: String) throws {
+    public init(path: String, health: RecordHealth? = nil) throws {
+        self.path = path
+        self.health = health
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        guard fd >= 0 else { throw StoreError(path: path, operation: "create", errno: errno) }
     }
 
     deinit { close(fd) }
 
     public func record(_ event: TimelineEvent) {
-        let line = event.jsonLine() + "\n"
-        line.utf8CString.withUnsafeBufferPointer { buf in
-            _ = write(fd, buf.baseAddress!, buf.count - 1)
+        do { try write(event) } catch { health?.report("\(error)") }
+    }
+
+    /// Appends one event, or throws where and why it could not (a short write is undone).
+    public func write(_ event: TimelineEvent) throws {
+        let bytes = Array((event.jsonLine() + "\n").utf8)
+        let before = lseek(fd, 0, SEEK_END)
+        let n = bytes.withUnsafeBufferPointer { Glibc.write(fd, $0.baseAddress!, $0.count) }
+        if n != bytes.count {
+            let code = n < 0 ? errno : ENOSPC
+            // Never leave half a line: a later reader would see it as damaged.
+            if n > 0, before >= 0 { _ = ftruncate(fd, before) }
+            throw StoreError(path: path, operation: "write", errno: code)
         }
     }
 }
 
-/// Keeps the history row in step with the run: inserted at `run.started`, closed at `run.finished`.
+/// Closes the history row when the run finishes (the row was written when the run was admitted).
 public struct HistorySink: TimelineSink {
     let store: RunStore
-    let record: RunRecord
+    let health: RecordHealth?
 
-    public init(store: RunStore, record: RunRecord) {
+    public init(store: RunStore, health: RecordHealth? = nil) {
         self.store = store
-        self.record = record
+        self.health = health
     }
 
     public func record(_ event: TimelineEvent) {
-        if event.event == "run.started" { try? store.insert(record) }
         if event.event == "run.finished", let o = event.outcome.flatMap(RunOutcome.init(rawValue:)) {
-            try? store.finish(runID: event.run, outcome: o, durationMs: event.durationMs ?? 0)
+            do { try store.finish(runID: event.run, outcome: o, durationMs: event.durationMs ?? 0) } catch {
+                health?.report("\(StoreError(path: store.directory + "/runbook.sqlite", error))")
+            }
         }
     }
+}
+
+/// A run's liveness lease: an exclusive `flock` on `runs/ID.lease`, held by the process that runs
+/// it. The kernel drops it when that process dies, however it dies, so a free lease on an open run
+/// means its owner is gone.
+public final class RunLease: @unchecked Sendable {
+    // The descriptor is closed once, guarded by `lock`.
+    private let lock = NSLock()
+    private var fd: Int32
+    let path: String
+
+    init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    /// Creates and takes the lease for a new run.
+    static func take(path: String) throws -> RunLease {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StoreError(path: path, operation: "create", errno: errno) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            close(fd)
+            throw StoreError(path: path, operation: "lock", errno: code)
+        }
+        return RunLease(fd: fd, path: path)
+    }
+
+    /// The lease of an open run when nobody holds it (its owner died); nil while its owner lives.
+    static func takeIfFree(path: String) -> RunLease? {
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        // No lease file: the run predates leases, or its owner died before creating it.
+        if fd < 0 { return errno == ENOENT ? RunLease(fd: -1, path: path) : nil }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            return nil
+        }
+        return RunLease(fd: fd, path: path)
+    }
+
+    /// Gives the lease up; `removing` deletes the file first (the run is final).
+    public func release(removing: Bool = true) {
+        lock.withLock {
+            if removing { unlink(path) }
+            if fd >= 0 { close(fd); fd = -1 }
+        }
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
 }

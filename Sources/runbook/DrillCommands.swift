@@ -18,11 +18,7 @@ struct DrillCommand: ParsableCommand {
 
     func run() throws {
         let runbook = try loadRunbook(name, options)
-        let store: RunStore
-        do { store = try RunStore(directory: state.directory) } catch {
-            printError("error: cannot open the state folder \(state.directory): \(error)")
-            throw ExitCode(2)
-        }
+        let store = try state.openStore()
         let scenario: Scenario
         switch (self.scenario, replay) {
         case (let path?, nil):
@@ -57,7 +53,8 @@ struct DrillCommand: ParsableCommand {
 func runDrill(_ scenario: Scenario, runbook: Runbook, store: RunStore, json: Bool) throws -> DrillReport {
     let runID = RunInputs.newRunID()
     let record = RunRecord(id: runID, runbook: runbook.name, trigger: "drill", started: Date(), dryRun: true, drill: true)
-    var sinks: [any TimelineSink] = [try TimelineFileSink(path: store.timelinePath(runID)), HistorySink(store: store, record: record)]
+    try store.insert(record)
+    var sinks: [any TimelineSink] = [try TimelineFileSink(path: store.timelinePath(runID)), HistorySink(store: store)]
     if json { sinks.append(JSONLinesStdout()) }
     do {
         return try DrillRunner.run(scenario, runbook: runbook, runID: runID, extraSink: TimelineFanOut(sinks))
@@ -84,7 +81,7 @@ struct TestCommand: ParsableCommand {
             printError("error: \(error)")
             throw ExitCode(2)
         }
-        let store = try RunStore(directory: state.directory)
+        let store = try state.openStore()
         var results: [(name: String, file: String, seconds: Double, failure: String?)] = []
         for file in files {
             let started = Date()

@@ -6,7 +6,7 @@ import RunbookCore
 /// On a terminal, steps running for more than a second get a spinner line with their elapsed time.
 final class HumanTimeline: TimelineSink, @unchecked Sendable {
     // `running`, `statusShown` and `frame` are guarded by `lock`; events and the ticker both write.
-    let handle: FileHandle
+    let fd: Int32
     let colour: Bool
     let live: Bool
     private let lock = NSLock()
@@ -15,8 +15,8 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
     private var frame = 0
     private var ticker: (any DispatchSourceTimer)?
 
-    init(handle: FileHandle, isTerminal: Bool) {
-        self.handle = handle
+    init(fd: Int32 = 1, isTerminal: Bool) {
+        self.fd = fd
         self.colour = isTerminal && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         self.live = isTerminal
         if isTerminal {
@@ -36,14 +36,14 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
             let now = Date()
             let long = running.filter { now.timeIntervalSince($0.since) >= 1 }
             guard !long.isEmpty else {
-                if statusShown { handle.write(Data("\r\u{1B}[K".utf8)); statusShown = false }
+                if statusShown { StandardStreams.write(fd, "\r\u{1B}[K"); statusShown = false }
                 return
             }
             let spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"]
             frame = (frame + 1) % spinner.count
             let items = long.prefix(4).map { "\($0.step) \(Quantity.formatDuration(now.timeIntervalSince($0.since).rounded(.down)))" }
             let more = long.count > 4 ? " +\(long.count - 4) more" : ""
-            handle.write(Data("\r\u{1B}[K\(spinner[frame]) running: \(items.joined(separator: ", "))\(more)".utf8))
+            StandardStreams.write(fd, "\r\u{1B}[K\(spinner[frame]) running: \(items.joined(separator: ", "))\(more)")
             statusShown = true
         }
     }
@@ -104,8 +104,8 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
             }
         }
         lock.withLock {
-            if statusShown { handle.write(Data("\r\u{1B}[K".utf8)); statusShown = false }
-            handle.write(Data((text + "\n").utf8))
+            if statusShown { StandardStreams.write(fd, "\r\u{1B}[K"); statusShown = false }
+            StandardStreams.write(fd, (text + "\n"))
         }
     }
 }
@@ -113,7 +113,7 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
 /// Writes each event as one JSON line to stdout.
 struct JSONLinesStdout: TimelineSink {
     func record(_ e: TimelineEvent) {
-        FileHandle.standardOutput.write(Data((e.jsonLine() + "\n").utf8))
+        StandardStreams.out(e.jsonLine() + "\n")
     }
 }
 
@@ -122,7 +122,7 @@ struct TerminalPrompter: ConfirmationPrompter {
     func confirm(step: Step, runID: String, answer: @escaping @Sendable (Bool) -> Void) {
         Thread.detachNewThread {
             let question = "\n  step '\(step.id)' (\(StepGraph.summary(of: step.action))) asks for confirmation. Run it? [y/N] "
-            FileHandle.standardError.write(Data(question.utf8))
+            StandardStreams.err(question)
             let reply = readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
             answer(reply == "y" || reply == "yes")
         }

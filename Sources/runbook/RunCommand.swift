@@ -37,48 +37,73 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(2)
         }
         guard maxParallel >= 1 else { printError("error: --max-parallel must be at least 1"); throw ExitCode(2) }
-        let store: RunStore
-        do { store = try RunStore(directory: state.directory) } catch {
-            printError("error: cannot open the state folder \(state.directory): \(error)")
-            throw ExitCode(2)
-        }
+        // A closed stdout (a pager quit early, `| head -1`) must not kill a run halfway through its changes,
+        // nor a file-size limit kill it mid-write.
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGXFSZ, SIG_IGN)
+        let store = try state.openStore()
         let now = Date()
         let runID = RunInputs.newRunID(now)
         let lockKey = GuardCheck.lockKey(runbook.guards, params: values, runID: runID)
         var record = RunRecord(id: runID, runbook: runbook.name, trigger: "manual", started: now, dryRun: dryRun, drill: false)
         record.lockKey = lockKey
-        var sinks: [any TimelineSink] = [try TimelineFileSink(path: store.timelinePath(runID)), HistorySink(store: store, record: record)]
+        let start = RunInputs.startEvent(runbook: runbook, runID: runID, trigger: "manual", params: values, dryRun: dryRun, drill: false, now: now)
+        let secrets = RunInputs.secrets(runbook, values)
+
+        // Guards and the run's row in one transaction: of ten racing runs, the guards admit exactly
+        // those they should. A dry run changes nothing, so it is never refused.
+        var request = RunStore.AdmissionRequest(runbook: runbook, record: record)
+        request.checkGuards = !dryRun
+        request.force = force
+        let decision: RunStore.AdmissionDecision
+        do { decision = try store.admit(request, now: now) } catch {
+            printError("error: run not started: \(error)")
+            throw ExitCode(2)
+        }
+        let lease: RunLease, runLock: RunLock?, overridden: GuardCheck.Refusal?
+        switch decision {
+        case .duplicate:
+            printError("error: run not started: a duplicate of a running alert")
+            throw ExitCode(3)
+        case .refused(let r):
+            if let file = try? TimelineFileSink(path: store.timelinePath(runID)) {
+                let out = SecretRedactor(secrets: secrets, next: file)
+                for event in RunStore.refusalEvents(start: start, refusal: r) { out.record(event) }
+            }
+            printError("error: run refused by guard \(r.guardName)\(r.until.map { " until \(TimelineEvent.timestamp($0))" } ?? ""): \(r.message)\(r.guardName == "lock" ? "" : " (use --force to override)")")
+            throw ExitCode(3)
+        case .admitted(let l, let held, let o):
+            (lease, runLock, overridden) = (l, held, o)
+        }
+
+        // Fail closed: no step runs unless the run's start is on disk.
+        let health = RecordHealth()
+        let file: TimelineFileSink
+        do {
+            file = try TimelineFileSink(path: store.timelinePath(runID), health: health)
+            try file.write(SecretRedactor.redact(start, secrets))
+        } catch {
+            try? store.finish(runID: runID, outcome: .failed, durationMs: 0)
+            lease.release()
+            printError("error: run not started: \(error)")
+            throw ExitCode(2)
+        }
+        var sinks: [any TimelineSink] = [file, HistorySink(store: store, health: health)]
         if json {
             sinks.append(JSONLinesStdout())
         } else {
-            sinks.append(HumanTimeline(handle: .standardOutput, isTerminal: isatty(1) == 1))
+            sinks.append(HumanTimeline(isTerminal: isatty(1) == 1))
         }
-        let sink = SecretRedactor(secrets: RunInputs.secrets(runbook, values), next: TimelineFanOut(sinks))
-        let start = RunInputs.startEvent(runbook: runbook, runID: runID, trigger: "manual", params: values, dryRun: dryRun, drill: false, now: now)
-
-        // Guards: a dry run changes nothing, so it is never refused.
-        var runLock: RunLock?
-        var startRecorded = false
-        if !dryRun {
-            let admission = store.admit(runbook, lockKey: lockKey, now: now)
-            runLock = admission.lock
-            var refusal = admission.refusal
-            if let r = refusal, r.guardName != "lock", force {
-                var e = TimelineEvent(time: now, run: runID, event: "guard.overridden")
-                e.guardName = r.guardName
-                e.until = r.until
-                e.message = "--force: " + r.message
-                sink.record(start)
-                sink.record(e)
-                startRecorded = true
-                printError("warning: overriding guard \(r.guardName): \(r.message)")
-                refusal = nil
-            }
-            if let r = refusal {
-                for event in RunStore.refusalEvents(start: start, refusal: r) { sink.record(event) }
-                printError("error: run refused by guard \(r.guardName)\(r.until.map { " until \(TimelineEvent.timestamp($0))" } ?? ""): \(r.message)\(r.guardName == "lock" ? "" : " (use --force to override)")")
-                throw ExitCode(3)
-            }
+        let sink = SecretRedactor(secrets: secrets, next: TimelineFanOut(sinks))
+        // The start is on disk already; the terminal still shows it.
+        for s in sinks.dropFirst(2) { SecretRedactor(secrets: secrets, next: s).record(start) }
+        if let r = overridden {
+            var e = TimelineEvent(time: now, run: runID, event: "guard.overridden")
+            e.guardName = r.guardName
+            e.until = r.until
+            e.message = "--force: " + r.message
+            sink.record(e)
+            printError("warning: overriding guard \(r.guardName): \(r.message)")
         }
         var runOptions = RunStateMachine.Options(runID: runID, params: values)
         runOptions.maxParallel = maxParallel
@@ -86,20 +111,23 @@ struct RunCommand: ParsableCommand {
         runOptions.noUndo = noUndo
         let queue = DispatchQueue(label: "runbook.run.\(runID)")
         let prompter: any ConfirmationPrompter = isatty(0) == 1 ? TerminalPrompter() : DeclineAll()
+        ChildWatcher.shared.becomeSubreaper()
         let driver = RunDriver(runbook: runbook, options: runOptions, dryRun: dryRun, queue: queue, executor: LiveExecutor(),
-                               scheduler: DispatchScheduler(queue: queue), sink: sink, prompter: prompter)
+                               scheduler: DispatchScheduler(queue: queue), sink: sink, prompter: prompter, health: health)
 
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
-        // A closed stdout (a pager quit early) must not kill a run halfway through its changes.
-        signal(SIGPIPE, SIG_IGN)
         let interrupts = InterruptCounter()
         var signalSources: [any DispatchSourceSignal] = []
         for sig in [SIGINT, SIGTERM] {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 if interrupts.increment() > 1 {
-                    printError("second interrupt: exiting now without undo")
+                    // The final record is written before the process goes: the run never stays "running".
+                    printError("second interrupt: killing running commands and exiting now; changes not yet undone stay in place")
+                    ChildWatcher.shared.killEverything()
+                    driver.abandon()
+                    lease.release()
                     Foundation.exit(130)
                 }
                 printError("\ninterrupt: stopping running steps\(noUndo ? "" : " and undoing completed changes") (again to exit at once)")
@@ -110,14 +138,21 @@ struct RunCommand: ParsableCommand {
         }
         let done = DispatchSemaphore(value: 0)
         let result = OutcomeBox()
-        driver.start(startEvent: startRecorded ? nil : start) { outcome in
+        driver.start(startEvent: nil) { outcome in
             result.set(outcome)
             done.signal()
         }
         done.wait()
+        // A stopped process tree is owed its KILL: do not leave before it is sent.
+        ChildWatcher.shared.waitForOwedKills(timeout: ChildWatcher.killGrace + 5)
         runLock?.release()
+        lease.release()
         signalSources.forEach { $0.cancel() }
         let outcome = result.get() ?? .failed
+        if let why = health.failure {
+            printError("error: run \(runID) could not be fully recorded: \(why); outcome \(outcome == .mitigated || outcome == .completed ? "unrecorded" : outcome.rawValue)")
+            throw ExitCode(1)
+        }
         if json { printError("run \(runID): \(outcome.rawValue)") }
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
     }
@@ -145,7 +180,7 @@ struct HistoryCommand: ParsableCommand {
     @OptionGroup var state: StateOptions
 
     func run() throws {
-        let store = try RunStore(directory: state.directory)
+        let store = try state.openStore()
         let runs = try store.runs(limit: limit)
         if json {
             for r in runs {
@@ -172,10 +207,10 @@ struct TimelineCommand: ParsableCommand {
 
     func run() throws {
         let (store, events) = try state.timeline(of: runID)
-        if let r = try store.run(runID), r.drill, !json { FileHandle.standardOutput.write(Data("DRILL: a rehearsal, not an incident\n".utf8)) }
-        let human = HumanTimeline(handle: .standardOutput, isTerminal: isatty(1) == 1)
+        if let r = try store.run(runID), r.drill, !json { StandardStreams.out("DRILL: a rehearsal, not an incident\n") }
+        let human = HumanTimeline(isTerminal: isatty(1) == 1)
         for e in events {
-            if json { print(e.jsonLine()) } else { human.record(e) }
+            if json { StandardStreams.out(e.jsonLine() + "\n") } else { human.record(e) }
         }
     }
 }

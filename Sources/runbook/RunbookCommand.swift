@@ -41,10 +41,31 @@ struct StateOptions: ParsableArguments {
 }
 
 extension StateOptions {
+    /// Opens the store, saying in one line (path and errno) when it cannot, and exiting 2. Runs
+    /// whose owner died are finalised first, so what is shown is never a dead run still "running".
+    func openStore() throws -> RunStore {
+        let store: RunStore
+        do { store = try RunStore(directory: directory) } catch {
+            printError("error: \(StoreError(path: directory, error))")
+            throw ExitCode(2)
+        }
+        do {
+            let dead = try store.finalizeDeadRuns()
+            if !dead.isEmpty { printError("note: marked \(dead.count) run(s) whose process died as interrupted: \(dead.joined(separator: ", "))") }
+        } catch {
+            printError("warning: could not finalise dead runs: \(StoreError(path: directory, error))")
+        }
+        return store
+    }
+
     /// Opens the store and reads a run's timeline; exits 2 naming the folder when there is no such run.
+    /// Damaged lines are reported and skipped; the rest of the run is shown.
     func timeline(of runID: String) throws -> (RunStore, [TimelineEvent]) {
-        let store = try RunStore(directory: directory)
-        let events = try store.timeline(runID)
+        let store = try openStore()
+        let (events, damaged) = store.timelineReport(runID)
+        if !damaged.isEmpty {
+            printError("warning: \(store.timelinePath(runID)): skipped \(damaged.count) damaged line\(damaged.count == 1 ? "" : "s") (\(damaged.prefix(10).map(String.init).joined(separator: ", ")))")
+        }
         guard !events.isEmpty else {
             printError("error: no run '\(runID)' in \(directory): see runbook history")
             throw ExitCode(2)
@@ -55,7 +76,7 @@ extension StateOptions {
 
 /// Writes to standard error.
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    StandardStreams.err(text + "\n")
 }
 
 /// Loads a runbook by name, printing located errors and exiting 2 when it is invalid or missing.

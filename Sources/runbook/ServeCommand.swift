@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RunbookActions
 import RunbookCore
 import RunbookServer
 import RunbookStore
@@ -40,14 +41,12 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         for e in errors { printError(e.description) }
-        let store: RunStore
-        do { store = try RunStore(directory: state.directory) } catch {
-            printError("error: cannot open the state folder \(state.directory): \(error)")
-            throw ExitCode(2)
-        }
-        let cut = try store.markCutOffRunsInterrupted()
-        if !cut.isEmpty { printError("marked \(cut.count) cut-off run(s) interrupted: \(cut.joined(separator: ", "))") }
         signal(SIGPIPE, SIG_IGN)
+        signal(SIGXFSZ, SIG_IGN)
+        // Only runs whose owner is dead (their lease is free) are marked interrupted: a live
+        // `runbook run` on the same state folder is left alone.
+        let store = try state.openStore()
+        ChildWatcher.shared.becomeSubreaper()
         var logger = Logger(label: "runbook.serve")
         logger.logLevel = .info
         let intake = AlertIntake(runbooks: runbooks, launcher: RunLauncher(store: store), store: store)

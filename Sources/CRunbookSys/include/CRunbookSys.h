@@ -17,4 +17,20 @@ int crb_pipe_cloexec(int fds[2]);
 /// Like crb_spawn, with stdin from `in_fd` (or /dev/null when it is -1).
 int crb_spawn_io(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                  const char *cwd, int in_fd, int out_fd, int err_fd);
+#include <stdint.h>
+/// epoll_create1(EPOLL_CLOEXEC).
+int crb_epoll_create(void);
+/// Watches fd for input, hang-up and error (level-triggered); `token` comes back from crb_epoll_wait.
+int crb_epoll_add(int ep, int fd, uint64_t token);
+int crb_epoll_del(int ep, int fd);
+/// Waits (EINTR retried); writes up to `max` (at most 256) tokens; returns their count or -1.
+int crb_epoll_wait(int ep, uint64_t *tokens, int max, int timeout_ms);
+/// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), to wake the watcher.
+int crb_eventfd(void);
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants become this process's children.
+int crb_set_child_subreaper(void);
+/// Reads how `pid` ended without reaping it (waitid WNOWAIT). 1 when it has ended (code, or -1 and sig), 0 when not, -1 on error.
+int crb_peek_exit(pid_t pid, int *code, int *sig);
+/// The pid of some ended child, not reaped (0 when none, -1 with no children).
+pid_t crb_any_exited_child(void);
 #endif

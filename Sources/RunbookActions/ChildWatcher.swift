@@ -1,0 +1,374 @@
+import CRunbookSys
+import Dispatch
+import Foundation
+import RunbookCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Owns every child process's pidfd and pipe ends on one thread of its own with its own epoll
+/// instance. Dispatch never watches a child descriptor: libdispatch's epoll bookkeeping has a
+/// use-after-free when many read sources come and go (swift-corelibs-libdispatch issue 949).
+///
+/// One thread serves every child, so a thousand waiting children cost one thread. Results are
+/// handed to each child's queue with `queue.async`. Timers (the KILL after the grace period) stay
+/// on Dispatch, which is safe: timer sources do not use epoll registrations.
+public final class ChildWatcher: @unchecked Sendable {
+    /// The process-wide watcher.
+    public static let shared = ChildWatcher()
+
+    /// Time between TERM and KILL when a step's process tree is stopped.
+    public static let killGrace: Double = 2
+
+    /// The environment variable every child gets, with a value unique to it. Descendants inherit it,
+    /// so ones that left the process group (setsid daemons) are still found at the deadline.
+    public static let cookieVariable = "RUNBOOK_STEP_COOKIE"
+
+    // `children`, `byPID`, `nextID`, `owedKills`, `subreaper` and `started` are guarded by `lock`.
+    // A child's buffers and descriptors are touched only on the watcher thread.
+    private let lock = NSCondition()
+    private let epfd: Int32
+    private let wakeFD: Int32
+    private var children: [UInt64: WatchedChild] = [:]
+    private var byPID: Set<pid_t> = []
+    private var nextID: UInt64 = 1
+    private var owedKills = 0
+    private var subreaper = false
+    private var started = false
+    private let timers = DispatchQueue(label: "runbook.child-kill", attributes: .concurrent)
+
+    init() {
+        epfd = crb_epoll_create()
+        wakeFD = crb_eventfd()
+        if epfd >= 0, wakeFD >= 0 { _ = crb_epoll_add(epfd, wakeFD, 0) }
+    }
+
+    /// Makes this process a child subreaper: descendants orphaned by a step's command become its
+    /// children, are reaped here, and can be killed with their step. Call once, early.
+    public func becomeSubreaper() {
+        guard crb_set_child_subreaper() == 0 else { return }
+        lock.withLock { subreaper = true }
+        wake()
+    }
+
+    /// Starts `argv` (no shell) as the leader of a new process group and watches it.
+    func spawn(argv: [String], environment: [String: String], cwd: String?, queue: DispatchQueue,
+               completion: @escaping @Sendable (ProcessResult) -> Void) -> any Cancellable {
+        let startedAt = Date()
+        func fail(_ why: String) -> any Cancellable {
+            queue.async { completion(ProcessResult(stdout: "", stderr: "", truncated: false, duration: 0, spawnError: why)) }
+            return NothingToCancel()
+        }
+        guard let program = argv.first, !program.isEmpty else { return fail("empty argv") }
+        guard epfd >= 0 else { return fail("cannot watch processes: epoll_create1 failed") }
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        guard crb_pipe_cloexec(&outPipe) == 0 else { return fail("pipe: \(String(cString: strerror(errno)))") }
+        guard crb_pipe_cloexec(&errPipe) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(outPipe[0]); close(outPipe[1])
+            return fail("pipe: \(why)")
+        }
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        // Spawning and registering happen under the lock, so the orphan reaper never takes a child's
+        // exit status before the child is known.
+        lock.lock()
+        let id = nextID
+        nextID += 1
+        let cookie = "\(getpid())-\(id)"
+        env[Self.cookieVariable] = cookie
+        let envStrings = env.map { "\($0.key)=\($0.value)" }
+        var pid: pid_t = 0
+        let rc = ProcessRunner.withCStrings(argv) { cArgv in
+            ProcessRunner.withCStrings(envStrings) { cEnv in
+                crb_spawn(&pid, program, cArgv, cEnv, cwd, outPipe[1], errPipe[1])
+            }
+        }
+        close(outPipe[1])
+        close(errPipe[1])
+        if rc != 0 {
+            lock.unlock()
+            close(outPipe[0]); close(errPipe[0])
+            return fail(rc == ENOENT ? "program not found: \(program)" : "cannot start \(program): \(String(cString: strerror(rc)))")
+        }
+        let child = WatchedChild(id: id, pid: pid, cookie: cookie, queue: queue, started: startedAt, completion: completion, watcher: self)
+        for fd in [outPipe[0], errPipe[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        child.outFD = outPipe[0]
+        child.errFD = errPipe[0]
+        child.pidfd = crb_pidfd_open(pid)
+        children[id] = child
+        byPID.insert(pid)
+        _ = crb_epoll_add(epfd, child.outFD, id << 2 | 1)
+        _ = crb_epoll_add(epfd, child.errFD, id << 2 | 2)
+        if child.pidfd >= 0 { _ = crb_epoll_add(epfd, child.pidfd, id << 2 | 3) }
+        let startThread = !started
+        started = true
+        lock.unlock()
+        if startThread {
+            let t = Thread { [self] in loop() }
+            t.name = "runbook.child-watcher"
+            t.start()
+        }
+        return child
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    /// The watcher thread: waits on every child descriptor at once.
+    private func loop() {
+        var tokens = [UInt64](repeating: 0, count: 256)
+        while true {
+            let (poll, reapOrphans) = lock.withLock { (children.values.contains { $0.pidfd < 0 && !$0.ended }, subreaper) }
+            let timeout: Int32 = poll ? 20 : reapOrphans ? 500 : -1
+            let n = crb_epoll_wait(epfd, &tokens, 256, timeout)
+            if n < 0 { continue }
+            for i in 0..<Int(n) {
+                let token = tokens[i]
+                if token == 0 {
+                    var value: UInt64 = 0
+                    _ = read(wakeFD, &value, 8)
+                    continue
+                }
+                guard let child = lock.withLock({ children[token >> 2] }) else { continue }
+                switch token & 3 {
+                case 1: child.drain(stdout: true, epfd: epfd)
+                case 2: child.drain(stdout: false, epfd: epfd)
+                default: checkExit(child)
+                }
+            }
+            if poll {
+                for child in lock.withLock({ children.values.filter { $0.pidfd < 0 && !$0.ended } }) { checkExit(child) }
+            }
+            if reapOrphans { reapUnknownChildren() }
+        }
+    }
+
+    /// The leader ended: read how (without reaping when a KILL is still owed to its group), take
+    /// what its pipes hold now, close every descriptor and report.
+    private func checkExit(_ child: WatchedChild) {
+        guard !child.ended else { return }
+        var code: Int32 = 0, sig: Int32 = 0
+        let peek = crb_peek_exit(child.pid, &code, &sig)
+        let stolen = peek < 0 && errno == ECHILD
+        guard peek == 1 || stolen else { return }
+        child.ended = true
+        if child.pidfd >= 0 {
+            _ = crb_epoll_del(epfd, child.pidfd)
+            close(child.pidfd)
+            child.pidfd = -1
+        }
+        // A daemon started by the command may keep the pipes open: take what is there, do not wait for EOF.
+        child.drain(stdout: true, epfd: epfd)
+        child.drain(stdout: false, epfd: epfd)
+        child.closePipes(epfd: epfd)
+        let keepZombie = lock.withLock { () -> Bool in
+            children[child.id] = nil
+            // While a KILL is owed to the group, the unreaped leader keeps its id from being reused.
+            if child.killOwed { return true }
+            if !stolen { byPID.remove(child.pid) }
+            return false
+        }
+        if !keepZombie, !stolen {
+            var status: Int32 = 0
+            _ = waitpid(child.pid, &status, WNOHANG)
+        }
+        child.report(exitCode: stolen ? nil : sig == 0 ? code : nil, signal: stolen || sig == 0 ? nil : sig,
+                     spawnError: stolen ? "exit status lost: the process was reaped elsewhere" : nil)
+    }
+
+    /// Reaps orphans this subreaper inherited (descendants whose parent exited), never a known child.
+    private func reapUnknownChildren() {
+        for _ in 0..<256 {
+            let reaped = lock.withLock { () -> Bool in
+                let pid = crb_any_exited_child()
+                guard pid > 0, !byPID.contains(pid) else { return false }
+                var status: Int32 = 0
+                return waitpid(pid, &status, WNOHANG) == pid
+            }
+            if !reaped { return }
+        }
+    }
+
+    /// TERM to the child's process group and marked descendants now; KILL after the grace period,
+    /// whether or not the leader has exited by then.
+    fileprivate func stop(_ child: WatchedChild) {
+        let proceed = lock.withLock { () -> Bool in
+            guard !child.killOwed, !child.reported else { return false }
+            child.killOwed = true
+            owedKills += 1
+            return true
+        }
+        guard proceed else { return }
+        kill(-child.pid, SIGTERM)
+        let cookie = child.cookie
+        timers.async { ProcessTree.signalMarked(cookie: cookie, SIGTERM) }
+        timers.asyncAfter(deadline: .now() + Self.killGrace) { [self] in
+            kill(-child.pid, SIGKILL)
+            ProcessTree.signalMarked(cookie: cookie, SIGKILL)
+            lock.withLock {
+                // The leader may have ended already and been kept as a zombie for this moment.
+                if child.ended {
+                    var status: Int32 = 0
+                    _ = waitpid(child.pid, &status, WNOHANG)
+                    byPID.remove(child.pid)
+                }
+                child.killOwed = false
+                owedKills -= 1
+                lock.broadcast()
+            }
+        }
+    }
+
+    /// Signals owed: stopped process trees whose KILL has not been sent yet.
+    public var owedKillCount: Int { lock.withLock { owedKills } }
+
+    /// Blocks until every owed KILL has been sent (at most `timeout` seconds). Call before exiting.
+    @discardableResult
+    public func waitForOwedKills(timeout: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        return lock.withLock {
+            while owedKills > 0 {
+                if !lock.wait(until: deadline) { return owedKills == 0 }
+            }
+            return true
+        }
+    }
+
+    /// KILL every watched process group and marked descendant now (a second Ctrl-C).
+    public func killEverything() {
+        let all = lock.withLock { Array(children.values) }
+        for c in all {
+            kill(-c.pid, SIGKILL)
+            ProcessTree.signalMarked(cookie: c.cookie, SIGKILL)
+        }
+    }
+
+}
+
+/// One watched child.
+final class WatchedChild: Cancellable, @unchecked Sendable {
+    let id: UInt64
+    let pid: pid_t
+    let cookie: String
+    let queue: DispatchQueue
+    let started: Date
+    unowned let watcher: ChildWatcher
+    // Watcher thread only:
+    var outFD: Int32 = -1
+    var errFD: Int32 = -1
+    var pidfd: Int32 = -1
+    var out = Data(), err = Data()
+    var truncated = false
+    var ended = false
+    var completion: (@Sendable (ProcessResult) -> Void)?
+    // Guarded by the watcher's lock:
+    var killOwed = false
+    var reported = false
+
+    init(id: UInt64, pid: pid_t, cookie: String, queue: DispatchQueue, started: Date,
+         completion: @escaping @Sendable (ProcessResult) -> Void, watcher: ChildWatcher) {
+        self.id = id
+        self.pid = pid
+        self.cookie = cookie
+        self.queue = queue
+        self.started = started
+        self.completion = completion
+        self.watcher = watcher
+    }
+
+    func drain(stdout: Bool, epfd: Int32) {
+        let fd = stdout ? outFD : errFD
+        guard fd >= 0 else { return }
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0, errno == EINTR { continue }
+            if n < 0, errno == EAGAIN || errno == EWOULDBLOCK { return }
+            if n <= 0 {
+                // EOF or an error: this stream is done.
+                _ = crb_epoll_del(epfd, fd)
+                close(fd)
+                if stdout { outFD = -1 } else { errFD = -1 }
+                return
+            }
+            let room = ProcessRunner.outputCap - (stdout ? out.count : err.count)
+            if room < n { truncated = true }
+            if room > 0 {
+                if stdout { out.append(contentsOf: buffer[0..<min(n, room)]) } else { err.append(contentsOf: buffer[0..<min(n, room)]) }
+            }
+        }
+    }
+
+    func closePipes(epfd: Int32) {
+        for fd in [outFD, errFD] where fd >= 0 {
+            _ = crb_epoll_del(epfd, fd)
+            close(fd)
+        }
+        outFD = -1
+        errFD = -1
+    }
+
+    func report(exitCode: Int32?, signal: Int32?, spawnError: String?) {
+        guard let completion else { return }
+        self.completion = nil
+        let result = ProcessResult(exitCode: exitCode, signal: signal,
+                                   stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self),
+                                   truncated: truncated, duration: Date().timeIntervalSince(started), spawnError: spawnError)
+        watcher.markReported(self)
+        queue.async { completion(result) }
+    }
+
+    /// Stops the whole process tree: TERM now, KILL after the grace period.
+    func cancel() { watcher.stopChild(self) }
+}
+
+extension ChildWatcher {
+    fileprivate func markReported(_ child: WatchedChild) {
+        lock.withLock { child.reported = true }
+    }
+
+    fileprivate func stopChild(_ child: WatchedChild) { stop(child) }
+}
+
+/// Finds a step's descendants by the cookie in their environment, wherever they went.
+enum ProcessTree {
+    /// Sends `sig` to every process (not this one) whose environment holds `RUNBOOK_STEP_COOKIE=cookie`.
+    static func signalMarked(cookie: String, _ sig: Int32) {
+        let needle = Array("\(ChildWatcher.cookieVariable)=\(cookie)\u{0}".utf8)
+        guard let dir = opendir("/proc") else { return }
+        defer { closedir(dir) }
+        let me = getpid()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+            guard let pid = Int32(name), pid != me, pid > 1 else { continue }
+            let fd = open("/proc/\(pid)/environ", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            var data: [UInt8] = []
+            while data.count < 1 << 20 {
+                let n = read(fd, &buffer, buffer.count)
+                if n <= 0 { break }
+                data.append(contentsOf: buffer[0..<n])
+            }
+            close(fd)
+            // Every entry ends with NUL; look for the whole entry at the start or after a NUL.
+            let entryBytes = [0] + data
+            if contains(entryBytes, [0] + needle) { kill(pid, sig) }
+        }
+    }
+
+    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard needle.count <= hay.count else { return false }
+        let first = needle[0]
+        var i = 0
+        while i <= hay.count - needle.count {
+            if hay[i] == first, hay[i..<(i + needle.count)].elementsEqual(needle) { return true }
+            i += 1
+        }
+        return false
+    }
+}
