@@ -37,8 +37,28 @@ public final class ChildWatcher: @unchecked Sendable {
     private var subreaper = false
     private var started = false
     private let timers = DispatchQueue(label: "runbook.child-kill", attributes: .concurrent)
+    /// Spawns waiting for a slot, oldest first (guarded by `lock`).
+    private var waiting: [PendingSpawn] = []
+    private var live = 0
+
+    /// Most children alive at once; further spawns wait their turn (each child holds three
+    /// descriptors, so an unbounded number would run out of them). Set before the first spawn.
+    public var maxRunning: Int {
+        get { lock.withLock { cap } }
+        set { lock.withLock { cap = max(1, newValue) } }
+    }
+    private var cap: Int
 
     init() {
+        // Raise the soft descriptor limit to the hard one: children, pipes and sockets all count.
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = min(limit.rlim_max, 1 << 20)
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        let byDescriptors = Int(min(limit.rlim_cur, 1 << 20)) / 8
+        cap = max(8, min(max(64, 16 * ProcessInfo.processInfo.activeProcessorCount), byDescriptors))
         epfd = crb_epoll_create()
         wakeFD = crb_eventfd()
         if epfd >= 0, wakeFD >= 0 { _ = crb_epoll_add(epfd, wakeFD, 0) }
@@ -52,13 +72,64 @@ public final class ChildWatcher: @unchecked Sendable {
         wake()
     }
 
-    /// Starts `argv` (no shell) as the leader of a new process group and watches it.
+    /// Starts `argv` (no shell) as the leader of a new process group and watches it; when
+    /// `maxRunning` children are alive, it starts as soon as one ends.
     func spawn(argv: [String], environment: [String: String], cwd: String?, queue: DispatchQueue,
                completion: @escaping @Sendable (ProcessResult) -> Void) -> any Cancellable {
+        let pending = PendingSpawn(argv: argv, environment: environment, cwd: cwd, queue: queue, completion: completion, watcher: self)
+        let now = lock.withLock { () -> Bool in
+            if live < cap, waiting.isEmpty {
+                live += 1
+                return true
+            }
+            waiting.append(pending)
+            return false
+        }
+        if now { start(pending) }
+        return pending
+    }
+
+    /// Starts waiting spawns while there is room.
+    private func startWaiting() {
+        while let next = lock.withLock({ () -> PendingSpawn? in
+            guard live < cap, !waiting.isEmpty else { return nil }
+            live += 1
+            return waiting.removeFirst()
+        }) {
+            start(next)
+        }
+    }
+
+    /// A waiting spawn was cancelled (its step timed out or the run stopped): it never starts.
+    fileprivate func withdraw(_ pending: PendingSpawn) -> Bool {
+        lock.withLock {
+            guard let i = waiting.firstIndex(where: { $0 === pending }) else { return false }
+            waiting.remove(at: i)
+            return true
+        }
+    }
+
+    /// A slot is free again (a child ended, or a spawn failed).
+    private func release() {
+        lock.withLock { live -= 1 }
+        startWaiting()
+    }
+
+    private func start(_ pending: PendingSpawn) {
+        if let child = launch(pending) {
+            pending.started(child)
+        } else {
+            release()
+        }
+    }
+
+    /// The spawn itself; nil (after reporting the error) when the program could not be started.
+    private func launch(_ p: PendingSpawn) -> WatchedChild? {
+        let (argv, environment, cwd, queue, completion) = (p.argv, p.environment, p.cwd, p.queue, p.completion)
         let startedAt = Date()
-        func fail(_ why: String) -> any Cancellable {
+        func fail(_ why: String) -> WatchedChild? {
             queue.async { completion(ProcessResult(stdout: "", stderr: "", truncated: false, duration: 0, spawnError: why)) }
-            return NothingToCancel()
+            return nil
         }
         guard let program = argv.first, !program.isEmpty else { return fail("empty argv") }
         guard epfd >= 0 else { return fail("cannot watch processes: epoll_create1 failed") }
@@ -178,6 +249,7 @@ public final class ChildWatcher: @unchecked Sendable {
         }
         child.report(exitCode: stolen ? nil : sig == 0 ? code : nil, signal: stolen || sig == 0 ? nil : sig,
                      spawnError: stolen ? "exit status lost: the process was reaped elsewhere" : nil)
+        release()
     }
 
     /// Reaps orphans this subreaper inherited (descendants whose parent exited), never a known child.
@@ -247,6 +319,47 @@ public final class ChildWatcher: @unchecked Sendable {
         }
     }
 
+}
+
+/// A spawn as the runner holds it: waiting for a slot, then running. Cancelling it before it
+/// starts withdraws it; after, stops the process tree.
+final class PendingSpawn: Cancellable, @unchecked Sendable {
+    let argv: [String]
+    let environment: [String: String]
+    let cwd: String?
+    let queue: DispatchQueue
+    let completion: @Sendable (ProcessResult) -> Void
+    unowned let watcher: ChildWatcher
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var child: WatchedChild?
+    private var cancelled = false
+
+    init(argv: [String], environment: [String: String], cwd: String?, queue: DispatchQueue,
+         completion: @escaping @Sendable (ProcessResult) -> Void, watcher: ChildWatcher) {
+        self.argv = argv
+        self.environment = environment
+        self.cwd = cwd
+        self.queue = queue
+        self.completion = completion
+        self.watcher = watcher
+    }
+
+    func started(_ c: WatchedChild) {
+        let stopNow = lock.withLock { () -> Bool in
+            child = c
+            return cancelled
+        }
+        if stopNow { c.cancel() }
+    }
+
+    func cancel() {
+        let c = lock.withLock { () -> WatchedChild? in
+            cancelled = true
+            return child
+        }
+        if let c { c.cancel() } else { _ = watcher.withdraw(self) }
+    }
 }
 
 /// One watched child.

@@ -15,6 +15,11 @@ public enum FlagFileReader {
         guard let root = try? scanner.objectMembers(at: scanner.skipSpace(0)) else {
             throw Failure(description: "not a JSON object")
         }
+        // JSON readers (flagd among them) take the last of duplicate keys; editing the first would
+        // change nothing they see. Refuse the file rather than guess.
+        if let dup = scanner.firstDuplicateKey(at: scanner.skipSpace(0), path: "") {
+            throw Failure(description: "duplicate key \(dup): fix the flag file (JSON readers would use the last one)")
+        }
         guard let flags = root.first(where: { $0.key == "flags" }) else { throw Failure(description: "no \"flags\" object") }
         guard let flagMembers = try? scanner.objectMembers(at: flags.value.lowerBound) else { throw Failure(description: "\"flags\" is not an object") }
         guard let flag = flagMembers.first(where: { $0.key == key }) else {
@@ -69,6 +74,32 @@ struct JSONSpanScanner {
             i = skipSpace(i + 1)
         }
         throw Bad()
+    }
+
+    /// The first key that appears twice in one object, anywhere in the value at `start`, as a path
+    /// (`flags.image-resize.state`); nil when there is none.
+    func firstDuplicateKey(at start: Int, path: String) -> String? {
+        guard start < bytes.count else { return nil }
+        if bytes[start] == UInt8(ascii: "{") {
+            guard let members = try? objectMembers(at: start) else { return nil }
+            var seen = Set<String>()
+            for m in members {
+                let p = path.isEmpty ? m.key : path + "." + m.key
+                if !seen.insert(m.key).inserted { return p }
+                if let d = firstDuplicateKey(at: m.value.lowerBound, path: p) { return d }
+            }
+        } else if bytes[start] == UInt8(ascii: "[") {
+            var i = skipSpace(start + 1)
+            var index = 0
+            while i < bytes.count, bytes[i] != UInt8(ascii: "]") {
+                guard let end = try? endOfValue(i) else { return nil }
+                if let d = firstDuplicateKey(at: i, path: "\(path)[\(index)]") { return d }
+                index += 1
+                i = skipSpace(end)
+                if i < bytes.count, bytes[i] == UInt8(ascii: ",") { i = skipSpace(i + 1) }
+            }
+        }
+        return nil
     }
 
     /// Index just past the value starting at `i`.

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Hummingbird
 import Logging
@@ -9,6 +10,9 @@ import RunbookStore
 public enum AlertServer {
     /// Largest request body accepted (413 beyond).
     public static let maxBody = 1 << 20
+
+    /// Where hook requests are handled, one at a time.
+    static let intakeQueue = DispatchQueue(label: "runbook.serve.intake")
 
     /// Builds and runs the server until SIGTERM or SIGINT.
     /// - Parameters:
@@ -36,9 +40,11 @@ public enum AlertServer {
                 return answer(AlertIntake.error(413, "body over \(maxBody) bytes"))
             }
             let data = Data(body.readableBytesView)
-            // Recording runs does blocking SQLite writes: keep them off the event loop.
+            // Recording runs does blocking SQLite writes: keep them off the event loop and the
+            // cooperative pool, on one serial queue (SQLite serialises writes anyway, and a flood of
+            // hooks must not become a flood of blocked threads).
             return await withCheckedContinuation { c in
-                DispatchQueue.global().async { c.resume(returning: answer(handle(data))) }
+                intakeQueue.async { c.resume(returning: answer(handle(data))) }
             }
         }
         router.post("/hooks/alertmanager") { request, _ in await hook(request) { intake.alertmanager($0) } }

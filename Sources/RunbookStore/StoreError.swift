@@ -39,7 +39,11 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
                 let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
                 code = access(folder.isEmpty ? "/" : folder, W_OK) == 0 ? nil : errno
                 operation = "open"
-            case .SQLITE_IOERR: code = EIO
+            case .SQLITE_IOERR:
+                // SQLite says "disk I/O error" for a full disk too; ask the file system.
+                let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+                var fs = statvfs()
+                code = statvfs(folder.isEmpty ? "/" : folder, &fs) == 0 && fs.f_bavail < 16 ? ENOSPC : EIO
             case .SQLITE_BUSY, .SQLITE_LOCKED: code = nil; operation = "lock"
             default: code = nil
             }
