@@ -54,7 +54,15 @@ public enum AlertServer {
         router.get("/healthz") { _, _ in answer((200, "{\"status\":\"ok\",\"active_runs\":\(intake.launcher.activeCount)}")) }
         router.get("/metrics") { _, _ in answer((200, intake.launcher.metricsText()), type: "text/plain; version=0.0.4") }
 
-        var app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "runbook"), logger: logger)
+        var app = Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "runbook"),
+            onServerRunning: { channel in
+                // The bound address, port 0 resolved: scripts and tests read this line.
+                let bound = channel.localAddress.map { a in "\(a.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? host):\(a.port ?? port)" } ?? "\(host):\(port)"
+                let line = Array("runbook serve: listening on http://\(bound)\n".utf8)
+                _ = line.withUnsafeBufferPointer { write(1, $0.baseAddress!, $0.count) }
+            },
+            logger: logger)
         app.beforeServerStarts {
             logger.info("runbook serve listening", metadata: ["address": "\(host):\(port)", "runbooks": "\(intake.runbooks.count)"])
         }

@@ -46,6 +46,15 @@ public final class RunStore: Sendable {
         try StoreError.makeFolder(directory + "/runs")
         var config = Configuration()
         config.busyMode = .timeout(10)
+        // Opening (WAL mode) and migrating happen under a file lock: ten processes opening a new
+        // state folder at once must not race to create the same tables.
+        let lockPath = directory + "/migrate.lock"
+        let lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lockFD >= 0 else { throw StoreError(path: lockPath, operation: "create", errno: errno) }
+        defer { close(lockFD) }
+        while flock(lockFD, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw StoreError(path: lockPath, operation: "lock", errno: errno) }
+        }
         do {
             pool = try DatabasePool(path: directory + "/runbook.sqlite", configuration: config)
         } catch {

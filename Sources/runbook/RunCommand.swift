@@ -66,10 +66,10 @@ struct RunCommand: ParsableCommand {
             printError("error: run not started: a duplicate of a running alert")
             throw ExitCode(3)
         case .refused(let r):
-            if let file = try? TimelineFileSink(path: store.timelinePath(runID)) {
-                let out = SecretRedactor(secrets: secrets, next: file)
-                for event in RunStore.refusalEvents(start: start, refusal: r) { out.record(event) }
-            }
+            var shown: [any TimelineSink] = [json ? JSONLinesStdout() : HumanTimeline(isTerminal: isatty(1) == 1)]
+            if let file = try? TimelineFileSink(path: store.timelinePath(runID)) { shown.append(file) }
+            let out = SecretRedactor(secrets: secrets, next: TimelineFanOut(shown))
+            for event in RunStore.refusalEvents(start: start, refusal: r) { out.record(event) }
             printError("error: run refused by guard \(r.guardName)\(r.until.map { " until \(TimelineEvent.timestamp($0))" } ?? ""): \(r.message)\(r.guardName == "lock" ? "" : " (use --force to override)")")
             throw ExitCode(3)
         case .admitted(let l, let held, let o):

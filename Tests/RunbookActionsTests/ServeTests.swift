@@ -32,9 +32,7 @@ struct ServeTests {
         try FileManager.default.createDirectory(atPath: dir + "/rb", withIntermediateDirectories: true)
         try runbook.write(toFile: dir + "/rb/node-down.yaml", atomically: true, encoding: .utf8)
         try "t0ken\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
-        let port = freePort()
-        let child = try ChildServer([runbookBinary, "serve", "--listen", "127.0.0.1:\(port)", "--runbooks", dir + "/rb",
-                                     "--state-dir", dir + "/state", "--token-file", dir + "/token"])
+        let (child, port) = try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/token"])
         let up = await waitUntil(20) { (try? http("GET", "http://127.0.0.1:\(port)/healthz"))?.status == 200 }
         #expect(up, "runbook serve did not come up")
         return Server(child: child, port: port, dir: dir)
@@ -60,6 +58,16 @@ struct ServeTests {
 
     func post(_ s: Server, _ body: String, token: String? = "t0ken", path: String = "/hooks/alertmanager") throws -> (status: Int, body: String) {
         try http("POST", s.base + path, body: body, headers: token.map { ["Authorization": "Bearer \($0)"] } ?? [:])
+    }
+
+    /// Polls the state until some run's step has started.
+    func waitForStep(_ s: Server, _ step: String) async -> Bool {
+        await waitUntil(20) {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: s.dir + "/state/runs")) ?? []
+            return files.contains { f in
+                f.hasSuffix(".jsonl") && ((try? String(contentsOfFile: s.dir + "/state/runs/" + f, encoding: .utf8)) ?? "").contains("\"step\":\"\(step)\"")
+            }
+        }
     }
 
     func runs(_ s: Server) throws -> [[String: Any]] {
@@ -167,7 +175,7 @@ struct ServeTests {
         let s = try await start(twoSteps)
         defer { try? FileManager.default.removeItem(atPath: s.dir) }
         #expect(try post(s, payload()).body.contains("started"))
-        try await Task.sleep(for: .milliseconds(500))
+        #expect(await waitForStep(s, "look"))
         kill(s.child.pid, SIGTERM)
         let exited = await waitUntil(15) { kill(s.child.pid, 0) != 0 || ThreadSampler.threads(of: "\(s.child.pid)") <= 1 }
         #expect(exited, "serve did not stop on SIGTERM")
@@ -185,10 +193,11 @@ struct ServeTests {
         let s = try await start(slow)
         defer { try? FileManager.default.removeItem(atPath: s.dir) }
         #expect(try post(s, payload()).body.contains("started"))
-        try await Task.sleep(for: .milliseconds(500))
+        #expect(await waitForStep(s, "look"))
         kill(s.child.pid, SIGKILL)
         s.child.stop()
-        _ = try? Spawn.run(["pkill", "-f", "sleep 30"])
+        // Its step's command outlives it: end exactly that process tree, found by the engine's cookie.
+        killProcesses(startedByEngine: s.child.pid)
         let again = try await start(slow, dir: s.dir)
         defer { again.child.stop() }
         let run = try #require(try runs(again).first)

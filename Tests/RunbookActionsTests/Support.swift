@@ -100,7 +100,13 @@ final class ChildServer: @unchecked Sendable {
     func readLine() -> String {
         var line = [UInt8]()
         var byte: UInt8 = 0
-        while read(stdoutRead, &byte, 1) == 1, byte != 10 { line.append(byte) }
+        var n = 0
+        while true {
+            n = read(stdoutRead, &byte, 1)
+            if n != 1 || byte == 10 { break }
+            line.append(byte)
+        }
+        if n <= 0 { lock.withLock { eof = true } }
         return String(decoding: line, as: UTF8.self)
     }
 
@@ -118,6 +124,38 @@ final class ChildServer: @unchecked Sendable {
         return try ChildServer(["bash", "-c", "\(quoted) >/dev/null 2>&1 & p=$!; cat >/dev/null; kill $p 2>/dev/null; wait $p"])
     }
 
+    /// Starts `runbook serve` on 127.0.0.1 port 0 and reads the port it bound from its output; the rest
+    /// of its output is drained so it never blocks on a full pipe.
+    static func serve(_ args: [String]) async throws -> (ChildServer, Int) {
+        let child = try ChildServer([runbookBinary, "serve", "--listen", "127.0.0.1:0"] + args)
+        let port = try await offPool { () -> Int? in
+            while true {
+                let line = child.readLine()
+                if line.isEmpty, !child.isOpen { return nil }
+                if let r = line.range(of: "listening on http://127.0.0.1:") { return Int(line[r.upperBound...]) }
+            }
+        }
+        guard let port else { child.stop(); throw CocoaError(.fileReadCorruptFile) }
+        child.drainOutput()
+        return (child, port)
+    }
+
+    /// False once stdout reached its end.
+    var isOpen: Bool { lock.withLock { !eof } }
+    private var eof = false
+
+    /// Reads and drops the rest of stdout on a thread of its own.
+    func drainOutput() {
+        let fd = stdoutRead
+        lock.withLock { draining = true }
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while read(fd, &buffer, buffer.count) > 0 {}
+            close(fd)
+        }
+    }
+    private var draining = false
+
     /// Stops the whole group: TERM, then KILL after five seconds.
     func stop() {
         let first = lock.withLock { () -> Bool in defer { stopped = true }; return !stopped }
@@ -131,7 +169,22 @@ final class ChildServer: @unchecked Sendable {
         }
         kill(-pid, SIGKILL)
         _ = waitpid(pid, &status, WNOHANG)
-        close(stdoutRead)
+        if !lock.withLock({ draining }) { close(stdoutRead) }
+    }
+}
+
+/// Kills the processes a (dead) engine process started for its steps: each carries the engine's
+/// cookie `RUNBOOK_STEP_COOKIE=ENGINEPID-N` in its environment. Nothing else is touched.
+func killProcesses(startedByEngine engine: pid_t) {
+    let needle = Array("\u{0}RUNBOOK_STEP_COOKIE=\(engine)-".utf8)
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return }
+    for name in entries {
+        guard let pid = Int32(name), pid != getpid(),
+              let env = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
+        let bytes = [0] + [UInt8](env)
+        if bytes.count >= needle.count, (0...(bytes.count - needle.count)).contains(where: { bytes[$0..<($0 + needle.count)].elementsEqual(needle) }) {
+            kill(pid, SIGKILL)
+        }
     }
 }
 

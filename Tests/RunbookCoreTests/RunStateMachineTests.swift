@@ -14,6 +14,11 @@ struct RunStateMachineTests {
         var undone: [String] = []
         var confirmations: [String] = []
         var outcome: RunOutcome?
+        /// How each undo ends, by step; nil: it hangs until its timeout.
+        var undoAnswer: (String) -> StepResult? = { _ in StepResult(.passed) }
+        /// Called when an undo starts, before it is answered (an interrupt, an abandon).
+        var duringUndo: ((inout RunStateMachine, Date) -> [RunStateMachine.Effect])?
+        var endedUndos: [Int] = []
 
         init(_ yaml: String, autoConfirm: Bool = true, maxParallel: Int = 64, noUndo: Bool = false) throws {
             let rb = try load(yaml)
@@ -58,7 +63,21 @@ struct RunStateMachineTests {
                     queue += machine.confirmationAnswered(step: s, approved: confirm, now: now)
                 case .startUndo(let i, let c, let s, _):
                     undone.append("\(s):\(c.what)")
-                    queue += machine.undoFinished(index: i, result: StepResult(.passed), now: now)
+                    if let during = duringUndo { queue += during(&machine, now) }
+                    if outcome != nil || queue.contains(where: { if case .finished = $0 { true } else { false } }) {
+                        // The run ended while this undo was in flight: a late answer must change nothing.
+                        queue += machine.undoFinished(index: i, result: StepResult(.passed), now: now)
+                        continue
+                    }
+                    if let r = undoAnswer(s) {
+                        queue += machine.undoFinished(index: i, result: r, now: now)
+                    } else {
+                        now += 30
+                        queue += machine.undoTimedOut(index: i, now: now)
+                        // The hung undo answers late: ignored.
+                        queue += machine.undoFinished(index: i, result: StepResult(.passed), now: now)
+                    }
+                case .endUndo(let i): endedUndos.append(i)
                 case .finished(let o): outcome = o
                 case .cancelAttempt, .cancelRetry: break
                 }
@@ -289,5 +308,135 @@ extension RunStateMachineTests {
         #expect(m.outcome == .interrupted)
         #expect(!end.contains { if case .startUndo = $0 { true } else { false } }, "drain keeps completed changes")
         #expect(!end.contains { if case .startAttempt = $0 { true } else { false } }, "drain started a new step")
+    }
+
+    // MARK: Undo as one lifecycle
+
+    static let twoChanges = minimalHeader + """
+      - id: symptom
+        phase: detect
+        check: { command: ["true"] }
+      - id: flag-off
+        phase: mitigate
+        flag: { file: f.json, key: f, variant: "off" }
+      - id: bounce
+        phase: mitigate
+        needs: [flag-off]
+        command: ["bounce"]
+        undo: { command: ["unbounce"] }
+      - id: kick
+        phase: mitigate
+        needs: [bounce]
+        restart: { command: ["restart.sh"], pidfile: p.pid }
+      - id: flat
+        phase: verify
+        check: { command: ["true"] }
+
+    """
+
+    func twoChangeAnswers(_ s: String, verify: StepStatus = .failed) -> StepResult {
+        switch s {
+        case "flag-off": StepResult(.passed, change: Self.flagChange)
+        case "bounce": StepResult(.passed, change: AppliedChange(what: "command", from: "-", to: "bounce"))
+        case "kick": StepResult(.passed, change: AppliedChange(what: "restart app", from: "pid 1", to: "pid 2"))
+        case "flat": StepResult(verify)
+        default: StepResult(.passed)
+        }
+    }
+
+    func runFinished(_ h: Harness) -> [TimelineEvent] { h.events.filter { $0.event == "run.finished" } }
+
+    @Test func anInterruptDuringUndoNeitherEndsTheRunEarlyNorStartsAnUndoAfterTheEnd() throws {
+        var h = try Harness(Self.twoChanges)
+        h.duringUndo = { m, now in m.interrupt(now: now) }
+        #expect(h.run { s, _ in twoChangeAnswers(s) } == .failed)
+        #expect(h.undone == ["bounce:command", "flag-off:flag f"])
+        #expect(runFinished(h).count == 1)
+        #expect(h.events.last?.event == "run.finished")
+        let end = h.events.firstIndex { $0.event == "run.finished" }!
+        #expect(!h.events[end...].contains { $0.event.hasPrefix("undo.") })
+        #expect(runFinished(h).first?.message?.contains("2 changes undone") == true)
+    }
+
+    @Test func aFailedUndoIsRecordedAsUndoFailedAndTheRunFailsListingWhatIsLeft() throws {
+        var h = try Harness(Self.twoChanges)
+        h.undoAnswer = { s in s == "bounce" ? StepResult(.failed, "exit 1") : StepResult(.passed) }
+        #expect(h.run { s, _ in twoChangeAnswers(s) } == .failed)
+        let failed = h.events.filter { $0.event == "undo.failed" }
+        #expect(failed.count == 1 && failed.first?.step == "bounce")
+        let message = runFinished(h).first?.message ?? ""
+        #expect(message.contains("undo incomplete"))
+        #expect(message.contains("left in place: command: - -> bounce"))
+        #expect(message.contains("restart app: pid 1 -> pid 2 (not undoable)"))
+        #expect(!message.contains("flag f: on -> off"))
+    }
+
+    @Test func aHangingUndoTimesOutAndTheNextUndoStillRuns() throws {
+        var h = try Harness(Self.twoChanges)
+        h.undoAnswer = { s in s == "bounce" ? nil : StepResult(.passed) }
+        #expect(h.run { s, _ in twoChangeAnswers(s) } == .failed)
+        #expect(h.undone == ["bounce:command", "flag-off:flag f"])
+        #expect(h.events.first { $0.event == "undo.failed" }?.message?.contains("timed out after 30s") == true)
+        #expect(h.events.contains { $0.event == "undo.finished" && $0.step == "flag-off" })
+        #expect(h.endedUndos == [0, 1])
+        #expect(runFinished(h).count == 1)
+    }
+
+    @Test func aSecondInterruptDuringUndoEndsTheRunOnceListingChangesLeftInPlace() throws {
+        var h = try Harness(Self.twoChanges)
+        h.duringUndo = { m, now in m.interrupt(now: now) + m.abandon(now: now) }
+        #expect(h.run { s, _ in twoChangeAnswers(s) } == .interrupted)
+        #expect(runFinished(h).count == 1)
+        #expect(h.events.last?.event == "run.finished")
+        let message = runFinished(h).first?.message ?? ""
+        #expect(message.contains("interrupted twice"))
+        #expect(message.contains("flag f: on -> off"))
+        #expect(message.contains("command: - -> bounce"))
+    }
+
+    @Test func aRestartIsDeclaredNotUndoableWhenApplied() throws {
+        var h = try Harness(Self.twoChanges)
+        #expect(h.run { s, _ in twoChangeAnswers(s, verify: .passed) } == .mitigated)
+        let kick = h.events.first { $0.event == "change.applied" && $0.step == "kick" }
+        #expect(kick?.undoable == false)
+        #expect(kick?.message?.hasSuffix("(not undoable)") == true)
+        #expect(h.events.first { $0.event == "change.applied" && $0.step == "flag-off" }?.undoable == nil)
+    }
+
+    @Test func aRunThatCannotBeRecordedStartsNothingNewAndUndoes() throws {
+        var g = try Harness(Self.twoChanges)
+        var queue = g.machine.start(now: g.now)
+        var started: [String] = []
+        var undos: [String] = []
+        var result: RunOutcome?
+        var injected = false
+        while !queue.isEmpty {
+            let e = queue.removeFirst()
+            switch e {
+            case .emit(let ev):
+                g.events.append(ev)
+                if ev.event == "change.applied", !injected {
+                    injected = true
+                    queue += g.machine.recordingFailed("cannot write x: No space left on device (errno 28)", now: g.now)
+                }
+            case .startAttempt(let s, let a, _):
+                // As the driver does: once the record failed, no attempt of this batch starts.
+                if injected { continue }
+                started.append(s)
+                queue += g.machine.attemptFinished(step: s, attempt: a, result: twoChangeAnswers(s), now: g.now)
+            case .startUndo(let i, _, let s, _):
+                undos.append(s)
+                queue += g.machine.undoFinished(index: i, result: StepResult(.passed), now: g.now)
+            case .finished(let o): result = o
+            default: break
+            }
+        }
+        #expect(result == .failed)
+        #expect(started == ["symptom", "flag-off"])
+        #expect(undos == ["flag-off"])
+        #expect(g.events.last { $0.step == "bounce" && $0.event == "step.finished" }?.message == "stopped: the run could not be recorded")
+        #expect(g.events.last { $0.step == "kick" && $0.event == "step.finished" }?.status == "skipped")
+        #expect(g.events.last { $0.event == "run.finished" }?.message?.contains("could not be recorded") == true)
+        #expect(g.events.filter { $0.event == "run.finished" }.count == 1)
     }
 }

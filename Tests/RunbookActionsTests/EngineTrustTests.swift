@@ -1,0 +1,327 @@
+import Foundation
+import RunbookCore
+import RunbookTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The engine never crashes and never lies: the cases seen going wrong, through the real binary
+/// and the exact command lines responders use.
+struct EngineTrustTests {
+    /// A runbooks folder with one runbook in it, and a state folder beside it.
+    struct Sandbox {
+        let dir: String
+        var runbooks: String { dir + "/rb" }
+        var state: String { dir + "/state" }
+
+        init(_ name: String, _ yaml: String) throws {
+            dir = temporaryFolder()
+            try FileManager.default.createDirectory(atPath: dir + "/rb", withIntermediateDirectories: true)
+            try yaml.write(toFile: "\(dir)/rb/\(name).yaml", atomically: true, encoding: .utf8)
+        }
+
+        func args(_ name: String, _ extra: [String] = []) -> [String] {
+            [runbookBinary, "run", name, "--runbooks", runbooks, "--state-dir", state, "--json", "--yes"] + extra
+        }
+
+        func history() throws -> [[String: Any]] {
+            jsonLines(try runCLI(["history", "--json", "--state-dir", state]).stdout)
+        }
+
+        func timeline(_ id: String) throws -> [[String: Any]] {
+            jsonLines(try runCLI(["timeline", id, "--json", "--state-dir", state]).stdout)
+        }
+
+        func remove() { try? FileManager.default.removeItem(atPath: dir) }
+    }
+
+    static func parallelCommands(_ n: Int) -> String {
+        "runbook: many\nsteps:\n" + (0..<n).map { i in
+            "  - id: c\(i)\n    phase: detect\n    check:\n      command: { argv: [\"sh\", \"-c\", \"echo \(i)\"] }\n"
+        }.joined()
+    }
+
+    /// The stress case: 400 parallel `command` steps, 20 times over. Before the engine owned its
+    /// child descriptors on its own epoll thread, 64 parallel commands crashed 8 runs in 100.
+    @Test(.timeLimit(.minutes(5)))
+    func fourHundredParallelCommandsTwentyTimesNeverCrash() async throws {
+        let box = try Sandbox("many", Self.parallelCommands(400))
+        defer { box.remove() }
+        for round in 0..<20 {
+            let r = try await offPool { try Spawn.run(box.args("many")) }
+            #expect(r.status == 0, "round \(round): exit \(r.status): \(r.stderr.suffix(2000))")
+            let events = jsonLines(r.stdout)
+            let passed = events.filter { $0["event"] as? String == "step.finished" && $0["status"] as? String == "passed" }
+            #expect(passed.count == 400, "round \(round): \(passed.count) of 400 steps passed")
+            #expect(events.last?["outcome"] as? String == "completed")
+        }
+    }
+
+    static let flagRunbook = """
+    runbook: flip
+    params:
+      file: { default: "FLAGS" }
+    steps:
+      - id: symptom
+        phase: detect
+        check: { command: ["true"] }
+      - id: flag-off
+        phase: mitigate
+        flag: { file: "{{ params.file }}", key: image-resize, variant: "off" }
+      - id: settle
+        phase: mitigate
+        needs: [flag-off]
+        check: { command: ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.05; done"] }
+      - id: flat
+        phase: verify
+        check: { command: ["true"] }
+
+    """
+
+    @Test(.timeLimit(.minutes(2)), arguments: [true, false])
+    func aClosedStdoutNeverStopsTheRun(json: Bool) async throws {
+        let box = try Sandbox("flip", Self.flagRunbook.replacingOccurrences(of: "FLAGS", with: "DIR/flags.json"))
+        defer { box.remove() }
+        try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
+        var argv = [runbookBinary, "run", "flip", "--runbooks", box.runbooks, "--state-dir", box.state, "--yes",
+                    "--param", "file=\(box.dir)/flags.json"]
+        if json { argv.append("--json") }
+        let command = argv
+        let result = try await offPool { () -> (Int32, String) in
+            let p = try LiveProgram(command, environment: ["NO_COLOR": "1"])
+            _ = p.readLine()
+            p.closeStdout()
+            let (status, stderr) = p.wait()
+            return (status, stderr)
+        }
+        #expect(result.0 == 0, "exit \(result.0): \(result.1)")
+        let runs = try box.history()
+        #expect(runs.count == 1)
+        #expect(runs.first?["outcome"] as? String == "mitigated")
+        let flags = try String(contentsOfFile: box.dir + "/flags.json", encoding: .utf8)
+        #expect(flags.contains("\"defaultVariant\": \"off\""))
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func tenRacingRunsUnderCooldownStartExactlyOne() async throws {
+        let box = try Sandbox("cool", """
+        runbook: cool
+        guards: { cooldown: 10m, max_runs: { count: 1, per: 1h } }
+        steps:
+          - id: act
+            phase: mitigate
+            command: ["sleep", "0.3"]
+
+        """)
+        defer { box.remove() }
+        let statuses = try await offPool { () -> [Int32] in
+            let children = try (0..<10).map { _ in try Spawn.start(box.args("cool")) }
+            return children.map { $0.wait().status }
+        }
+        #expect(statuses.filter { $0 == 0 }.count == 1, "\(statuses)")
+        #expect(statuses.filter { $0 == 3 }.count == 9, "\(statuses)")
+        let runs = try box.history()
+        #expect(runs.filter { $0["outcome"] as? String == "mitigated" }.count == 1)
+        #expect(runs.filter { $0["outcome"] as? String == "refused" }.count == 9)
+    }
+
+    /// The state of a process: nil when it is gone, "Z" for a zombie.
+    static func processState(_ pid: Int32) -> String? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        return String(stat[stat.index(close, offsetBy: 2)])
+    }
+
+    static func isAlive(_ pid: Int32) -> Bool {
+        guard let s = processState(pid) else { return false }
+        return s != "Z" && s != "X"
+    }
+
+    @Test(.timeLimit(.minutes(2)), arguments: [
+        // A grandchild in the step's process group that ignores TERM.
+        "(trap '' TERM; exec sleep 300) & echo $! > PIDFILE; sleep 300",
+        // A daemon that left the group (setsid) and ignores TERM: found by the engine's cookie.
+        "setsid sh -c 'trap \"\" TERM; echo $$ > PIDFILE; exec sleep 300' & sleep 300",
+    ])
+    func aProcessTreeDiesWithItsTimedOutStep(script: String) async throws {
+        let box = try Sandbox("tree", "")
+        defer { box.remove() }
+        let pidFile = box.dir + "/gc.pid"
+        let command = script.replacingOccurrences(of: "PIDFILE", with: pidFile)
+        let yaml = """
+        runbook: tree
+        steps:
+          - id: hang
+            phase: detect
+            check: { command: ["sh", "-c", \(jsonString(command))] }
+            timeout: 1s
+
+        """
+        try yaml.write(toFile: box.runbooks + "/tree.yaml", atomically: true, encoding: .utf8)
+        let r = try await offPool { try Spawn.run(box.args("tree")) }
+        #expect(r.status == 0, "\(r.stderr)")
+        let text = try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let pid = try #require(Int32(text))
+        // `runbook run` waits for the KILL it owes: when it has exited, the tree is dead.
+        #expect(!Self.isAlive(pid), "process \(pid) outlived its step: state \(Self.processState(pid) ?? "-")")
+        if Self.isAlive(pid) { kill(pid, SIGKILL) }
+    }
+
+    static let slowUndo = """
+    runbook: slow
+    steps:
+      - id: symptom
+        phase: detect
+        check: { command: ["true"] }
+      - id: flag-off
+        phase: mitigate
+        flag: { file: "FLAGS", key: image-resize, variant: "off" }
+      - id: bounce
+        phase: mitigate
+        needs: [flag-off]
+        command: ["true"]
+        undo: { command: ["sleep", "60"] }
+      - id: hold
+        phase: mitigate
+        needs: [bounce]
+        wait: 60s
+
+    """
+
+    @Test(.timeLimit(.minutes(2)))
+    func aDoubleInterruptDuringASlowUndoWritesOneFinalRecord() async throws {
+        let box = try Sandbox("slow", "")
+        defer { box.remove() }
+        try Self.slowUndo.replacingOccurrences(of: "FLAGS", with: box.dir + "/flags.json")
+            .write(toFile: box.runbooks + "/slow.yaml", atomically: true, encoding: .utf8)
+        try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
+        let (status, stderr, lines) = try await offPool { () -> (Int32, String, [String]) in
+            let p = try LiveProgram(box.args("slow"))
+            _ = p.readLine(containing: "\"step\":\"hold\"")
+            p.signal(SIGINT)
+            _ = p.readLine(containing: "\"event\":\"undo.started\"")
+            p.signal(SIGINT)
+            let (status, stderr) = p.wait()
+            return (status, stderr, p.lines)
+        }
+        #expect(status == 130, "\(stderr)")
+        let finished = lines.filter { $0.contains("\"event\":\"run.finished\"") }
+        #expect(finished.count == 1)
+        let runs = try box.history()
+        #expect(runs.first?["outcome"] as? String == "interrupted")
+        let id = try #require(runs.first?["id"] as? String)
+        let events = try box.timeline(id)
+        #expect(events.filter { $0["event"] as? String == "run.finished" }.count == 1)
+        let message = events.last?["message"] as? String ?? ""
+        #expect(message.contains("left in place"), "\(message)")
+        #expect(message.contains("flag image-resize"), "\(message)")
+        // The hung undo command was killed with the run.
+        #expect(!processAlive(matching: "sleep 60"))
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func aLiveRunIsNeverFinalisedByAnotherCommandAndADeadOneIsOnce() async throws {
+        let box = try Sandbox("slow", "")
+        defer { box.remove() }
+        try Self.slowUndo.replacingOccurrences(of: "FLAGS", with: box.dir + "/flags.json")
+            .write(toFile: box.runbooks + "/slow.yaml", atomically: true, encoding: .utf8)
+        try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
+        let p = try LiveProgram(box.args("slow"))
+        _ = try await offPool { p.readLine(containing: "\"step\":\"hold\"") }
+        // Another command opens the state while the run lives: the run is left alone.
+        let during = try box.history()
+        #expect(during.first?["outcome"] is NSNull, "\(during)")
+        // The run's process dies without a word: the next command finalises it, once.
+        kill(p.pid, SIGKILL)
+        _ = try await offPool { p.wait() }
+        let after = try box.history()
+        #expect(after.first?["outcome"] as? String == "interrupted")
+        let id = try #require(after.first?["id"] as? String)
+        _ = try box.history()
+        let events = try box.timeline(id)
+        let ends = events.filter { $0["event"] as? String == "run.finished" }
+        #expect(ends.count == 1)
+        let message = ends.first?["message"] as? String ?? ""
+        #expect(message.contains("last completed step: bounce"), "\(message)")
+        #expect(message.contains("left in place: flag image-resize"), "\(message)")
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aDamagedTimelineLineIsSkippedAndTheRestShown() async throws {
+        let box = try Sandbox("flip", Self.flagRunbook.replacingOccurrences(of: "FLAGS", with: "DIR/flags.json"))
+        defer { box.remove() }
+        try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
+        let r = try await offPool { try Spawn.run(box.args("flip", ["--param", "file=\(box.dir)/flags.json"])) }
+        #expect(r.status == 0)
+        let id = try #require(try box.history().first?["id"] as? String)
+        let path = "\(box.state)/runs/\(id).jsonl"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        // An invalid UTF-8 byte inside the second line's key, and a cut-off third line.
+        let lines = bytes.split(separator: 10, omittingEmptySubsequences: false)
+        var second = Array(lines[1])
+        second.insert(0xFF, at: 3)
+        var damaged = [UInt8]()
+        for (i, l) in lines.enumerated() {
+            damaged += i == 1 ? second : i == 2 ? Array(l.prefix(10)) : Array(l)
+            if i < lines.count - 1 { damaged.append(10) }
+        }
+        bytes = damaged
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let shown = try runCLI(["timeline", id, "--state-dir", box.state])
+        #expect(shown.status == 0)
+        #expect(shown.stderr.contains("skipped 2 damaged lines"), "\(shown.stderr)")
+        #expect(shown.stdout.contains("finished: mitigated"))
+        let postmortem = try runCLI(["postmortem", id, "--state-dir", box.state])
+        #expect(postmortem.status == 0, "\(postmortem.stderr)")
+    }
+
+    /// Whether this machine lets a test mount a small tmpfs in a mount namespace of its own.
+    static let canMountTmpfs: Bool = {
+        guard getuid() == 0 else { return false }
+        let r = try? Spawn.run(["unshare", "-m", "sh", "-c", "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs $d && umount $d && rmdir $d"])
+        return r?.status == 0
+    }()
+
+    /// A full state folder: the run is not started, nothing changes, and the reason is one line.
+    @Test(.timeLimit(.minutes(1)), .enabled(if: EngineTrustTests.canMountTmpfs))
+    func aFullStateFolderStartsNoRunAndChangesNothing() async throws {
+        let box = try Sandbox("flip", Self.flagRunbook.replacingOccurrences(of: "FLAGS", with: "DIR/flags.json"))
+        defer { box.remove() }
+        try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
+        let full = box.dir + "/full"
+        try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
+        // In a private mount namespace: a 256 KiB tmpfs holds the state; it is filled after the store is made.
+        let script = """
+        mount -t tmpfs -o size=256k tmpfs '\(full)' || exit 99
+        '\(runbookBinary)' history --state-dir '\(full)/s' >/dev/null || exit 98
+        dd if=/dev/zero of='\(full)/fill' bs=4096 count=1000 2>/dev/null
+        exec '\(runbookBinary)' run flip --runbooks '\(box.runbooks)' --state-dir '\(full)/s' --yes --json --param 'file=\(box.dir)/flags.json'
+        """
+        let r = try await offPool { try Spawn.run(["unshare", "-m", "sh", "-c", script]) }
+        #expect(r.status == 2, "exit \(r.status): \(r.stderr)")
+        #expect(r.stderr.contains("No space left on device (errno 28)"), "\(r.stderr)")
+        #expect(!r.stderr.contains("NSCocoaError") && !r.stderr.contains("Error Domain"))
+        #expect(!r.stdout.contains("mitigated"))
+        let flags = try String(contentsOfFile: box.dir + "/flags.json", encoding: .utf8)
+        #expect(flags == flagFileText, "the flag changed though the run was never recorded")
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aReadOnlyStateFolderIsOneLineWithPathAndErrno() async throws {
+        let box = try Sandbox("flip", Self.flagRunbook.replacingOccurrences(of: "FLAGS", with: "DIR/flags.json"))
+        defer { box.remove() }
+        // A state "folder" that is a file: nothing can be created in it, as root or not.
+        try "".write(toFile: box.dir + "/state", atomically: true, encoding: .utf8)
+        let r = try runCLI(["run", "flip", "--runbooks", box.runbooks, "--state-dir", box.dir + "/state", "--yes"])
+        #expect(r.status == 2)
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(r.stderr)")
+        #expect(r.stderr.contains(box.dir + "/state"))
+        #expect(r.stderr.contains("(errno "), "\(r.stderr)")
+    }
+}
+
+/// A JSON string literal (also a YAML double-quoted scalar).
+func jsonString(_ s: String) -> String { JSONText.string(s) }
