@@ -5,7 +5,7 @@ import Testing
 /// The whole chain with real components: the leaky shop leaks, a real Prometheus sees memory grow and
 /// fires AppMemoryHigh to a real Alertmanager, which calls `runbook serve`, which runs memory-leak
 /// without a human; the flag goes off, the shop restarts, memory goes flat and the alert resolves.
-@Suite(.serialized)
+@Suite(.timeLimit(.minutes(10)), .serialized)
 struct AlertChainTests {
     @Test func alertmanagerTriggersTheMemoryLeakRunbookAndTheAlertResolves() async throws {
         let dir = temporaryFolder()
@@ -16,7 +16,9 @@ struct AlertChainTests {
         try FileManager.default.createDirectory(atPath: dir + "/.run", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: repoRoot + "/examples/leaky-shop/flags.json", toPath: dir + "/examples/leaky-shop/flags.json")
         try FileManager.default.createSymbolicLink(atPath: dir + "/examples/leaky-shop/restart.sh", withDestinationPath: repoRoot + "/examples/leaky-shop/restart.sh")
-        let shopPort = freePort(), promPort = freePort(), amPort = freePort(), servePort = freePort()
+        // The shop keeps a fixed port: the runbook restarts it and Prometheus must find it again there.
+        // Every other server binds port 0 and its port is read back.
+        let shopPort = freePort()
         let env = ["SHOP_PORT": "\(shopPort)", "SHOP_FLAGS": dir + "/examples/leaky-shop/flags.json", "SHOP_PIDFILE": dir + "/.run/shop.pid",
                    "SHOP_BIN": binDir + "/leaky-shop", "SHOP_LOG": dir + "/shop.log"]
         let envArgs = env.map { "\($0.key)=\($0.value)" }
@@ -37,19 +39,10 @@ struct AlertChainTests {
         defer { traffic.stop() }
 
         try "t0ken\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
-        let serve = try ChildServer(["sh", "-c", "cd \"$0\" && exec env \"$@\"", dir] + envArgs + [runbookBinary, "serve", "--listen", "127.0.0.1:\(servePort)",
+        let serve = try ChildServer(["sh", "-c", "cd \"$0\" && exec env \"$@\"", dir] + envArgs + [runbookBinary, "serve", "--listen", "127.0.0.1:0",
                                      "--runbooks", repoRoot + "/runbooks", "--state-dir", dir + "/state", "--token-file", dir + "/token"])
         defer { serve.stop() }
-        try """
-        global: { scrape_interval: 1s, evaluation_interval: 1s }
-        alerting:
-          alertmanagers: [{ static_configs: [{ targets: ["127.0.0.1:\(amPort)"] }] }]
-        rule_files: ["\(dir)/rules.yml"]
-        scrape_configs:
-          - job_name: shop
-            static_configs: [{ targets: ["127.0.0.1:\(shopPort)"], labels: { service: shop } }]
-
-        """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let servePort = try #require(try await serve.servePort(), "serve did not say its port")
         try """
         groups:
           - name: shop
@@ -76,10 +69,21 @@ struct AlertChainTests {
 
         """.write(toFile: dir + "/alertmanager.yml", atomically: true, encoding: .utf8)
         let alertmanager = try ChildServer.daemon(["prometheus-alertmanager", "--config.file=\(dir)/alertmanager.yml", "--storage.path=\(dir)/am",
-                                                   "--web.listen-address=127.0.0.1:\(amPort)", "--web.external-url=http://127.0.0.1:\(amPort)", "--cluster.listen-address="])
+                                                   "--web.listen-address=127.0.0.1:0", "--cluster.listen-address="])
         defer { alertmanager.stop() }
+        let amPort = try #require(await waitForListeningPort(under: alertmanager.pid), "Alertmanager did not listen")
+        try """
+        global: { scrape_interval: 1s, evaluation_interval: 1s }
+        alerting:
+          alertmanagers: [{ static_configs: [{ targets: ["127.0.0.1:\(amPort)"] }] }]
+        rule_files: ["\(dir)/rules.yml"]
+        scrape_configs:
+          - job_name: shop
+            static_configs: [{ targets: ["127.0.0.1:\(shopPort)"], labels: { service: shop } }]
+
+        """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
         let prometheus = try ChildServer.daemon(["prometheus", "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/prom",
-                                                 "--web.listen-address=127.0.0.1:\(promPort)"])
+                                                 "--web.listen-address=127.0.0.1:0"])
         defer { prometheus.stop() }
 
         func runs() -> [[String: Any]] {

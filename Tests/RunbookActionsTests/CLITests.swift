@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 /// The command line exactly as responders and the hidden cases use it.
+@Suite(.timeLimit(.minutes(10)))
 struct CLITests {
     @Test func validateAcceptsTheBundledRunbooks() throws {
         let r = try runCLI(["validate", repoRoot + "/runbooks"])

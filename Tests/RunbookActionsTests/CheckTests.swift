@@ -4,7 +4,7 @@ import RunbookCore
 import Testing
 
 /// Each check against a live target on 127.0.0.1 (a child process), passing and failing where it should.
-@Suite(.serialized)
+@Suite(.timeLimit(.minutes(10)), .serialized)
 struct CheckTests {
     /// Runs one diagnose step and returns its finished event.
     func check(_ body: String, timeout: String = "5s") async throws -> TimelineEvent? {

@@ -3,6 +3,7 @@ import RunbookTestSupport
 import Testing
 
 /// The reference incident end to end: examples/memory-leak/demo.sh against the real leaky shop.
+@Suite(.timeLimit(.minutes(10)))
 struct DemoTests {
     @Test func memoryLeakDemoMitigatesTheShop() throws {
         let state = temporaryFolder()

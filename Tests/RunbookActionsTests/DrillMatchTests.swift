@@ -1,6 +1,7 @@
 @testable import RunbookDrills
 import Testing
 
+@Suite(.timeLimit(.minutes(10)))
 struct DrillMatchTests {
     @Test(arguments: [
         ("flag image-resize: on -> off", "flag image-resize: on -> off in flags.json", true),

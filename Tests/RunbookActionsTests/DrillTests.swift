@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 /// Drills through the CLI, as `runbook drill` and `runbook test` are used.
+@Suite(.timeLimit(.minutes(10)))
 struct DrillTests {
     @Test func bundledDrillsAllPass() throws {
         let dir = temporaryFolder()

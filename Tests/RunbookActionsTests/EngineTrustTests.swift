@@ -9,6 +9,7 @@ import Glibc
 
 /// The engine never crashes and never lies: the cases seen going wrong, through the real binary
 /// and the exact command lines responders use.
+@Suite(.timeLimit(.minutes(10)))
 struct EngineTrustTests {
     /// A runbooks folder with one runbook in it, and a state folder beside it.
     struct Sandbox {
@@ -182,7 +183,7 @@ struct EngineTrustTests {
         phase: mitigate
         needs: [flag-off]
         command: ["true"]
-        undo: { command: ["sleep", "60"] }
+        undo: { command: ["sh", "-c", "echo $$ > UNDOPID; exec sleep 60"] }
       - id: hold
         phase: mitigate
         needs: [bounce]
@@ -195,6 +196,7 @@ struct EngineTrustTests {
         let box = try Sandbox("slow", "")
         defer { box.remove() }
         try Self.slowUndo.replacingOccurrences(of: "FLAGS", with: box.dir + "/flags.json")
+            .replacingOccurrences(of: "UNDOPID", with: box.dir + "/undo.pid")
             .write(toFile: box.runbooks + "/slow.yaml", atomically: true, encoding: .utf8)
         try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
         let (status, stderr, lines) = try await offPool { () -> (Int32, String, [String]) in
@@ -202,6 +204,9 @@ struct EngineTrustTests {
             _ = p.readLine(containing: "\"step\":\"hold\"")
             p.signal(SIGINT)
             _ = p.readLine(containing: "\"event\":\"undo.started\"")
+            // The undo command is running (it wrote its pid) before the second interrupt.
+            let deadline = Date().addingTimeInterval(10)
+            while !FileManager.default.fileExists(atPath: box.dir + "/undo.pid"), Date() < deadline { usleep(10_000) }
             p.signal(SIGINT)
             let (status, stderr) = p.wait()
             return (status, stderr, p.lines)
@@ -218,7 +223,9 @@ struct EngineTrustTests {
         #expect(message.contains("left in place"), "\(message)")
         #expect(message.contains("flag image-resize"), "\(message)")
         // The hung undo command was killed with the run.
-        #expect(!processAlive(matching: "sleep 60"))
+        let undoPID = Int32((try? String(contentsOfFile: box.dir + "/undo.pid", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+        #expect(undoPID != nil)
+        if let undoPID { #expect(!Self.isAlive(undoPID), "the undo command outlived the run") }
     }
 
     @Test(.timeLimit(.minutes(2)))
@@ -226,6 +233,7 @@ struct EngineTrustTests {
         let box = try Sandbox("slow", "")
         defer { box.remove() }
         try Self.slowUndo.replacingOccurrences(of: "FLAGS", with: box.dir + "/flags.json")
+            .replacingOccurrences(of: "UNDOPID", with: box.dir + "/undo.pid")
             .write(toFile: box.runbooks + "/slow.yaml", atomically: true, encoding: .utf8)
         try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
         let p = try LiveProgram(box.args("slow"))

@@ -4,6 +4,7 @@ import RunbookTestSupport
 import Testing
 
 /// Guards on a responder's `runbook run`: refused with exit 3 saying which guard and until when.
+@Suite(.timeLimit(.minutes(10)))
 struct GuardTests {
     func sandbox(guards: String, command: String = "[\"true\"]") throws -> String {
         let dir = temporaryFolder()
@@ -54,15 +55,17 @@ struct GuardTests {
         #expect(third.stderr.contains("max_runs 2 per 1h00m reached"), "\(third.stderr)")
     }
 
-    @Test func aLockIsNeverOverriddenAcrossProcesses() throws {
+    @Test(.timeLimit(.minutes(1))) func aLockIsNeverOverriddenAcrossProcesses() async throws {
         let dir = try sandbox(guards: "{ lock: \"{{ params.svc }}\" }", command: "[\"sleep\", \"3\"]")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let first = try Spawn.start([runbookBinary, "run", "guarded", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json"])
-        Thread.sleep(forTimeInterval: 1)
+        let first = try LiveProgram([runbookBinary, "run", "guarded", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json"])
+        // Wait for the first run to be under way (its step started), not for a fixed time.
+        _ = try await offPool { first.readLine(containing: "\"event\":\"step.started\"") }
         let second = try run(dir, ["--force"])
         #expect(second.status == 3)
         #expect(second.stderr.contains("holds lock 'shop'"), "\(second.stderr)")
-        #expect(first.wait().status == 0)
+        #expect(second.stderr.contains("(r-"), "the refusal names the run holding the lock: \(second.stderr)")
+        #expect(try await offPool { first.wait().status } == 0)
         // Once the first run ends, its lock is free again.
         let third = try run(dir, ["--param", "svc=shop"])
         #expect(third.status == 0, "\(third.stderr)")

@@ -6,6 +6,7 @@ import RunbookTestSupport
 import Testing
 
 /// Whole runs on the Dispatch driver with the live executor: real processes, real files.
+@Suite(.timeLimit(.minutes(10)))
 struct LiveRunTests {
     func flagRunbook(_ dir: String, verifyPasses: Bool) -> String {
         """
@@ -58,9 +59,7 @@ struct LiveRunTests {
         let r = try await runRunbook(yaml, in: dir)
         #expect(r.status("hang") == "timed-out")
         #expect(r.outcome == .completed)
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(!processAlive(matching: "sleep 97"))
-        #expect(!processAlive(matching: "sleep 98"))
+        #expect(await waitUntil(5) { !processAlive(matching: "sleep 97") && !processAlive(matching: "sleep 98") })
     }
 
     @Test func aParamWithShellMetacharactersIsOneLiteralArgument() async throws {

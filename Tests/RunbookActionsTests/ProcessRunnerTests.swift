@@ -4,6 +4,7 @@ import RunbookActions
 import RunbookCore
 import Testing
 
+@Suite(.timeLimit(.minutes(10)))
 struct ProcessRunnerTests {
     func run(_ argv: [String], env: [String: String] = [:], cancelAfter: Double? = nil) async -> ProcessResult {
         await withCheckedContinuation { (c: CheckedContinuation<ProcessResult, Never>) in
@@ -25,8 +26,7 @@ struct ProcessRunnerTests {
         let marker = "runbook-orphan-check-\(UUID().uuidString.prefix(8))"
         let r = await run(["sh", "-c", "sleep 100 & exec sleep 101 # \(marker)", marker], cancelAfter: 0.3)
         #expect(r.signal == SIGTERM)
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(!processAlive(matching: "sleep 100"), "the background sleep of the group survived")
+        #expect(await waitUntil(5) { !processAlive(matching: "sleep 100") }, "the background sleep of the group survived")
     }
 
     @Test func passesHostileTextAsOneLiteralArgument() async {
@@ -47,9 +47,10 @@ struct ProcessRunnerTests {
     }
 
     @Test func doesNotWaitForDaemonsThatKeepThePipesOpen() async {
-        let r = await run(["sh", "-c", "(sleep 3 >/dev/null 2>&1 &) ; sleep 5 & echo started; exit 0"])
+        let r = await run(["sh", "-c", "sleep 5 & echo $!; exit 0"])
         #expect(r.exitCode == 0)
         #expect(r.duration < 4.5, "waited for the background sleep to close the pipe")
-        _ = await run(["pkill", "-f", "sleep 5"])
+        // End exactly the daemon this test started.
+        if let pid = Int32(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(pid, SIGKILL) }
     }
 }

@@ -5,14 +5,13 @@ import RunbookTestSupport
 import Testing
 
 /// The actions against the real components they drive: Prometheus, supervisord, an OpenFeature client.
-@Suite(.serialized)
+@Suite(.timeLimit(.minutes(10)), .serialized)
 struct RealComponentTests {
     @Test func prometheusCheckQueriesARealPrometheus() async throws {
         let (target, port) = try ChildServer.target()
         defer { target.stop() }
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let promPort = freePort()
         try """
         global: { scrape_interval: 1s, evaluation_interval: 1s }
         scrape_configs:
@@ -21,8 +20,9 @@ struct RealComponentTests {
 
         """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
         let prometheus = try ChildServer.daemon(["prometheus", "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
-                                                 "--web.listen-address=127.0.0.1:\(promPort)"])
+                                                 "--web.listen-address=127.0.0.1:0"])
         defer { prometheus.stop() }
+        let promPort = try #require(await waitForListeningPort(under: prometheus.pid), "Prometheus did not listen")
         let server = "http://127.0.0.1:\(promPort)"
         let scraped = await waitUntil(30) { ((try? fetch("\(server)/api/v1/query?query=up")) ?? "").contains("\"value\"") }
         #expect(scraped, "Prometheus did not scrape the target")
@@ -49,6 +49,7 @@ struct RealComponentTests {
     @Test func supervisorRestartChangesThePidAndProvesReadiness() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A fixed port: a restarted service must come back where its readiness check looks.
         let port = freePort()
         try """
         [unix_http_server]
@@ -155,11 +156,14 @@ struct RealComponentTests {
             timeout: 20s
 
         """
-        let oldPath = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        setenv("PATH", "\(dir):\(oldPath)", 1)
-        defer { setenv("PATH", oldPath, 1) }
-        let r = try await runRunbook(yaml, in: dir)
-        #expect(r.outcome == .mitigated, "\(r.events.map { $0.message ?? "" })")
+        // The stand-ins come first in the PATH of a `runbook run` of its own: this process's environment is left alone.
+        try FileManager.default.createDirectory(atPath: dir + "/rb", withIntermediateDirectories: true)
+        try yaml.write(toFile: dir + "/rb/r.yaml", atomically: true, encoding: .utf8)
+        let path = "\(dir):\(ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")"
+        let r = try await offPool {
+            try runCLI(["run", "r", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json", "--yes"], environment: ["PATH": path])
+        }
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
         let log = try String(contentsOfFile: dir + "/argv.log", encoding: .utf8).split(separator: "\n").map { $0.replacingOccurrences(of: dir + "/", with: "") }
         #expect(log == [
             "systemctl show --property=MainPID --value shop.service",

@@ -5,6 +5,7 @@ import Testing
 
 /// `runbook serve` under overlapping runs that each start processes: every run finishes and the
 /// server stays up (it used to crash in libdispatch after a few hundred).
+@Suite(.timeLimit(.minutes(10)))
 struct ServeStressTests {
     @Test(.timeLimit(.minutes(6)))
     func twoThousandOverlappingRunsOfEightParallelCommandsAllFinish() async throws {

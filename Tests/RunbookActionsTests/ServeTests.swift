@@ -3,7 +3,7 @@ import RunbookTestSupport
 import Testing
 
 /// `runbook serve` as Alertmanager and hidden cases use it: a real process on 127.0.0.1.
-@Suite(.serialized)
+@Suite(.timeLimit(.minutes(10)), .serialized)
 struct ServeTests {
     struct Server {
         let child: ChildServer

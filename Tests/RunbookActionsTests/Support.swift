@@ -128,16 +128,21 @@ final class ChildServer: @unchecked Sendable {
     /// of its output is drained so it never blocks on a full pipe.
     static func serve(_ args: [String]) async throws -> (ChildServer, Int) {
         let child = try ChildServer([runbookBinary, "serve", "--listen", "127.0.0.1:0"] + args)
+        guard let port = try await child.servePort() else { child.stop(); throw CocoaError(.fileReadCorruptFile) }
+        return (child, port)
+    }
+
+    /// Reads `runbook serve`'s output until it names the port it bound; then drains the rest.
+    func servePort() async throws -> Int? {
         let port = try await offPool { () -> Int? in
             while true {
-                let line = child.readLine()
-                if line.isEmpty, !child.isOpen { return nil }
+                let line = self.readLine()
                 if let r = line.range(of: "listening on http://127.0.0.1:") { return Int(line[r.upperBound...]) }
+                if line.isEmpty, !self.isOpen { return nil }
             }
         }
-        guard let port else { child.stop(); throw CocoaError(.fileReadCorruptFile) }
-        child.drainOutput()
-        return (child, port)
+        drainOutput()
+        return port
     }
 
     /// False once stdout reached its end.
@@ -221,4 +226,55 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) async -> Bool {
         try? await Task.sleep(for: .milliseconds(100))
     }
     return condition()
+}
+
+/// The TCP ports that `root` or any of its descendants listen on (from /proc), for servers started
+/// on port 0 that do not say which port they got.
+func listeningPorts(under root: pid_t) -> [Int] {
+    // Processes under root, by parent links.
+    var parent: [Int32: Int32] = [:]
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { continue }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        if fields.count > 1, let ppid = Int32(fields[1]) { parent[pid] = ppid }
+    }
+    func under(_ pid: Int32) -> Bool {
+        var p = pid
+        for _ in 0..<64 {
+            if p == root { return true }
+            guard let up = parent[p], up > 1 else { return false }
+            p = up
+        }
+        return false
+    }
+    var inodes = Set<String>()
+    for pid in parent.keys where under(pid) {
+        for fd in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? [] {
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"), target.hasPrefix("socket:[") {
+                inodes.insert(String(target.dropFirst(8).dropLast()))
+            }
+        }
+    }
+    var ports: [Int] = []
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in ((try? String(contentsOfFile: table, encoding: .utf8)) ?? "").split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ")
+            // local_address is f[1] (HEX_IP:HEX_PORT), st is f[3] (0A = LISTEN), inode is f[9].
+            guard f.count > 9, f[3] == "0A", inodes.contains(String(f[9])),
+                  let portHex = f[1].split(separator: ":").last, let port = Int(portHex, radix: 16) else { continue }
+            ports.append(port)
+        }
+    }
+    return Array(Set(ports)).sorted()
+}
+
+/// Waits until `root` (or a descendant) listens on a TCP port, and returns it.
+func waitForListeningPort(under root: pid_t, seconds: Double = 30) async -> Int? {
+    var found: Int?
+    _ = await waitUntil(seconds) {
+        found = listeningPorts(under: root).first
+        return found != nil
+    }
+    return found
 }
