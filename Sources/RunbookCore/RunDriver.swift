@@ -94,7 +94,10 @@ public final class RunDriver: @unchecked Sendable {
         }
         for effect in effects {
             switch effect {
-            case .emit(let e): sink.record(e)
+            case .emit(let e):
+                // A step that will not start (the record failed) is not shown as started.
+                if recordFailed, e.event == "step.started" { continue }
+                sink.record(e)
             case .startAttempt(let id, let attempt, let values):
                 // A step whose start could not be recorded does not run.
                 if recordFailed { continue }

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import RunbookActions
 import RunbookCore
 import RunbookStore
 
@@ -73,6 +74,8 @@ public enum AlertServer {
         while intake.launcher.activeCount > 0 {
             try? await Task.sleep(for: .milliseconds(100))
         }
+        // Stopped process trees are owed their KILL: do not exit before it is sent.
+        ChildWatcher.shared.waitForOwedKills(timeout: ChildWatcher.killGrace + 5)
         logger.info("runbook serve stopped", metadata: ["interrupted_runs": "\(n)"])
     }
 }

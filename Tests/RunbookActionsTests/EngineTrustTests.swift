@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import RunbookActions
 import RunbookCore
 import RunbookTestSupport
 import Testing
@@ -328,6 +330,44 @@ struct EngineTrustTests {
         #expect(lines.count == 1, "\(r.stderr)")
         #expect(r.stderr.contains(box.dir + "/state"))
         #expect(r.stderr.contains("(errno "), "\(r.stderr)")
+    }
+}
+
+extension EngineTrustTests {
+    /// A sink whose disk "fills" at the first change: it reports the failure, as TimelineFileSink does.
+    final class FailingAtChange: TimelineSink, @unchecked Sendable {
+        let health: RecordHealth
+        let collector = TimelineCollector()
+        init(_ health: RecordHealth) { self.health = health }
+        func record(_ event: TimelineEvent) {
+            collector.record(event)
+            if event.event == "change.applied" { health.report("cannot write x.jsonl: No space left on device (errno 28)") }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aRecordThatFailsAfterAChangeStopsTheRunAndUndoesIt() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
+        let rb = try RunbookLoader.load(text: Self.flagRunbook.replacingOccurrences(of: "FLAGS", with: dir + "/flags.json"), file: dir + "/rb.yaml")
+        let health = RecordHealth()
+        let sink = FailingAtChange(health)
+        var o = RunStateMachine.Options(runID: "r-full", params: try RunInputs.resolve(rb, given: [:]))
+        o.autoConfirm = true
+        let q = DispatchQueue(label: "run")
+        let driver = RunDriver(runbook: rb, options: o, dryRun: false, queue: q, executor: LiveExecutor(),
+                               scheduler: DispatchScheduler(queue: q), sink: sink, prompter: DeclineAll(), health: health)
+        let outcome = await withCheckedContinuation { (c: CheckedContinuation<RunOutcome, Never>) in
+            driver.start(startEvent: nil) { c.resume(returning: $0) }
+        }
+        #expect(outcome == .failed)
+        let events = sink.collector.events
+        #expect(!events.contains { $0.step == "settle" && $0.event == "step.started" }, "a step started after the record failed")
+        #expect(events.contains { $0.event == "undo.finished" && $0.step == "flag-off" })
+        #expect(events.last?.message?.contains("could not be recorded") == true)
+        // The flag is back as it was: a change that cannot be recorded is not left in place.
+        #expect(try String(contentsOfFile: dir + "/flags.json", encoding: .utf8) == flagFileText)
     }
 }
 

@@ -109,6 +109,32 @@ struct ServeTests {
         #expect(try runs(s).count == 2)
     }
 
+    @Test func eightConcurrentDeliveriesOfOneAlertStartOneRun() async throws {
+        let s = try await start()
+        defer { s.child.stop(); try? FileManager.default.removeItem(atPath: s.dir) }
+        let body = try payload(fingerprint: "c0ffee0000000001")
+        try body.write(toFile: s.dir + "/alert.json", atomically: true, encoding: .utf8)
+        // Eight threads post the same alert at the same moment (a barrier), as Alertmanager replicas do.
+        let script = """
+            import sys, threading, urllib.request
+            url, body = sys.argv[1], open(sys.argv[2], "rb").read()
+            barrier, out = threading.Barrier(8), []
+            def go():
+                barrier.wait()
+                req = urllib.request.Request(url, data=body, method="POST", headers={"Authorization": "Bearer t0ken"})
+                out.append(urllib.request.urlopen(req, timeout=30).read().decode())
+            ts = [threading.Thread(target=go) for _ in range(8)]
+            [t.start() for t in ts]; [t.join() for t in ts]
+            print("\\n".join(out))
+            """
+        let r = try await offPool { try Spawn.run(["python3", "-c", script, s.base + "/hooks/alertmanager", s.dir + "/alert.json"]) }
+        let answers = r.stdout.split(separator: "\n")
+        #expect(answers.count == 8, "\(r.stderr)")
+        #expect(answers.filter { $0.contains("\"status\":\"started\"") }.count == 1, "\(answers)")
+        #expect(answers.filter { $0.contains("\"status\":\"duplicate\"") }.count == 7, "\(answers)")
+        #expect(try runs(s).count == 1)
+    }
+
     @Test func aHostileLabelValueIsRefusedAndRecorded() async throws {
         let s = try await start()
         defer { s.child.stop(); try? FileManager.default.removeItem(atPath: s.dir) }
