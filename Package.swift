@@ -64,6 +64,8 @@ let package = Package(
             dependencies: [
                 "RunbookCore", "RunbookActions", "RunbookStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -54,8 +54,8 @@ extension Trigger {
             switch m.op {
             case .equal: return v == m.value
             case .notEqual: return v != m.value
-            case .matches: return RunbookBuilder.matches("^(?:\(m.value))$", v)
-            case .notMatches: return !RunbookBuilder.matches("^(?:\(m.value))$", v)
+            case .matches: return RunbookBuilder.matches(m.value, v)
+            case .notMatches: return !RunbookBuilder.matches(m.value, v)
             }
         }
     }

@@ -3,6 +3,8 @@ struct GraphValidator {
     let runbook: Runbook
     let stepNodes: [YAMLNode]
     var diagnostics: [Diagnostic] = []
+    /// Params already warned about (one warning each).
+    var warned = Set<String>()
 
     init(runbook: Runbook, root: YAMLNode) {
         self.runbook = runbook
@@ -101,6 +103,10 @@ struct GraphValidator {
             case .param(let p):
                 if !paramNames.contains(p) {
                     error(loc, "unknown param '\(p)'\(Suggest.hint(for: p, among: paramNames)); declare it under params:")
+                } else if step.action.isChange || step.undo != nil, let spec = runbook.param(p), spec.pattern == nil, !spec.isPath,
+                          !warned.contains(p) {
+                    warned.insert(p)
+                    diagnostics.append(Diagnostic(loc, "param '\(p)' reaches change step '\(step.id)' with neither pattern: nor type: path; an alert label or API caller could pass any value: add a pattern (whole value) or type: path with within:", warning: true))
                 }
             case .stepState(let s, _), .stepOutput(let s, _):
                 if byID[s] == nil {

@@ -66,7 +66,8 @@ public enum Postmortem {
 
         md += "\n## Corrective and Preventative Measures\n\n"
         for m in measures(events, steps, changes, step) { md += "- [ ] \(m)\n" }
-        return md
+        // Outside text never reaches the Markdown raw: control characters are escaped (newlines and tabs stay).
+        return Escape.text(md, keepNewlines: true)
     }
 
     static func rootCauseSentence(_ steps: [TimelineEvent], _ step: (String?) -> Step?) -> String {

@@ -73,9 +73,10 @@ public final class RunDriver: @unchecked Sendable {
         queue.async { self.apply(self.machine.drain(now: self.scheduler.now)) }
     }
 
-    /// A second interrupt: the run ends now and its final record is written before this returns.
-    public func abandon() {
-        queue.sync { self.apply(self.machine.abandon(now: self.scheduler.now)) }
+    /// A second interrupt (or the end of a shutdown's grace period): the run ends now, `interrupted`,
+    /// and its final record is written before this returns.
+    public func abandon(reason: String = "interrupted twice: exited without finishing") {
+        queue.sync { self.apply(self.machine.abandon(now: self.scheduler.now, reason: reason)) }
     }
 
     /// True once a sink said the run's record could not be written.

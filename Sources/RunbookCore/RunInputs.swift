@@ -7,6 +7,45 @@ public struct ParamError: Error, Sendable, CustomStringConvertible {
     public var description: String { "param '\(param)': \(message)" }
 }
 
+/// `type: path` values: resolved and kept inside their folder.
+public enum PathParam {
+    /// The absolute, resolved form of `value` (relative to the working directory): `.`, `..` and
+    /// symlinks of every existing part resolved. It must be `within` (resolved the same way) or below it.
+    public static func resolve(_ value: String, within: String, param: String, shown: String) throws -> String {
+        guard !value.isEmpty else { throw ParamError(param: param, message: "an empty path") }
+        let base = canonical(within)
+        let resolved = canonical(value)
+        guard resolved == base || resolved.hasPrefix(base == "/" ? "/" : base + "/") else {
+            throw ParamError(param: param, message: "path \(shown) resolves to \(Escape.text(resolved)), outside \(base)")
+        }
+        return resolved
+    }
+
+    /// Absolute path with symlinks of the longest existing prefix resolved (realpath) and the rest
+    /// normalised lexically (a part that does not exist yet cannot be a symlink).
+    public static func canonical(_ path: String) -> String {
+        var absolute = path
+        if !absolute.hasPrefix("/") {
+            let cwd = FileManager.default.currentDirectoryPath
+            absolute = cwd + "/" + absolute
+        }
+        var parts: [Substring] = []
+        for part in absolute.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(part)
+            // Resolve symlinks as we go, so that `link/..` means the link target's parent.
+            let sofar = "/" + parts.joined(separator: "/")
+            if let real = realpath(sofar, nil) {
+                let r = String(cString: real)
+                free(real)
+                parts = r.split(separator: "/")
+            }
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+}
+
 /// Turns given values and defaults into a run's params, checking every value against its `pattern`.
 public enum RunInputs {
     /// - Throws: `ParamError` naming the first bad, unknown or missing param.
@@ -20,13 +59,22 @@ public enum RunInputs {
             if let g = given[p.name] { value = .string(g) } else if let d = p.defaultValue { value = d } else if p.required {
                 throw ParamError(param: p.name, message: "a value is required: pass --param \(p.name)=VALUE")
             } else { value = .string("") }
-            if let pattern = p.pattern, given[p.name] != nil || p.defaultValue != nil {
-                if !RunbookBuilder.matches(pattern, value.description) {
-                    let shown = p.secret ? "***" : "'\(value.description)'"
-                    throw ParamError(param: p.name, message: "value \(shown) does not match pattern \(pattern)")
+            var value2 = value
+            if given[p.name] != nil || p.defaultValue != nil {
+                let text = value.description
+                let shown = p.secret ? "***" : "'\(Escape.text(text))'"
+                // Values are values, not programs: no control character, whatever the pattern says.
+                if let c = Escape.firstControl(in: text) {
+                    throw ParamError(param: p.name, message: "value \(shown) holds the control character \(Escape.name(c)); refused")
+                }
+                if let pattern = p.pattern, !RunbookBuilder.matches(pattern, text) {
+                    throw ParamError(param: p.name, message: "value \(shown) does not match pattern \(pattern) (the whole value must match)")
+                }
+                if p.isPath, let within = p.within {
+                    value2 = .string(try PathParam.resolve(text, within: within, param: p.name, shown: shown))
                 }
             }
-            out[p.name] = value
+            out[p.name] = value2
         }
         return out
     }

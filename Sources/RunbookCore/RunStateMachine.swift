@@ -313,7 +313,7 @@ public struct RunStateMachine: Sendable {
 
     /// A second Ctrl-C: the run ends now, `interrupted`, whatever is still running or being undone.
     /// The final event lists every change left in place.
-    public mutating func abandon(now: Date) -> [Effect] {
+    public mutating func abandon(now: Date, reason: String = "interrupted twice: exited without finishing") -> [Effect] {
         guard finishedOutcome == nil else { return [] }
         var effects: [Effect] = []
         if case .undoing(_, _, let index) = lifecycle { effects.append(.endUndo(index: index)) }
@@ -322,7 +322,7 @@ public struct RunStateMachine: Sendable {
             if case .retryWait = states[s.id] { effects.append(.cancelRetry(step: s.id)) }
         }
         lifecycle = .stopping(.interrupted)
-        return effects + end(now: now, abandoned: true)
+        return effects + end(now: now, abandoned: reason)
     }
 
     /// Changes made and not undone, as `summary (not undoable)` texts.
@@ -493,7 +493,7 @@ public struct RunStateMachine: Sendable {
         return [.emit(e), .startUndo(index: index, change: planned.change, step: planned.step, values: values)]
     }
 
-    mutating func end(now: Date, outcome explicit: RunOutcome? = nil, abandoned: Bool = false) -> [Effect] {
+    mutating func end(now: Date, outcome explicit: RunOutcome? = nil, abandoned: String? = nil) -> [Effect] {
         guard finishedOutcome == nil else { return [] }
         let outcome: RunOutcome
         var message: String?
@@ -503,7 +503,7 @@ public struct RunStateMachine: Sendable {
             switch stop {
             case .failed(let s): outcome = .failed; message = "\(s) failed"
             case .declined(let s): outcome = .refused; message = "\(s) was declined"
-            case .interrupted: outcome = .interrupted; message = abandoned ? "interrupted twice: exited without finishing" : "interrupted"
+            case .interrupted: outcome = .interrupted; message = abandoned ?? "interrupted"
             case .recordFailed(let why): outcome = .failed; message = "the run could not be recorded: \(why)"
             case nil: outcome = changes.isEmpty ? .completed : .mitigated
             }

@@ -20,6 +20,8 @@ public struct Runbook: Sendable {
     public var steps: [Step]
     /// The file it was loaded from.
     public var file: String
+    /// Problems that do not stop the runbook from loading (`validate` prints them; exit stays 0).
+    public var warnings: [Diagnostic] = []
 
     /// Position of each step id in `steps`, built once at load time.
     var stepIndex: [String: Int] = [:]
@@ -39,6 +41,9 @@ public struct ParamSpec: Sendable {
     public var secret: Bool
     public var required: Bool
     public var description: String
+    /// `type: path`: the value is a file system path that must resolve (`..` and symlinks) inside `within`.
+    public var isPath: Bool = false
+    public var within: String?
 }
 
 /// One alert rule that starts the runbook.

@@ -152,6 +152,8 @@ public enum RunbookGrammar {
         field("description", .text),
         field("secret", .bool, "never shown on the timeline"),
         field("required", .bool, "a value must be given"),
+        field("type", .choice(["string", "path"]), "path: resolved (.. and symlinks) and kept inside within"),
+        field("within", .text, "with type: path, the folder the value must stay inside"),
     ])
 
     static let trigger = ObjectShape("an alert that starts this runbook", [

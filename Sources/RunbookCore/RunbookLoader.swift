@@ -83,7 +83,8 @@ package struct RunbookBuilder {
         runbook.guards = buildGuards(root["guards"], params: runbook.params)
         var validator = GraphValidator(runbook: runbook, root: root)
         validator.validate()
-        diagnostics += validator.diagnostics
+        diagnostics += validator.diagnostics.filter { !$0.isWarning }
+        runbook.warnings = validator.diagnostics.filter(\.isWarning)
         return runbook
     }
 
@@ -104,15 +105,25 @@ package struct RunbookBuilder {
             if let pattern, let def, ShapeChecker.regexProblem(pattern) == nil, !Self.matches(pattern, def.description) {
                 error(p["default"]!.location, "default '\(def)' of param '\(e.key)' does not match its pattern \(pattern)")
             }
-            out.append(ParamSpec(name: e.key, defaultValue: def, pattern: pattern, secret: p["secret"]?.bool ?? false,
-                                 required: p["required"]?.bool ?? false, description: text(p["description"]) ?? ""))
+            var spec = ParamSpec(name: e.key, defaultValue: def, pattern: pattern, secret: p["secret"]?.bool ?? false,
+                                 required: p["required"]?.bool ?? false, description: text(p["description"]) ?? "")
+            spec.isPath = text(p["type"]) == "path"
+            spec.within = text(p["within"])
+            if spec.isPath, spec.within == nil {
+                error(p["type"]!.location, "param '\(e.key)' has type: path but no within: name the folder its value must stay inside")
+            }
+            if !spec.isPath, let w = p["within"] {
+                error(w.location, "within: applies to type: path only; add type: path to param '\(e.key)'")
+            }
+            out.append(spec)
         }
         return out
     }
 
-    /// Whole-value regular expression match.
+    /// Whole-value regular expression match: the pattern must match all of `value` (`^` and `$` are
+    /// optional). The end is `\z`, not `$`, which would also match before a final line terminator.
     package static func matches(_ pattern: String, _ value: String) -> Bool {
-        guard let re = try? NSRegularExpression(pattern: pattern) else { return false }
+        guard let re = try? NSRegularExpression(pattern: "^(?:\(pattern))\\z") else { return false }
         return re.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
     }
 

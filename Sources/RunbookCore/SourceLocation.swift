@@ -22,14 +22,17 @@ public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
     public var location: SourceLocation
     /// What is wrong and, where it helps, what to do.
     public var message: String
+    /// A warning does not stop the file from loading.
+    public var isWarning = false
 
-    public init(_ location: SourceLocation, _ message: String) {
+    public init(_ location: SourceLocation, _ message: String, warning: Bool = false) {
         self.location = location
         self.message = message
+        self.isWarning = warning
     }
 
-    /// Compiler style: `FILE:LINE:COLUMN: error: MESSAGE`.
-    public var description: String { "\(location): error: \(message)" }
+    /// Compiler style: `FILE:LINE:COLUMN: error: MESSAGE` (or `warning:`).
+    public var description: String { "\(location): \(isWarning ? "warning" : "error"): \(message)" }
 }
 
 /// Thrown when a file cannot be turned into a runbook or scenario; carries every problem found.

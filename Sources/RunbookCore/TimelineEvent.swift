@@ -58,6 +58,8 @@ public struct TimelineEvent: Sendable, Hashable {
     public var stderr: String?
     /// On `change.applied`: false when nothing can reverse the change (a restart).
     public var undoable: Bool?
+    /// On `run.started`: who started it (the server token's name).
+    public var by: String?
 
     public init(time: Date, run: String, event: String) {
         self.time = time
@@ -99,6 +101,7 @@ extension TimelineEvent {
         func addInt(_ key: String, _ value: Int?) { if let value { out += ",\"\(key)\":\(value)" } }
         add("runbook", runbook)
         add("trigger", trigger)
+        add("by", by)
         if let params {
             out += ",\"params\":{" + params.keys.sorted().map { "\(JSONText.string($0)):\(JSONText.string(params[$0]!))" }.joined(separator: ",") + "}"
         }
@@ -158,6 +161,7 @@ extension TimelineEvent {
         e.stdout = obj["stdout"] as? String
         e.stderr = obj["stderr"] as? String
         e.undoable = obj["undoable"] as? Bool
+        e.by = obj["by"] as? String
         return e
     }
 }

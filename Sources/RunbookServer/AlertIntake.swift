@@ -18,22 +18,27 @@ public struct AlertIntake: Sendable {
         (status, "{\"error\":\(JSONText.string(message))}")
     }
 
-    /// `POST /hooks/alertmanager`: every firing alert against every runbook's triggers; resolved alerts
-    /// close their runs' alert on the timeline.
-    public func alertmanager(_ body: Data) -> (Int, String) {
+    /// `POST /hooks/alertmanager`: every firing alert against every runbook's triggers, decided and
+    /// recorded in one transaction; resolved alerts close their runs' alert on the timeline. The
+    /// answer lists each decision; `summary` is one line for the server's log.
+    public func alertmanager(_ body: Data, by caller: String? = nil) -> (Int, String) {
+        alertmanagerWithSummary(body, by: caller).answer
+    }
+
+    public func alertmanagerWithSummary(_ body: Data, by caller: String?) -> (answer: (Int, String), summary: String?) {
         let payload: AlertPayload
         do { payload = try AlertPayload.decode(body) } catch {
-            return Self.error(400, "malformed Alertmanager payload: \(error)")
+            return (Self.error(400, "malformed Alertmanager payload: \(error)"), nil)
         }
-        var decisions: [String] = []
+        var requests: [RunLauncher.LaunchRequest] = []
         var resolved: [String] = []
         let now = Date()
+        launcher.countAlerts(payload.alerts.count)
         for alert in payload.alerts {
-            launcher.countAlert()
             let fingerprint = alert.fingerprint ?? Self.fingerprint(alert.labels)
             if !alert.isFiring {
                 let ids = (try? store.resolve(fingerprint: fingerprint, at: now)) ?? []
-                for id in ids {
+                for id in ids where FileManager.default.fileExists(atPath: store.timelinePath(id)) {
                     var e = TimelineEvent(time: now, run: id, event: "alert.resolved")
                     e.message = "alert \(alert.labels["alertname"] ?? "?") (\(fingerprint)) resolved\(alert.endsAt.map { " at \($0)" } ?? "")"
                     (try? TimelineFileSink(path: store.timelinePath(id)))?.record(e)
@@ -43,12 +48,24 @@ public struct AlertIntake: Sendable {
             }
             for rb in runbooks {
                 guard let trigger = rb.trigger(for: alert) else { continue }
-                let d = launcher.launch(rb, given: trigger.params(from: alert), trigger: "alert:\(alert.labels["alertname"] ?? "?")",
-                                        fingerprint: fingerprint, requireAuto: true)
-                decisions.append(d.json)
+                requests.append(RunLauncher.LaunchRequest(
+                    runbook: rb, given: trigger.params(from: alert), trigger: "alert:\(alert.labels["alertname"] ?? "?")",
+                    fingerprint: fingerprint, requireAuto: true, autoConfirm: true, by: caller))
             }
         }
-        return (202, "{\"runs\":[\(decisions.joined(separator: ","))],\"resolved\":[\(resolved.map(JSONText.string).joined(separator: ","))]}")
+        let decisions = requests.isEmpty ? [] : launcher.launchAll(requests)
+        var counts: [String: Int] = [:]
+        for d in decisions {
+            switch d {
+            case .started: counts["started", default: 0] += 1
+            case .duplicate: counts["duplicate", default: 0] += 1
+            case .refused(_, let g, _, _): counts["refused by \(g)", default: 0] += 1
+            }
+        }
+        let summary = "alertmanager payload: \(payload.alerts.count) alert(s), \(resolved.count) run(s) resolved"
+            + (counts.isEmpty ? "" : "; " + counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+        let json = "{\"runs\":[\(decisions.map(\.json).joined(separator: ","))],\"resolved\":[\(resolved.map(JSONText.string).joined(separator: ","))]}"
+        return ((202, json), summary)
     }
 
     /// A stable fingerprint when the sender gives none (Grafana may not): the sorted labels.
@@ -60,22 +77,71 @@ public struct AlertIntake: Sendable {
         return String(h, radix: 16)
     }
 
-    /// `POST /hooks/run`: `{"runbook": NAME, "params": {...}}`.
-    public func run(_ body: Data) -> (Int, String) {
+    /// `POST /hooks/run`: `{"runbook": NAME, "params": {K: string | number | bool}, "confirm": bool}`, a
+    /// manual run over HTTP. Only declared params, of those JSON types; anything else is a 400 with
+    /// the reason. Guards apply. `confirm: true` steps run only when the request says `"confirm": true`
+    /// and `mayConfirm` (an operator's or admin's token); otherwise they are declined.
+    public func run(_ body: Data, by caller: String? = nil, mayConfirm: Bool = true) -> (Int, String) {
         guard let obj = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
-            return Self.error(400, "body must be a JSON object like {\"runbook\": \"memory-leak\", \"params\": {}}")
+            return Self.error(400, "body must be a JSON object like {\"runbook\": \"memory-leak\", \"params\": {}, \"confirm\": false}")
         }
-        guard let name = obj["runbook"] as? String else { return Self.error(400, "missing \"runbook\"") }
+        if let unknown = obj.keys.sorted().first(where: { !["runbook", "params", "confirm"].contains($0) }) {
+            return Self.error(400, "unknown field \"\(unknown)\": the body takes runbook, params and confirm")
+        }
+        guard let name = obj["runbook"] as? String else { return Self.error(400, "\"runbook\" must be a runbook name (a string)") }
         guard let rb = runbooks.first(where: { $0.name == name }) else {
-            return Self.error(400, "no runbook named '\(name)'; there are: \(runbooks.map(\.name).joined(separator: ", "))")
+            return Self.error(400, "no runbook named '\(Escape.text(name))'; there are: \(runbooks.map(\.name).joined(separator: ", "))")
+        }
+        var confirm = false
+        if let c = obj["confirm"] {
+            guard let b = Self.bool(c) else { return Self.error(400, "\"confirm\" must be true or false") }
+            confirm = b
         }
         var params: [String: String] = [:]
         if let p = obj["params"] {
-            guard let dict = p as? [String: Any] else { return Self.error(400, "\"params\" must be an object") }
-            for (k, v) in dict { params[k] = (v as? String) ?? "\(v)" }
+            guard let dict = p as? [String: Any] else { return Self.error(400, "\"params\" must be an object of string, number or bool values") }
+            for (k, v) in dict.sorted(by: { $0.key < $1.key }) {
+                guard rb.param(k) != nil else {
+                    return Self.error(400, "runbook \(rb.name) has no param '\(Escape.text(k))'; it takes: \(rb.params.map(\.name).joined(separator: ", "))")
+                }
+                guard let text = Self.scalarText(v) else {
+                    return Self.error(400, "param '\(k)' must be a string, number or bool, not \(Self.jsonType(v))")
+                }
+                params[k] = text
+            }
         }
-        let d = launcher.launch(rb, given: params, trigger: "api", fingerprint: nil, requireAuto: false)
+        do { _ = try RunInputs.resolve(rb, given: params) } catch {
+            return Self.error(400, "\(error)")
+        }
+        let d = launcher.launch(rb, given: params, trigger: "api", fingerprint: nil, requireAuto: false,
+                                autoConfirm: confirm && mayConfirm, by: caller)
         return (202, "{\"runs\":[\(d.json)]}")
+    }
+
+    /// A JSON bool, and only a bool (Foundation hands numbers and bools alike as NSNumber).
+    static func bool(_ v: Any) -> Bool? {
+        guard let n = v as? NSNumber, String(cString: n.objCType) == "c" else { return nil }
+        return n.boolValue
+    }
+
+    /// The text of a string, number or bool; nil for null, arrays and objects.
+    static func scalarText(_ v: Any) -> String? {
+        if let s = v as? String { return s }
+        if let b = bool(v) { return b ? "true" : "false" }
+        if let n = v as? NSNumber {
+            let d = n.doubleValue
+            guard d.isFinite else { return nil }
+            if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
+            return "\(d)"
+        }
+        return nil
+    }
+
+    static func jsonType(_ v: Any) -> String {
+        if v is NSNull { return "null" }
+        if v is [Any] { return "an array" }
+        if v is [String: Any] { return "an object" }
+        return "\(type(of: v))"
     }
 
     static func runJSON(_ r: RunRecord) -> String {

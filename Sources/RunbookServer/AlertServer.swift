@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import RunbookActions
@@ -15,27 +16,59 @@ public enum AlertServer {
     /// Where hook requests are handled, one at a time.
     static let intakeQueue = DispatchQueue(label: "runbook.serve.intake")
 
-    /// Builds and runs the server until SIGTERM or SIGINT.
-    /// - Parameters:
-    ///   - token: when set, every hook needs `Authorization: Bearer TOKEN`.
-    public static func run(host: String, port: Int, intake: AlertIntake, token: String?, logger: Logger) async throws {
-        let router = Router()
-        let expected = token.map { Array("Bearer \($0)".utf8) }
+    /// How the server listens and whom it lets in.
+    public struct Options: Sendable {
+        public var host: String
+        public var port: Int
+        /// nil: `--no-auth` (loopback only; every caller is an anonymous admin).
+        public var tokens: TokenSet?
+        /// `/metrics` without a token.
+        public var metricsPublic = false
+        /// A connection must deliver its request head within this many seconds.
+        public var headTimeout: Double = 10
+        /// A connection idle this long is closed.
+        public var idleTimeout: Double = 60
+        /// Connections accepted at once; more wait in the listen backlog.
+        public var maxConnections = 512
+        /// On SIGTERM, running steps may finish for this long; then the runs are interrupted.
+        public var shutdownGrace: Double = 10
 
-        @Sendable func authorized(_ request: Request) -> Bool {
-            guard let expected else { return true }
-            let given = Array((request.headers[.authorization] ?? "").utf8)
-            // Constant time in the token's length: compare every byte, then the lengths.
-            var diff = UInt8(given.count == expected.count ? 0 : 1)
-            for i in 0..<expected.count { diff |= expected[i] ^ (i < given.count ? given[i] : 0) }
-            return diff == 0
+        public init(host: String, port: Int, tokens: TokenSet?) {
+            self.host = host
+            self.port = port
+            self.tokens = tokens
         }
+    }
+
+    /// Builds and runs the server until SIGTERM or SIGINT.
+    public static func run(_ options: Options, intake: AlertIntake, logger: Logger) async throws {
+        let router = Router()
+        let anonymous = APIToken(name: "anonymous", role: .admin, secret: "")
+
         @Sendable func answer(_ r: (Int, String), type: String = "application/json") -> Response {
-            Response(status: HTTPResponse.Status(code: r.0), headers: [.contentType: type],
-                     body: ResponseBody(byteBuffer: ByteBuffer(string: r.1 + "\n")))
+            var headers: HTTPFields = [.contentType: type]
+            if r.0 == 401 { headers[.wwwAuthenticate] = "Bearer realm=\"runbook\"" }
+            return Response(status: HTTPResponse.Status(code: r.0), headers: headers,
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: r.1 + "\n")))
         }
-        @Sendable func hook(_ request: Request, _ handle: @escaping @Sendable (Data) -> (Int, String)) async -> Response {
-            guard authorized(request) else { return answer(AlertIntake.error(401, "missing or wrong bearer token")) }
+        /// The caller, or the answer refusing it: 401 without a known token, 403 when its role lacks `permission`.
+        @Sendable func caller(_ request: Request, _ permission: Permission) -> Result<APIToken, HTTPRefusal> {
+            guard let tokens = options.tokens else { return .success(anonymous) }
+            guard let t = tokens.caller(authorization: request.headers[.authorization]) else {
+                return .failure(HTTPRefusal(answer: AlertIntake.error(401, "missing or wrong bearer token")))
+            }
+            guard permission.granted(to: t.role) else {
+                return .failure(HTTPRefusal(answer: AlertIntake.error(403, "token '\(t.name)' (role \(t.role.rawValue)) may not do this")))
+            }
+            return .success(t)
+        }
+        @Sendable func hook(_ request: Request, _ permission: Permission,
+                            _ handle: @escaping @Sendable (Data, APIToken) -> (Int, String)) async -> Response {
+            let who: APIToken
+            switch caller(request, permission) {
+            case .failure(let r): return answer(r.answer)
+            case .success(let t): who = t
+            }
             let body: ByteBuffer
             do { body = try await request.body.collect(upTo: maxBody) } catch {
                 return answer(AlertIntake.error(413, "body over \(maxBody) bytes"))
@@ -45,37 +78,79 @@ public enum AlertServer {
             // cooperative pool, on one serial queue (SQLite serialises writes anyway, and a flood of
             // hooks must not become a flood of blocked threads).
             return await withCheckedContinuation { c in
-                intakeQueue.async { c.resume(returning: answer(handle(data))) }
+                intakeQueue.async { c.resume(returning: answer(handle(data, who))) }
             }
         }
-        router.post("/hooks/alertmanager") { request, _ in await hook(request) { intake.alertmanager($0) } }
-        router.post("/hooks/run") { request, _ in await hook(request) { intake.run($0) } }
-        router.get("/runs") { _, _ in answer(intake.runs()) }
-        router.get("/runs/:id") { _, context in answer(intake.run(id: context.parameters.get("id") ?? "")) }
+        @Sendable func read(_ request: Request, _ body: @escaping @Sendable () -> (Int, String), type: String = "application/json") async -> Response {
+            if case .failure(let r) = caller(request, .read) { return answer(r.answer) }
+            return await withCheckedContinuation { c in
+                DispatchQueue.global().async { c.resume(returning: answer(body(), type: type)) }
+            }
+        }
+        router.post("/hooks/alertmanager") { request, _ in
+            await hook(request, .postAlerts) { data, who in
+                let (result, summary) = intake.alertmanagerWithSummary(data, by: who.name)
+                if let summary { logger.info("\(summary)") }
+                return result
+            }
+        }
+        router.post("/hooks/run") { request, _ in
+            await hook(request, .startRuns) { data, who in
+                intake.run(data, by: who.name, mayConfirm: Permission.startRuns.granted(to: who.role))
+            }
+        }
+        router.get("/runs") { request, _ in await read(request) { intake.runs() } }
+        router.get("/runs/:id") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            return await read(request) { intake.run(id: id) }
+        }
         router.get("/healthz") { _, _ in answer((200, "{\"status\":\"ok\",\"active_runs\":\(intake.launcher.activeCount)}")) }
-        router.get("/metrics") { _, _ in answer((200, intake.launcher.metricsText()), type: "text/plain; version=0.0.4") }
+        router.get("/metrics") { request, _ in
+            if options.metricsPublic { return answer((200, intake.launcher.metricsText()), type: "text/plain; version=0.0.4") }
+            return await read(request, { (200, intake.launcher.metricsText()) }, type: "text/plain; version=0.0.4")
+        }
 
+        let configuration = ApplicationConfiguration(
+            address: .hostname(options.host, port: options.port), serverName: "runbook",
+            availableConnectionsDelegate: MaximumAvailableConnections(options.maxConnections))
         var app = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "runbook"),
+            router: router,
+            server: .guardedHTTP1(headTimeout: options.headTimeout, idleTimeout: options.idleTimeout),
+            configuration: configuration,
             onServerRunning: { channel in
                 // The bound address, port 0 resolved: scripts and tests read this line.
-                let bound = channel.localAddress.map { a in "\(a.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? host):\(a.port ?? port)" } ?? "\(host):\(port)"
+                let a = channel.localAddress
+                let ip = a?.ipAddress ?? options.host
+                let bound = "\(ip.contains(":") ? "[\(ip)]" : ip):\(a?.port ?? options.port)"
                 let line = Array("runbook serve: listening on http://\(bound)\n".utf8)
                 _ = line.withUnsafeBufferPointer { write(1, $0.baseAddress!, $0.count) }
             },
             logger: logger)
         app.beforeServerStarts {
-            logger.info("runbook serve listening", metadata: ["address": "\(host):\(port)", "runbooks": "\(intake.runbooks.count)"])
+            logger.info("runbook serve starting", metadata: [
+                "address": "\(options.host):\(options.port)", "runbooks": "\(intake.runbooks.count)",
+                "auth": "\(options.tokens.map { "\($0.tokens.count) token(s)" } ?? "none (--no-auth)")",
+            ])
         }
         try await app.runService()
-        // Stopped taking alerts: running steps finish or time out (their own timeouts bound the wait),
-        // the rest of each run is recorded as interrupted.
+        // Stopped taking requests: running steps may finish for the grace period; then every run
+        // still going is interrupted, its completed changes left in place and listed.
         let n = intake.launcher.drainAll()
-        while intake.launcher.activeCount > 0 {
-            try? await Task.sleep(for: .milliseconds(100))
+        let deadline = Date().addingTimeInterval(options.shutdownGrace)
+        while intake.launcher.activeCount > 0, Date() < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let cut = intake.launcher.activeCount
+        if cut > 0 {
+            intake.launcher.interruptAll(reason: "server shut down: the \(Quantity.formatDuration(options.shutdownGrace)) grace period ended")
         }
         // Stopped process trees are owed their KILL: do not exit before it is sent.
         ChildWatcher.shared.waitForOwedKills(timeout: ChildWatcher.killGrace + 5)
-        logger.info("runbook serve stopped", metadata: ["interrupted_runs": "\(n)"])
+        logger.info("runbook serve stopped", metadata: ["interrupted_runs": "\(n)", "cut_at_grace": "\(cut)"])
     }
+}
+
+/// An HTTP answer that refuses a request.
+struct HTTPRefusal: Error {
+    var answer: (Int, String)
 }

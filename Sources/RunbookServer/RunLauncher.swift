@@ -38,66 +38,121 @@ public final class RunLauncher: @unchecked Sendable {
         }
     }
 
-    func countAlert() { lock.withLock { alertsReceived += 1 } }
+    func countAlerts(_ n: Int) { lock.withLock { alertsReceived += n } }
 
-    /// Starts `runbook` with `given` params, unless a param or a guard refuses it. Server runs approve
-    /// `confirm: true` steps: `guards.auto` is the standing approval for alert-started runs.
-    public func launch(_ runbook: Runbook, given: [String: String], trigger: String, fingerprint: String?, requireAuto: Bool) -> Decision {
+    /// One request to start a run.
+    public struct LaunchRequest: Sendable {
+        public var runbook: Runbook
+        public var given: [String: String]
+        public var trigger: String
+        public var fingerprint: String?
+        /// Alert runs need `guards.auto: true`.
+        public var requireAuto: Bool
+        /// `confirm: true` steps proceed (an alert run's standing approval, or an operator's `"confirm": true`).
+        public var autoConfirm: Bool
+        /// Who asked: the token's name, recorded as `by` on `run.started`.
+        public var by: String?
+
+        public init(runbook: Runbook, given: [String: String], trigger: String, fingerprint: String?, requireAuto: Bool, autoConfirm: Bool, by: String?) {
+            self.runbook = runbook
+            self.given = given
+            self.trigger = trigger
+            self.fingerprint = fingerprint
+            self.requireAuto = requireAuto
+            self.autoConfirm = autoConfirm
+            self.by = by
+        }
+    }
+
+    /// A request ready for admission: its run id, params (when they are good), first event and row.
+    struct Prepared {
+        var request: LaunchRequest
+        var runID: String
+        var values: [String: Value]
+        var start: TimelineEvent
+        var admission: RunStore.AdmissionRequest
+    }
+
+    /// Starts `runbook` with `given` params, unless a param or a guard refuses it.
+    public func launch(_ runbook: Runbook, given: [String: String], trigger: String, fingerprint: String?, requireAuto: Bool,
+                       autoConfirm: Bool = true, by: String? = nil) -> Decision {
+        launchAll([LaunchRequest(runbook: runbook, given: given, trigger: trigger, fingerprint: fingerprint,
+                                 requireAuto: requireAuto, autoConfirm: autoConfirm, by: by)])[0]
+    }
+
+    /// Starts many runs (one alert payload): all are decided and recorded in one transaction, then the
+    /// admitted ones start. Thousands of refusals cost rows, not files.
+    public func launchAll(_ requests: [LaunchRequest]) -> [Decision] {
         let now = Date()
+        let prepared = requests.map { prepare($0, now: now) }
+        let decisions: [RunStore.AdmissionDecision]
+        do { decisions = try store.admitAll(prepared.map(\.admission), now: now) } catch {
+            return prepared.map { .refused(runID: $0.runID, guardName: "store", until: nil, message: "could not record the run: \(error)") }
+        }
+        return zip(prepared, decisions).map { p, d in
+            switch d {
+            case .duplicate(let existing):
+                return .duplicate(runID: existing)
+            case .refused(let r, let id):
+                lock.withLock {
+                    refusals["\(p.request.runbook.name)|\(r.guardName)", default: 0] += 1
+                    outcomes["\(p.request.runbook.name)|refused", default: 0] += 1
+                }
+                return .refused(runID: id, guardName: r.guardName, until: r.until, message: r.message)
+            case .admitted(let lease, let held, _):
+                return start(p, lease: lease, runLock: held)
+            }
+        }
+    }
+
+    func prepare(_ request: LaunchRequest, now: Date) -> Prepared {
+        let runbook = request.runbook
         let runID = RunInputs.newRunID(now)
-        let values: [String: Value]
-        let start: TimelineEvent
+        var values: [String: Value] = [:]
+        var start: TimelineEvent
+        var refusal: GuardCheck.Refusal?
         do {
-            values = try RunInputs.resolve(runbook, given: given)
-            start = RunInputs.startEvent(runbook: runbook, runID: runID, trigger: trigger, params: values, dryRun: false, drill: false, now: now)
+            values = try RunInputs.resolve(runbook, given: request.given)
+            start = RunInputs.startEvent(runbook: runbook, runID: runID, trigger: request.trigger, params: values, dryRun: false, drill: false, now: now)
         } catch {
-            // A hostile or malformed label: recorded, nothing runs.
-            var shown = given
-            for p in runbook.params where p.secret { shown[p.name] = shown[p.name].map { _ in "***" } }
-            var e = TimelineEvent(time: now, run: runID, event: "run.started")
-            e.runbook = runbook.name
-            e.trigger = trigger
-            e.params = shown
-            e.dryRun = false
-            return refuse(runbook, runID: runID, start: e, fingerprint: fingerprint, lockKey: nil, guardName: "params", until: nil, message: "\(error)")
+            // A hostile or malformed label: recorded (counted), nothing runs.
+            start = TimelineEvent(time: now, run: runID, event: "run.started")
+            start.runbook = runbook.name
+            start.trigger = request.trigger
+            start.dryRun = false
+            refusal = GuardCheck.Refusal(guardName: "params", until: nil, message: "\(error)")
         }
-        let lockKey = GuardCheck.lockKey(runbook.guards, params: values, runID: runID)
-        if requireAuto, !runbook.guards.auto {
-            return refuse(runbook, runID: runID, start: start, fingerprint: fingerprint, lockKey: lockKey, guardName: "auto",
-                          until: nil, message: "guards.auto is false: this runbook needs a human (runbook run \(runbook.name))")
+        start.by = request.by
+        let lockKey = refusal == nil ? GuardCheck.lockKey(runbook.guards, params: values, runID: runID) : nil
+        if refusal == nil, request.requireAuto, !runbook.guards.auto {
+            refusal = GuardCheck.Refusal(guardName: "auto", until: nil, message: "guards.auto is false: this runbook needs a human (runbook run \(runbook.name))")
         }
-        // Dedupe, guards and the run's row in one transaction: concurrent deliveries start one run.
-        var record = RunRecord(id: runID, runbook: runbook.name, trigger: trigger, fingerprint: fingerprint, started: now, dryRun: false, drill: false)
+        var record = RunRecord(id: runID, runbook: runbook.name, trigger: request.trigger, fingerprint: request.fingerprint, started: now, dryRun: false, drill: false)
         record.lockKey = lockKey
-        let decision: RunStore.AdmissionDecision
-        do { decision = try store.admit(RunStore.AdmissionRequest(runbook: runbook, record: record), now: now) } catch {
-            return .refused(runID: runID, guardName: "store", until: nil, message: "could not record the run: \(error)")
-        }
-        let lease: RunLease, runLock: RunLock?
-        switch decision {
-        case .duplicate(let existing):
-            return .duplicate(runID: existing)
-        case .refused(let r):
-            return refused(runbook, runID: runID, start: start, refusal: r)
-        case .admitted(let l, let held, _):
-            (lease, runLock) = (l, held)
-        }
-        // Durable before the caller answers: the row is committed; the first event is on disk now.
+        var admission = RunStore.AdmissionRequest(runbook: runbook, record: record)
+        admission.refusal = refusal
+        return Prepared(request: request, runID: runID, values: values, start: start, admission: admission)
+    }
+
+    /// An admitted run: its first event on disk, then its driver on a queue of its own.
+    func start(_ p: Prepared, lease: RunLease, runLock: RunLock?) -> Decision {
+        let runbook = p.request.runbook
+        let runID = p.runID
         let health = RecordHealth()
         let file: TimelineFileSink
         do {
             file = try TimelineFileSink(path: store.timelinePath(runID), health: health)
-            try file.write(start)
+            try file.write(SecretRedactor.redact(p.start, RunInputs.secrets(runbook, p.values)))
         } catch {
             try? store.finish(runID: runID, outcome: .failed, durationMs: 0)
             lease.release()
             runLock?.release()
             return .refused(runID: runID, guardName: "store", until: nil, message: "could not record the run: \(error)")
         }
-        var options = RunStateMachine.Options(runID: runID, params: values)
-        options.autoConfirm = true
+        var options = RunStateMachine.Options(runID: runID, params: p.values)
+        options.autoConfirm = p.request.autoConfirm
         let queue = DispatchQueue(label: "runbook.serve.\(runID)")
-        let sink = SecretRedactor(secrets: RunInputs.secrets(runbook, values),
+        let sink = SecretRedactor(secrets: RunInputs.secrets(runbook, p.values),
                                   next: TimelineFanOut([file, HistorySink(store: store, health: health), MetricsSink(launcher: self)]))
         let driver = RunDriver(runbook: runbook, options: options, dryRun: false, queue: queue, executor: executor,
                                scheduler: DispatchScheduler(queue: queue), sink: sink, prompter: DeclineAll(), health: health)
@@ -116,32 +171,6 @@ public final class RunLauncher: @unchecked Sendable {
         return .started(runID: runID)
     }
 
-    /// A guard refused the run: its row is written already; its timeline holds start, refusal and end.
-    func refused(_ runbook: Runbook, runID: String, start: TimelineEvent, refusal r: GuardCheck.Refusal) -> Decision {
-        let events = RunStore.refusalEvents(start: start, refusal: r)
-        if let file = try? TimelineFileSink(path: store.timelinePath(runID)) { for ev in events { file.record(ev) } }
-        lock.withLock {
-            refusals["\(runbook.name)|\(r.guardName)", default: 0] += 1
-            outcomes["\(runbook.name)|refused", default: 0] += 1
-        }
-        return .refused(runID: runID, guardName: r.guardName, until: r.until, message: r.message)
-    }
-
-    func refuse(_ runbook: Runbook, runID: String, start: TimelineEvent, fingerprint: String?, lockKey: String?, guardName: String, until: Date?, message: String) -> Decision {
-        var record = RunRecord(id: runID, runbook: runbook.name, trigger: start.trigger ?? "?", fingerprint: fingerprint, started: start.time, dryRun: false, drill: false)
-        record.lockKey = lockKey
-        record.outcome = RunOutcome.refused.rawValue
-        record.durationMs = 0
-        try? store.insert(record)
-        let events = RunStore.refusalEvents(start: start, refusal: GuardCheck.Refusal(guardName: guardName, until: until, message: message))
-        if let file = try? TimelineFileSink(path: store.timelinePath(runID)) { for ev in events { file.record(ev) } }
-        lock.withLock {
-            refusals["\(runbook.name)|\(guardName)", default: 0] += 1
-            outcomes["\(runbook.name)|refused", default: 0] += 1
-        }
-        return .refused(runID: runID, guardName: guardName, until: until, message: message)
-    }
-
     /// Shutdown: running steps finish or time out, nothing new starts, the runs end `interrupted`.
     public func drainAll() -> Int {
         let all = lock.withLock { Array(drivers.values) }
@@ -151,6 +180,13 @@ public final class RunLauncher: @unchecked Sendable {
 
     /// Runs still going.
     public var activeCount: Int { lock.withLock { drivers.count } }
+
+    /// The grace period is over: every run still going ends now, `interrupted`, its completed changes
+    /// left in place and listed on its timeline.
+    public func interruptAll(reason: String) {
+        let all = lock.withLock { Array(drivers.values) }
+        for d in all { d.abandon(reason: reason) }
+    }
 
     func recordStep(_ seconds: Double) { lock.withLock { if stepDurations.count < 100_000 { stepDurations.append(seconds) } } }
 

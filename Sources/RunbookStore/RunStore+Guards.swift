@@ -11,6 +11,9 @@ extension RunStore {
         public var checkGuards = true
         /// `--force`: cooldown and max_runs refusals are overridden (a lock never is).
         public var force = false
+        /// A refusal decided before admission (a param that failed its pattern, `guards.auto`): it is
+        /// recorded, counted, with the others.
+        public var refusal: GuardCheck.Refusal?
 
         public init(runbook: Runbook, record: RunRecord) {
             self.runbook = runbook
@@ -22,87 +25,119 @@ extension RunStore {
     public enum AdmissionDecision: Sendable {
         /// The run's row is written and its lease held; `overridden` is the refusal `--force` set aside.
         case admitted(lease: RunLease, lock: RunLock?, overridden: GuardCheck.Refusal?)
-        /// Refused by a guard; a `refused` row is written.
-        case refused(GuardCheck.Refusal)
+        /// Refused by a guard; recorded in `runID`'s row (a new row, or one counting repeats of this alert's refusal).
+        case refused(GuardCheck.Refusal, runID: String)
         /// The alert already started this run, which is not resolved yet; nothing is written.
         case duplicate(runID: String)
     }
 
-    /// Decides whether a run may start and records it, all in one `BEGIN IMMEDIATE` transaction, so
-    /// two processes (or two server requests) can never both pass the same guard: dedupe by
-    /// fingerprint, the lock, cooldown and max_runs are read and the run's row is written while the
-    /// database's write lock is held. The admitted run's lease is taken before its row exists, so
-    /// nobody ever sees an open run without a live owner.
+    /// Decides whether a run may start and records it, in one `BEGIN IMMEDIATE` transaction.
     /// - Throws: `StoreError` when the state cannot be written; the run must then not start.
     public func admit(_ request: AdmissionRequest, now: Date) throws -> AdmissionDecision {
+        try admitAll([request], now: now)[0]
+    }
+
+    /// Decides and records many runs (one alert payload) in one `BEGIN IMMEDIATE` transaction, so two
+    /// processes (or two server requests) can never both pass the same guard: dedupe by fingerprint,
+    /// the lock, cooldown and max_runs are read and each run's row written while the database's write
+    /// lock is held, and each request sees the ones before it. An admitted run's lease is taken before
+    /// its row exists, so nobody ever sees an open run without a live owner. Refusals are rows, never
+    /// files; a repeat refusal of one alert by one guard adds to a count.
+    /// - Throws: `StoreError` when the state cannot be written; then nothing is admitted.
+    public func admitAll(_ requests: [AdmissionRequest], now: Date) throws -> [AdmissionDecision] {
+        var taken: [(RunLease, RunLock?)] = []
+        do {
+            return try pool.writeWithoutTransaction { db -> [AdmissionDecision] in
+                var decisions: [AdmissionDecision] = []
+                try db.inTransaction(.immediate) {
+                    decisions = []
+                    for request in requests {
+                        let d = try decide(db, request, now: now)
+                        if case .admitted(let lease, let lock, _) = d { taken.append((lease, lock)) }
+                        decisions.append(d)
+                    }
+                    return .commit
+                }
+                return decisions
+            }
+        } catch {
+            for (lease, lock) in taken {
+                lease.release(removing: true)
+                lock?.release()
+            }
+            throw StoreError(path: directory + "/runbook.sqlite", error)
+        }
+    }
+
+    func decide(_ db: Database, _ request: AdmissionRequest, now: Date) throws -> AdmissionDecision {
         let runbook = request.runbook
         var record = request.record
         let lockKey = record.lockKey
-        do {
-            return try pool.writeWithoutTransaction { db -> AdmissionDecision in
-                var decision: AdmissionDecision = .duplicate(runID: "")
-                try db.inTransaction(.immediate) {
-                    if let fp = record.fingerprint, let existing = try String.fetchOne(db, sql: """
-                        SELECT id FROM runs WHERE runbook = ? AND fingerprint = ? AND resolved_at IS NULL
-                        AND (outcome IS NULL OR outcome != 'refused') ORDER BY started DESC LIMIT 1
-                        """, arguments: [runbook.name, fp]) {
-                        decision = .duplicate(runID: existing)
-                        return .commit
-                    }
-                    var held: RunLock?
-                    var refusal: GuardCheck.Refusal?
-                    if request.checkGuards {
-                        if let key = lockKey {
-                            held = try tryLock(runbook: runbook.name, key: key)
-                            if held == nil {
-                                let holder = try String.fetchOne(db, sql: """
-                                    SELECT id FROM runs WHERE runbook = ? AND lock_key = ? AND outcome IS NULL AND dry_run = 0 AND drill = 0
-                                    ORDER BY started DESC LIMIT 1
-                                    """, arguments: [runbook.name, key])
-                                refusal = GuardCheck.Refusal(guardName: "lock", until: nil,
-                                    message: "another run of \(runbook.name)\(holder.map { " (\($0))" } ?? "") holds lock '\(key)'; a lock is never overridden")
-                            }
-                        }
-                        if refusal == nil {
-                            let window = max(runbook.guards.cooldown ?? 0, runbook.guards.maxRuns?.per ?? 0)
-                            if window > 0 {
-                                let earlier = try Date.fetchAll(db, sql: """
-                                    SELECT started FROM runs WHERE runbook = ? AND lock_key IS ? AND dry_run = 0 AND drill = 0
-                                    AND (outcome IS NULL OR outcome != 'refused') AND started >= ? ORDER BY started
-                                    """, arguments: [runbook.name, lockKey, now.addingTimeInterval(-window)])
-                                refusal = GuardCheck.evaluate(runbook.guards, now: now, starts: earlier)
-                            }
-                        }
-                    }
-                    var overridden: GuardCheck.Refusal?
-                    if let r = refusal, r.guardName != "lock", request.force {
-                        overridden = r
-                        refusal = nil
-                    }
-                    if let r = refusal {
-                        held?.release()
-                        record.outcome = RunOutcome.refused.rawValue
-                        record.durationMs = 0
-                        try record.insert(db)
-                        decision = .refused(r)
-                        return .commit
-                    }
-                    let lease = try RunLease.take(path: leasePath(record.id))
-                    do {
-                        try record.insert(db)
-                    } catch {
-                        lease.release(removing: true)
-                        held?.release()
-                        throw error
-                    }
-                    decision = .admitted(lease: lease, lock: held, overridden: overridden)
-                    return .commit
-                }
-                return decision
-            }
-        } catch {
-            throw StoreError(path: directory + "/runbook.sqlite", error)
+        if let fp = record.fingerprint, let existing = try String.fetchOne(db, sql: """
+            SELECT id FROM runs WHERE runbook = ? AND fingerprint = ? AND resolved_at IS NULL
+            AND (outcome IS NULL OR outcome != 'refused') ORDER BY started DESC LIMIT 1
+            """, arguments: [runbook.name, fp]) {
+            return .duplicate(runID: existing)
         }
+        var held: RunLock?
+        var refusal = request.refusal
+        if refusal == nil, request.checkGuards {
+            if let key = lockKey {
+                held = try tryLock(runbook: runbook.name, key: key)
+                if held == nil {
+                    let holder = try String.fetchOne(db, sql: """
+                        SELECT id FROM runs WHERE runbook = ? AND lock_key = ? AND outcome IS NULL AND dry_run = 0 AND drill = 0
+                        ORDER BY started DESC LIMIT 1
+                        """, arguments: [runbook.name, key])
+                    refusal = GuardCheck.Refusal(guardName: "lock", until: nil,
+                        message: "another run of \(runbook.name)\(holder.map { " (\($0))" } ?? "") holds lock '\(key)'; a lock is never overridden")
+                }
+            }
+            if refusal == nil {
+                let window = max(runbook.guards.cooldown ?? 0, runbook.guards.maxRuns?.per ?? 0)
+                if window > 0 {
+                    let earlier = try Date.fetchAll(db, sql: """
+                        SELECT started FROM runs WHERE runbook = ? AND lock_key IS ? AND dry_run = 0 AND drill = 0
+                        AND (outcome IS NULL OR outcome != 'refused') AND started >= ? ORDER BY started
+                        """, arguments: [runbook.name, lockKey, now.addingTimeInterval(-window)])
+                    refusal = GuardCheck.evaluate(runbook.guards, now: now, starts: earlier)
+                }
+            }
+        }
+        var overridden: GuardCheck.Refusal?
+        if let r = refusal, r.guardName != "lock", r.guardName != "params", r.guardName != "auto", request.force {
+            overridden = r
+            refusal = nil
+        }
+        if let r = refusal {
+            held?.release()
+            if let fp = record.fingerprint, let existing = try String.fetchOne(db, sql: """
+                SELECT id FROM runs WHERE runbook = ? AND fingerprint = ? AND outcome = 'refused' AND refusal_guard = ?
+                AND resolved_at IS NULL ORDER BY started DESC LIMIT 1
+                """, arguments: [runbook.name, fp, r.guardName]) {
+                try db.execute(sql: """
+                    UPDATE runs SET refused_count = COALESCE(refused_count, 1) + 1, refusal_message = ?, refusal_until = ? WHERE id = ?
+                    """, arguments: [r.message, r.until, existing])
+                return .refused(r, runID: existing)
+            }
+            record.outcome = RunOutcome.refused.rawValue
+            record.durationMs = 0
+            record.refusalGuard = r.guardName
+            record.refusalMessage = r.message
+            record.refusalUntil = r.until
+            record.refusedCount = 1
+            try record.insert(db)
+            return .refused(r, runID: record.id)
+        }
+        let lease = try RunLease.take(path: leasePath(record.id))
+        do {
+            try record.insert(db)
+        } catch {
+            lease.release(removing: true)
+            held?.release()
+            throw error
+        }
+        return .admitted(lease: lease, lock: held, overridden: overridden)
     }
 
     /// The events of a refused run: its start, the `guard.refused` with guard and until, and its end.

@@ -16,10 +16,17 @@ public struct RunRecord: Sendable, Codable, FetchableRecord, PersistableRecord {
     public var drill: Bool
     /// The rendered `guards.lock` key, if the runbook has one.
     public var lockKey: String?
+    /// On a refused run: the guard, its sentence, until when, and how many refusals this row counts
+    /// (repeat refusals of one alert by one guard add to the count instead of adding rows).
+    public var refusalGuard: String?
+    public var refusalMessage: String?
+    public var refusalUntil: Date?
+    public var refusedCount: Int?
 
     enum CodingKeys: String, CodingKey {
         case id, runbook, trigger, fingerprint, outcome, started
         case durationMs = "duration_ms", dryRun = "dry_run", drill, lockKey = "lock_key"
+        case refusalGuard = "refusal_guard", refusalMessage = "refusal_message", refusalUntil = "refusal_until", refusedCount = "refused_count"
     }
 
     public init(id: String, runbook: String, trigger: String, fingerprint: String? = nil, started: Date, dryRun: Bool, drill: Bool) {
@@ -84,6 +91,15 @@ public final class RunStore: Sendable {
         migrator.registerMigration("v3-alert-resolution") { db in
             try db.alter(table: "runs") { t in t.add(column: "resolved_at", .datetime) }
             try db.create(index: "runs_by_fingerprint", on: "runs", columns: ["runbook", "fingerprint"], ifNotExists: true)
+        }
+        migrator.registerMigration("v4-counted-refusals") { db in
+            try db.alter(table: "runs") { t in
+                t.add(column: "refusal_guard", .text)
+                t.add(column: "refusal_message", .text)
+                t.add(column: "refusal_until", .datetime)
+                t.add(column: "refused_count", .integer)
+            }
+            try db.create(index: "runs_open", on: "runs", columns: ["outcome"], ifNotExists: true)
         }
         try migrator.migrate(pool)
     }
@@ -212,9 +228,19 @@ public final class RunStore: Sendable {
     public func timeline(_ runID: String) -> [TimelineEvent] { timelineReport(runID).events }
 
     /// A run's timeline, read line by line and lossily: a damaged line is skipped and its number
-    /// reported, and the rest of the run is still there.
+    /// reported, and the rest of the run is still there. A refused run has no file: its timeline
+    /// is told from its row.
     public func timelineReport(_ runID: String) -> (events: [TimelineEvent], damagedLines: [Int]) {
-        guard let data = FileManager.default.contents(atPath: timelinePath(runID)) else { return ([], []) }
+        guard let data = FileManager.default.contents(atPath: timelinePath(runID)) else {
+            guard let r = try? run(runID), r.outcome == RunOutcome.refused.rawValue, let g = r.refusalGuard else { return ([], []) }
+            var start = TimelineEvent(time: r.started, run: r.id, event: "run.started")
+            start.runbook = r.runbook
+            start.trigger = r.trigger
+            start.dryRun = r.dryRun
+            var events = Self.refusalEvents(start: start, refusal: GuardCheck.Refusal(guardName: g, until: r.refusalUntil, message: r.refusalMessage ?? ""))
+            if let n = r.refusedCount, n > 1 { events[2].message = (events[2].message ?? "") + " (\(n) times)" }
+            return (events, [])
+        }
         var events: [TimelineEvent] = []
         var damaged: [Int] = []
         var lineNumber = 0

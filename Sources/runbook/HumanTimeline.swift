@@ -93,7 +93,8 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
                 if e.event == "step.finished" { running.removeAll { $0.step == step } }
             }
         }
-        guard var text = Self.line(e) else { return }
+        // Outside text (labels, params, command output) never reaches the terminal raw.
+        guard var text = Self.line(e).map({ Escape.text($0) }) else { return }
         if colour {
             switch e.status ?? e.outcome ?? "" {
             case "passed", "mitigated", "completed": text = paint(text, "32")

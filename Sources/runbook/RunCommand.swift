@@ -65,10 +65,9 @@ struct RunCommand: ParsableCommand {
         case .duplicate:
             printError("error: run not started: a duplicate of a running alert")
             throw ExitCode(3)
-        case .refused(let r):
-            var shown: [any TimelineSink] = [json ? JSONLinesStdout() : HumanTimeline(isTerminal: isatty(1) == 1)]
-            if let file = try? TimelineFileSink(path: store.timelinePath(runID)) { shown.append(file) }
-            let out = SecretRedactor(secrets: secrets, next: TimelineFanOut(shown))
+        case .refused(let r, _):
+            // The refusal is a row in the history (its timeline is told from it), shown here too.
+            let out = SecretRedactor(secrets: secrets, next: json ? JSONLinesStdout() : HumanTimeline(isTerminal: isatty(1) == 1))
             for event in RunStore.refusalEvents(start: start, refusal: r) { out.record(event) }
             printError("error: run refused by guard \(r.guardName)\(r.until.map { " until \(TimelineEvent.timestamp($0))" } ?? ""): \(r.message)\(r.guardName == "lock" ? "" : " (use --force to override)")")
             throw ExitCode(3)
@@ -195,7 +194,7 @@ struct HistoryCommand: ParsableCommand {
             [r.id, r.runbook + (r.drill ? " [drill]" : r.dryRun ? " [dry run]" : ""), r.trigger, r.outcome ?? "running",
              TimelineEvent.timestamp(r.started), r.durationMs.map { Quantity.formatDuration(Double($0) / 1000) } ?? "-"]
         }
-        print(Table.render(header: ["ID", "RUNBOOK", "TRIGGER", "OUTCOME", "START", "DURATION"], rows: rows), terminator: "")
+        StandardStreams.out(Table.render(header: ["ID", "RUNBOOK", "TRIGGER", "OUTCOME", "START", "DURATION"], rows: rows.map { $0.map { Escape.text($0) } }))
     }
 }
 

@@ -76,7 +76,7 @@ extension StateOptions {
 
 /// Writes to standard error.
 func printError(_ text: String) {
-    StandardStreams.err(text + "\n")
+    StandardStreams.err(Escape.text(text, keepNewlines: true) + "\n")
 }
 
 /// Loads a runbook by name, printing located errors and exiting 2 when it is invalid or missing.
@@ -135,6 +135,7 @@ struct ValidateCommand: ParsableCommand {
         for f in files {
             do {
                 let rb = try RunbookLoader.load(path: f)
+                for w in rb.warnings { printError(w.description) }
                 if let other = names[rb.name] {
                     printError("\(f):1:1: error: runbook name '\(rb.name)' is already used by \(other)")
                     problems += 1

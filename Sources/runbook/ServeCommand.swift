@@ -10,30 +10,76 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve", abstract: "The alert server: Alertmanager webhooks and the run API.",
         discussion: """
-            POST /hooks/alertmanager (Alertmanager or Grafana webhook, version 4), POST /hooks/run, GET /runs, GET /runs/ID,
-            GET /healthz, GET /metrics. With a token (--token-file or $RUNBOOK_TOKEN) every hook needs 'Authorization: Bearer TOKEN'.
-            On start, runs a previous server left unfinished are marked interrupted; their changes are not repeated.
+            POST /hooks/alertmanager (role alerts), POST /hooks/run (role operator), GET /runs, GET /runs/ID and GET /metrics
+            (role reader), GET /healthz (open). Every endpoint but /healthz needs 'Authorization: Bearer TOKEN' from the token
+            file: one entry a line, '#' comments, TOKEN alone (name default, role admin) or NAME:ROLE:TOKEN with ROLE one of
+            alerts, reader, operator, admin. Without --token-file the server does not start, unless --no-auth on a loopback address.
+            On start, runs whose process died are marked interrupted; their changes are not repeated.
             """)
 
-    @Option(help: "Address to listen on (loopback by default).") var listen = "127.0.0.1:9095"
-    @Option(help: "File holding the bearer token (else $RUNBOOK_TOKEN).") var tokenFile: String?
+    @Option(help: "Address to listen on: HOST:PORT or [IPv6]:PORT (port 0: any free port, printed once bound).") var listen = "127.0.0.1:9095"
+    @Option(help: "Token file (required unless --no-auth).") var tokenFile: String?
+    @Flag(help: "Run without tokens; accepted on a loopback address only.") var noAuth = false
+    @Flag(help: "Serve /metrics without a token.") var metricsPublic = false
+    @Option(help: "Seconds a connection has to send its request head.") var headTimeout: Double = 10
+    @Option(help: "Seconds an idle connection is kept.") var idleTimeout: Double = 60
+    @Option(help: "Connections served at once.") var maxConnections = 512
+    @Option(help: "Seconds running steps may finish after SIGTERM before their runs are interrupted.") var shutdownGrace: Double = 10
     @OptionGroup var options: RunbookOptions
     @OptionGroup var state: StateOptions
 
+    /// `HOST:PORT` or `[IPV6]:PORT`.
+    static func parseListen(_ text: String) -> (host: String, port: Int)? {
+        let host: String, portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = String(text[text.index(after: text.startIndex)..<close])
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            host = String(text[..<colon])
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else { return nil }
+        return (host, port)
+    }
+
+    /// 127.0.0.0/8, ::1 and localhost.
+    static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" || host == "::1" { return true }
+        let parts = host.split(separator: ".")
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+
     func run() async throws {
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
-            printError("error: --listen takes HOST:PORT, got '\(listen)'")
+        guard let (host, port) = Self.parseListen(listen) else {
+            printError("error: --listen takes HOST:PORT or [IPv6]:PORT, got '\(listen)'")
             throw ExitCode(2)
         }
-        let host = String(listen[..<colon])
-        var token = ProcessInfo.processInfo.environment["RUNBOOK_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-        if let tokenFile {
-            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
-                printError("error: cannot read token file \(tokenFile)")
+        let tokens: TokenSet?
+        switch (tokenFile, noAuth) {
+        case (let path?, false):
+            do { tokens = try TokenSet.load(path: path) } catch {
+                printError("error: \(error)")
                 throw ExitCode(2)
             }
-            token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            if token?.isEmpty == true { printError("error: token file \(tokenFile) is empty"); throw ExitCode(2) }
+        case (nil, true):
+            guard Self.isLoopback(host) else {
+                printError("error: --no-auth is accepted on a loopback address only (127.0.0.1, [::1], localhost), not \(host): give --token-file FILE")
+                throw ExitCode(2)
+            }
+            printError("warning: --no-auth: anyone who can reach \(listen) may start runs")
+            tokens = nil
+        case (_?, true):
+            printError("error: give --token-file or --no-auth, not both")
+            throw ExitCode(2)
+        case (nil, false):
+            printError("error: runbook serve needs --token-file FILE (one token a line, or NAME:ROLE:TOKEN): without it anyone who can reach the port could run runbooks; --no-auth runs without tokens on a loopback address")
+            throw ExitCode(2)
+        }
+        guard headTimeout > 0, idleTimeout > 0, maxConnections > 0, shutdownGrace >= 0 else {
+            printError("error: --head-timeout, --idle-timeout and --max-connections must be positive, --shutdown-grace not negative")
+            throw ExitCode(2)
         }
         let (runbooks, errors): ([Runbook], [LoadError])
         do { (runbooks, errors) = try options.catalog.loadAll() } catch {
@@ -50,6 +96,12 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "runbook.serve")
         logger.logLevel = .info
         let intake = AlertIntake(runbooks: runbooks, launcher: RunLauncher(store: store), store: store)
-        try await AlertServer.run(host: host, port: port, intake: intake, token: token, logger: logger)
+        var serverOptions = AlertServer.Options(host: host, port: port, tokens: tokens)
+        serverOptions.metricsPublic = metricsPublic
+        serverOptions.headTimeout = headTimeout
+        serverOptions.idleTimeout = idleTimeout
+        serverOptions.maxConnections = maxConnections
+        serverOptions.shutdownGrace = shutdownGrace
+        try await AlertServer.run(serverOptions, intake: intake, logger: logger)
     }
 }

@@ -87,7 +87,7 @@ struct AlertChainTests {
         defer { prometheus.stop() }
 
         func runs() -> [[String: Any]] {
-            ((try? JSONSerialization.jsonObject(with: Data(http("GET", "http://127.0.0.1:\(servePort)/runs").body.utf8))) as? [[String: Any]]) ?? []
+            ((try? JSONSerialization.jsonObject(with: Data(http("GET", "http://127.0.0.1:\(servePort)/runs", headers: ["Authorization": "Bearer t0ken"]).body.utf8))) as? [[String: Any]]) ?? []
         }
         let mitigated = await waitUntil(120) { runs().contains { $0["outcome"] as? String == "mitigated" } }
         let all = runs()
@@ -101,7 +101,7 @@ struct AlertChainTests {
         #expect(flags.contains("\"defaultVariant\": \"off\""))
         // Memory is flat now, so the rule stops firing and Alertmanager sends the resolve.
         let id = run["id"] as? String ?? ""
-        let resolved = await waitUntil(90) { ((try? http("GET", "http://127.0.0.1:\(servePort)/runs/\(id)").body) ?? "").contains("alert.resolved") }
+        let resolved = await waitUntil(90) { ((try? http("GET", "http://127.0.0.1:\(servePort)/runs/\(id)", headers: ["Authorization": "Bearer t0ken"]).body) ?? "").contains("alert.resolved") }
         #expect(resolved, "the alert did not resolve on the run's timeline")
     }
 }

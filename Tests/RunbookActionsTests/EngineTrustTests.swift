@@ -207,8 +207,8 @@ struct EngineTrustTests {
             p.signal(SIGINT)
             _ = p.readLine(containing: "\"event\":\"undo.started\"")
             // The undo command is running (it wrote its pid) before the second interrupt.
-            let deadline = Date().addingTimeInterval(10)
-            while !FileManager.default.fileExists(atPath: box.dir + "/undo.pid"), Date() < deadline { usleep(10_000) }
+            let deadline = Date().addingTimeInterval(60)
+            while ((try? String(contentsOfFile: box.dir + "/undo.pid", encoding: .utf8)) ?? "").isEmpty, Date() < deadline { usleep(10_000) }
             p.signal(SIGINT)
             let (status, stderr) = p.wait()
             return (status, stderr, p.lines)

@@ -166,7 +166,7 @@ struct LiveRunTests {
             command: ["sleep", "30"]
 
         """
-        let r = try await runRunbook(yaml, in: dir, interruptAfter: 0.5)
+        let r = try await runRunbook(yaml, in: dir, interruptWhenStarted: "slow")
         #expect(r.outcome == .interrupted)
         #expect(r.status("slow") == "failed")
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/flags.json")) == Data(flagFileText.utf8))

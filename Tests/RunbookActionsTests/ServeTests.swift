@@ -71,7 +71,7 @@ struct ServeTests {
     }
 
     func runs(_ s: Server) throws -> [[String: Any]] {
-        (try JSONSerialization.jsonObject(with: Data(http("GET", s.base + "/runs").body.utf8)) as? [[String: Any]]) ?? []
+        (try JSONSerialization.jsonObject(with: Data(http("GET", s.base + "/runs", headers: ["Authorization": "Bearer t0ken"]).body.utf8)) as? [[String: Any]]) ?? []
     }
 
     @Test func hooksNeedTheTokenAndBadBodiesNeverStopTheServer() async throws {
@@ -102,7 +102,7 @@ struct ServeTests {
         #expect(resolved.body.contains(id))
         let finished = await waitUntil(15) { ((try? self.runs(s).first?["outcome"]) as? String) == "completed" }
         #expect(finished)
-        let detail = try http("GET", s.base + "/runs/\(id)").body
+        let detail = try http("GET", s.base + "/runs/\(id)", headers: ["Authorization": "Bearer t0ken"]).body
         #expect(detail.contains("\"event\":\"alert.resolved\""), "\(detail)")
         // Resolved: the next firing of the same alert may start a new run.
         #expect(try post(s, payload()).body.contains("\"status\":\"started\""))
@@ -143,7 +143,7 @@ struct ServeTests {
         #expect(r.body.contains("\"status\":\"refused\"") && r.body.contains("\"guard\":\"params\""), "\(r.body)")
         let run = try #require(try runs(s).first)
         #expect(run["outcome"] as? String == "refused")
-        let detail = try http("GET", s.base + "/runs/\(run["id"] as? String ?? "")").body
+        let detail = try http("GET", s.base + "/runs/\(run["id"] as? String ?? "")", headers: ["Authorization": "Bearer t0ken"]).body
         #expect(detail.contains("guard.refused"))
         #expect(!detail.contains("step.started"), "a step ran for a hostile label")
     }
@@ -228,7 +228,7 @@ struct ServeTests {
         defer { again.child.stop() }
         let run = try #require(try runs(again).first)
         #expect(run["outcome"] as? String == "interrupted")
-        let detail = try http("GET", again.base + "/runs/\(run["id"] as? String ?? "")").body
+        let detail = try http("GET", again.base + "/runs/\(run["id"] as? String ?? "")", headers: ["Authorization": "Bearer t0ken"]).body
         #expect(detail.contains("cut off"), "\(detail)")
         // The still-firing alert does not start the cut-off run's changes again by itself.
         #expect(try runs(again).count == 1)

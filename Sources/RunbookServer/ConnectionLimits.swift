@@ -1,0 +1,145 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+
+/// Closes a connection that does not deliver a complete request head (up to the blank line) within
+/// `limit` of being accepted, or of the first byte of its next request. A client that sends a byte
+/// every few seconds (slowloris) no longer holds a connection for minutes; idle keep-alive
+/// connections are left to the server's idle timeout.
+///
+/// It reads the raw bytes before the HTTP decoder and follows request boundaries through
+/// `Content-Length`; a chunked request body stops the tracking for that connection (the idle
+/// timeout still applies).
+final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    enum State {
+        /// Reading a head: the bytes so far (capped; the decoder enforces its own limits).
+        case head([UInt8])
+        /// Reading a body: bytes still to come.
+        case body(Int)
+        /// Boundaries unknown (chunked body): no deadline any more.
+        case untracked
+    }
+
+    let limit: TimeAmount
+    // Touched only on the channel's event loop.
+    var state: State = .head([])
+    var timer: Scheduled<Void>?
+
+    init(limit: TimeAmount) { self.limit = limit }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { disarm() }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        disarm()
+        context.fireChannelInactive()
+    }
+
+    func arm(_ context: ChannelHandlerContext) {
+        guard timer == nil else { return }
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
+    }
+
+    func disarm() {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        var bytes = buffer.readableBytesView[...]
+        while !bytes.isEmpty {
+            switch state {
+            case .untracked:
+                bytes = bytes[bytes.endIndex...]
+            case .body(let remaining):
+                let n = min(remaining, bytes.count)
+                bytes = bytes.dropFirst(n)
+                state = remaining - n > 0 ? .body(remaining - n) : .head([])
+            case .head(var head):
+                arm(context)
+                let start = head.count
+                head.append(contentsOf: bytes.prefix(65536 - min(head.count, 65536)))
+                if let end = Self.endOfHead(head, from: max(0, start - 3)) {
+                    let consumed = end - start
+                    bytes = bytes.dropFirst(consumed)
+                    disarm()
+                    let text = String(decoding: head[..<end], as: UTF8.self).lowercased()
+                    if text.contains("transfer-encoding:") {
+                        state = .untracked
+                    } else {
+                        let length = Self.contentLength(text) ?? 0
+                        state = length > 0 ? .body(length) : .head([])
+                    }
+                } else {
+                    bytes = bytes[bytes.endIndex...]
+                    state = .head(head)
+                }
+            }
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// Index just past `\r\n\r\n` (or `\n\n`), searching from `from`.
+    static func endOfHead(_ b: [UInt8], from: Int) -> Int? {
+        var i = from
+        while i < b.count {
+            if b[i] == 10 {
+                if i + 1 < b.count, b[i + 1] == 10 { return i + 2 }
+                if i + 2 < b.count, b[i + 1] == 13, b[i + 2] == 10 { return i + 3 }
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    static func contentLength(_ lowercasedHead: String) -> Int? {
+        for line in lowercasedHead.split(separator: "\n") where line.hasPrefix("content-length:") {
+            return Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
+    }
+}
+
+/// HTTP/1 with a request-head deadline in front of Hummingbird's own channel.
+struct DeadlineHTTP1Channel: ServerChildChannel {
+    typealias Value = HTTP1Channel.Value
+    let inner: HTTP1Channel
+    let headTimeout: TimeAmount
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let limit = headTimeout
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(RequestHeadDeadline(limit: limit))
+        }.flatMap { inner.setup(channel: channel, logger: logger) }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await inner.handle(value: value, logger: logger)
+    }
+}
+
+extension HTTPServerBuilder {
+    /// HTTP/1 with a head deadline and an idle timeout.
+    static func guardedHTTP1(headTimeout: Double, idleTimeout: Double) -> HTTPServerBuilder {
+        .init { responder in
+            DeadlineHTTP1Channel(
+                inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: .milliseconds(Int64(idleTimeout * 1000)))),
+                headTimeout: .milliseconds(Int64(headTimeout * 1000)))
+        }
+    }
+}
