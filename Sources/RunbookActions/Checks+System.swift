@@ -28,7 +28,7 @@ enum TCPCheck {
                     completion(StepResult(.passed, "connected to \(host):\(port) in \(Quantity.formatDuration(latency))", output: output))
                 }
             case .failure(let e):
-                completion(StepResult(.failed, "cannot connect to \(host):\(port): \(HTTPProbe.describe(e))"))
+                completion(StepResult(.errored, "cannot connect to \(host):\(port): \(HTTPProbe.describe(e))"))
             }
         }
         return NothingToCancel()
@@ -107,7 +107,16 @@ enum ProcessCheck {
         var pid: Int32?
         var what: String
         if let p = request.render(c["pid"]) { pid = Int32(p); what = "pid \(p)" }
-        else if let f = request.render(c["pidfile"]) { pid = ProcFS.pid(fromFile: f); what = "pidfile \(f)\(pid.map { " (pid \($0))" } ?? "")" }
+        else if let f = request.render(c["pidfile"]) {
+            pid = ProcFS.pid(fromFile: f)
+            what = "pidfile \(f)\(pid.map { " (pid \($0))" } ?? "")"
+            if pid == nil, wantRunning {
+                // No pid to look at: the check could not measure.
+                let why = FileManager.default.fileExists(atPath: f) ? "holds no pid" : "does not exist"
+                completion(StepResult(.errored, "pidfile \(f) \(why)", output: ["running": .bool(false)]))
+                return NothingToCancel()
+            }
+        }
         else { let n = request.render(c["name"]) ?? ""; pid = ProcFS.pids(named: n).first; what = "process \(n)\(pid.map { " (pid \($0))" } ?? "")" }
         let running = pid.map(ProcFS.isRunning) ?? false
         var output: [String: Value] = ["running": .bool(running)]
@@ -151,10 +160,10 @@ enum ProcessCheck {
 enum HostCheck {
     static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
         var output: [String: Value] = [:]
-        var parts: [String] = [], problems: [String] = []
-        func judge(_ name: String, _ value: Double?, _ limits: Config?, maxKey: String, minKey: String, unit: String) {
+        var parts: [String] = [], problems: [String] = [], unreadable: [String] = []
+        func judge(_ name: String, _ value: Double?, _ limits: Config?, maxKey: String, minKey: String, unit: String, why: String? = nil) {
             guard let limits else { return }
-            guard let value else { problems.append("cannot read \(name)"); return }
+            guard let value else { unreadable.append("cannot read \(name)\(why.map { ": \($0)" } ?? "")"); return }
             output[name] = .number(value)
             parts.append("\(name) \(value)\(unit)")
             if let m = limits[maxKey]?.number, value > m { problems.append("\(name) \(value)\(unit) over \(m)\(unit)") }
@@ -162,12 +171,19 @@ enum HostCheck {
         }
         if let d = c["disk"] {
             let path = request.render(d["path"]) ?? "/"
-            judge("disk_used_percent", ProcFS.diskUsedPercent(path), d, maxKey: "max_used", minKey: "min_used", unit: "%")
+            var fs = statvfs()
+            let why = statvfs(path, &fs) == 0 ? nil : "\(path): \(String(cString: strerror(errno))) (errno \(errno))"
+            judge("disk_used_percent", ProcFS.diskUsedPercent(path), d, maxKey: "max_used", minKey: "min_used", unit: "%", why: why)
             if ProcFS.diskUsedPercent(path) != nil { parts[parts.count - 1] += " (\(path))" }
         }
         judge("memory_used_percent", c["memory"] != nil ? ProcFS.memoryUsedPercent() : nil, c["memory"], maxKey: "max_used", minKey: "min_used", unit: "%")
         judge("load1", c["load"] != nil ? ProcFS.load1() : nil, c["load"], maxKey: "max", minKey: "min", unit: "")
         let text = parts.joined(separator: ", ")
+        if !unreadable.isEmpty {
+            // Could not measure: not the same as within limits.
+            completion(StepResult(.errored, (unreadable + problems).joined(separator: "; "), output: output))
+            return NothingToCancel()
+        }
         completion(StepResult(problems.isEmpty ? .passed : .failed, problems.isEmpty ? text : problems.joined(separator: "; "), output: output))
         return NothingToCancel()
     }

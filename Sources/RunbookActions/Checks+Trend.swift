@@ -111,7 +111,7 @@ enum MetricTrendCheck {
 
     static func evaluate(_ points: [(t: Double, v: Double)], problems: [String], count: Int, minSlope: Double?, maxSlope: Double?, minR2: Double) -> StepResult {
         guard points.count >= max(2, count / 2), let fit = TrendFit.fit(points) else {
-            return StepResult(.failed, "only \(points.count) of \(count) samples: \(problems.last ?? "no data")")
+            return StepResult(.errored, "only \(points.count) of \(count) samples: \(problems.last ?? "no data")")
         }
         let output: [String: Value] = [
             "slope_bytes_per_s": .number(fit.slope.rounded()), "r2": .number((fit.r2 * 1000).rounded() / 1000),

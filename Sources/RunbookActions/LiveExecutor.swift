@@ -48,6 +48,11 @@ public struct LiveExecutor: StepExecutor {
         switch action.kind {
         case .wait:
             let seconds = action.config.number ?? 0
+            // A dry run never sleeps.
+            if request.dryRun {
+                completion(StepResult(.wouldWait, "would wait \(Quantity.formatDuration(seconds))"))
+                return NothingToCancel()
+            }
             return request.scheduler.schedule(after: seconds) { completion(StepResult(.passed, "waited \(Quantity.formatDuration(seconds))")) }
         case .command:
             return runCommand(action.config, request, isChange: action.isChange, completion: completion)
@@ -102,7 +107,8 @@ public struct LiveExecutor: StepExecutor {
             output["stdout"] = .string(Self.excerpt(p.stdout, 1024).trimmingCharacters(in: .whitespacesAndNewlines))
             var r: StepResult
             if let why = p.spawnError {
-                r = StepResult(.failed, why, output: output)
+                // A command that could not start measured nothing.
+                r = StepResult(isChange ? .failed : .errored, why, output: output)
             } else if let sig = p.signal {
                 r = StepResult(.failed, "killed by signal \(sig) after \(Quantity.formatDuration(p.duration))", output: output)
             } else if let code = p.exitCode, !expected.contains(Int(code)) {

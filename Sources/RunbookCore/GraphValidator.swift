@@ -32,7 +32,7 @@ struct GraphValidator {
                 if need == step.id {
                     error(needNode.location, "step '\(step.id)' needs itself")
                 } else if let target = byID[need] {
-                    if target.phase > step.phase {
+                    if target.phaseDeclared, step.phaseDeclared, target.phase > step.phase {
                         error(needNode.location, "step '\(step.id)' (\(step.phase.rawValue)) needs '\(need)', which is in the later phase \(target.phase.rawValue): needs may only point to the same or an earlier phase")
                     }
                 } else {
@@ -113,7 +113,7 @@ struct GraphValidator {
                     error(loc, "unknown step '\(s)' in '\(ref)'\(Suggest.hint(for: s, among: byID.keys))")
                 } else if s == step.id {
                     error(loc, "step '\(step.id)' cannot read its own result ('\(ref)')")
-                } else if !before.contains(s) {
+                } else if !before.contains(s), step.phaseDeclared, byID[s]?.phaseDeclared ?? true {
                     error(loc, "'\(ref)': step '\(s)' is not certain to finish before '\(step.id)' starts: add it to needs, or move it to an earlier phase")
                 }
             case .runID:

@@ -2,7 +2,7 @@ import Foundation
 
 /// A dotted name used in templates and `when` expressions.
 ///
-/// `params.NAME`, `steps.ID.passed|failed|skipped|status`, `steps.ID.output.NAME`, `run.id`,
+/// `params.NAME`, `steps.ID.passed|failed|errored|skipped|status`, `steps.ID.output.NAME`, `run.id`,
 /// `alert.labels.NAME`, `alert.annotations.NAME` (the `alert` ones only in trigger params).
 public enum Reference: Sendable, Hashable, CustomStringConvertible {
     case param(String)
@@ -14,7 +14,7 @@ public enum Reference: Sendable, Hashable, CustomStringConvertible {
 
     /// What `steps.ID.X` can ask about a step.
     public enum StepState: String, Sendable, CaseIterable {
-        case passed, failed, skipped, status
+        case passed, failed, skipped, errored, status
     }
 
     /// The step a reference reads, if any.
@@ -52,7 +52,7 @@ public enum Reference: Sendable, Hashable, CustomStringConvertible {
                 return .success(.stepOutput(step: parts[1], name: parts[3...].joined(separator: ".")))
             }
             let hint = parts.count == 3 ? Suggest.hint(for: parts[2], among: StepState.allCases.map(\.rawValue) + ["output"]) : ""
-            return .failure(ReferenceError("'\(path)': write steps.ID.passed, steps.ID.failed, steps.ID.skipped, steps.ID.status or steps.ID.output.NAME\(hint)"))
+            return .failure(ReferenceError("'\(path)': write steps.ID.passed, steps.ID.failed, steps.ID.errored, steps.ID.skipped, steps.ID.status or steps.ID.output.NAME\(hint)"))
         case "run":
             guard parts == ["run", "id"] else { return .failure(ReferenceError("'\(path)': the only run field is run.id")) }
             return .success(.runID)

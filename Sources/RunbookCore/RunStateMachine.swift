@@ -23,12 +23,20 @@ public struct RunStateMachine: Sendable {
     public struct Options: Sendable {
         public var runID: String
         public var params: [String: Value]
-        public var maxParallel: Int = 64
+        /// Most steps running a process at once (commands, command checks, restarts): 4 x cores by
+        /// default. Waits and network checks are not counted against it.
+        public var maxParallel: Int = 4 * ProcessInfo.processInfo.activeProcessorCount
+        /// Most network checks (HTTP, TCP, Prometheus, trends, HTTP flags, notify) at once.
+        public var maxNetwork: Int = 1000
         /// `--yes` or a server run with `guards.auto`: confirm steps proceed.
         public var autoConfirm: Bool = false
         public var noUndo: Bool = false
         /// Longest one undo may take before it is given up as failed.
         public var undoTimeout: Double = 30
+        /// `runbook run --dry-run` (SPEC §6.2): confirm steps neither ask nor need `--yes`, verify steps
+        /// are skipped ("would verify after the changes"), and a run that described changes ends
+        /// `would-mitigate`. (Drills are rehearsed as live runs and do not set this.)
+        public var dryRun = false
         /// Random number in 0..<1 for jitter.
         public var random: @Sendable () -> Double = { Double.random(in: 0..<1) }
 
@@ -100,6 +108,9 @@ public struct RunStateMachine: Sendable {
         return false
     }
     var running = 0
+    /// What each running attempt holds, and how many hold each.
+    var holding: [String: Resource] = [:]
+    var held: [Resource: Int] = [:]
     var startedAt: Date?
     /// Set by `drain`: an interrupted run that leaves its completed changes in place.
     var keepChanges = false
@@ -171,6 +182,7 @@ public struct RunStateMachine: Sendable {
     public mutating func attemptFinished(step id: String, attempt: Int, result: StepResult, now: Date) -> [Effect] {
         guard states[id] == .running(attempt: attempt), let step = runbook.step(id) else { return [] }
         running -= 1
+        release(id)
         var effects: [Effect] = []
         if result.status.isFailure, attempt < step.retry.attempts, stop == nil {
             var delay = step.retry.baseDelay(afterAttempt: attempt)
@@ -257,6 +269,7 @@ public struct RunStateMachine: Sendable {
                 switch states[s.id] {
                 case .running, .awaitingConfirmation:
                     running -= 1
+                    release(s.id)
                     markDone(s.id, .failed)
                     effects.append(.cancelAttempt(step: s.id))
                     var e = event("step.finished", now, step: s)
@@ -299,6 +312,7 @@ public struct RunStateMachine: Sendable {
             switch states[s.id] {
             case .running, .awaitingConfirmation:
                 running -= 1
+                release(s.id)
                 markDone(s.id, .failed)
                 effects.append(.cancelAttempt(step: s.id))
                 var e = event("step.finished", now, step: s)
@@ -336,6 +350,39 @@ public struct RunStateMachine: Sendable {
         c.change.automaticUndo != nil || runbook.step(c.step)?.undo != nil
     }
 
+    /// What a step's attempt occupies while it runs, for the caps.
+    enum Resource: Sendable {
+        case process, network, free
+    }
+
+    static func resource(of step: Step) -> Resource {
+        switch step.action.kind {
+        case .command, .restart: return .process
+        case .check:
+            switch step.action.checkKind {
+            case "command": return .process
+            case "http", "tcp", "prometheus", "metric_trend": return .network
+            default: return .free
+            }
+        case .flag: return step.action.config["file"] != nil ? .free : .network
+        case .notify: return .network
+        case .wait: return .free
+        }
+    }
+
+    func hasRoom(for step: Step) -> Bool {
+        switch Self.resource(of: step) {
+        case .process: return held[.process, default: 0] < options.maxParallel
+        case .network: return held[.network, default: 0] < options.maxNetwork
+        case .free: return true
+        }
+    }
+
+    /// The attempt of `id` no longer runs: its resource is free again.
+    mutating func release(_ id: String) {
+        if let r = holding.removeValue(forKey: id) { held[r, default: 1] -= 1 }
+    }
+
     // MARK: Internals
 
     static func ms(_ seconds: Double) -> Int { Int((max(0, seconds) * 1000).rounded()) }
@@ -343,6 +390,9 @@ public struct RunStateMachine: Sendable {
     mutating func startAttempt(_ step: Step, attempt: Int, now: Date) -> [Effect] {
         states[step.id] = .running(attempt: attempt)
         running += 1
+        let r = Self.resource(of: step)
+        holding[step.id] = r
+        held[r, default: 0] += 1
         var effects: [Effect] = []
         if attempt == 1 {
             firstStarted[step.id] = now
@@ -435,6 +485,7 @@ public struct RunStateMachine: Sendable {
             // Start (or skip) the ready steps of this phase in file order, up to the parallel limit.
             var ready = candidates[phaseIndex].sorted { order[$0]! < order[$1]! }
             candidates[phaseIndex] = []
+            var deferred: [String] = []
             while !ready.isEmpty {
                 let id = ready.removeFirst()
                 guard states[id] == .pending, let s = runbook.step(id) else { continue }
@@ -449,12 +500,18 @@ public struct RunStateMachine: Sendable {
                     progressed = true
                     continue
                 }
-                guard running < options.maxParallel else {
-                    ready.insert(id, at: 0)
-                    break
+                // A step waits for room of its own kind only: waits never wait for processes.
+                guard hasRoom(for: s) else {
+                    deferred.append(id)
+                    continue
                 }
                 progressed = true
-                if s.confirm, !options.autoConfirm {
+                if options.dryRun, s.phase == .verify {
+                    effects += skip(s, because: "would verify after the changes", now: now)
+                    progressed = true
+                    continue
+                }
+                if s.confirm, !options.autoConfirm, !options.dryRun {
                     states[s.id] = .awaitingConfirmation
                     running += 1
                     effects.append(.askConfirmation(step: s.id))
@@ -462,19 +519,25 @@ public struct RunStateMachine: Sendable {
                     effects += startAttempt(s, attempt: 1, now: now)
                 }
             }
-            candidates[phaseIndex] = ready + candidates[phaseIndex]
+            candidates[phaseIndex] = deferred + candidates[phaseIndex]
             if stop != nil { return effects + advance(now: now) }
             if unfinished[phaseIndex] == 0 {
                 let steps = phaseSteps[phaseIndex]
-                if phase == .detect, !steps.contains(where: { values.statuses[$0.id] == .passed }) {
-                    for s in runbook.steps where states[s.id] == .pending {
-                        effects += skip(s, because: "symptom not confirmed", now: now)
+                if phase == .detect {
+                    let statuses = steps.map { values.statuses[$0.id] }
+                    let confirmed = runbook.detect == .all ? statuses.allSatisfy { $0 == .passed } : statuses.contains(.passed)
+                    if !confirmed {
+                        // Could not measure is not the same as healthy: nobody knows.
+                        let unknown = statuses.contains { $0 == .errored || $0 == .timedOut }
+                        for s in runbook.steps where states[s.id] == .pending {
+                            effects += skip(s, because: unknown ? "detect inconclusive: a check could not measure" : "symptom not confirmed", now: now)
+                        }
+                        return effects + end(now: now, outcome: unknown ? .inconclusive : .notConfirmed)
                     }
-                    return effects + end(now: now, outcome: .notConfirmed)
                 }
                 phaseIndex += 1
                 progressed = true
-            } else if !candidates[phaseIndex].isEmpty, running < options.maxParallel {
+            } else if candidates[phaseIndex].contains(where: { id in runbook.step(id).map(hasRoom) ?? false }) {
                 progressed = true
             }
         }
@@ -505,7 +568,7 @@ public struct RunStateMachine: Sendable {
             case .declined(let s): outcome = .refused; message = "\(s) was declined"
             case .interrupted: outcome = .interrupted; message = abandoned ?? "interrupted"
             case .recordFailed(let why): outcome = .failed; message = "the run could not be recorded: \(why)"
-            case nil: outcome = changes.isEmpty ? .completed : .mitigated
+            case nil: outcome = changes.isEmpty ? .completed : options.dryRun ? .wouldMitigate : .mitigated
             }
         }
         func add(_ text: String) { message = (message.map { $0 + "; " } ?? "") + text }

@@ -20,6 +20,8 @@ public struct Runbook: Sendable {
     public var steps: [Step]
     /// The file it was loaded from.
     public var file: String
+    /// How detect steps confirm the incident.
+    public var detect: DetectPolicy = .any
     /// Problems that do not stop the runbook from loading (`validate` prints them; exit stays 0).
     public var warnings: [Diagnostic] = []
 
@@ -147,6 +149,9 @@ public struct Step: Sendable {
     public var action: Action
     public var undo: Action?
     public var location: SourceLocation
+    /// False when the file's `phase` was missing or invalid (already reported): checks that depend on
+    /// the phase are skipped for it, so one typo is one error.
+    public var phaseDeclared = true
 
     /// Default per-attempt timeout in seconds.
     public static let defaultTimeout = 30.0
@@ -157,3 +162,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+/// `detect: any | all` (SPEC §6.1).
+public enum DetectPolicy: String, Sendable {
+    /// One passing detect step confirms the incident.
+    case any
+    /// Every detect step must pass.
+    case all
+}

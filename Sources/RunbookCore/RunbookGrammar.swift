@@ -175,6 +175,7 @@ public enum RunbookGrammar {
         field("description", .text),
         field("severity", .choice(["info", "warning", "critical"])),
         field("owner", .text),
+        field("detect", .choice(["any", "all"]), "any (default): one passing detect step confirms; all: every one must pass"),
         field("params", .dictionary(.object(param))),
         field("triggers", .list(.object(trigger))),
         field("guards", .object(guards)),

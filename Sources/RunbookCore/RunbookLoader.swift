@@ -77,6 +77,7 @@ package struct RunbookBuilder {
             name: name, title: text(root["title"]) ?? name, description: text(root["description"]) ?? "",
             severity: text(root["severity"]) ?? "warning", owner: text(root["owner"]) ?? "",
             params: buildParams(root["params"]), triggers: [], guards: Guards(), steps: [], file: file)
+        runbook.detect = text(root["detect"]).flatMap(DetectPolicy.init(rawValue:)) ?? .any
         runbook.triggers = buildTriggers(root["triggers"], params: runbook.params)
         runbook.steps = buildSteps(root["steps"])
         for (i, s) in runbook.steps.enumerated() where runbook.stepIndex[s.id] == nil { runbook.stepIndex[s.id] = i }
@@ -199,7 +200,8 @@ package struct RunbookBuilder {
             if let n = item["id"], n.scalar != nil, !n.isNull, !Self.isIdentifier(id) {
                 error(n.location, "step id '\(id)' must be lower-case letters, digits and '-' ([a-z0-9-]+)")
             }
-            let phase = text(item["phase"]).flatMap(Phase.init(rawValue:)) ?? .diagnose
+            let declaredPhase = text(item["phase"]).flatMap(Phase.init(rawValue:))
+            let phase = declaredPhase ?? .diagnose
             var when: Expression?
             if let w = item["when"], let s = text(w) {
                 do { when = try Expression.parse(s) } catch {
@@ -207,7 +209,12 @@ package struct RunbookBuilder {
                     if case .scalar(_, let plain) = w.kind { quoted = plain ? 0 : 1 } else { quoted = 0 }
                     var loc = w.location
                     if !s.contains("\n") { loc.column += error.offset + quoted }
-                    self.error(loc, "bad when expression: \(error.message)")
+                    var message = error.message
+                    for (word, op) in [("and", "&&"), ("or", "||"), ("not", "!")] where message.contains("'\(word)'") {
+                        message += ": write \(op) for \(word)"
+                        break
+                    }
+                    self.error(loc, "bad when expression: \(message)")
                 }
             }
             var retry = RetryPolicy()
@@ -230,7 +237,7 @@ package struct RunbookBuilder {
                 error(t.location, "timeout \(Quantity.formatDuration(timeout)) is not longer than the wait \(Quantity.formatDuration(waitTime)): the step could never pass")
             }
             if action.kind == .check, readOnly { error(item["read_only"]!.location, "read_only is for command steps; checks are always read-only") }
-            if phase == .detect || phase == .diagnose || phase == .verify, action.isChange {
+            if declaredPhase != nil, phase == .detect || phase == .diagnose || phase == .verify, action.isChange {
                 error(item.location, "step '\(id)' changes the world (\(action.kind.rawValue)) in the \(phase.rawValue) phase: changes belong in mitigate (mark a harmless command read_only: true)")
             }
             let undo = item["undo"].flatMap { buildAction($0, readOnly: false) }
@@ -238,7 +245,7 @@ package struct RunbookBuilder {
                 id: id, phase: phase, description: text(item["description"]) ?? "",
                 needs: item["needs"]?.items?.compactMap { text($0) } ?? [], when: when, timeout: timeout, retry: retry,
                 confirm: item["confirm"]?.bool ?? false, continueOnFailure: item["continue_on_failure"]?.bool ?? false,
-                action: action, undo: undo, location: item.location))
+                action: action, undo: undo, location: item.location, phaseDeclared: declaredPhase != nil))
         }
         return out
     }

@@ -60,7 +60,10 @@ package struct ShapeChecker {
             }
             var out: [Config] = []
             for (i, it) in items.enumerated() {
-                if let c = check(it, item, context: "\(context)[\(i)]") { out.append(c) }
+                // A step is named by its id where it has one: "step 'restart-shop'", not "steps[3]".
+                var name = "\(context)[\(i)]"
+                if context == "steps", let id = it["id"]?.scalar, !id.isEmpty, !(it["id"]?.isNull ?? true) { name = "step '\(id)'" }
+                if let c = check(it, item, context: name) { out.append(c) }
             }
             return .list(out)
         case .dictionary(let value):
@@ -142,7 +145,9 @@ package struct ShapeChecker {
                 error(e.keyNode, "unknown key '\(e.key)' in \(context.isEmpty ? "the runbook" : context)\(Suggest.hint(for: e.key, among: known))")
                 continue
             }
-            if let c = check(e.value, f.shape, context: context.isEmpty ? e.key : "\(context).\(e.key)") {
+            // "step 'restart-shop' timeout", "step 'restart-shop' restart.ready", "guards.cooldown".
+            let child = context.isEmpty ? e.key : context.hasSuffix("'") ? "\(context) \(e.key)" : "\(context).\(e.key)"
+            if let c = check(e.value, f.shape, context: child) {
                 out.append(Config.Entry(key: e.key, value: c))
             }
         }

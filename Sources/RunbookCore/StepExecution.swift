@@ -89,7 +89,8 @@ public struct TemplateValues: Sendable {
             let status = statuses[s]
             switch st {
             case .passed: return .bool(status?.succeeded ?? false)
-            case .failed: return .bool(status?.isFailure ?? false)
+            case .failed: return .bool(status == .failed || status == .timedOut)
+            case .errored: return .bool(status == .errored)
             case .skipped: return .bool(status == .skipped || status == .declined)
             case .status: return status.map { .string($0.rawValue) } ?? .null
             }

@@ -56,6 +56,7 @@ public struct StepGraph: Sendable {
     /// The graph for people: phases, steps, needs and conditions.
     public func text() -> String {
         var out = "\(runbook.name): \(runbook.title) [\(runbook.severity)]\n"
+        out += "detect: \(runbook.detect.rawValue) (\(runbook.detect == .any ? "one passing detect step confirms the incident" : "every detect step must pass"))\n"
         for phase in Phase.allCases {
             let steps = self.steps(in: phase)
             guard !steps.isEmpty else { continue }

@@ -4,12 +4,18 @@ import Foundation
 public enum StepStatus: String, Sendable, Codable, CaseIterable {
     case passed, failed
     case timedOut = "timed-out"
+    /// The check could not take its measurement (refused connection, unknown name, missing path,
+    /// unreadable metrics, a command that could not start): nobody knows the answer (SPEC §6.1).
+    case errored
     case skipped, declined
     case wouldChange = "would-change"
+    /// A dry run's `wait`: not waited.
+    case wouldWait = "would-wait"
 
     /// Counts as success for `steps.ID.passed` and for what depends on it (a dry run follows the live path).
-    public var succeeded: Bool { self == .passed || self == .wouldChange }
-    public var isFailure: Bool { self == .failed || self == .timedOut }
+    public var succeeded: Bool { self == .passed || self == .wouldChange || self == .wouldWait }
+    /// Stops a mitigation or verify, and is retried: failed, timed out or errored.
+    public var isFailure: Bool { self == .failed || self == .timedOut || self == .errored }
 }
 
 /// How a run ended.
@@ -17,14 +23,19 @@ public enum RunOutcome: String, Sendable, Codable {
     case mitigated, completed
     case notConfirmed = "not-confirmed"
     case failed, refused, interrupted
+    /// No detect step passed and at least one errored or timed out: nobody knows whether the incident is real.
+    case inconclusive
+    /// A dry run that described its changes and reached verify (SPEC §6.2).
+    case wouldMitigate = "would-mitigate"
 
     /// The process exit code SPEC assigns to it.
     public var exitCode: Int32 {
         switch self {
-        case .mitigated, .completed, .notConfirmed: 0
+        case .mitigated, .completed, .notConfirmed, .wouldMitigate: 0
         case .failed: 1
         case .refused: 3
         case .interrupted: 130
+        case .inconclusive: 4
         }
     }
 }

@@ -173,6 +173,29 @@ public final class RunStore: Sendable {
         return applied.map(\.text)
     }
 
+    /// A run named on the command line: `last` (the newest run), a whole id, or a unique prefix of an
+    /// id or of its final hexadecimal part (SPEC §6.6).
+    /// - Throws: `RunIDError` when nothing or more than one run matches.
+    public func resolveRunID(_ text: String) throws -> String {
+        let given = text.trimmingCharacters(in: .whitespaces)
+        return try pool.read { db in
+            if given == "last" {
+                guard let id = try String.fetchOne(db, sql: "SELECT id FROM runs ORDER BY started DESC, id DESC LIMIT 1") else {
+                    throw RunIDError(given: text, matches: [], directory: directory)
+                }
+                return id
+            }
+            if try String.fetchOne(db, sql: "SELECT id FROM runs WHERE id = ?", arguments: [given]) != nil { return given }
+            guard !given.isEmpty else { throw RunIDError(given: text, matches: [], directory: directory) }
+            let matches = try String.fetchAll(db, sql: "SELECT id FROM runs").filter { id in
+                id.hasPrefix(given) || (id.split(separator: "-").last.map { $0.hasPrefix(given) } ?? false)
+            }
+            let unique = Array(Set(matches)).sorted()
+            guard unique.count == 1 else { throw RunIDError(given: text, matches: unique, directory: directory) }
+            return unique[0]
+        }
+    }
+
     /// Where a run's liveness lease lives: a file its owner holds an exclusive `flock` on.
     public func leasePath(_ runID: String) -> String { "\(directory)/runs/\(runID).lease" }
 

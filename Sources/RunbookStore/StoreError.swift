@@ -77,3 +77,17 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         if mkdir(path, 0o755) != 0, errno != EEXIST { throw StoreError(path: path, operation: "create", errno: errno) }
     }
 }
+
+/// A run id given on the command line that names no run, or more than one.
+public struct RunIDError: Error, CustomStringConvertible, Sendable {
+    public var given: String
+    public var matches: [String]
+    public var directory: String
+
+    public var description: String {
+        if matches.isEmpty {
+            return given == "last" ? "no runs yet in \(directory)" : "no run '\(given)' in \(directory): see runbook history"
+        }
+        return "run id '\(given)' is ambiguous: it matches \(matches.prefix(10).joined(separator: ", "))\(matches.count > 10 ? ", ..." : ""); give more of it"
+    }
+}

@@ -9,9 +9,9 @@ struct DrillCommand: ParsableCommand {
         commandName: "drill", abstract: "Rehearse a runbook against recorded outcomes and check the path it takes.",
         discussion: "Nothing is touched: checks report the scenario's outcomes, changes are only described, time is simulated. Exit 0 when every expectation holds, 1 when one does not, 2 for an invalid scenario.")
 
-    @Argument(help: "Runbook name.") var name: String
-    @Option(help: "Scenario file.") var scenario: String?
-    @Option(help: "Rehearse against the check results recorded in a past run.") var replay: String?
+    @Argument(help: "Runbook name.", completion: Completions.runbookNames) var name: String
+    @Option(help: "Scenario file.", completion: Completions.drillFiles) var scenario: String?
+    @Option(help: "Rehearse against the check results recorded in a past run (an id, a prefix, or 'last').", completion: Completions.runIDs) var replay: String?
     @Flag(help: "JSON Lines timeline on stdout.") var json = false
     @OptionGroup var options: RunbookOptions
     @OptionGroup var state: StateOptions
@@ -163,7 +163,7 @@ final class DrillHistorySink: TimelineSink, @unchecked Sendable {
 
 struct PostmortemCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "postmortem", abstract: "Draft a Markdown postmortem from a run's timeline.")
-    @Argument(help: "Run id (from runbook history).") var runID: String
+    @Argument(help: "Run id: the whole id, a unique prefix of it or of its final hex part, or 'last'.", completion: Completions.runIDs) var runID: String
     @Option(help: "Write the draft here instead of stdout.") var output: String?
     @OptionGroup var options: RunbookOptions
     @OptionGroup var state: StateOptions

@@ -98,8 +98,8 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
         if colour {
             switch e.status ?? e.outcome ?? "" {
             case "passed", "mitigated", "completed": text = paint(text, "32")
-            case "failed", "timed-out", "interrupted": text = paint(text, "31")
-            case "would-change", "declined", "refused", "not-confirmed": text = paint(text, "33")
+            case "failed", "timed-out", "errored", "interrupted": text = paint(text, "31")
+            case "would-change", "would-wait", "would-mitigate", "declined", "refused", "not-confirmed", "inconclusive": text = paint(text, "33")
             case "skipped": text = paint(text, "2")
             default: break
             }

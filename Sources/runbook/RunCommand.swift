@@ -8,16 +8,16 @@ import RunbookStore
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run a runbook now, with a live timeline.",
-        discussion: "Exit codes: 0 mitigated, completed or not-confirmed; 1 failed (after undo); 2 invalid runbook or usage; 3 refused (declined confirmation); 130 interrupted.")
+        discussion: "Exit codes: 0 mitigated, completed, not-confirmed or would-mitigate (dry run); 1 failed (after undo); 2 invalid runbook, bad param or usage; 3 refused (a guard, or a declined confirmation); 4 inconclusive (a detect check could not measure); 130 interrupted.")
 
-    @Argument(help: "Runbook name.") var name: String
+    @Argument(help: "Runbook name.", completion: Completions.runbookNames) var name: String
     @Option(name: .customLong("param"), help: "A param value, K=V (repeatable).") var params: [String] = []
     @Flag(help: "Run read-only checks for real; describe every change instead of making it.") var dryRun = false
     @Flag(name: [.customLong("yes"), .customShort("y")], help: "Approve every confirm: true step.") var yes = false
     @Flag(help: "JSON Lines timeline on stdout; human text goes to stderr.") var json = false
     @Flag(help: "On Ctrl-C, leave completed changes in place.") var noUndo = false
     @Flag(help: "Run despite cooldown and max_runs (recorded on the timeline); a lock is never overridden.") var force = false
-    @Option(help: "Most steps running at once.") var maxParallel = 64
+    @Option(help: "Most steps running a process at once (commands, command checks, restarts); default 4 x cores. Waits and network checks are not counted (those have a cap of 1,000).") var maxParallel: Int?
     @OptionGroup var options: RunbookOptions
     @OptionGroup var state: StateOptions
 
@@ -36,12 +36,13 @@ struct RunCommand: ParsableCommand {
             printError("error: run refused: \(e)")
             throw ExitCode(2)
         }
-        guard maxParallel >= 1 else { printError("error: --max-parallel must be at least 1"); throw ExitCode(2) }
+        guard (maxParallel ?? 1) >= 1 else { printError("error: --max-parallel must be at least 1"); throw ExitCode(2) }
         // A closed stdout (a pager quit early, `| head -1`) must not kill a run halfway through its changes,
         // nor a file-size limit kill it mid-write.
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
         let store = try state.openStore()
+        if state.isDefault { printError("history: \(state.directory) (--state-dir DIR or $RUNBOOK_STATE_DIR to keep it elsewhere)") }
         let now = Date()
         let runID = RunInputs.newRunID(now)
         let lockKey = GuardCheck.lockKey(runbook.guards, params: values, runID: runID)
@@ -105,9 +106,10 @@ struct RunCommand: ParsableCommand {
             printError("warning: overriding guard \(r.guardName): \(r.message)")
         }
         var runOptions = RunStateMachine.Options(runID: runID, params: values)
-        runOptions.maxParallel = maxParallel
+        if let maxParallel { runOptions.maxParallel = maxParallel }
         runOptions.autoConfirm = yes
         runOptions.noUndo = noUndo
+        runOptions.dryRun = dryRun
         let queue = DispatchQueue(label: "runbook.run.\(runID)")
         let prompter: any ConfirmationPrompter = isatty(0) == 1 ? TerminalPrompter() : DeclineAll()
         ChildWatcher.shared.becomeSubreaper()
@@ -200,13 +202,13 @@ struct HistoryCommand: ParsableCommand {
 
 struct TimelineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "timeline", abstract: "A past run's timeline.")
-    @Argument(help: "Run id (from runbook history).") var runID: String
+    @Argument(help: "Run id: the whole id, a unique prefix of it or of its final hex part, or 'last'.", completion: Completions.runIDs) var runID: String
     @Flag(help: "JSON Lines.") var json = false
     @OptionGroup var state: StateOptions
 
     func run() throws {
         let (store, events) = try state.timeline(of: runID)
-        if let r = try store.run(runID), r.drill, !json { StandardStreams.out("DRILL: a rehearsal, not an incident\n") }
+        if let r = try store.run(events.first?.run ?? runID), r.drill, !json { StandardStreams.out("DRILL: a rehearsal, not an incident\n") }
         let human = HumanTimeline(isTerminal: isatty(1) == 1)
         for e in events {
             if json { StandardStreams.out(e.jsonLine() + "\n") } else { human.record(e) }

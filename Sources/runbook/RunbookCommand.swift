@@ -12,6 +12,7 @@ struct RunbookCommand: AsyncParsableCommand {
             Runbooks are YAML files in a runbooks folder (--runbooks DIR, else $RUNBOOK_PATH, else ./runbooks).
             Run state lives in --state-dir (else $RUNBOOK_STATE_DIR, else $XDG_STATE_HOME/runbook, else ~/.local/state/runbook).
             """,
+        version: RunbookVersion.current,
         subcommands: [
             ListCommand.self, ValidateCommand.self, ShowCommand.self, RunCommand.self, DrillCommand.self, TestCommand.self, HistoryCommand.self, TimelineCommand.self, PostmortemCommand.self, ServeCommand.self, SchemaCommand.self,
         ]
@@ -30,6 +31,11 @@ struct RunbookOptions: ParsableArguments {
 struct StateOptions: ParsableArguments {
     @Option(name: .long, help: "State folder (default: $RUNBOOK_STATE_DIR, else $XDG_STATE_HOME/runbook, else ~/.local/state/runbook).")
     var stateDir: String?
+
+    /// True when neither --state-dir nor $RUNBOOK_STATE_DIR chose the folder.
+    var isDefault: Bool {
+        stateDir == nil && (ProcessInfo.processInfo.environment["RUNBOOK_STATE_DIR"] ?? "").isEmpty
+    }
 
     var directory: String {
         if let stateDir { return stateDir }
@@ -60,8 +66,13 @@ extension StateOptions {
 
     /// Opens the store and reads a run's timeline; exits 2 naming the folder when there is no such run.
     /// Damaged lines are reported and skipped; the rest of the run is shown.
-    func timeline(of runID: String) throws -> (RunStore, [TimelineEvent]) {
+    func timeline(of given: String) throws -> (RunStore, [TimelineEvent]) {
         let store = try openStore()
+        let runID: String
+        do { runID = try store.resolveRunID(given) } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
         let (events, damaged) = store.timelineReport(runID)
         if !damaged.isEmpty {
             printError("warning: \(store.timelinePath(runID)): skipped \(damaged.count) damaged line\(damaged.count == 1 ? "" : "s") (\(damaged.prefix(10).map(String.init).joined(separator: ", ")))")
@@ -159,7 +170,7 @@ struct ValidateCommand: ParsableCommand {
 struct ShowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a runbook's step graph in phases.")
     enum Format: String, ExpressibleByArgument, CaseIterable { case text, mermaid, dot }
-    @Argument(help: "Runbook name.") var name: String
+    @Argument(help: "Runbook name.", completion: Completions.runbookNames) var name: String
     @Option(help: "text, mermaid or dot.") var format: Format = .text
     @OptionGroup var options: RunbookOptions
 
@@ -189,4 +200,34 @@ enum Table {
                 .joined(separator: "  ")
         }.joined(separator: "\n") + "\n"
     }
+}
+
+/// Shell completion of runbook names, run ids and drill files (`runbook --generate-completion-script`).
+enum Completions {
+    /// The value of `--flag VALUE` or `--flag=VALUE` among the words typed so far.
+    static func option(_ flag: String, in words: [String]) -> String? {
+        for (i, w) in words.enumerated() {
+            if w == flag, i + 1 < words.count { return words[i + 1] }
+            if w.hasPrefix(flag + "=") { return String(w.dropFirst(flag.count + 1)) }
+        }
+        return nil
+    }
+
+    /// Runbook names in the folder the command line (or the environment) names.
+    static let runbookNames: CompletionKind = .custom { words, _, prefix in
+        let catalog = RunbookCatalog(directory: option("--runbooks", in: words))
+        let files = (try? catalog.files()) ?? []
+        let names = files.compactMap { try? RunbookLoader.load(path: $0).name }
+        return names.filter { $0.hasPrefix(prefix) }.sorted()
+    }
+
+    /// `last` and the newest run ids in the state folder.
+    static let runIDs: CompletionKind = .custom { words, _, prefix in
+        var state = StateOptions()
+        state.stateDir = option("--state-dir", in: words)
+        let ids = ((try? RunStore(directory: state.directory).runs(limit: 200)) ?? []).map(\.id)
+        return (["last"] + ids).filter { $0.hasPrefix(prefix) }
+    }
+
+    static let drillFiles: CompletionKind = .file(extensions: ["yaml", "yml"])
 }

@@ -87,6 +87,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         for e in errors { printError(e.description) }
+        if errors.contains(where: RunbookCatalog.isDuplicateName) {
+            printError("error: two runbook files declare one name: an alert could start either; rename one and start again")
+            throw ExitCode(2)
+        }
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
         // Only runs whose owner is dead (their lease is free) are marked interrupted: a live

@@ -16,7 +16,7 @@ struct CLITests {
         try "runbook: bad\nsteps:\n  - id: a\n    phase: detect\n    chek: { command: [\"true\"] }\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
         let r = try runCLI(["validate", dir + "/bad.yaml"])
         #expect(r.status == 2)
-        #expect(r.stderr.contains("\(dir)/bad.yaml:5:5: error: unknown key 'chek' in steps[0] (did you mean 'check'?)"), "\(r.stderr)")
+        #expect(r.stderr.contains("\(dir)/bad.yaml:5:5: error: unknown key 'chek' in step 'a' (did you mean 'check'?)"), "\(r.stderr)")
     }
 
     @Test func runWithJSONPrintsOnlyTimelineLinesAndRecordsHistory() throws {

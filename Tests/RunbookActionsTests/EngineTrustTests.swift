@@ -164,7 +164,8 @@ struct EngineTrustTests {
         """
         try yaml.write(toFile: box.runbooks + "/tree.yaml", atomically: true, encoding: .utf8)
         let r = try await offPool { try Spawn.run(box.args("tree")) }
-        #expect(r.status == 0, "\(r.stderr)")
+        // The only detect check timed out: nobody knows, so the run is inconclusive (exit 4).
+        #expect(r.status == 4, "\(r.stderr)")
         let text = try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let pid = try #require(Int32(text))
         // `runbook run` waits for the KILL it owes: when it has exited, the tree is dead.

@@ -19,6 +19,7 @@ struct GuardTests {
           - id: act
             phase: mitigate
             command: \(command)
+            timeout: 10m
 
         """.write(toFile: dir + "/rb/guarded.yaml", atomically: true, encoding: .utf8)
         return dir

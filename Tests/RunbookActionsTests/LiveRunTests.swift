@@ -130,7 +130,7 @@ struct LiveRunTests {
         let yaml = "runbook: waits\nsteps:\n" + (0..<1000).map { "  - id: w\($0)\n    phase: mitigate\n    wait: 2s\n" }.joined()
         try yaml.write(toFile: dir + "/rb/waits.yaml", atomically: true, encoding: .utf8)
         // A child process of its own, so other tests' threads do not count.
-        let child = try Spawn.start([runbookBinary, "run", "waits", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json", "--max-parallel", "1000"])
+        let child = try Spawn.start([runbookBinary, "run", "waits", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json"])
         // Sample on a thread of its own, so a busy test pool cannot starve it.
         let peakBox = PeakBox()
         Thread.detachNewThread {
@@ -146,8 +146,14 @@ struct LiveRunTests {
         #expect(result.status == 0)
         #expect(peak > 0)
         #expect(peak < 32, "peak threads \(peak)")
-        let events = try String(contentsOfFile: dir + "/state/runs/" + (FileManager.default.contentsOfDirectory(atPath: dir + "/state/runs").first ?? ""), encoding: .utf8)
+        let runFile = try FileManager.default.contentsOfDirectory(atPath: dir + "/state/runs").first { $0.hasSuffix(".jsonl") } ?? ""
+        let events = try String(contentsOfFile: dir + "/state/runs/" + runFile, encoding: .utf8)
         #expect(events.components(separatedBy: "\"status\":\"passed\"").count - 1 == 1000)
+        // With no --max-parallel, waits are not capped: all 1,000 start before the first one ends.
+        let lines = events.split(separator: "\n")
+        let lastStart = lines.lastIndex { $0.contains("\"event\":\"step.started\"") } ?? 0
+        let firstEnd = lines.firstIndex { $0.contains("\"event\":\"step.finished\"") } ?? 0
+        #expect(lastStart < firstEnd, "waits were held back by the process cap")
     }
 
     @Test func interruptStopsTheRunAndUndoes() async throws {

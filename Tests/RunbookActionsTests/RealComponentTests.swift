@@ -42,7 +42,7 @@ struct RealComponentTests {
         #expect(empty?.status == "failed")
         #expect(empty?.message == "query returned no data")
         let bad = try await step("query: 'up{'")
-        #expect(bad?.status == "failed")
+        #expect(bad?.status == "errored", "a query Prometheus cannot parse measures nothing")
         #expect(bad?.message?.contains("Prometheus: ") == true, "\(bad?.message ?? "")")
     }
 

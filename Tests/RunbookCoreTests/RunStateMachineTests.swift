@@ -268,8 +268,21 @@ struct RunStateMachineTests {
         #expect(keep.undone.isEmpty)
     }
 
-    @Test func runsIndependentStepsOfAPhaseTogetherUpToTheLimit() throws {
+    @Test func waitsAreNotCappedByTheProcessLimit() throws {
         let yaml = minimalHeader + (0..<5).map { "  - id: w\($0)\n    phase: mitigate\n    wait: 1s\n" }.joined()
+            + "  - id: c0\n    phase: mitigate\n    command: [\"a\"]\n  - id: c1\n    phase: mitigate\n    command: [\"b\"]\n"
+        let rb = try load(yaml)
+        var o = RunStateMachine.Options(runID: "r", params: [:])
+        o.maxParallel = 1
+        var m = RunStateMachine(runbook: rb, options: o)
+        let started = m.start(now: Date()).compactMap { if case .startAttempt(let s, _, _) = $0 { s } else { nil } }
+        #expect(started == ["w0", "w1", "w2", "w3", "w4", "c0"])
+        let next = m.attemptFinished(step: "c0", attempt: 1, result: StepResult(.passed), now: Date())
+        #expect(next.compactMap { if case .startAttempt(let s, _, _) = $0 { s } else { nil } } == ["c1"])
+    }
+
+    @Test func runsIndependentStepsOfAPhaseTogetherUpToTheLimit() throws {
+        let yaml = minimalHeader + (0..<5).map { "  - id: w\($0)\n    phase: mitigate\n    command: [\"x\"]\n" }.joined()
         let rb = try load(yaml)
         var o = RunStateMachine.Options(runID: "r", params: [:])
         o.maxParallel = 3

@@ -16,7 +16,7 @@ struct ValidationTests {
     static let cases: [Case] = [
         Case(name: "yaml syntax", yaml: "runbook: t\nsteps:\n  - id: a\n    phase: [detect\n", line: 5, column: nil, message: "YAML syntax"),
         Case(name: "unknown key with hint", yaml: minimalHeader + "  - id: a\n    phase: detect\n    timout: 5s\n    check: { command: [\"true\"] }\n",
-             line: 7, column: 5, message: "unknown key 'timout' in steps[0] (did you mean 'timeout'?)"),
+             line: 7, column: 5, message: "unknown key 'timout' in step 'a' (did you mean 'timeout'?)"),
         Case(name: "unknown top-level key", yaml: "runbok: t\nsteps: []\n", line: 1, column: 1, message: "unknown key 'runbok' in the runbook (did you mean 'runbook'?)"),
         Case(name: "missing id", yaml: minimalHeader + "  - phase: detect\n    check: { command: [\"true\"] }\n",
              line: 5, column: 5, message: "steps[0] is missing required key 'id'"),
@@ -33,7 +33,7 @@ struct ValidationTests {
         Case(name: "two action keys", yaml: minimalHeader + "  - id: a\n    phase: mitigate\n    wait: 1s\n    command: [\"true\"]\n",
              line: 8, column: 5, message: "has both 'wait' and 'command'"),
         Case(name: "bad duration", yaml: minimalHeader + "  - id: a\n    phase: detect\n    timeout: 5 minutes\n    check: { command: [\"true\"] }\n",
-             line: 7, column: 14, message: "steps[0].timeout: bad duration '5 minutes'"),
+             line: 7, column: 14, message: "step 'a' timeout: bad duration '5 minutes'"),
         Case(name: "bad size", yaml: minimalHeader + "  - id: a\n    phase: detect\n    check:\n      process: { pid: 1, max_rss: 12 parsecs }\n",
              line: 8, column: 35, message: "bad size '12 parsecs'"),
         Case(name: "bad rate", yaml: minimalHeader + "  - id: a\n    phase: detect\n    check:\n      metric_trend: { url: \"http://x/metrics\", metric: m, window: 10s, every: 1s, min_slope: fast }\n",
