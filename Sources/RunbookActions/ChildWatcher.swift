@@ -116,20 +116,32 @@ public final class ChildWatcher: @unchecked Sendable {
     }
 
     private func start(_ pending: PendingSpawn) {
-        if let child = launch(pending) {
+        switch launch(pending) {
+        case .success(let child):
             pending.started(child)
-        } else {
+        case .failure(let f) where f.code == ETXTBSY && pending.attempts < 20:
+            // "Text file busy": another process (often a child forked elsewhere while the program was
+            // being written) still holds the program open for writing. It passes; try again shortly.
+            pending.attempts += 1
+            timers.asyncAfter(deadline: .now() + .milliseconds(25 * pending.attempts)) { [self] in start(pending) }
+        case .failure(let f):
+            pending.queue.async { pending.completion(ProcessResult(stdout: "", stderr: "", truncated: false, duration: 0, spawnError: f.message)) }
             release()
         }
     }
 
-    /// The spawn itself; nil (after reporting the error) when the program could not be started.
-    private func launch(_ p: PendingSpawn) -> WatchedChild? {
+    /// Why a program could not be started.
+    struct SpawnFailure: Error {
+        var code: Int32
+        var message: String
+    }
+
+    /// The spawn itself.
+    private func launch(_ p: PendingSpawn) -> Result<WatchedChild, SpawnFailure> {
         let (argv, environment, cwd, queue, completion) = (p.argv, p.environment, p.cwd, p.queue, p.completion)
         let startedAt = Date()
-        func fail(_ why: String) -> WatchedChild? {
-            queue.async { completion(ProcessResult(stdout: "", stderr: "", truncated: false, duration: 0, spawnError: why)) }
-            return nil
+        func fail(_ why: String, _ code: Int32 = 0) -> Result<WatchedChild, SpawnFailure> {
+            .failure(SpawnFailure(code: code, message: why))
         }
         guard let program = argv.first, !program.isEmpty else { return fail("empty argv") }
         guard epfd >= 0 else { return fail("cannot watch processes: epoll_create1 failed") }
@@ -161,7 +173,7 @@ public final class ChildWatcher: @unchecked Sendable {
         if rc != 0 {
             lock.unlock()
             close(outPipe[0]); close(errPipe[0])
-            return fail(rc == ENOENT ? "program not found: \(program)" : "cannot start \(program): \(String(cString: strerror(rc)))")
+            return fail(rc == ENOENT ? "program not found: \(program)" : "cannot start \(program): \(String(cString: strerror(rc)))", rc)
         }
         let child = WatchedChild(id: id, pid: pid, cookie: cookie, queue: queue, started: startedAt, completion: completion, watcher: self)
         for fd in [outPipe[0], errPipe[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
@@ -181,7 +193,7 @@ public final class ChildWatcher: @unchecked Sendable {
             t.name = "runbook.child-watcher"
             t.start()
         }
-        return child
+        return .success(child)
     }
 
     private func wake() {
@@ -330,6 +342,8 @@ final class PendingSpawn: Cancellable, @unchecked Sendable {
     let queue: DispatchQueue
     let completion: @Sendable (ProcessResult) -> Void
     unowned let watcher: ChildWatcher
+    /// Tries so far after "text file busy" (touched only by the spawn path, one at a time).
+    var attempts = 0
     // Guarded by `lock`.
     private let lock = NSLock()
     private var child: WatchedChild?

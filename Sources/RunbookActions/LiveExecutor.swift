@@ -90,10 +90,10 @@ public struct LiveExecutor: StepExecutor {
 
     func runCommand(_ c: Config, _ request: StepRequest, isChange: Bool, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
         let argv = (c["argv"]?.list ?? []).map { request.render($0.template ?? Template(literal: "")) }
-        let shown = argv.map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }.joined(separator: " ")
+        let shown = ChangeText.argv(argv)
         if request.dryRun, isChange {
             completion(StepResult(.wouldChange, "would run: \(shown)",
-                                  change: AppliedChange(what: "command", from: "-", to: shown, simulated: true)))
+                                  change: AppliedChange(what: "command \(shown)", from: "", to: "", simulated: true)))
             return NothingToCancel()
         }
         var env: [String: String] = [:]
@@ -118,7 +118,7 @@ public struct LiveExecutor: StepExecutor {
                 r = StepResult(.failed, "stdout does not contain '\(contains)'", output: output)
             } else {
                 r = StepResult(.passed, "\(argv.first ?? ""): exit \(p.exitCode ?? 0) in \(Quantity.formatDuration(p.duration))", output: output)
-                if isChange { r.change = AppliedChange(what: "command", from: "-", to: shown) }
+                if isChange { r.change = AppliedChange(what: "command \(shown)", from: "", to: "") }
             }
             r.exitCode = p.exitCode.map(Int.init)
             r.stdout = p.stdout.isEmpty ? nil : Self.excerpt(p.stdout, 2048) + (p.truncated ? "\n[output truncated]" : "")

@@ -39,7 +39,7 @@ enum RestartAction {
         var env: [String: String] = [:]
         for e in cmd?["env"]?.entries ?? [] { env[e.key] = request.render(e.value) ?? "" }
         let pidfile = request.render(c["pidfile"])
-        let name = pidfile.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension } ?? argv.joined(separator: " ")
+        let name = ChangeText.restartName(c, render: request.render)
         return Plan(name: name, restart: argv, env: env, cwd: request.render(cmd?["cwd"]), pidfile: pidfile)
     }
 
@@ -49,7 +49,7 @@ enum RestartAction {
         let what = "restart \(plan.name)"
         if request.dryRun {
             completion(StepResult(.wouldChange, "would run: \(plan.restart.joined(separator: " "))\(c["ready"] != nil ? ", then wait until ready" : "")",
-                                  change: AppliedChange(what: what, from: "running", to: "restarted", simulated: true)))
+                                  change: AppliedChange(what: what, from: "", to: "", simulated: true)))
             return NothingToCancel()
         }
         let op = StepOperation(completion: completion)
@@ -122,7 +122,9 @@ enum RestartAction {
             var output: [String: Value] = ["ready_ms": .number((took * 1000).rounded())]
             if let oldPid { output["old_pid"] = .number(Double(oldPid)) }
             if let newPid { output["new_pid"] = .number(Double(newPid)) }
-            let change = AppliedChange(what: what, from: oldPid.map { "pid \($0)" } ?? "running", to: newPid.map { "pid \($0)" } ?? "restarted")
+            let change = oldPid != nil || newPid != nil
+                ? AppliedChange(what: what, from: oldPid.map { "pid \($0)" } ?? "?", to: newPid.map { "pid \($0)" } ?? "?")
+                : AppliedChange(what: what, from: "", to: "")
             op.finish(StepResult(.passed, "\(what): \(pids), ready in \(Quantity.formatDuration(took))", output: output, change: change))
         }
 
@@ -142,7 +144,7 @@ enum NotifyAction {
         let url = request.render(c["url"]) ?? ""
         let text = request.render(c["text"]) ?? "runbook \(request.runbookName): step \(request.step.id)"
         if request.dryRun {
-            completion(StepResult(.wouldChange, "would post to \(url): \(text)", change: AppliedChange(what: "notify \(url)", from: "-", to: text, simulated: true)))
+            completion(StepResult(.wouldChange, "would post to \(url): \(text)", change: AppliedChange(what: "notify \(url)", from: "", to: "", simulated: true)))
             return NothingToCancel()
         }
         let payload: [String: Any] = ["text": text, "run_id": request.runID, "runbook": request.runbookName, "step": request.step.id, "status": "running"]
@@ -152,7 +154,7 @@ enum NotifyAction {
             switch r {
             case .success(let a) where (200..<300).contains(a.status):
                 completion(StepResult(.passed, "posted to \(url): \(a.status)", output: ["status": .number(Double(a.status))],
-                                      change: AppliedChange(what: "notify \(url)", from: "-", to: text)))
+                                      change: AppliedChange(what: "notify \(url)", from: "", to: "")))
             case .success(let a):
                 completion(StepResult(.failed, "notify \(url) answered \(a.status): \(a.body.prefix(200))"))
             case .failure(let f):

@@ -109,7 +109,12 @@ struct GraphValidator {
                     diagnostics.append(Diagnostic(loc, "param '\(p)' reaches change step '\(step.id)' with neither pattern: nor type: path; an alert label or API caller could pass any value: add a pattern (whole value) or type: path with within:", warning: true))
                 }
             case .stepState(let s, _), .stepOutput(let s, _):
-                if byID[s] == nil {
+                if case .stepOutput(_, let name) = ref, let target = byID[s], !ActionReference.hasOutput(target.action, name),
+                   let entry = ActionReference.entry(for: target.action) {
+                    var shown = entry
+                    shown.outputs = ActionReference.outputs(of: target.action)
+                    error(loc, "step '\(s)' (\(entry.key)) has no output '\(name)'\(Suggest.hint(for: name, among: shown.outputs.map(\.name))); its outputs: \(ActionReference.outputList(shown))")
+                } else if byID[s] == nil {
                     error(loc, "unknown step '\(s)' in '\(ref)'\(Suggest.hint(for: s, among: byID.keys))")
                 } else if s == step.id {
                     error(loc, "step '\(step.id)' cannot read its own result ('\(ref)')")

@@ -23,6 +23,7 @@ public enum RunbookJSONSchema {
         case .bool: return ["type": "boolean"]
         case .integer: return ["type": "integer"]
         case .number: return ["type": "number"]
+        case .percent: return ["anyOf": [["type": "number"], ["type": "string", "pattern": "^\\s*[0-9.]+\\s*%\\s*$"]]]
         case .duration: return ["type": "string", "pattern": durationPattern]
         case .size: return ["type": "string", "pattern": sizePattern]
         case .rate: return ["type": "string", "pattern": ratePattern]
@@ -37,7 +38,14 @@ public enum RunbookJSONSchema {
             var props: [String: Any] = [:]
             for f in o.fields {
                 var s = schema(for: f.shape)
-                if !f.doc.isEmpty { s["description"] = f.doc }
+                var doc = f.doc
+                // Actions and checks say what they report (steps.ID.output.NAME).
+                let key = o.exactlyOne == RunbookGrammar.checkKinds ? "check." + f.name
+                    : o.exactlyOne == RunbookGrammar.actionKinds && f.name != "check" ? f.name : nil
+                if let key, let entry = ActionReference.entries.first(where: { $0.key == key }) {
+                    doc += (doc.isEmpty ? "" : ". ") + "Outputs: " + ActionReference.outputList(entry)
+                }
+                if !doc.isEmpty { s["description"] = doc }
                 props[f.name] = s
             }
             var out: [String: Any] = ["type": "object", "properties": props, "additionalProperties": false]

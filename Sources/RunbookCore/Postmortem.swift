@@ -47,10 +47,13 @@ public enum Postmortem {
         md += rootCauseSentence(steps, step) + "\n\n"
         if !changes.isEmpty {
             md += "What was changed:\n\n"
-            for c in changes { md += "- \(c.what ?? "?"): \(c.from ?? "?") -> \(c.to ?? "?") (step `\(c.step ?? "?")`)\n" }
+            for c in changes { md += "- \(c.message ?? c.what ?? "?") (step `\(c.step ?? "?")`)\n" }
         } else if !wouldChanges.isEmpty {
             md += "What would have been changed (nothing was):\n\n"
-            for c in wouldChanges { md += "- \(c.what.map { "\($0): \(c.from ?? "?") -> \(c.to ?? "?")" } ?? c.message ?? "") (step `\(c.step ?? "?")`)\n" }
+            for c in wouldChanges {
+                let text = c.message.map { $0.hasPrefix("would change ") ? String($0.dropFirst(13)) : $0 } ?? c.what ?? ""
+                md += "- \(text) (step `\(c.step ?? "?")`)\n"
+            }
         } else {
             md += "Nothing was changed.\n"
         }
@@ -58,6 +61,20 @@ public enum Postmortem {
         if !undos.isEmpty {
             md += "\nUndone after the run stopped:\n\n"
             for u in undos { md += "- \(u.step ?? "?"): \(u.status ?? "") - \(u.message ?? "")\n" }
+        }
+        let left = RunbookChangesLeft.texts(events)
+        if !changes.isEmpty {
+            md += left.isEmpty ? "\nNo change is left in place: everything was undone.\n"
+                : "\nLeft in place at the end:\n\n" + left.map { "- \($0)\n" }.joined()
+        }
+        let outputs = steps.filter { $0.stdout != nil && $0.status != StepStatus.skipped.rawValue }
+        if !outputs.isEmpty {
+            md += "\nCommand output (capped at 1 KiB a step):\n"
+            for s in outputs {
+                let text = s.stdout ?? ""
+                let capped = text.utf8.count > 1024 ? String(decoding: text.utf8.prefix(1024), as: UTF8.self) + "\n[... cut]" : text
+                md += "\n`\(s.step ?? "?")`:\n\n```\n\(capped.trimmingCharacters(in: .newlines).replacingOccurrences(of: "```", with: "` ` `"))\n```\n"
+            }
         }
         let verified = steps.filter { step($0.step)?.phase == .verify }
         if !verified.isEmpty {
@@ -70,16 +87,35 @@ public enum Postmortem {
         return Escape.text(md, keepNewlines: true)
     }
 
+    /// The diagnosis as facts: each check, its result and its key output. A passing check "rules
+    /// something out" only when its step says what (`rules_out:`); `finding:` says what a pass found.
     static func rootCauseSentence(_ steps: [TimelineEvent], _ step: (String?) -> Step?) -> String {
-        let diagnosis = steps.filter { step($0.step)?.phase == .diagnose }
-        let ruledOut = diagnosis.filter { $0.status == StepStatus.passed.rawValue }.compactMap(\.step)
-        let suspects = diagnosis.filter { $0.status == StepStatus.failed.rawValue || $0.status == StepStatus.timedOut.rawValue }
+        let diagnosis = steps.filter { step($0.step)?.phase == .diagnose && $0.status != StepStatus.skipped.rawValue }
         var parts: [String] = []
-        if !ruledOut.isEmpty { parts.append("ruled out by passing checks: \(ruledOut.joined(separator: ", "))") }
-        if !suspects.isEmpty { parts.append("suspect, by failing checks: " + suspects.map { "\($0.step ?? "") (\($0.message ?? ""))" }.joined(separator: ", ")) }
+        for d in diagnosis {
+            let s = step(d.step)
+            var fact = "`\(d.step ?? "?")` \(d.status ?? "?")"
+            if let key = keyOutput(d) { fact += " (\(key))" }
+            if d.status == StepStatus.passed.rawValue {
+                if let r = s?.rulesOut { fact += ": rules out \(r)" }
+                if let f = s?.finding { fact += ": found \(f)" }
+            } else if let m = d.message {
+                fact += ": \(m)"
+            }
+            parts.append(fact)
+        }
         let fixed = steps.filter { step($0.step)?.phase == .mitigate && ($0.status == StepStatus.passed.rawValue || $0.status == StepStatus.wouldChange.rawValue) }
-        if !fixed.isEmpty { parts.append("the response that followed: \(fixed.compactMap(\.step).joined(separator: ", "))") }
-        return parts.isEmpty ? "_no diagnosis ran; for humans to establish._" : parts.joined(separator: "; ") + ". _Confirm with humans._"
+        var text = parts.isEmpty ? "_no diagnosis ran; for humans to establish._" : "Diagnosis: " + parts.joined(separator: "; ") + "."
+        if !fixed.isEmpty { text += " The response that followed: \(fixed.compactMap(\.step).joined(separator: ", "))." }
+        return text + (parts.isEmpty ? "" : " _The cause is for humans to confirm._")
+    }
+
+    /// The most telling output of a step, `name=value`.
+    static func keyOutput(_ e: TimelineEvent) -> String? {
+        guard let o = e.output, !o.isEmpty else { return nil }
+        let preferred = ["value", "status", "disk_used_percent", "memory_used_percent", "slope_bytes_per_s", "latency_ms", "exit_code", "rss_bytes", "cpu_percent", "load1"]
+        guard let k = preferred.first(where: { o[$0] != nil }) ?? o.keys.sorted().first(where: { $0 != "stdout" && $0 != "duration_ms" }) else { return nil }
+        return "\(k)=\(o[k]!.description)"
     }
 
     static func timelineLine(_ e: TimelineEvent, _ step: Step?) -> String? {
@@ -90,7 +126,7 @@ public enum Postmortem {
             guard e.status != StepStatus.skipped.rawValue else { return nil }
             return "\(e.phase ?? "") `\(e.step ?? "")` \(e.status ?? "")\(what)\(e.message.map { ": \($0)" } ?? "")"
         case "step.retrying": return "`\(e.step ?? "")` attempt \(e.attempt ?? 0) \(e.status ?? "failed"), retrying: \(e.message ?? "")"
-        case "change.applied": return "Changed \(e.what ?? ""): \(e.from ?? "") -> \(e.to ?? "")"
+        case "change.applied": return "Changed \(e.message ?? e.what ?? "")"
         case "undo.finished": return "Undo of `\(e.step ?? "")` \(e.status ?? ""): \(e.message ?? "")"
         case "guard.refused": return "Refused by guard \(e.guardName ?? ""): \(e.message ?? "")"
         case "alert.resolved": return "Alert resolved"
@@ -101,8 +137,15 @@ public enum Postmortem {
 
     static func measures(_ events: [TimelineEvent], _ steps: [TimelineEvent], _ changes: [TimelineEvent], _ step: (String?) -> Step?) -> [String] {
         var out: [String] = []
+        // Follow-ups from the final state of the changes, not from what was once done.
+        let left = RunbookChangesLeft.texts(events)
         for c in changes where c.what?.hasPrefix("flag ") == true {
-            out.append("Fix the code behind `\(c.what!.dropFirst(5))` (left \(c.to ?? "off")) and decide when it is safe to turn it back on; add a test that would have caught it.")
+            let stillLeft = left.contains { $0 == (c.message ?? "") }
+            if stillLeft {
+                out.append("Fix the code behind `\(c.what!.dropFirst(5))` (left \(c.to ?? "off")) and decide when it is safe to turn it back on; add a test that would have caught it.")
+            } else {
+                out.append("`\(c.what!.dropFirst(5))` was changed and then restored: the mitigation did not hold; find what else is behind the symptom.")
+            }
         }
         if changes.contains(where: { $0.what?.hasPrefix("restart ") == true }) {
             out.append("A restart was part of the fix: add an alert on the growth rate, not only the level, so the next one is caught before it hurts.")
@@ -122,5 +165,19 @@ public enum Postmortem {
         }
         out.append("Review the runbook with what this run taught (rehearse the change with `runbook drill --replay \(events.first?.run ?? "RUN_ID")`).")
         return out
+    }
+}
+
+/// Changes applied and not undone, from a timeline (a passed `undo.finished` of the same step undoes
+/// the latest change of that step).
+public enum RunbookChangesLeft {
+    public static func texts(_ events: [TimelineEvent]) -> [String] {
+        var applied: [(step: String?, text: String)] = []
+        for e in events {
+            if e.event == "change.applied" { applied.append((e.step, e.message ?? "\(e.what ?? "?"): \(e.from ?? "?") -> \(e.to ?? "?")")) }
+            if e.event == "undo.finished", e.status == StepStatus.passed.rawValue,
+               let i = applied.lastIndex(where: { $0.step == e.step }) { applied.remove(at: i) }
+        }
+        return applied.map(\.text)
     }
 }

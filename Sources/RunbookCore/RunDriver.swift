@@ -3,14 +3,14 @@ import Foundation
 
 /// Asks a human whether a `confirm: true` step may run.
 public protocol ConfirmationPrompter: Sendable {
-    /// Calls `answer` once, from any thread.
-    func confirm(step: Step, runID: String, answer: @escaping @Sendable (Bool) -> Void)
+    /// Calls `answer` once, from any thread. `change` is exactly what the step will do, templates rendered.
+    func confirm(step: Step, change: String, runID: String, answer: @escaping @Sendable (Bool) -> Void)
 }
 
 /// Declines every confirmation: no terminal and no `--yes`.
 public struct DeclineAll: ConfirmationPrompter {
     public init() {}
-    public func confirm(step: Step, runID: String, answer: @escaping @Sendable (Bool) -> Void) { answer(false) }
+    public func confirm(step: Step, change: String, runID: String, answer: @escaping @Sendable (Bool) -> Void) { answer(false) }
 }
 
 /// Runs a runbook on Dispatch: one serial queue owns the state machine; step work is handed to the
@@ -115,7 +115,9 @@ public final class RunDriver: @unchecked Sendable {
             case .askConfirmation(let id):
                 if recordFailed { continue }
                 guard let step = runbook.step(id) else { continue }
-                prompter.confirm(step: step, runID: runID) { [self] approved in
+                let values = machine.values
+                let change = ChangeText.exact(step.action) { $0.render(values.lookup) }
+                prompter.confirm(step: step, change: change, runID: runID) { [self] approved in
                     queue.async { self.apply(self.machine.confirmationAnswered(step: id, approved: approved, now: self.scheduler.now)) }
                 }
             case .startUndo(let index, let change, let stepID, let values):

@@ -149,6 +149,9 @@ public struct Step: Sendable {
     public var action: Action
     public var undo: Action?
     public var location: SourceLocation
+    /// `rules_out:` what a pass of this check rules out; `finding:` what a pass means was found.
+    public var rulesOut: String?
+    public var finding: String?
     /// False when the file's `phase` was missing or invalid (already reported): checks that depend on
     /// the phase are skipped for it, so one typo is one error.
     public var phaseDeclared = true

@@ -34,7 +34,7 @@ public enum RunbookGrammar {
         field("query", .text, "PromQL instead of a text endpoint"),
         field("window", .duration, required: true, "how long to sample"),
         field("every", .duration, required: true, "sampling interval"),
-        field("min_slope", .rate, "passes when the slope is at least this (leak present)"),
+        field("min_slope", .rate, "passes when the slope is at least this (leak present); 256KB/s, or 10/s for a count"),
         field("max_slope", .rate, "passes when the slope is at most this (flat)"),
         field("min_r2", .number, "with min_slope: how steady the growth must be, 0 to 1 (default 0.6)"),
     ])
@@ -45,15 +45,15 @@ public enum RunbookGrammar {
         field("name", .text, "process name (comm)"),
         field("running", .bool, "expected to be running (default true)"),
         field("max_rss", .size, "largest acceptable resident memory"),
-        field("max_cpu", .number, "largest acceptable CPU percent"),
+        field("max_cpu", .percent, "largest acceptable CPU use"),
     ])
 
     static let host = ObjectShape("host resource check", atLeastOne: ["disk", "memory", "load"], [
         field("disk", .object(ObjectShape("", atLeastOne: ["max_used", "min_used"], [
-            field("path", .text, required: true), field("max_used", .number, "passes at or below this percent"),
-            field("min_used", .number, "passes at or above this percent (the symptom)")])), "disk use of a path"),
+            field("path", .text, required: true), field("max_used", .percent, "passes at or below this"),
+            field("min_used", .percent, "passes at or above this (the symptom)")])), "disk use of a path"),
         field("memory", .object(ObjectShape("", atLeastOne: ["max_used", "min_used"], [
-            field("max_used", .number, "percent"), field("min_used", .number, "percent (the symptom)")])), "memory use"),
+            field("max_used", .percent, "passes at or below this"), field("min_used", .percent, "passes at or above this (the symptom)")])), "memory use"),
         field("load", .object(ObjectShape("", atLeastOne: ["max", "min"], [
             field("max", .number, "1-minute load average at most"), field("min", .number, "at least (the symptom)")])), "load average"),
     ])
@@ -136,6 +136,8 @@ public enum RunbookGrammar {
         field("id", .text, required: true, "unique id, [a-z0-9-]+"),
         field("phase", .choice(phases), required: true),
         field("description", .text),
+        field("rules_out", .text, "what a pass of this check rules out (the postmortem says so only then)"),
+        field("finding", .text, "what a pass of this check means was found"),
         field("needs", .list(.text), "ids of steps that must finish first"),
         field("when", .text, "expression; the step is skipped when false"),
         field("timeout", .duration, "per attempt (default 30s)"),

@@ -245,7 +245,8 @@ package struct RunbookBuilder {
                 id: id, phase: phase, description: text(item["description"]) ?? "",
                 needs: item["needs"]?.items?.compactMap { text($0) } ?? [], when: when, timeout: timeout, retry: retry,
                 confirm: item["confirm"]?.bool ?? false, continueOnFailure: item["continue_on_failure"]?.bool ?? false,
-                action: action, undo: undo, location: item.location, phaseDeclared: declaredPhase != nil))
+                action: action, undo: undo, location: item.location,
+                rulesOut: text(item["rules_out"]), finding: text(item["finding"]), phaseDeclared: declaredPhase != nil))
         }
         return out
     }

@@ -5,6 +5,8 @@ public indirect enum Shape: Sendable {
     case bool
     case integer
     case number
+    /// A percentage: `80` or `80%`.
+    case percent
     case duration
     case size
     case rate
@@ -30,9 +32,10 @@ public indirect enum Shape: Sendable {
         case .bool: "true or false"
         case .integer: "a whole number"
         case .number: "a number"
+        case .percent: "a percentage like 80 or 80%"
         case .duration: "a duration like 250ms, 30s, 10m or 1h"
         case .size: "a size like 512KB, 1MB or 2GB"
-        case .rate: "a rate like 1MB/s or 10MB/min"
+        case .rate: "a rate like 1MB/s, 10MB/min, 10/s or 600/min"
         case .regex: "a regular expression"
         case .choice(let c): "one of \(c.joined(separator: ", "))"
         case .list(let s): "a list of \(s.name)"

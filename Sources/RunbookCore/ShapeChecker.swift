@@ -27,6 +27,13 @@ package struct ShapeChecker {
         case .number:
             if let d = node.number { return .number(d) }
             error(node, "\(context) must be a number, not \(describe(node))")
+        case .percent:
+            if let d = node.number { return .number(d) }
+            if let s = node.scalar, !node.isNull, s.trimmingCharacters(in: .whitespaces).hasSuffix("%"),
+               let d = Double(s.trimmingCharacters(in: .whitespaces).dropLast().trimmingCharacters(in: .whitespaces)), d.isFinite {
+                return .number(d)
+            }
+            error(node, "\(context) must be a percentage like 80 or 80%, not \(describe(node))")
         case .duration:
             if let s = node.scalar, !node.isNull, let d = Quantity.duration(s) { return .duration(d) }
             error(node, "\(context): bad duration \(describe(node)): write a number and a unit, like 250ms, 30s, 10m or 1h")
@@ -35,7 +42,7 @@ package struct ShapeChecker {
             error(node, "\(context): bad size \(describe(node)): write a number and a unit, like 512KB, 1MB or 2GB")
         case .rate:
             if let s = node.scalar, !node.isNull, let d = Quantity.rate(s) { return .rate(d) }
-            error(node, "\(context): bad rate \(describe(node)): write a size per time, like 1MB/s or 10MB/min")
+            error(node, "\(context): bad rate \(describe(node)): write a size or a count per time, like 1MB/s, 10MB/min, 10/s or 600/min")
         case .regex:
             guard let s = textScalar(node, context: context) else { return nil }
             if let problem = Self.regexProblem(s) {
@@ -110,6 +117,7 @@ package struct ShapeChecker {
         case .object, .dictionary: return node.entries != nil
         case .integer: if let d = node.number { return d == d.rounded() } else { return false }
         case .number: return node.number != nil
+        case .percent: return node.number != nil || (node.scalar?.hasSuffix("%") ?? false)
         case .bool: return node.bool != nil
         default: return node.scalar != nil && !node.isNull
         }

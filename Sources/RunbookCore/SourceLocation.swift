@@ -64,7 +64,11 @@ package enum Suggest {
             let d = distance(word, candidate)
             if d <= limit, best == nil || d < best!.1 { best = (candidate, d) }
         }
-        return best?.0
+        if let best { return best.0 }
+        // A shortened name (`used_percent` for `disk_used_percent`): the one candidate that contains it.
+        guard word.count >= 4 else { return nil }
+        let containing = candidates.filter { $0.contains(word) || (word.contains($0) && $0.count >= 4) }
+        return containing.count == 1 ? containing[0] : nil
     }
 
     /// Levenshtein distance over characters.

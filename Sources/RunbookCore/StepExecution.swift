@@ -22,8 +22,12 @@ public struct AppliedChange: Sendable, Hashable {
         self.simulated = simulated
     }
 
-    /// `flag image-resize: on -> off in examples/leaky-shop/flags.json`.
-    public var summary: String { "\(what): \(from) -> \(to)\(location.map { " in \($0)" } ?? "")" }
+    /// The change's one text (SPEC §6.3): `flag image-resize: on -> off in examples/leaky-shop/flags.json`,
+    /// `restart shop: pid 1 -> pid 2`, `restart shop`, `command systemctl reload nginx`, `notify URL`.
+    public var summary: String {
+        let fromTo = from.isEmpty && to.isEmpty ? "" : ": \(from) -> \(to)"
+        return "\(what)\(fromTo)\(location.map { " in \($0)" } ?? "")"
+    }
 }
 
 /// A built-in way to reverse a change.

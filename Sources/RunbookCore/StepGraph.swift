@@ -61,8 +61,15 @@ public struct StepGraph: Sendable {
             let steps = self.steps(in: phase)
             guard !steps.isEmpty else { continue }
             out += "\n\(phase.rawValue)\n"
+            // Changes in their one text (SPEC §6.3), with the params' defaults filled in.
+            let render: (Template) -> String = { t in
+                t.render { ref in
+                    if case .param(let p) = ref, let d = runbook.param(p)?.defaultValue { return d }
+                    return .string("{{ \(ref) }}")
+                }
+            }
             for s in steps {
-                var line = "  \(s.id): \(Self.summary(of: s.action))"
+                var line = "  \(s.id): \(s.action.isChange ? ChangeText.describe(s.action, render: render) : Self.summary(of: s.action))"
                 if !s.needs.isEmpty { line += "  needs \(s.needs.joined(separator: ", "))" }
                 if let w = s.when { line += "  when \(w)" }
                 if s.confirm { line += "  [confirm]" }

@@ -6,11 +6,14 @@ import RunbookCore
 public final class DrillExecutor: StepExecutor, @unchecked Sendable {
     // `missing` is guarded by `lock`; everything else is immutable.
     let outcomes: [String: Scenario.Outcome]
+    /// The scenario's starting flags (`state: { flags: ... }`); a flag not given is `?`.
+    let flags: [String: String]
     private let lock = NSLock()
     private var missingSteps: [String] = []
 
-    public init(outcomes: [String: Scenario.Outcome]) {
+    public init(outcomes: [String: Scenario.Outcome], flags: [String: String] = [:]) {
         self.outcomes = outcomes
+        self.flags = flags
     }
 
     /// Checks the rehearsal reached that have no recorded outcome (the scenario is invalid).
@@ -25,7 +28,7 @@ public final class DrillExecutor: StepExecutor, @unchecked Sendable {
             let status: StepStatus = recorded.times.map { request.attempt <= $0 ? recorded.status : .passed } ?? recorded.status
             if status == .timedOut { duration = step.timeout + 1 }
             if step.action.isChange, status == .passed {
-                result = Self.wouldChange(step.action, request)
+                result = wouldChange(step.action, request)
             } else {
                 result = StepResult(status, recorded.message ?? "\(status.rawValue) (recorded outcome, attempt \(request.attempt))", output: recorded.output)
             }
@@ -33,7 +36,7 @@ public final class DrillExecutor: StepExecutor, @unchecked Sendable {
             lock.withLock { missingSteps.append(step.id) }
             result = StepResult(.failed, "no recorded outcome for check '\(step.id)'")
         } else if step.action.isChange {
-            result = Self.wouldChange(step.action, request)
+            result = wouldChange(step.action, request)
         } else {
             result = StepResult(.passed, step.action.kind == .wait ? "waited \(Quantity.formatDuration(duration))" : "assumed passed (read-only, no recorded outcome)")
         }
@@ -55,36 +58,11 @@ public final class DrillExecutor: StepExecutor, @unchecked Sendable {
         }
     }
 
-    /// The change a step would make, described without making it. A flag file is read (never written) for its current value.
-    static func wouldChange(_ action: Action, _ request: StepRequest) -> StepResult {
-        let c = action.config
-        var change: AppliedChange
-        switch action.kind {
-        case .flag where c["file"] != nil:
-            let path = request.render(c["file"]) ?? ""
-            let key = request.render(c["key"]) ?? ""
-            let byState = c["variant"] == nil
-            let to = request.render(byState ? c["state"] : c["variant"]) ?? ""
-            var from = "?"
-            if let data = FileManager.default.contents(atPath: path),
-               let (text, _) = try? FlagFileReader.locate(in: data, key: key, field: byState ? "state" : "defaultVariant") {
-                from = (try? JSONDecoder().decode(String.self, from: Data(text.utf8))) ?? text
-            }
-            change = AppliedChange(what: byState ? "flag \(key) state" : "flag \(key)", from: from, to: to, location: path,
-                                   automaticUndo: .flagFile(path: path, key: key, field: byState ? "state" : "defaultVariant", previous: from),
-                                   simulated: true)
-        case .restart:
-            let target = ["systemd", "supervisor", "kubernetes"].compactMap { request.render(c[$0]) }.first
-                ?? (c["command"]?["argv"]?.list ?? []).compactMap { $0.template.map(request.render) }.joined(separator: " ")
-            change = AppliedChange(what: "restart \(target)", from: "running", to: "restarted", simulated: true)
-        case .command:
-            let argv = (c["argv"]?.list ?? []).compactMap { $0.template.map(request.render) }.joined(separator: " ")
-            change = AppliedChange(what: "command", from: "-", to: argv, simulated: true)
-        case .notify:
-            change = AppliedChange(what: "notify \(request.render(c["url"]) ?? "")", from: "-", to: request.render(c["text"]) ?? "", simulated: true)
-        default:
-            change = AppliedChange(what: StepGraph.summary(of: action), from: "-", to: "-", simulated: true)
-        }
+    /// The change a step would make, described without making it, in the live run's words. Nothing is
+    /// read: a flag's current value comes from the scenario's `state`, else it is `?`.
+    func wouldChange(_ action: Action, _ request: StepRequest) -> StepResult {
+        let change = ChangeText.planned(action, render: request.render, flags: flags)
+            ?? AppliedChange(what: StepGraph.summary(of: action), from: "", to: "", simulated: true)
         return StepResult(.wouldChange, "would change \(change.summary)", change: change)
     }
 }

@@ -13,6 +13,8 @@ public struct DrillReport: Sendable {
     public var skipped: [String]
     /// Changes that would have been made, in order.
     public var changes: [String]
+    /// Changes undone, in undo order.
+    public var undone: [String]
     /// Expectations that did not hold, as `expected ... / actual ...` lines.
     public var failures: [String]
     /// Simulated duration of the response.
@@ -35,28 +37,35 @@ public enum DrillRunner {
     /// - Throws: `DrillInvalid` for an unusable scenario: unknown steps, bad params, an alert that matches no
     ///   trigger, or a check reached without a recorded outcome.
     public static func run(_ scenario: Scenario, runbook: Runbook, runID: String = RunInputs.newRunID(), extraSink: (any TimelineSink)? = nil) throws -> DrillReport {
-        do { try ScenarioLoader.validate(scenario, against: runbook) } catch let e as LoadError { throw DrillInvalid(diagnostics: e.diagnostics) }
+        // Every problem of the scenario at once, located.
+        var problems = ScenarioLoader.problemsAgainst(scenario, runbook)
         var given: [String: String] = [:]
         var trigger = "drill"
         if let alertPath = scenario.alertPath {
             let at = ScenarioLoader.location(scenario, "alert")
-            guard let data = FileManager.default.contents(atPath: alertPath) else {
-                throw DrillInvalid(diagnostics: [Diagnostic(at, "cannot read alert payload \(alertPath)")])
+            if let data = FileManager.default.contents(atPath: alertPath) {
+                do {
+                    let payload = try AlertPayload.decode(data)
+                    if let (alert, t) = payload.alerts.lazy.filter(\.isFiring).compactMap({ a in runbook.trigger(for: a).map { (a, $0) } }).first {
+                        given = t.params(from: alert)
+                        trigger = "alert:\(alert.labels["alertname"] ?? "?")"
+                    } else {
+                        problems.append(Diagnostic(at, "no firing alert in \(alertPath) matches a trigger of runbook \(runbook.name)"))
+                    }
+                } catch {
+                    problems.append(Diagnostic(at, "alert payload \(alertPath): \(error)"))
+                }
+            } else {
+                problems.append(Diagnostic(at, "cannot read alert payload \(alertPath)"))
             }
-            let payload: AlertPayload
-            do { payload = try AlertPayload.decode(data) } catch {
-                throw DrillInvalid(diagnostics: [Diagnostic(at, "alert payload \(alertPath): \(error)")])
-            }
-            guard let (alert, t) = payload.alerts.lazy.filter(\.isFiring).compactMap({ a in runbook.trigger(for: a).map { (a, $0) } }).first else {
-                throw DrillInvalid(diagnostics: [Diagnostic(at, "no firing alert in \(alertPath) matches a trigger of runbook \(runbook.name)")])
-            }
-            given = t.params(from: alert)
-            trigger = "alert:\(alert.labels["alertname"] ?? "?")"
         }
         for (k, v) in scenario.params { given[k] = v }
-        let params: [String: Value]
-        do { params = try RunInputs.resolve(runbook, given: given) } catch let e as ParamError {
-            throw DrillInvalid(diagnostics: [Diagnostic(ScenarioLoader.location(scenario, ""), "run refused: \(e)")])
+        var params: [String: Value] = [:]
+        do { params = try RunInputs.resolve(runbook, given: given) } catch {
+            problems.append(Diagnostic(ScenarioLoader.location(scenario, "params"), "run refused: \(error)"))
+        }
+        if !problems.isEmpty {
+            throw DrillInvalid(diagnostics: problems.sorted { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) })
         }
 
         let queue = DispatchQueue(label: "runbook.drill.\(runID)")
@@ -64,7 +73,7 @@ public enum DrillRunner {
         let scheduler = VirtualScheduler(queue: queue, start: start)
         let collector = TimelineCollector()
         let sink: any TimelineSink = extraSink.map { TimelineFanOut([collector, $0]) } ?? collector
-        let executor = DrillExecutor(outcomes: scenario.outcomes)
+        let executor = DrillExecutor(outcomes: scenario.outcomes, flags: scenario.flags)
         var options = RunStateMachine.Options(runID: runID, params: params)
         options.autoConfirm = true
         options.maxParallel = 1000
@@ -87,15 +96,22 @@ public enum DrillRunner {
         }
         let events = collector.events
         let finished = events.filter { $0.event == "step.finished" }
-        let ran = finished.filter { [.passed, .failed, .timedOut, .wouldChange].contains(StepStatus(rawValue: $0.status ?? "")) }.compactMap(\.step)
+        let ran = finished.filter { [.passed, .failed, .timedOut, .errored, .wouldChange, .wouldWait].contains(StepStatus(rawValue: $0.status ?? "")) }.compactMap(\.step)
         let skipped = finished.filter { $0.status == StepStatus.skipped.rawValue || $0.status == StepStatus.declined.rawValue }.compactMap(\.step)
+        // The change texts, exactly as a live run words them.
         let changes = finished.filter { $0.status == StepStatus.wouldChange.rawValue }.compactMap { e -> String? in
-            guard let what = e.what else { return e.message }
-            return "\(what): \(e.from ?? "") -> \(e.to ?? "")"
+            guard let m = e.message else { return e.what }
+            return m.hasPrefix("would change ") ? String(m.dropFirst("would change ".count)) : m
+        }
+        var undone: [String] = []
+        var pendingUndo: [String: String] = [:]
+        for e in events {
+            if e.event == "undo.started", let m = e.message { pendingUndo[e.step ?? ""] = m.hasPrefix("undo ") ? String(m.dropFirst(5)) : m }
+            if e.event == "undo.finished", e.status == StepStatus.passed.rawValue, let text = pendingUndo.removeValue(forKey: e.step ?? "") { undone.append(text) }
         }
         let outcome = box.outcome ?? .failed
         var report = DrillReport(scenario: scenario, runID: runID, outcome: outcome, events: events, ran: ran, skipped: skipped,
-                                 changes: changes, failures: [], simulatedDuration: (box.end ?? start).timeIntervalSince(start))
+                                 changes: changes, undone: undone, failures: [], simulatedDuration: (box.end ?? start).timeIntervalSince(start))
         report.failures = compare(scenario.expect, report)
         return report
     }
@@ -117,6 +133,10 @@ public enum DrillRunner {
         if let changes = expect.changes {
             let ok = changes.count == r.changes.count && zip(changes, r.changes).allSatisfy { e, a in changeMatches(expected: e, actual: a) }
             if !ok { out.append("changes: expected \(list(changes)), actual \(list(r.changes))") }
+        }
+        if let undone = expect.undone {
+            let ok = undone.count == r.undone.count && zip(undone, r.undone).allSatisfy { e, a in changeMatches(expected: e, actual: a) }
+            if !ok { out.append("undone: expected \(list(undone)), actual \(list(r.undone))") }
         }
         return out
     }

@@ -23,6 +23,8 @@ public struct Scenario: Sendable {
         public var skipped: [String]?
         /// The changes, in order; each expected text must equal or begin the actual change.
         public var changes: [String]?
+        /// The changes undone, in undo order, as prefixes of their change texts.
+        public var undone: [String]?
     }
 
     public var name: String
@@ -33,6 +35,9 @@ public struct Scenario: Sendable {
     /// Path of an Alertmanager payload, resolved against the scenario's folder.
     public var alertPath: String?
     public var outcomes: [String: Outcome]
+    /// The world the drill starts in: flag values by key (`state: { flags: { image-resize: "on" } }`).
+    /// A drill reads no flag file; a flag not given here starts as `?`.
+    public var flags: [String: String] = [:]
     public var expect: Expectation
     public var file: String
     /// Where each key sits, for errors found once the runbook is known.
@@ -41,7 +46,7 @@ public struct Scenario: Sendable {
 
 /// Reads scenario files with the same located errors as runbooks.
 public enum ScenarioLoader {
-    static let statuses = ["passed", "failed", "timed-out"]
+    static let statuses = ["passed", "failed", "timed-out", "errored"]
 
     static let outcomeObject = ObjectShape("a step's recorded outcome", [
         field("status", .choice(statuses), required: true),
@@ -58,11 +63,15 @@ public enum ScenarioLoader {
         field("alert", .text, "Alertmanager payload file, relative to this file"),
         field("params", .dictionary(.scalar)),
         field("outcomes", .dictionary(.either([.choice(statuses), .object(outcomeObject)])), "step id to outcome"),
+        field("state", .object(ObjectShape([
+            field("flags", .dictionary(.scalar), "flag key to its value when the drill starts"),
+        ])), "the world the drill starts in"),
         field("expect", .object(ObjectShape([
-            field("outcome", .choice(["mitigated", "completed", "not-confirmed", "failed", "refused", "interrupted"])),
+            field("outcome", .choice(["mitigated", "completed", "not-confirmed", "inconclusive", "failed", "refused", "interrupted"])),
             field("ran", .list(.text)),
             field("skipped", .list(.text)),
-            field("changes", .list(.text)),
+            field("changes", .list(.text), "change texts (or their beginnings), in order"),
+            field("undone", .list(.text), "changes undone, in undo order (text beginnings)"),
         ])), required: true),
     ])
 
@@ -94,29 +103,55 @@ public enum ScenarioLoader {
         }
         var params: [String: String] = [:]
         for e in root["params"]?.entries ?? [] { params[e.key] = e.value.isNull ? "" : (e.value.scalar ?? "") }
+        var flags: [String: String] = [:]
+        for e in root["state"]?["flags"]?.entries ?? [] {
+            flags[e.key] = e.value.isNull ? "?" : (e.value.bool.map { $0 ? "true" : "false" } ?? e.value.scalar ?? "?")
+            locations["state.flags.\(e.key)"] = e.keyNode.location
+        }
         let ex = root["expect"]
         for key in ["outcome", "ran", "skipped", "changes"] { if let n = ex?[key] { locations["expect.\(key)"] = n.location } }
         for (i, n) in (ex?["ran"]?.items ?? []).enumerated() { locations["expect.ran.\(i)"] = n.location }
         for (i, n) in (ex?["skipped"]?.items ?? []).enumerated() { locations["expect.skipped.\(i)"] = n.location }
+        for e in root["outcomes"]?.entries ?? [] {
+            for o in e.value["output"]?.entries ?? [] { locations["outcomes.\(e.key).output.\(o.key)"] = o.keyNode.location }
+        }
         if let n = root["runbook"] { locations["runbook"] = n.location }
         if let n = root["alert"] { locations["alert"] = n.location }
         let expect = Scenario.Expectation(
             outcome: str(ex?["outcome"]).flatMap(RunOutcome.init(rawValue:)),
             ran: ex?["ran"]?.items?.compactMap(str), skipped: ex?["skipped"]?.items?.compactMap(str),
-            changes: ex?["changes"]?.items?.compactMap(str))
+            changes: ex?["changes"]?.items?.compactMap(str), undone: ex?["undone"]?.items?.compactMap(str))
         var alertPath = str(root["alert"])
         if let a = alertPath, !a.hasPrefix("/") {
             let dir = (path as NSString).deletingLastPathComponent
             alertPath = dir.isEmpty ? a : dir + "/" + a
         }
         return Scenario(name: str(root["drill"]) ?? "", runbook: str(root["runbook"]) ?? "", description: str(root["description"]) ?? "",
-                        params: params, alertPath: alertPath, outcomes: outcomes, expect: expect, file: path, locations: locations)
+                        params: params, alertPath: alertPath, outcomes: outcomes, flags: flags, expect: expect, file: path, locations: locations)
     }
 
-    /// Checks the scenario against its runbook: every step it names must exist.
-    /// - Throws: `LoadError` naming each unknown step.
+    /// Checks the scenario against its runbook: it rehearses this runbook, every step it names exists,
+    /// every recorded output is one the step's check reports. All problems at once.
+    /// - Throws: `LoadError` with each problem, located.
     public static func validate(_ s: Scenario, against runbook: Runbook) throws {
+        var problems = problemsAgainst(s, runbook)
+        problems.sort { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) }
+        if !problems.isEmpty { throw LoadError(problems) }
+    }
+
+    static func problemsAgainst(_ s: Scenario, _ runbook: Runbook) -> [Diagnostic] {
         var problems: [Diagnostic] = []
+        if s.runbook != runbook.name {
+            problems.append(Diagnostic(location(s, "runbook"), "scenario rehearses runbook '\(s.runbook)', not '\(runbook.name)'"))
+        }
+        for (id, outcome) in s.outcomes.sorted(by: { $0.key < $1.key }) {
+            guard let step = runbook.step(id), let entry = ActionReference.entry(for: step.action) else { continue }
+            for name in outcome.output.keys.sorted() where !ActionReference.hasOutput(step.action, name) {
+                let names = ActionReference.outputs(of: step.action).map(\.name)
+                problems.append(Diagnostic(location(s, "outcomes.\(id).output.\(name)"),
+                    "step '\(id)' (\(entry.key)) has no output '\(name)'\(Suggest.hint(for: name, among: names)); its outputs: \(names.isEmpty ? "none" : names.joined(separator: ", "))"))
+            }
+        }
         let ids = runbook.steps.map(\.id)
         func check(_ id: String, _ key: String) {
             if !ids.contains(id) {
@@ -126,9 +161,11 @@ public enum ScenarioLoader {
         for id in s.outcomes.keys.sorted() { check(id, "outcomes.\(id)") }
         for (i, id) in (s.expect.ran ?? []).enumerated() { check(id, "expect.ran.\(i)") }
         for (i, id) in (s.expect.skipped ?? []).enumerated() { check(id, "expect.skipped.\(i)") }
-        if !problems.isEmpty { throw LoadError(problems) }
+        return problems
     }
 
     /// Where a key of the scenario sits.
-    public static func location(_ s: Scenario, _ key: String) -> SourceLocation { s.locations[key] ?? s.locations[""]! }
+    public static func location(_ s: Scenario, _ key: String) -> SourceLocation {
+        s.locations[key] ?? (key.contains(".") ? location(s, String(key[..<key.lastIndex(of: ".")!])) : s.locations[""]!)
+    }
 }

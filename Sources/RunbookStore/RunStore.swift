@@ -162,16 +162,8 @@ public final class RunStore: Sendable {
         return message
     }
 
-    /// Changes applied and not undone (by a passed `undo.finished` of the same step), from a timeline.
-    public static func changesLeftInPlace(_ events: [TimelineEvent]) -> [String] {
-        var applied: [(step: String?, text: String)] = []
-        for e in events {
-            if e.event == "change.applied" { applied.append((e.step, e.message ?? "\(e.what ?? "?"): \(e.from ?? "?") -> \(e.to ?? "?")")) }
-            if e.event == "undo.finished", e.status == StepStatus.passed.rawValue,
-               let i = applied.lastIndex(where: { $0.step == e.step }) { applied.remove(at: i) }
-        }
-        return applied.map(\.text)
-    }
+    /// Changes applied and not undone, from a timeline.
+    public static func changesLeftInPlace(_ events: [TimelineEvent]) -> [String] { RunbookChangesLeft.texts(events) }
 
     /// A run named on the command line: `last` (the newest run), a whole id, or a unique prefix of an
     /// id or of its final hexadecimal part (SPEC §6.6).

@@ -26,10 +26,6 @@ struct DrillCommand: ParsableCommand {
                 printError(e.description)
                 throw ExitCode(2)
             }
-            if scenario.runbook != runbook.name {
-                printError("\(ScenarioLoader.location(scenario, "runbook")): error: scenario rehearses runbook '\(scenario.runbook)', not '\(runbook.name)'")
-                throw ExitCode(2)
-            }
         case (nil, let runID?):
             let (_, events) = try state.timeline(of: runID)
             scenario = Scenario.replay(of: events, runbook: runbook)

@@ -120,9 +120,10 @@ struct JSONLinesStdout: TimelineSink {
 
 /// Asks at the terminal, on a thread of its own so the run queue never blocks.
 struct TerminalPrompter: ConfirmationPrompter {
-    func confirm(step: Step, runID: String, answer: @escaping @Sendable (Bool) -> Void) {
+    func confirm(step: Step, change: String, runID: String, answer: @escaping @Sendable (Bool) -> Void) {
         Thread.detachNewThread {
-            let question = "\n  step '\(step.id)' (\(StepGraph.summary(of: step.action))) asks for confirmation. Run it? [y/N] "
+            // Exactly what will run, templates rendered, outside text escaped.
+            let question = "\n  step '\(step.id)' asks for confirmation; it will: \(Escape.text(change))\n  Run it? [y/N] "
             StandardStreams.err(question)
             let reply = readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
             answer(reply == "y" || reply == "yes")

@@ -14,7 +14,7 @@ struct RunbookCommand: AsyncParsableCommand {
             """,
         version: RunbookVersion.current,
         subcommands: [
-            ListCommand.self, ValidateCommand.self, ShowCommand.self, RunCommand.self, DrillCommand.self, TestCommand.self, HistoryCommand.self, TimelineCommand.self, PostmortemCommand.self, ServeCommand.self, SchemaCommand.self,
+            ListCommand.self, ValidateCommand.self, ShowCommand.self, RunCommand.self, DrillCommand.self, TestCommand.self, HistoryCommand.self, TimelineCommand.self, PostmortemCommand.self, ServeCommand.self, SchemaCommand.self, ReferenceCommand.self,
         ]
     )
 }
@@ -182,6 +182,12 @@ struct ShowCommand: ParsableCommand {
         case .dot: print(graph.dot(), terminator: "")
         }
     }
+}
+
+struct ReferenceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reference", abstract: "Print the actions and checks reference (docs/actions.md): fields, units, outputs, examples.")
+    func run() throws { StandardStreams.out(ActionReference.markdown()) }
 }
 
 struct SchemaCommand: ParsableCommand {

@@ -61,7 +61,7 @@ struct DrillTests {
         expect:
           outcome: mitigated
           ran: [off, touch, tell, pause]
-          changes: ["flag image-resize: on -> off", "command: - -> touch", "notify http://127.0.0.1:\(port)/hook"]
+          changes: ["flag image-resize: on -> off", "command touch", "notify http://127.0.0.1:\(port)/hook"]
 
         """.write(toFile: dir + "/rb/drills/all-good.yaml", atomically: true, encoding: .utf8)
         let started = Date()
