@@ -18,7 +18,7 @@ public struct LiveExecutor: StepExecutor {
     public func undo(_ change: AppliedChange, action: Action?, request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
         if let action {
             if request.dryRun, action.isChange {
-                completion(StepResult(.passed, "would undo with \(StepGraph.summary(of: action))"))
+                completion(StepResult(.passed, "would undo with \(ChangeText.describe(action, render: request.render))"))
                 return NothingToCancel()
             }
             return perform(action, request, completion: completion)

@@ -45,7 +45,7 @@ public final class DrillExecutor: StepExecutor, @unchecked Sendable {
     }
 
     public func undo(_ change: AppliedChange, action: Action?, request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
-        let how = action.map { "would undo with \(StepGraph.summary(of: $0))" } ?? "would restore \(change.what) to \(change.from)"
+        let how = action.map { "would undo with \(ChangeText.describe($0, render: request.render))" } ?? "would restore \(change.what) to \(change.from)"
         return request.scheduler.schedule(after: 0) { completion(StepResult(.passed, how)) }
     }
 
