@@ -45,8 +45,9 @@ req = urllib.request.Request(f"http://127.0.0.1:{port}/hooks/alertmanager", data
                              headers={"Authorization": "Bearer hostile-bench-token"})
 t = time.time(); r = urllib.request.urlopen(req, timeout=60); answer = r.read(); took = time.time() - t
 files = [f for f in os.listdir(os.path.join(state, "runs")) if f.endswith(".jsonl")] if os.path.isdir(os.path.join(state, "runs")) else []
+refused = answer.count(b'"status":"refused"')
 print(f"refused payload: {len(alerts)} alerts, {len(body)/1024:.0f} KiB, answered {r.status} in {took*1000:.0f} ms; "
-      f"refusals in answer {answer.count(b'\"status\":\"refused\"')}; timeline files written {len(files)}")
+      f"refusals in answer {refused}; timeline files written {len(files)}")
 conns = []
 for _ in range(400):
     c = socket.create_connection(("127.0.0.1", port))

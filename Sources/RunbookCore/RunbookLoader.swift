@@ -124,7 +124,7 @@ package struct RunbookBuilder {
     /// Whole-value regular expression match: the pattern must match all of `value` (`^` and `$` are
     /// optional). The end is `\z`, not `$`, which would also match before a final line terminator.
     package static func matches(_ pattern: String, _ value: String) -> Bool {
-        guard let re = try? NSRegularExpression(pattern: "^(?:\(pattern))\\z") else { return false }
+        guard let re = RegexCache.shared.regex("^(?:\(pattern))\\z") else { return false }
         return re.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
     }
 
@@ -260,5 +260,24 @@ package struct RunbookBuilder {
             return Action(kind: Action.Kind(rawValue: kind)!, config: cfg, readOnly: readOnly || commandReadOnly)
         }
         return nil
+    }
+}
+
+/// Compiled patterns, kept: an alert payload of thousands of alerts matches the same few patterns
+/// thousands of times.
+final class RegexCache: @unchecked Sendable {
+    static let shared = RegexCache()
+    // Guarded by `lock`. NSRegularExpression is immutable and safe to share across threads.
+    private let lock = NSLock()
+    private var compiled: [String: NSRegularExpression] = [:]
+
+    func regex(_ pattern: String) -> NSRegularExpression? {
+        if let r = lock.withLock({ compiled[pattern] }) { return r }
+        guard let r = try? NSRegularExpression(pattern: pattern) else { return nil }
+        lock.withLock {
+            if compiled.count > 4096 { compiled.removeAll() }
+            compiled[pattern] = r
+        }
+        return r
     }
 }

@@ -73,10 +73,10 @@ extension RunStore {
         let runbook = request.runbook
         var record = request.record
         let lockKey = record.lockKey
-        if let fp = record.fingerprint, let existing = try String.fetchOne(db, sql: """
+        if let fp = record.fingerprint, let existing = try String.fetchOne(db.cachedStatement(sql: """
             SELECT id FROM runs WHERE runbook = ? AND fingerprint = ? AND resolved_at IS NULL
             AND (outcome IS NULL OR outcome != 'refused') ORDER BY started DESC LIMIT 1
-            """, arguments: [runbook.name, fp]) {
+            """), arguments: [runbook.name, fp]) {
             return .duplicate(runID: existing)
         }
         var held: RunLock?
@@ -111,13 +111,13 @@ extension RunStore {
         }
         if let r = refusal {
             held?.release()
-            if let fp = record.fingerprint, let existing = try String.fetchOne(db, sql: """
+            if let fp = record.fingerprint, let existing = try String.fetchOne(db.cachedStatement(sql: """
                 SELECT id FROM runs WHERE runbook = ? AND fingerprint = ? AND outcome = 'refused' AND refusal_guard = ?
                 AND resolved_at IS NULL ORDER BY started DESC LIMIT 1
-                """, arguments: [runbook.name, fp, r.guardName]) {
-                try db.execute(sql: """
+                """), arguments: [runbook.name, fp, r.guardName]) {
+                try db.cachedStatement(sql: """
                     UPDATE runs SET refused_count = COALESCE(refused_count, 1) + 1, refusal_message = ?, refusal_until = ? WHERE id = ?
-                    """, arguments: [r.message, r.until, existing])
+                    """).execute(arguments: [r.message, r.until, existing])
                 return .refused(r, runID: existing)
             }
             record.outcome = RunOutcome.refused.rawValue

@@ -99,7 +99,9 @@ public final class RunStore: Sendable {
                 t.add(column: "refusal_until", .datetime)
                 t.add(column: "refused_count", .integer)
             }
-            try db.create(index: "runs_open", on: "runs", columns: ["outcome"], ifNotExists: true)
+            // Open runs only (a partial index): finding them stays cheap however many rows history holds,
+            // and lookups by fingerprint keep using runs_by_fingerprint.
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_open ON runs(started) WHERE outcome IS NULL")
         }
         try migrator.migrate(pool)
     }
