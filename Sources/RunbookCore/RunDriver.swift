@@ -29,6 +29,9 @@ public final class RunDriver: @unchecked Sendable {
     var attempts: [String: (attempt: Int, handle: any Cancellable, timeout: any Cancellable)] = [:]
     var retries: [String: any Cancellable] = [:]
     var undos: [Int: (handle: any Cancellable, timeout: any Cancellable)] = [:]
+    /// Per alarm: the timer to its next evaluation, or the evaluation in flight and its timeout.
+    var alarms: [String: [any Cancellable]] = [:]
+    var alarmRound = 0
     var completion: (@Sendable (RunOutcome) -> Void)?
     /// Where the run's sinks report a record they could not write; nil when nothing is durable (drills).
     let health: RecordHealth?
@@ -133,6 +136,10 @@ public final class RunDriver: @unchecked Sendable {
                 undos[index] = (handle, timeout)
             case .endUndo(let index):
                 if let u = undos.removeValue(forKey: index) { u.timeout.cancel(); u.handle.cancel() }
+            case .scheduleAlarm(let id):
+                scheduleAlarm(id)
+            case .stopAlarms:
+                stopAlarms()
             case .finished(let outcome):
                 for (_, a) in attempts { a.handle.cancel(); a.timeout.cancel() }
                 attempts.removeAll()
@@ -140,10 +147,45 @@ public final class RunDriver: @unchecked Sendable {
                 retries.removeAll()
                 for (_, u) in undos { u.timeout.cancel(); u.handle.cancel() }
                 undos.removeAll()
+                stopAlarms()
                 completion?(outcome)
                 completion = nil
             }
         }
+    }
+
+    func stopAlarms() {
+        alarmRound += 1
+        for (_, handles) in alarms { handles.forEach { $0.cancel() } }
+        alarms.removeAll()
+    }
+
+    /// Evaluates alarm `id` after its `every`; the result goes to the state machine, which asks for
+    /// the next evaluation or stops the run.
+    func scheduleAlarm(_ id: String) {
+        guard let alarm = runbook.abortIf.first(where: { $0.id == id }) else { return }
+        let round = alarmRound
+        alarms[id]?.forEach { $0.cancel() }
+        alarms[id] = [scheduler.schedule(after: alarm.every) { [self] in
+            guard round == alarmRound else { return }
+            var request = StepRequest(step: alarm.asStep, attempt: 1, runID: runID, dryRun: dryRun, values: machine.values, scheduler: scheduler)
+            request.runbookName = runbook.name
+            let done = CancelFlag()
+            let report: @Sendable (StepResult) -> Void = { [self] result in
+                queue.async {
+                    guard round == self.alarmRound, !done.isCancelled else { return }
+                    done.cancel()
+                    self.alarms[id]?.forEach { $0.cancel() }
+                    self.alarms[id] = nil
+                    self.apply(self.machine.alarmResult(id: id, result: result, now: self.scheduler.now))
+                }
+            }
+            let timeout = scheduler.schedule(after: alarm.timeout) {
+                report(StepResult(.timedOut, "timed out after \(Quantity.formatDuration(alarm.timeout))"))
+            }
+            let handle = executor.execute(request) { report($0) }
+            alarms[id] = [handle, timeout, done]
+        }]
     }
 
     func startAttempt(_ id: String, _ attempt: Int, _ values: TemplateValues) {

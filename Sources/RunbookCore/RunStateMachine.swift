@@ -16,6 +16,10 @@ public struct RunStateMachine: Sendable {
         case startUndo(index: Int, change: AppliedChange, step: String, values: TemplateValues)
         /// The undo started at `index` has ended (or timed out): stop its timer and any work left.
         case endUndo(index: Int)
+        /// Evaluate alarm `id` after its `every`.
+        case scheduleAlarm(id: String)
+        /// No more alarm evaluations: cancel their timers and any check in flight.
+        case stopAlarms
         case finished(RunOutcome)
     }
 
@@ -60,6 +64,8 @@ public struct RunStateMachine: Sendable {
         case interrupted
         /// The run's record could not be written: a run that cannot be recorded must not go on changing things.
         case recordFailed(String)
+        /// An alarm fired: its id and why.
+        case aborted(String, String)
     }
 
     /// One change to reverse, in undo order.
@@ -88,6 +94,9 @@ public struct RunStateMachine: Sendable {
     var phaseIndex = 0
     var changes: [(step: String, change: AppliedChange)] = []
     var lifecycle: Lifecycle = .running
+    /// Alarms are evaluated from the first change until the run stops or ends.
+    var alarmsRunning = false
+    var alarmErrors: [String: Int] = [:]
     /// Changes whose undo failed or was abandoned, and changes with no undo, once a stopped run is done.
     var undoFailures = 0
     /// Indices into `changes` that were undone.
@@ -176,6 +185,47 @@ public struct RunStateMachine: Sendable {
     public mutating func start(now: Date) -> [Effect] {
         startedAt = now
         return advance(now: now)
+    }
+
+    /// An alarm's evaluation came back. Passed: the alarm fires, the run stops and undoes (`aborted`).
+    /// Errored or timed out three times running: it aborts too (fail closed). Failed: all is well, the
+    /// alarm is evaluated again after its `every`.
+    public mutating func alarmResult(id: String, result: StepResult, now: Date) -> [Effect] {
+        guard alarmsRunning, case .running = lifecycle, let alarm = runbook.abortIf.first(where: { $0.id == id }) else { return [] }
+        var why: String?
+        switch result.status {
+        case .passed:
+            why = "fired: \(result.message)"
+        case .errored, .timedOut:
+            alarmErrors[id, default: 0] += 1
+            if alarmErrors[id]! >= 3 { why = "could not be evaluated 3 times running (fail closed): \(result.message)" }
+        default:
+            alarmErrors[id] = 0
+        }
+        guard let why else { return [.scheduleAlarm(id: id)] }
+        var e = TimelineEvent(time: now, run: options.runID, event: "alarm.fired")
+        e.step = alarm.id
+        e.status = result.status.rawValue
+        e.message = "alarm \(alarm.id) \(why)"
+        e.output = result.output.isEmpty ? nil : result.output
+        lifecycle = .stopping(.aborted(alarm.id, why))
+        var effects: [Effect] = [.emit(e)]
+        for s in runbook.steps {
+            switch states[s.id] {
+            case .running, .awaitingConfirmation:
+                running -= 1
+                release(s.id)
+                markDone(s.id, .failed)
+                effects.append(.cancelAttempt(step: s.id))
+                var f = event("step.finished", now, step: s)
+                f.status = StepStatus.failed.rawValue
+                f.message = "stopped: alarm \(alarm.id) fired"
+                if let t = firstStarted[s.id] { f.durationMs = Self.ms(now.timeIntervalSince(t)) }
+                effects.append(.emit(f))
+            default: break
+            }
+        }
+        return effects + advance(now: now)
     }
 
     /// An attempt finished. Late answers from cancelled attempts are ignored.
@@ -421,6 +471,10 @@ public struct RunStateMachine: Sendable {
         effects.append(.emit(e))
         if let c = result.change, result.status.succeeded {
             changes.append((step.id, c))
+            if !alarmsRunning, !runbook.abortIf.isEmpty, case .running = lifecycle {
+                alarmsRunning = true
+                effects += runbook.abortIf.map { .scheduleAlarm(id: $0.id) }
+            }
             if result.status == .passed {
                 var ce = event("change.applied", now, step: step)
                 ce.what = c.what; ce.from = c.from; ce.to = c.to
@@ -451,6 +505,10 @@ public struct RunStateMachine: Sendable {
         guard finishedOutcome == nil else { return [] }
         var effects: [Effect] = []
         if isUndoing { return effects }
+        if stop != nil, alarmsRunning {
+            alarmsRunning = false
+            effects.append(.stopAlarms)
+        }
         if let stop {
             guard running == 0 else { return effects }
             let reason: String
@@ -459,6 +517,7 @@ public struct RunStateMachine: Sendable {
             case .declined(let s): reason = "run stopped: \(s) was declined"
             case .interrupted: reason = "run interrupted"
             case .recordFailed: reason = "run stopped: it could not be recorded"
+            case .aborted(let id, _): reason = "run aborted by alarm \(id)"
             }
             for s in runbook.steps {
                 switch states[s.id] {
@@ -568,6 +627,7 @@ public struct RunStateMachine: Sendable {
             case .declined(let s): outcome = .refused; message = "\(s) was declined"
             case .interrupted: outcome = .interrupted; message = abandoned ?? "interrupted"
             case .recordFailed(let why): outcome = .failed; message = "the run could not be recorded: \(why)"
+            case .aborted(let id, let why): outcome = .aborted; message = "aborted: alarm \(id) \(why)"
             case nil: outcome = changes.isEmpty ? .completed : options.dryRun ? .wouldMitigate : .mitigated
             }
         }
@@ -578,8 +638,16 @@ public struct RunStateMachine: Sendable {
             let left = changesLeftInPlace
             if !left.isEmpty { add("left in place: " + left.joined(separator: "; ")) }
         }
-        let final: RunOutcome = undoFailures > 0 && outcome != .interrupted ? .failed : outcome
+        let final: RunOutcome = undoFailures > 0 && outcome != .interrupted && outcome != .aborted ? .failed : outcome
         lifecycle = .finished(final)
+        if alarmsRunning {
+            alarmsRunning = false
+            return [.stopAlarms] + endEffects(final, message, now)
+        }
+        return endEffects(final, message, now)
+    }
+
+    func endEffects(_ final: RunOutcome, _ message: String?, _ now: Date) -> [Effect] {
         var e = event("run.finished", now)
         e.outcome = final.rawValue
         e.message = message

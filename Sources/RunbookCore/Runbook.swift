@@ -20,6 +20,8 @@ public struct Runbook: Sendable {
     public var steps: [Step]
     /// The file it was loaded from.
     public var file: String
+    /// Alarms (`abort_if:`): evaluated from the first change to the end of verify.
+    public var abortIf: [Alarm] = []
     /// How detect steps confirm the incident.
     public var detect: DetectPolicy = .any
     /// Problems that do not stop the runbook from loading (`validate` prints them; exit stays 0).
@@ -83,6 +85,8 @@ public struct Guards: Sendable {
     public var cooldown: Double?
     public var maxRuns: (count: Int, per: Double)?
     public var lock: Template?
+    /// At most this many runs of the runbook at once, whatever their lock keys.
+    public var maxActive: Int?
 }
 
 /// How a failed step is tried again.
@@ -172,4 +176,21 @@ public enum DetectPolicy: String, Sendable {
     case any
     /// Every detect step must pass.
     case all
+}
+
+/// An `abort_if:` alarm: a check that, when it passes, stops the run and undoes its changes.
+public struct Alarm: Sendable {
+    public var id: String
+    public var action: Action
+    /// Seconds between evaluations.
+    public var every: Double
+    /// Seconds one evaluation may take.
+    public var timeout: Double
+    public var location: SourceLocation
+
+    /// The alarm as a step the executors can run (a read-only check).
+    public var asStep: Step {
+        Step(id: id, phase: .verify, description: "", needs: [], when: nil, timeout: timeout, retry: RetryPolicy(),
+             confirm: false, continueOnFailure: true, action: action, undo: nil, location: location)
+    }
 }

@@ -168,6 +168,15 @@ public enum RunbookGrammar {
         field("cooldown", .duration, "no new run for the same lock key within this"),
         field("max_runs", .object(ObjectShape([field("count", .integer, required: true), field("per", .duration, required: true)])), "at most count runs per window"),
         field("lock", .text, "at most one active run per key"),
+        field("max_active", .integer, "at most this many runs of the runbook at once, across all lock keys"),
+    ])
+
+    static let alarm = ObjectShape("a check that aborts the run when it passes", [
+        field("id", .text, required: true, "unique id, [a-z0-9-]+"),
+        field("description", .text),
+        field("check", .object(check), required: true, "passes when the alarm fires"),
+        field("every", .duration, "how often, from the first change to the end of verify (default 5s)"),
+        field("timeout", .duration, "per evaluation (default 30s)"),
     ])
 
     /// The whole file.
@@ -182,6 +191,7 @@ public enum RunbookGrammar {
         field("triggers", .list(.object(trigger))),
         field("guards", .object(guards)),
         field("steps", .list(.object(step)), required: true),
+        field("abort_if", .list(.object(alarm)), "alarms: one that passes stops the run, undoes its changes and ends it aborted"),
     ])
 
     static let commandObject = ObjectShape("a command", [

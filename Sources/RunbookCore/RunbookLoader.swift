@@ -80,6 +80,7 @@ package struct RunbookBuilder {
         runbook.detect = text(root["detect"]).flatMap(DetectPolicy.init(rawValue:)) ?? .any
         runbook.triggers = buildTriggers(root["triggers"], params: runbook.params)
         runbook.steps = buildSteps(root["steps"])
+        runbook.abortIf = buildAlarms(root["abort_if"], stepIDs: Set(runbook.steps.map(\.id)))
         for (i, s) in runbook.steps.enumerated() where runbook.stepIndex[s.id] == nil { runbook.stepIndex[s.id] = i }
         runbook.guards = buildGuards(root["guards"], params: runbook.params)
         var validator = GraphValidator(runbook: runbook, root: root)
@@ -173,6 +174,10 @@ package struct RunbookBuilder {
         guard let node, node.entries != nil else { return g }
         g.auto = node["auto"]?.bool ?? false
         g.cooldown = text(node["cooldown"]).flatMap(Quantity.duration)
+        if let m = node["max_active"], let n = m.number {
+            g.maxActive = Int(n)
+            if n < 1 { error(m.location, "guards.max_active must be at least 1") }
+        }
         if let m = node["max_runs"], let c = m["count"]?.number, let p = text(m["per"]).flatMap(Quantity.duration) {
             g.maxRuns = (Int(c), p)
             if c < 1 { error(m["count"]!.location, "max_runs.count must be at least 1") }
@@ -247,6 +252,23 @@ package struct RunbookBuilder {
                 confirm: item["confirm"]?.bool ?? false, continueOnFailure: item["continue_on_failure"]?.bool ?? false,
                 action: action, undo: undo, location: item.location,
                 rulesOut: text(item["rules_out"]), finding: text(item["finding"]), phaseDeclared: declaredPhase != nil))
+        }
+        return out
+    }
+
+    mutating func buildAlarms(_ node: YAMLNode?, stepIDs: Set<String>) -> [Alarm] {
+        var out: [Alarm] = []
+        var seen = Set<String>()
+        for item in node?.items ?? [] where item.entries != nil {
+            guard let id = text(item["id"]), let action = buildAction(item, readOnly: true), action.kind == .check else { continue }
+            if !Self.isIdentifier(id) { error(item["id"]!.location, "alarm id '\(id)' must be lower-case letters, digits and '-' ([a-z0-9-]+)") }
+            if stepIDs.contains(id) || !seen.insert(id).inserted {
+                error(item["id"]!.location, "alarm id '\(id)' is already used by a \(stepIDs.contains(id) ? "step" : "alarm"): ids must be unique")
+            }
+            let every = text(item["every"]).flatMap(Quantity.duration) ?? 5
+            if let e = item["every"], every <= 0 { error(e.location, "every must be more than 0s") }
+            out.append(Alarm(id: id, action: action, every: max(0.01, every),
+                             timeout: text(item["timeout"]).flatMap(Quantity.duration) ?? Step.defaultTimeout, location: item.location))
         }
         return out
     }

@@ -25,6 +25,8 @@ public enum RunOutcome: String, Sendable, Codable {
     case failed, refused, interrupted
     /// No detect step passed and at least one errored or timed out: nobody knows whether the incident is real.
     case inconclusive
+    /// An `abort_if` alarm fired (or could not be evaluated, three times running): changes undone.
+    case aborted
     /// A dry run that described its changes and reached verify (SPEC §6.2).
     case wouldMitigate = "would-mitigate"
 
@@ -32,7 +34,7 @@ public enum RunOutcome: String, Sendable, Codable {
     public var exitCode: Int32 {
         switch self {
         case .mitigated, .completed, .notConfirmed, .wouldMitigate: 0
-        case .failed: 1
+        case .failed, .aborted: 1
         case .refused: 3
         case .interrupted: 130
         case .inconclusive: 4

@@ -8,12 +8,15 @@ public final class DrillExecutor: StepExecutor, @unchecked Sendable {
     let outcomes: [String: Scenario.Outcome]
     /// The scenario's starting flags (`state: { flags: ... }`); a flag not given is `?`.
     let flags: [String: String]
+    /// Alarm ids: an alarm with no recorded outcome does not fire (it is not a missing check).
+    let alarms: Set<String>
     private let lock = NSLock()
     private var missingSteps: [String] = []
 
-    public init(outcomes: [String: Scenario.Outcome], flags: [String: String] = [:]) {
+    public init(outcomes: [String: Scenario.Outcome], flags: [String: String] = [:], alarms: Set<String> = []) {
         self.outcomes = outcomes
         self.flags = flags
+        self.alarms = alarms
     }
 
     /// Checks the rehearsal reached that have no recorded outcome (the scenario is invalid).
@@ -32,6 +35,8 @@ public final class DrillExecutor: StepExecutor, @unchecked Sendable {
             } else {
                 result = StepResult(status, recorded.message ?? "\(status.rawValue) (recorded outcome, attempt \(request.attempt))", output: recorded.output)
             }
+        } else if alarms.contains(step.id) {
+            result = StepResult(.failed, "alarm quiet (no recorded outcome)")
         } else if step.action.kind == .check {
             lock.withLock { missingSteps.append(step.id) }
             result = StepResult(.failed, "no recorded outcome for check '\(step.id)'")

@@ -73,7 +73,7 @@ public enum DrillRunner {
         let scheduler = VirtualScheduler(queue: queue, start: start)
         let collector = TimelineCollector()
         let sink: any TimelineSink = extraSink.map { TimelineFanOut([collector, $0]) } ?? collector
-        let executor = DrillExecutor(outcomes: scenario.outcomes, flags: scenario.flags)
+        let executor = DrillExecutor(outcomes: scenario.outcomes, flags: scenario.flags, alarms: Set(runbook.abortIf.map(\.id)))
         var options = RunStateMachine.Options(runID: runID, params: params)
         options.autoConfirm = true
         options.maxParallel = 1000

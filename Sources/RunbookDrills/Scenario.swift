@@ -67,7 +67,7 @@ public enum ScenarioLoader {
             field("flags", .dictionary(.scalar), "flag key to its value when the drill starts"),
         ])), "the world the drill starts in"),
         field("expect", .object(ObjectShape([
-            field("outcome", .choice(["mitigated", "completed", "not-confirmed", "inconclusive", "failed", "refused", "interrupted"])),
+            field("outcome", .choice(["mitigated", "completed", "not-confirmed", "inconclusive", "failed", "aborted", "refused", "interrupted"])),
             field("ran", .list(.text)),
             field("skipped", .list(.text)),
             field("changes", .list(.text), "change texts (or their beginnings), in order"),
@@ -145,14 +145,15 @@ public enum ScenarioLoader {
             problems.append(Diagnostic(location(s, "runbook"), "scenario rehearses runbook '\(s.runbook)', not '\(runbook.name)'"))
         }
         for (id, outcome) in s.outcomes.sorted(by: { $0.key < $1.key }) {
-            guard let step = runbook.step(id), let entry = ActionReference.entry(for: step.action) else { continue }
+            guard let step = runbook.step(id) ?? runbook.abortIf.first(where: { $0.id == id })?.asStep,
+                  let entry = ActionReference.entry(for: step.action) else { continue }
             for name in outcome.output.keys.sorted() where !ActionReference.hasOutput(step.action, name) {
                 let names = ActionReference.outputs(of: step.action).map(\.name)
                 problems.append(Diagnostic(location(s, "outcomes.\(id).output.\(name)"),
                     "step '\(id)' (\(entry.key)) has no output '\(name)'\(Suggest.hint(for: name, among: names)); its outputs: \(names.isEmpty ? "none" : names.joined(separator: ", "))"))
             }
         }
-        let ids = runbook.steps.map(\.id)
+        let ids = runbook.steps.map(\.id) + runbook.abortIf.map(\.id)
         func check(_ id: String, _ key: String) {
             if !ids.contains(id) {
                 problems.append(Diagnostic(s.locations[key] ?? s.locations[""]!, "unknown step '\(id)' in runbook \(runbook.name)\(Suggest.hint(for: id, among: ids))"))

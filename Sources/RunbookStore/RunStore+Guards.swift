@@ -93,6 +93,16 @@ extension RunStore {
                         message: "another run of \(runbook.name)\(holder.map { " (\($0))" } ?? "") holds lock '\(key)'; a lock is never overridden")
                 }
             }
+            if refusal == nil, let cap = runbook.guards.maxActive {
+                // Open runs of this runbook, whatever their keys (a dead owner's run is finalised on open).
+                let active = try Int.fetchOne(db.cachedStatement(sql: """
+                    SELECT COUNT(*) FROM runs WHERE runbook = ? AND outcome IS NULL AND dry_run = 0 AND drill = 0
+                    """), arguments: [runbook.name]) ?? 0
+                if active >= cap {
+                    refusal = GuardCheck.Refusal(guardName: "max_active", until: nil,
+                        message: "max_active \(cap): \(active) run\(active == 1 ? " is" : "s are") already active for \(runbook.name); wait for one to end")
+                }
+            }
             if refusal == nil {
                 let window = max(runbook.guards.cooldown ?? 0, runbook.guards.maxRuns?.per ?? 0)
                 if window > 0 {
@@ -105,7 +115,7 @@ extension RunStore {
             }
         }
         var overridden: GuardCheck.Refusal?
-        if let r = refusal, r.guardName != "lock", r.guardName != "params", r.guardName != "auto", request.force {
+        if let r = refusal, !["lock", "max_active", "params", "auto"].contains(r.guardName), request.force {
             overridden = r
             refusal = nil
         }

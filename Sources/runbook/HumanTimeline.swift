@@ -75,6 +75,8 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
             return "\(time)  undo      \(step) \(e.message ?? "")"
         case "undo.finished":
             return "\(time)  undo      \(step) \(e.status ?? "") \(e.message ?? "")"
+        case "alarm.fired":
+            return "\(time)  ALARM     \(step) \(e.message ?? "")"
         case "guard.overridden":
             return "\(time)  OVERRIDE of guard \(e.guardName ?? ""): \(e.message ?? "")"
         case "guard.refused":
@@ -98,7 +100,7 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
         if colour {
             switch e.status ?? e.outcome ?? "" {
             case "passed", "mitigated", "completed": text = paint(text, "32")
-            case "failed", "timed-out", "errored", "interrupted": text = paint(text, "31")
+            case "failed", "timed-out", "errored", "interrupted", "aborted": text = paint(text, "31")
             case "would-change", "would-wait", "would-mitigate", "declined", "refused", "not-confirmed", "inconclusive": text = paint(text, "33")
             case "skipped": text = paint(text, "2")
             default: break

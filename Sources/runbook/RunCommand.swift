@@ -70,7 +70,7 @@ struct RunCommand: ParsableCommand {
             // The refusal is a row in the history (its timeline is told from it), shown here too.
             let out = SecretRedactor(secrets: secrets, next: json ? JSONLinesStdout() : HumanTimeline(isTerminal: isatty(1) == 1))
             for event in RunStore.refusalEvents(start: start, refusal: r) { out.record(event) }
-            printError("error: run refused by guard \(r.guardName)\(r.until.map { " until \(TimelineEvent.timestamp($0))" } ?? ""): \(r.message)\(r.guardName == "lock" ? "" : " (use --force to override)")")
+            printError("error: run refused by guard \(r.guardName)\(r.until.map { " until \(TimelineEvent.timestamp($0))" } ?? ""): \(r.message)\(["lock", "max_active"].contains(r.guardName) ? "" : " (use --force to override)")")
             throw ExitCode(3)
         case .admitted(let l, let held, let o):
             (lease, runLock, overridden) = (l, held, o)

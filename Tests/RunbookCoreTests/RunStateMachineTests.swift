@@ -79,7 +79,7 @@ struct RunStateMachineTests {
                     }
                 case .endUndo(let i): endedUndos.append(i)
                 case .finished(let o): outcome = o
-                case .cancelAttempt, .cancelRetry: break
+                case .cancelAttempt, .cancelRetry, .scheduleAlarm, .stopAlarms: break
                 }
             }
             return outcome

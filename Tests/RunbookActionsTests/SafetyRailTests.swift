@@ -1,0 +1,114 @@
+import Foundation
+import RunbookCore
+import RunbookTestSupport
+import Testing
+
+/// Safety rails that need no human (SPEC §6.9): abort on alarm and the concurrency cap.
+@Suite(.timeLimit(.minutes(5)))
+struct SafetyRailTests {
+    static func folder(_ yaml: String) throws -> String {
+        let dir = temporaryFolder()
+        try FileManager.default.createDirectory(atPath: dir + "/rb/drills", withIntermediateDirectories: true)
+        try yaml.replacingOccurrences(of: "DIR", with: dir).write(toFile: dir + "/rb/rail.yaml", atomically: true, encoding: .utf8)
+        try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    static let alarmed = """
+        runbook: rail
+        steps:
+          - id: look
+            phase: detect
+            check: { command: ["true"] }
+          - id: off
+            phase: mitigate
+            flag: { file: "DIR/flags.json", key: image-resize, variant: "off" }
+          - id: trip
+            phase: mitigate
+            needs: [off]
+            command: ["touch", "DIR/errors-up"]
+          - id: settle
+            phase: mitigate
+            needs: [trip]
+            wait: 60s
+          - id: fine
+            phase: verify
+            check: { command: ["true"] }
+        abort_if:
+          - id: errors-up
+            check: { command: ["test", "-e", "DIR/errors-up"] }
+            every: 200ms
+
+        """
+
+    @Test func anAlarmThatStartsPassingAfterTheFirstChangeAbortsAndUndoes() async throws {
+        let dir = try Self.folder(Self.alarmed)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try await offPool { try runCLI(["run", "rail", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json", "--yes"]) }
+        #expect(r.status == 1, "\(r.stderr)")
+        let events = jsonLines(r.stdout)
+        #expect(events.contains { $0["event"] as? String == "alarm.fired" && $0["step"] as? String == "errors-up" })
+        let end = events.last
+        #expect(end?["outcome"] as? String == "aborted")
+        #expect((end?["message"] as? String ?? "").contains("alarm errors-up"), "\(end ?? [:])")
+        #expect(events.contains { $0["event"] as? String == "undo.finished" && $0["step"] as? String == "off" })
+        #expect(try String(contentsOfFile: dir + "/flags.json", encoding: .utf8) == flagFileText, "the flag change was not undone")
+        #expect(RunOutcome.aborted.exitCode == 1)
+    }
+
+    @Test func anAlarmThatCannotBeEvaluatedThreeTimesAbortsFailClosed() async throws {
+        let dir = try Self.folder(Self.alarmed.replacingOccurrences(of: #"["test", "-e", "DIR/errors-up"]"#, with: #"["/nonexistent/probe"]"#))
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try await offPool { try runCLI(["run", "rail", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json", "--yes"]) }
+        #expect(r.status == 1)
+        let end = jsonLines(r.stdout).last
+        #expect(end?["outcome"] as? String == "aborted")
+        #expect((end?["message"] as? String ?? "").contains("could not be evaluated 3 times"), "\(end ?? [:])")
+    }
+
+    @Test func aDrillRehearsesAnAlarm() async throws {
+        let dir = try Self.folder(Self.alarmed)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+            drill: alarm
+            runbook: rail
+            state: { flags: { image-resize: "on" } }
+            outcomes:
+              look: passed
+              fine: passed
+              errors-up: passed
+            expect:
+              outcome: aborted
+              undone: ["flag image-resize: on -> off"]
+
+            """.write(toFile: dir + "/rb/drills/alarm.yaml", atomically: true, encoding: .utf8)
+        let r = try await offPool { try runCLI(["drill", "rail", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/rb/drills/alarm.yaml"]) }
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/errors-up"), "a drill ran the command")
+    }
+
+    @Test func maxActiveCapsRunsAcrossLockKeysAndIsNeverOverridden() async throws {
+        let dir = try Self.folder("""
+            runbook: rail
+            params:
+              svc: { default: a, pattern: "[a-z]+" }
+            guards: { lock: "{{ params.svc }}", max_active: 1 }
+            steps:
+              - id: hold
+                phase: mitigate
+                command: ["sleep", "60"]
+                timeout: 10m
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try LiveProgram([runbookBinary, "run", "rail", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json", "--param", "svc=a"])
+        _ = try await offPool { first.readLine(containing: "\"event\":\"step.started\"") }
+        let second = try await offPool {
+            try runCLI(["run", "rail", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json", "--force", "--param", "svc=b"])
+        }
+        #expect(second.status == 3)
+        #expect(second.stderr.contains("max_active 1"), "\(second.stderr)")
+        first.signal(SIGINT)
+        #expect(try await offPool { first.wait().status } == 130)
+    }
+}
