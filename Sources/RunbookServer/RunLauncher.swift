@@ -18,8 +18,12 @@ public final class RunLauncher: @unchecked Sendable {
     private var alertsReceived = 0
     private var stepDurations: [Double] = []
 
-    public init(store: RunStore) {
+    /// `serve --max-changes N/PER`.
+    public let maxChanges: (count: Int, per: Double)?
+
+    public init(store: RunStore, maxChanges: (count: Int, per: Double)? = nil) {
         self.store = store
+        self.maxChanges = maxChanges
     }
 
     /// What happened to one request to start a run.
@@ -131,6 +135,7 @@ public final class RunLauncher: @unchecked Sendable {
         record.lockKey = lockKey
         var admission = RunStore.AdmissionRequest(runbook: runbook, record: record)
         admission.refusal = refusal
+        admission.maxChanges = maxChanges
         return Prepared(request: request, runID: runID, values: values, start: start, admission: admission)
     }
 
@@ -206,6 +211,10 @@ public final class RunLauncher: @unchecked Sendable {
                 out += "runbook_guard_refusals_total{runbook=\(JSONText.string(p[0])),guard=\(JSONText.string(p[1]))} \(v)\n"
             }
             out += "# HELP runbook_active_runs Runs in progress.\n# TYPE runbook_active_runs gauge\nrunbook_active_runs \(drivers.count)\n"
+            if let b = maxChanges, let used = try? store.changesApplied(since: Date().addingTimeInterval(-b.per)) {
+                out += "# HELP runbook_change_budget_remaining Changes the breaker still allows in its window.\n# TYPE runbook_change_budget_remaining gauge\n"
+                out += "runbook_change_budget_remaining \(max(0, b.count - used))\n"
+            }
             let buckets = [0.1, 0.5, 1, 5, 15, 30, 60, 300]
             out += "# HELP runbook_step_duration_seconds Step durations.\n# TYPE runbook_step_duration_seconds histogram\n"
             for b in buckets { out += "runbook_step_duration_seconds_bucket{le=\"\(b)\"} \(stepDurations.filter { $0 <= b }.count)\n" }

@@ -11,6 +11,9 @@ extension RunStore {
         public var checkGuards = true
         /// `--force`: cooldown and max_runs refusals are overridden (a lock never is).
         public var force = false
+        /// The change breaker (`serve --max-changes N/PER`): no new run while N changes were applied,
+        /// by all runbooks, within PER seconds.
+        public var maxChanges: (count: Int, per: Double)?
         /// A refusal decided before admission (a param that failed its pattern, `guards.auto`): it is
         /// recorded, counted, with the others.
         public var refusal: GuardCheck.Refusal?
@@ -93,6 +96,15 @@ extension RunStore {
                         message: "another run of \(runbook.name)\(holder.map { " (\($0))" } ?? "") holds lock '\(key)'; a lock is never overridden")
                 }
             }
+            if refusal == nil, let breaker = request.maxChanges {
+                let since = now.addingTimeInterval(-breaker.per)
+                let recent = try Date.fetchAll(db.cachedStatement(sql: "SELECT at FROM changes WHERE at >= ? ORDER BY at"), arguments: [since])
+                if recent.count >= breaker.count, let oldest = recent.first {
+                    let until = oldest.addingTimeInterval(breaker.per)
+                    refusal = GuardCheck.Refusal(guardName: "breaker", until: until,
+                        message: "change breaker: \(recent.count) changes in the last \(Quantity.formatDuration(breaker.per)) (cap \(breaker.count)); next run allowed at \(TimelineEvent.timestamp(until))")
+                }
+            }
             if refusal == nil, let cap = runbook.guards.maxActive {
                 // Open runs of this runbook, whatever their keys (a dead owner's run is finalised on open).
                 let active = try Int.fetchOne(db.cachedStatement(sql: """
@@ -115,7 +127,7 @@ extension RunStore {
             }
         }
         var overridden: GuardCheck.Refusal?
-        if let r = refusal, !["lock", "max_active", "params", "auto"].contains(r.guardName), request.force {
+        if let r = refusal, !["lock", "max_active", "params", "auto", "breaker"].contains(r.guardName), request.force {
             overridden = r
             refusal = nil
         }

@@ -103,6 +103,13 @@ public final class RunStore: Sendable {
             // and lookups by fingerprint keep using runs_by_fingerprint.
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_open ON runs(started) WHERE outcome IS NULL")
         }
+        migrator.registerMigration("v5-changes") { db in
+            // Every change applied, by any run: the change breaker counts them.
+            try db.create(table: "changes", ifNotExists: true) { t in
+                t.column("run", .text).notNull()
+                t.column("at", .datetime).notNull().indexed()
+            }
+        }
         try migrator.migrate(pool)
     }
 
@@ -226,6 +233,18 @@ public final class RunStore: Sendable {
         try pool.write { db in try record.insert(db) }
     }
 
+    /// Records that a run applied a change (for the change breaker).
+    public func recordChange(runID: String, at: Date) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO changes (run, at) VALUES (?, ?)", arguments: [runID, at])
+        }
+    }
+
+    /// Changes applied by any run since `since`.
+    public func changesApplied(since: Date) throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM changes WHERE at >= ?", arguments: [since]) ?? 0 }
+    }
+
     public func finish(runID: String, outcome: RunOutcome, durationMs: Int) throws {
         try pool.write { db in
             try db.execute(sql: "UPDATE runs SET outcome = ?, duration_ms = ? WHERE id = ?", arguments: [outcome.rawValue, durationMs, runID])
@@ -335,6 +354,11 @@ public struct HistorySink: TimelineSink {
     }
 
     public func record(_ event: TimelineEvent) {
+        if event.event == "change.applied" {
+            do { try store.recordChange(runID: event.run, at: event.time) } catch {
+                health?.report("\(StoreError(path: store.directory + "/runbook.sqlite", error))")
+            }
+        }
         if event.event == "run.finished", let o = event.outcome.flatMap(RunOutcome.init(rawValue:)) {
             do { try store.finish(runID: event.run, outcome: o, durationMs: event.durationMs ?? 0) } catch {
                 health?.report("\(StoreError(path: store.directory + "/runbook.sqlite", error))")

@@ -25,6 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds an idle connection is kept.") var idleTimeout: Double = 60
     @Option(help: "Connections served at once.") var maxConnections = 512
     @Option(help: "Seconds running steps may finish after SIGTERM before their runs are interrupted.") var shutdownGrace: Double = 10
+    @Option(help: "Change breaker: no new run while N changes were applied across all runbooks within the window, e.g. 10/1h.") var maxChanges: String?
     @OptionGroup var options: RunbookOptions
     @OptionGroup var state: StateOptions
 
@@ -99,7 +100,16 @@ struct ServeCommand: AsyncParsableCommand {
         ChildWatcher.shared.becomeSubreaper()
         var logger = Logger(label: "runbook.serve")
         logger.logLevel = .info
-        let intake = AlertIntake(runbooks: runbooks, launcher: RunLauncher(store: store), store: store)
+        var breaker: (count: Int, per: Double)?
+        if let text = maxChanges {
+            let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let n = Int(parts[0]), n >= 1, let per = Quantity.duration(parts[1]), per > 0 else {
+                printError("error: --max-changes takes N/DURATION, like 10/1h, got '\(text)'")
+                throw ExitCode(2)
+            }
+            breaker = (n, per)
+        }
+        let intake = AlertIntake(runbooks: runbooks, launcher: RunLauncher(store: store, maxChanges: breaker), store: store)
         var serverOptions = AlertServer.Options(host: host, port: port, tokens: tokens)
         serverOptions.metricsPublic = metricsPublic
         serverOptions.headTimeout = headTimeout

@@ -111,4 +111,33 @@ struct SafetyRailTests {
         first.signal(SIGINT)
         #expect(try await offPool { first.wait().status } == 130)
     }
+
+    @Test func theChangeBreakerRefusesNewRunsOnceTheBudgetIsSpent() async throws {
+        let dir = try Self.folder("""
+            runbook: rail
+            steps:
+              - id: look
+                phase: detect
+                check: { command: ["true"] }
+              - id: off
+                phase: mitigate
+                flag: { file: "DIR/flags.json", key: image-resize, variant: "off" }
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "ops:operator:breaker-token-1\n".write(toFile: dir + "/tokens", atomically: true, encoding: .utf8)
+        let (server, port) = try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/tokens",
+                                                          "--max-changes", "1/1h"])
+        defer { server.stop() }
+        let base = "http://127.0.0.1:\(port)"
+        let auth = ["Authorization": "Bearer breaker-token-1"]
+        let first = try http("POST", base + "/hooks/run", body: #"{"runbook": "rail"}"#, headers: auth)
+        #expect(first.body.contains(#""status":"started""#), "\(first.body)")
+        let id = try #require(jsonRuns(first.body).first)
+        let done = await waitUntil(20) { ((try? http("GET", base + "/runs/\(id)", headers: auth).body) ?? "").contains(#""outcome":"mitigated""#) }
+        #expect(done)
+        let second = try http("POST", base + "/hooks/run", body: #"{"runbook": "rail"}"#, headers: auth)
+        #expect(second.body.contains(#""guard":"breaker""#), "\(second.body)")
+        #expect(try http("GET", base + "/metrics", headers: auth).body.contains("runbook_change_budget_remaining 0"))
+    }
 }
