@@ -20,10 +20,13 @@ public final class RunLauncher: @unchecked Sendable {
 
     /// `serve --max-changes N/PER`.
     public let maxChanges: (count: Int, per: Double)?
+    /// `serve --freeze FILE`.
+    public let freezes: [FreezeWindow]
 
-    public init(store: RunStore, maxChanges: (count: Int, per: Double)? = nil) {
+    public init(store: RunStore, maxChanges: (count: Int, per: Double)? = nil, freezes: [FreezeWindow] = []) {
         self.store = store
         self.maxChanges = maxChanges
+        self.freezes = freezes
     }
 
     /// What happened to one request to start a run.
@@ -136,6 +139,8 @@ public final class RunLauncher: @unchecked Sendable {
         var admission = RunStore.AdmissionRequest(runbook: runbook, record: record)
         admission.refusal = refusal
         admission.maxChanges = maxChanges
+        // No approval path yet: during a freeze the server refuses runs that would change things.
+        if runbook.steps.contains(where: { $0.action.isChange }) { admission.freeze = FreezeFile.refusal(freezes, at: now) }
         return Prepared(request: request, runID: runID, values: values, start: start, admission: admission)
     }
 

@@ -14,6 +14,9 @@ extension RunStore {
         /// The change breaker (`serve --max-changes N/PER`): no new run while N changes were applied,
         /// by all runbooks, within PER seconds.
         public var maxChanges: (count: Int, per: Double)?
+        /// A change freeze in force (checked after lock, max_active, cooldown and max_runs; `--force`
+        /// overrides it on the CLI, recorded).
+        public var freeze: GuardCheck.Refusal?
         /// A refusal decided before admission (a param that failed its pattern, `guards.auto`): it is
         /// recorded, counted, with the others.
         public var refusal: GuardCheck.Refusal?
@@ -126,6 +129,7 @@ extension RunStore {
                 }
             }
         }
+        if refusal == nil, request.checkGuards, let f = request.freeze { refusal = f }
         var overridden: GuardCheck.Refusal?
         if let r = refusal, !["lock", "max_active", "params", "auto", "breaker"].contains(r.guardName), request.force {
             overridden = r

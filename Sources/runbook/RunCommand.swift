@@ -16,7 +16,8 @@ struct RunCommand: ParsableCommand {
     @Flag(name: [.customLong("yes"), .customShort("y")], help: "Approve every confirm: true step.") var yes = false
     @Flag(help: "JSON Lines timeline on stdout; human text goes to stderr.") var json = false
     @Flag(help: "On Ctrl-C, leave completed changes in place.") var noUndo = false
-    @Flag(help: "Run despite cooldown and max_runs (recorded on the timeline); a lock is never overridden.") var force = false
+    @Flag(help: "Run despite cooldown, max_runs or a change freeze (recorded on the timeline); a lock or max_active is never overridden.") var force = false
+    @Option(help: "Change freeze windows (a YAML list): a run that would change things during one is refused unless --force.") var freeze: String?
     @Option(help: "Most steps running a process at once (commands, command checks, restarts); default 4 x cores. Waits and network checks are not counted (those have a cap of 1,000).") var maxParallel: Int?
     @OptionGroup var options: RunbookOptions
     @OptionGroup var state: StateOptions
@@ -56,6 +57,15 @@ struct RunCommand: ParsableCommand {
         var request = RunStore.AdmissionRequest(runbook: runbook, record: record)
         request.checkGuards = !dryRun
         request.force = force
+        if let freeze {
+            let windows: [FreezeWindow]
+            do { windows = try FreezeFile.load(path: freeze) } catch let e as LoadError {
+                printError(e.description)
+                throw ExitCode(2)
+            }
+            // A freeze is about changes: a runbook with no change step is not held by it.
+            if runbook.steps.contains(where: { $0.action.isChange }) { request.freeze = FreezeFile.refusal(windows, at: now) }
+        }
         let decision: RunStore.AdmissionDecision
         do { decision = try store.admit(request, now: now) } catch {
             printError("error: run not started: \(error)")

@@ -14,7 +14,7 @@ struct RunbookCommand: AsyncParsableCommand {
             """,
         version: RunbookVersion.current,
         subcommands: [
-            ListCommand.self, ValidateCommand.self, ShowCommand.self, RunCommand.self, DrillCommand.self, TestCommand.self, HistoryCommand.self, TimelineCommand.self, PostmortemCommand.self, ServeCommand.self, SchemaCommand.self, ReferenceCommand.self,
+            ListCommand.self, ValidateCommand.self, ShowCommand.self, RunCommand.self, DrillCommand.self, TestCommand.self, HistoryCommand.self, TimelineCommand.self, PostmortemCommand.self, ServeCommand.self, SchemaCommand.self, ReferenceCommand.self, FreezeCommand.self,
         ]
     )
 }
@@ -180,6 +180,29 @@ struct ShowCommand: ParsableCommand {
         case .text: print(graph.text(), terminator: "")
         case .mermaid: print(graph.mermaid(), terminator: "")
         case .dot: print(graph.dot(), terminator: "")
+        }
+    }
+}
+
+struct FreezeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "freeze", abstract: "Print the change freeze windows in force now and the next to open.")
+    @Option(help: "Freeze file (a YAML list of windows).") var freeze: String
+
+    func run() throws {
+        let windows: [FreezeWindow]
+        do { windows = try FreezeFile.load(path: freeze) } catch let e as LoadError {
+            printError(e.description)
+            throw ExitCode(2)
+        }
+        let now = Date()
+        let active = windows.filter { $0.contains(now) }
+        if active.isEmpty { StandardStreams.out("in force now: none\n") }
+        for w in active { StandardStreams.out("in force now: \(w.description): \(w.reason)\n") }
+        let next = windows.compactMap { w in w.nextStart(after: now).map { (w, $0) } }.min { $0.1 < $1.1 }
+        if let (w, at) = next {
+            StandardStreams.out("next: \(w.description) opens \(TimelineEvent.timestamp(at)): \(w.reason)\n")
+        } else {
+            StandardStreams.out("next: none\n")
         }
     }
 }

@@ -26,6 +26,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Connections served at once.") var maxConnections = 512
     @Option(help: "Seconds running steps may finish after SIGTERM before their runs are interrupted.") var shutdownGrace: Double = 10
     @Option(help: "Change breaker: no new run while N changes were applied across all runbooks within the window, e.g. 10/1h.") var maxChanges: String?
+    @Option(help: "Change freeze windows (a YAML list): runs that would change things are refused during one.") var freeze: String?
     @OptionGroup var options: RunbookOptions
     @OptionGroup var state: StateOptions
 
@@ -109,7 +110,14 @@ struct ServeCommand: AsyncParsableCommand {
             }
             breaker = (n, per)
         }
-        let intake = AlertIntake(runbooks: runbooks, launcher: RunLauncher(store: store, maxChanges: breaker), store: store)
+        var freezes: [FreezeWindow] = []
+        if let freeze {
+            do { freezes = try FreezeFile.load(path: freeze) } catch let e as LoadError {
+                printError(e.description)
+                throw ExitCode(2)
+            }
+        }
+        let intake = AlertIntake(runbooks: runbooks, launcher: RunLauncher(store: store, maxChanges: breaker, freezes: freezes), store: store)
         var serverOptions = AlertServer.Options(host: host, port: port, tokens: tokens)
         serverOptions.metricsPublic = metricsPublic
         serverOptions.headTimeout = headTimeout

@@ -140,4 +140,33 @@ struct SafetyRailTests {
         #expect(second.body.contains(#""guard":"breaker""#), "\(second.body)")
         #expect(try http("GET", base + "/metrics", headers: auth).body.contains("runbook_change_budget_remaining 0"))
     }
+
+    @Test func aChangeFreezeRefusesRunsUnlessForcedOnTheCLIAndAlwaysOnTheServer() async throws {
+        let dir = try Self.folder("""
+            runbook: rail
+            steps:
+              - id: off
+                phase: mitigate
+                flag: { file: "DIR/flags.json", key: image-resize, variant: "off" }
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "- { from: 2000-01-01T00:00:00Z, to: 2999-01-01T00:00:00Z, reason: test freeze }\n".write(toFile: dir + "/freeze.yaml", atomically: true, encoding: .utf8)
+        let args = ["run", "rail", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json", "--freeze", dir + "/freeze.yaml"]
+        let refused = try await offPool { try runCLI(args) }
+        #expect(refused.status == 3)
+        #expect(refused.stderr.contains("guard freeze") && refused.stderr.contains("test freeze"), "\(refused.stderr)")
+        #expect(try String(contentsOfFile: dir + "/flags.json", encoding: .utf8) == flagFileText)
+        let forced = try await offPool { try runCLI(args + ["--force"]) }
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(jsonLines(forced.stdout).contains { $0["event"] as? String == "guard.overridden" && ($0["message"] as? String ?? "").contains("test freeze") })
+        let shown = try await offPool { try runCLI(["freeze", "--freeze", dir + "/freeze.yaml"]) }
+        #expect(shown.stdout.contains("in force now:") && shown.stdout.contains("test freeze"), "\(shown.stdout)")
+        try "ops:operator:freeze-token-1\n".write(toFile: dir + "/tokens", atomically: true, encoding: .utf8)
+        let (server, port) = try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state2", "--token-file", dir + "/tokens",
+                                                          "--freeze", dir + "/freeze.yaml"])
+        defer { server.stop() }
+        let r = try http("POST", "http://127.0.0.1:\(port)/hooks/run", body: #"{"runbook": "rail"}"#, headers: ["Authorization": "Bearer freeze-token-1"])
+        #expect(r.body.contains(#""guard":"freeze""#), "\(r.body)")
+    }
 }
