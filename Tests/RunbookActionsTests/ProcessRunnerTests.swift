@@ -24,9 +24,12 @@ struct ProcessRunnerTests {
 
     @Test func killsTheWholeProcessGroupOnCancel() async throws {
         let marker = "runbook-orphan-check-\(UUID().uuidString.prefix(8))"
-        let r = await run(["sh", "-c", "sleep 100 & exec sleep 101 # \(marker)", marker], cancelAfter: 0.3)
+        // The background sleep says its pid before the leader becomes `sleep 101`.
+        let r = await run(["sh", "-c", "sleep 100 & echo $!; exec sleep 101 # \(marker)", marker], cancelAfter: 3)
         #expect(r.signal == SIGTERM)
-        #expect(await waitUntil(30) { !processAlive(matching: "sleep 100 ") }, "the background sleep of the group survived")
+        let pid = try #require(Int32(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "no pid: \(r.stdout)")
+        #expect(await waitUntil(30) { !EngineTrustTests.isAlive(pid) }, "the background sleep \(pid) of the group survived")
+        if EngineTrustTests.isAlive(pid) { kill(pid, SIGKILL) }
     }
 
     @Test func passesHostileTextAsOneLiteralArgument() async {
