@@ -450,15 +450,13 @@ final class WatchedChild: Cancellable, @unchecked Sendable {
     }
 
     /// Stops the whole process tree: TERM now, KILL after the grace period.
-    func cancel() { watcher.stopChild(self) }
+    func cancel() { watcher.stop(self) }
 }
 
 extension ChildWatcher {
     fileprivate func markReported(_ child: WatchedChild) {
         lock.withLock { child.reported = true }
     }
-
-    fileprivate func stopChild(_ child: WatchedChild) { stop(child) }
 }
 
 /// Finds a step's descendants by the cookie in their environment, wherever they went.

@@ -113,16 +113,6 @@ public final class RunStore: Sendable {
         try migrator.migrate(pool)
     }
 
-    /// The run an alert already started and that is not resolved yet, if any (refused attempts do not count).
-    public func unresolvedRun(runbook: String, fingerprint: String) throws -> String? {
-        try pool.read { db in
-            try String.fetchOne(db, sql: """
-                SELECT id FROM runs WHERE runbook = ? AND fingerprint = ? AND resolved_at IS NULL
-                AND (outcome IS NULL OR outcome != 'refused') ORDER BY started DESC LIMIT 1
-                """, arguments: [runbook, fingerprint])
-        }
-    }
-
     /// Marks the runs of an alert resolved; returns their ids.
     public func resolve(fingerprint: String, at: Date) throws -> [String] {
         try pool.write { db in
@@ -166,13 +156,10 @@ public final class RunStore: Sendable {
     static func cutOffMessage(_ events: [TimelineEvent]) -> String {
         let last = events.last { $0.event == "step.finished" }
         var message = "cut off before it finished (its process died); last completed step: \(last?.step ?? "none")\(last?.status.map { " (\($0))" } ?? ""); its changes are not repeated"
-        let left = changesLeftInPlace(events)
+        let left = RunbookChangesLeft.texts(events)
         if !left.isEmpty { message += "; left in place: " + left.joined(separator: "; ") }
         return message
     }
-
-    /// Changes applied and not undone, from a timeline.
-    public static func changesLeftInPlace(_ events: [TimelineEvent]) -> [String] { RunbookChangesLeft.texts(events) }
 
     /// A run named on the command line: `last` (the newest run), a whole id, or a unique prefix of an
     /// id or of its final hexadecimal part (SPEC §6.6).
@@ -199,16 +186,6 @@ public final class RunStore: Sendable {
 
     /// Where a run's liveness lease lives: a file its owner holds an exclusive `flock` on.
     public func leasePath(_ runID: String) -> String { "\(directory)/runs/\(runID).lease" }
-
-    /// Start times of the counted runs (not refused, not dry runs, not drills) of a runbook and lock key since `since`.
-    public func starts(runbook: String, lockKey: String?, since: Date) throws -> [Date] {
-        try pool.read { db in
-            try Date.fetchAll(db, sql: """
-                SELECT started FROM runs WHERE runbook = ? AND lock_key IS ? AND dry_run = 0 AND drill = 0
-                AND (outcome IS NULL OR outcome != 'refused') AND started >= ? ORDER BY started
-                """, arguments: [runbook, lockKey, since])
-        }
-    }
 
     /// Takes the run lock for a key, across processes (flock on a file in the state folder). The lock is
     /// released when the returned handle is closed or the process dies, so a crash never leaves it held.

@@ -61,6 +61,12 @@ public enum Spawn {
 
     /// Starts `argv` (looked up in PATH), in its own process group, stdin from /dev/null.
     public static func start(_ argv: [String], environment: [String: String] = [:], cwd: String? = nil) throws -> Child {
+        let (pid, out, err) = try spawnWithPipes(argv, environment: environment, cwd: cwd)
+        return Child(pid: pid, stdoutFD: out, stderrFD: err)
+    }
+
+    /// Spawns `argv` with stdout and stderr on pipes; returns the pid and the read ends.
+    static func spawnWithPipes(_ argv: [String], environment: [String: String], cwd: String?) throws -> (pid_t, Int32, Int32) {
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
         guard crb_pipe_cloexec(&out) == 0, crb_pipe_cloexec(&err) == 0 else { throw POSIXError(.EMFILE) }
         var env = ProcessInfo.processInfo.environment
@@ -72,7 +78,7 @@ public enum Spawn {
         let rc = crb_spawn_io(&pid, argv[0], &cArgs, &cEnv, cwd, -1, out[1], err[1])
         close(out[1]); close(err[1])
         guard rc == 0 else { close(out[0]); close(err[0]); throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .ENOENT) }
-        return Child(pid: pid, stdoutFD: out[0], stderrFD: err[0])
+        return (pid, out[0], err[0])
     }
 
     /// Runs `argv` to the end.
@@ -110,21 +116,11 @@ public final class LiveProgram: @unchecked Sendable {
     public private(set) var lines: [String] = []
 
     public init(_ argv: [String], environment: [String: String] = [:], cwd: String? = nil) throws {
-        var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
-        guard crb_pipe_cloexec(&out) == 0, crb_pipe_cloexec(&err) == 0 else { throw POSIXError(.EMFILE) }
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        var cEnv: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { cArgs.forEach { free($0) }; cEnv.forEach { free($0) } }
-        var child: pid_t = 0
-        let rc = crb_spawn_io(&child, argv[0], &cArgs, &cEnv, cwd, -1, out[1], err[1])
-        close(out[1]); close(err[1])
-        guard rc == 0 else { close(out[0]); close(err[0]); throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .ENOENT) }
+        let (child, out, err) = try Spawn.spawnWithPipes(argv, environment: environment, cwd: cwd)
         pid = child
-        stdoutFD = out[0]
-        stderrFD = err[0]
-        let fd = err[0]
+        stdoutFD = out
+        stderrFD = err
+        let fd = err
         Thread.detachNewThread { [self] in
             var chunk = [UInt8](repeating: 0, count: 65536)
             while true {

@@ -83,11 +83,17 @@ struct EngineTrustTests {
 
     """
 
+    /// The flag-flipping runbook with a fresh copy of the flag file.
+    static func flipSandbox() throws -> Sandbox {
+        let box = try Sandbox("flip", flagRunbook.replacingOccurrences(of: "FLAGS", with: "DIR/flags.json"))
+        try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
+        return box
+    }
+
     @Test(.timeLimit(.minutes(2)), arguments: [true, false])
     func aClosedStdoutNeverStopsTheRun(json: Bool) async throws {
-        let box = try Sandbox("flip", Self.flagRunbook.replacingOccurrences(of: "FLAGS", with: "DIR/flags.json"))
+        let box = try Self.flipSandbox()
         defer { box.remove() }
-        try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
         var argv = [runbookBinary, "run", "flip", "--runbooks", box.runbooks, "--state-dir", box.state, "--yes",
                     "--param", "file=\(box.dir)/flags.json"]
         if json { argv.append("--json") }
@@ -194,14 +200,20 @@ struct EngineTrustTests {
 
     """
 
-    @Test(.timeLimit(.minutes(2)))
-    func aDoubleInterruptDuringASlowUndoWritesOneFinalRecord() async throws {
+    /// The slow-undo runbook with its flag file and the undo's pid file in a sandbox of their own.
+    static func slowUndoSandbox() throws -> Sandbox {
         let box = try Sandbox("slow", "")
-        defer { box.remove() }
-        try Self.slowUndo.replacingOccurrences(of: "FLAGS", with: box.dir + "/flags.json")
+        try slowUndo.replacingOccurrences(of: "FLAGS", with: box.dir + "/flags.json")
             .replacingOccurrences(of: "UNDOPID", with: box.dir + "/undo.pid")
             .write(toFile: box.runbooks + "/slow.yaml", atomically: true, encoding: .utf8)
         try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
+        return box
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func aDoubleInterruptDuringASlowUndoWritesOneFinalRecord() async throws {
+        let box = try Self.slowUndoSandbox()
+        defer { box.remove() }
         let (status, stderr, lines) = try await offPool { () -> (Int32, String, [String]) in
             let p = try LiveProgram(box.args("slow"))
             _ = p.readLine(containing: "\"step\":\"hold\"")
@@ -233,12 +245,8 @@ struct EngineTrustTests {
 
     @Test(.timeLimit(.minutes(2)))
     func aLiveRunIsNeverFinalisedByAnotherCommandAndADeadOneIsOnce() async throws {
-        let box = try Sandbox("slow", "")
+        let box = try Self.slowUndoSandbox()
         defer { box.remove() }
-        try Self.slowUndo.replacingOccurrences(of: "FLAGS", with: box.dir + "/flags.json")
-            .replacingOccurrences(of: "UNDOPID", with: box.dir + "/undo.pid")
-            .write(toFile: box.runbooks + "/slow.yaml", atomically: true, encoding: .utf8)
-        try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
         let p = try LiveProgram(box.args("slow"))
         _ = try await offPool { p.readLine(containing: "\"step\":\"hold\"") }
         // Another command opens the state while the run lives: the run is left alone.
@@ -261,9 +269,8 @@ struct EngineTrustTests {
 
     @Test(.timeLimit(.minutes(1)))
     func aDamagedTimelineLineIsSkippedAndTheRestShown() async throws {
-        let box = try Sandbox("flip", Self.flagRunbook.replacingOccurrences(of: "FLAGS", with: "DIR/flags.json"))
+        let box = try Self.flipSandbox()
         defer { box.remove() }
-        try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
         let r = try await offPool { try Spawn.run(box.args("flip", ["--param", "file=\(box.dir)/flags.json"])) }
         #expect(r.status == 0)
         let id = try #require(try box.history().first?["id"] as? String)
@@ -298,9 +305,8 @@ struct EngineTrustTests {
     /// A full state folder: the run is not started, nothing changes, and the reason is one line.
     @Test(.timeLimit(.minutes(1)), .enabled(if: EngineTrustTests.canMountTmpfs))
     func aFullStateFolderStartsNoRunAndChangesNothing() async throws {
-        let box = try Sandbox("flip", Self.flagRunbook.replacingOccurrences(of: "FLAGS", with: "DIR/flags.json"))
+        let box = try Self.flipSandbox()
         defer { box.remove() }
-        try flagFileText.write(toFile: box.dir + "/flags.json", atomically: true, encoding: .utf8)
         let full = box.dir + "/full"
         try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
         // In a private mount namespace: a 256 KiB tmpfs holds the state; it is filled after the store is made.

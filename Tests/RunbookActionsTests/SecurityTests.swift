@@ -108,10 +108,11 @@ struct SecurityTests {
     @Test func serveRefusesToStartWithoutTokensAndNoAuthOnlyOnLoopback() async throws {
         let dir = try Self.folder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let bare = try await offPool { try runCLI(["serve", "--listen", "127.0.0.1:0", "--runbooks", dir + "/rb", "--state-dir", dir + "/state"]) }
+        // Bounded: a server that wrongly started must not outlive the test.
+        let bare = try await offPool { try Spawn.run(["timeout", "30", runbookBinary, "serve", "--listen", "127.0.0.1:0", "--runbooks", dir + "/rb", "--state-dir", dir + "/state"]) }
         #expect(bare.status == 2)
         #expect(bare.stderr.contains("--token-file"), "\(bare.stderr)")
-        let open = try await offPool { try runCLI(["serve", "--listen", "0.0.0.0:0", "--no-auth", "--runbooks", dir + "/rb", "--state-dir", dir + "/state"]) }
+        let open = try await offPool { try Spawn.run(["timeout", "30", runbookBinary, "serve", "--listen", "0.0.0.0:0", "--no-auth", "--runbooks", dir + "/rb", "--state-dir", dir + "/state"]) }
         #expect(open.status == 2)
         #expect(open.stderr.contains("loopback"), "\(open.stderr)")
         let (child, port) = try await ChildServer.serve(["--no-auth", "--runbooks", dir + "/rb", "--state-dir", dir + "/state"])

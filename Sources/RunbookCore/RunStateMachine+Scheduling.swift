@@ -1,0 +1,141 @@
+import Foundation
+
+/// Scheduling: which ready steps start now (by phase, file order, needs, `when` and the caps on
+/// processes and network checks), when a phase is done, and the detect gate.
+extension RunStateMachine {
+    /// What a step's attempt occupies while it runs, for the caps.
+    enum Resource: Sendable {
+        case process, network, free
+    }
+
+    static func resource(of step: Step) -> Resource {
+        switch step.action.kind {
+        case .command, .restart: return .process
+        case .check:
+            switch step.action.checkKind {
+            case "command": return .process
+            case "http", "tcp", "prometheus", "metric_trend": return .network
+            default: return .free
+            }
+        case .flag: return step.action.config["file"] != nil ? .free : .network
+        case .notify: return .network
+        case .wait: return .free
+        }
+    }
+
+    func hasRoom(for step: Step) -> Bool {
+        switch Self.resource(of: step) {
+        case .process: return held[.process, default: 0] < options.maxParallel
+        case .network: return held[.network, default: 0] < options.maxNetwork
+        case .free: return true
+        }
+    }
+
+    /// The attempt of `id` no longer runs: its resource is free again.
+    mutating func release(_ id: String) {
+        if let r = holding.removeValue(forKey: id) { held[r, default: 1] -= 1 }
+    }
+
+    /// Starts what can start; moves phases on; ends the run.
+    mutating func advance(now: Date) -> [Effect] {
+        guard finishedOutcome == nil else { return [] }
+        var effects: [Effect] = []
+        if isUndoing { return effects }
+        if stop != nil, alarmsRunning {
+            alarmsRunning = false
+            effects.append(.stopAlarms)
+        }
+        if let stop {
+            guard running == 0 else { return effects }
+            let reason: String
+            switch stop {
+            case .failed(let s): reason = "run stopped: \(s) failed"
+            case .declined(let s): reason = "run stopped: \(s) was declined"
+            case .interrupted: reason = "run interrupted"
+            case .recordFailed: reason = "run stopped: it could not be recorded"
+            case .aborted(let id, _): reason = "run aborted by alarm \(id)"
+            }
+            for s in runbook.steps {
+                switch states[s.id] {
+                case .pending: effects += skip(s, because: reason, now: now)
+                case .retryWait:
+                    effects.append(.cancelRetry(step: s.id))
+                    effects += skip(s, because: reason, now: now)
+                default: break
+                }
+            }
+            let undoAllowed = !(stop == .interrupted && (options.noUndo || keepChanges))
+            let plan = undoAllowed ? changes.reversed().filter(isUndoable).map { PlannedUndo(step: $0.step, change: $0.change) } : []
+            if !plan.isEmpty {
+                lifecycle = .undoing(stop, plan: plan, index: 0)
+                return effects + continueUndo(now: now)
+            }
+            return effects + end(now: now)
+        }
+        var progressed = true
+        while progressed, finishedOutcome == nil {
+            progressed = false
+            guard phaseIndex < phases.count else { return effects + end(now: now) }
+            let phase = phases[phaseIndex]
+            // Start (or skip) the ready steps of this phase in file order, up to the parallel limit.
+            var ready = candidates[phaseIndex].sorted { order[$0]! < order[$1]! }
+            candidates[phaseIndex] = []
+            var deferred: [String] = []
+            while !ready.isEmpty {
+                let id = ready.removeFirst()
+                guard states[id] == .pending, let s = runbook.step(id) else { continue }
+                if let w = s.when {
+                    if !w.evaluate(values.lookup).truthy {
+                        effects += skip(s, because: "when \(w) is false", now: now)
+                        progressed = true
+                        continue
+                    }
+                } else if let bad = s.needs.first(where: { !(values.statuses[$0]?.succeeded ?? false) }) {
+                    effects += skip(s, because: "needs \(bad), which \(values.statuses[bad]?.rawValue ?? "did not run")", now: now)
+                    progressed = true
+                    continue
+                }
+                // A step waits for room of its own kind only: waits never wait for processes.
+                guard hasRoom(for: s) else {
+                    deferred.append(id)
+                    continue
+                }
+                progressed = true
+                if options.dryRun, s.phase == .verify {
+                    effects += skip(s, because: "would verify after the changes", now: now)
+                    progressed = true
+                    continue
+                }
+                if s.confirm, !options.autoConfirm, !options.dryRun {
+                    states[s.id] = .awaitingConfirmation
+                    running += 1
+                    effects.append(.askConfirmation(step: s.id))
+                } else {
+                    effects += startAttempt(s, attempt: 1, now: now)
+                }
+            }
+            candidates[phaseIndex] = deferred + candidates[phaseIndex]
+            if stop != nil { return effects + advance(now: now) }
+            if unfinished[phaseIndex] == 0 {
+                let steps = phaseSteps[phaseIndex]
+                if phase == .detect {
+                    let statuses = steps.map { values.statuses[$0.id] }
+                    let confirmed = runbook.detect == .all ? statuses.allSatisfy { $0 == .passed } : statuses.contains(.passed)
+                    if !confirmed {
+                        // Could not measure is not the same as healthy: nobody knows.
+                        let unknown = statuses.contains { $0 == .errored || $0 == .timedOut }
+                        for s in runbook.steps where states[s.id] == .pending {
+                            effects += skip(s, because: unknown ? "detect inconclusive: a check could not measure" : "symptom not confirmed", now: now)
+                        }
+                        return effects + end(now: now, outcome: unknown ? .inconclusive : .notConfirmed)
+                    }
+                }
+                phaseIndex += 1
+                progressed = true
+            } else if candidates[phaseIndex].contains(where: { id in runbook.step(id).map(hasRoom) ?? false }) {
+                progressed = true
+            }
+        }
+        return effects
+    }
+}

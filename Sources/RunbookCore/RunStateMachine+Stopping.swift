@@ -1,0 +1,195 @@
+import Foundation
+
+/// Stopping and ending: interrupts, drains, record failures, alarms, undo one change at a time, and
+/// the one `run.finished`.
+extension RunStateMachine {
+    /// An alarm's evaluation came back. Passed: the alarm fires, the run stops and undoes (`aborted`).
+    /// Errored or timed out three times running: it aborts too (fail closed). Failed: all is well, the
+    /// alarm is evaluated again after its `every`.
+    public mutating func alarmResult(id: String, result: StepResult, now: Date) -> [Effect] {
+        guard alarmsRunning, case .running = lifecycle, let alarm = runbook.abortIf.first(where: { $0.id == id }) else { return [] }
+        var why: String?
+        switch result.status {
+        case .passed:
+            why = "fired: \(result.message)"
+        case .errored, .timedOut:
+            alarmErrors[id, default: 0] += 1
+            if alarmErrors[id]! >= 3 { why = "could not be evaluated 3 times running (fail closed): \(result.message)" }
+        default:
+            alarmErrors[id] = 0
+        }
+        guard let why else { return [.scheduleAlarm(id: id)] }
+        var e = TimelineEvent(time: now, run: options.runID, event: "alarm.fired")
+        e.step = alarm.id
+        e.status = result.status.rawValue
+        e.message = "alarm \(alarm.id) \(why)"
+        e.output = result.output.isEmpty ? nil : result.output
+        lifecycle = .stopping(.aborted(alarm.id, why))
+        return [.emit(e)] + stopRunningSteps("stopped: alarm \(alarm.id) fired", now: now) + advance(now: now)
+    }
+
+    /// An undo finished.
+    /// Late answers (after a timeout, or for an undo already given up) are ignored.
+    public mutating func undoFinished(index: Int, result: StepResult, now: Date) -> [Effect] {
+        guard case .undoing(let why, let plan, let current) = lifecycle, index == current, index < plan.count else { return [] }
+        let planned = plan[index]
+        let failed = result.status.isFailure
+        var e = event(failed ? "undo.failed" : "undo.finished", now, step: runbook.step(planned.step))
+        e.status = result.status.rawValue
+        e.message = result.message.isEmpty ? "undid \(planned.change.summary)" : result.message
+        if failed { e.message = "undo of \(planned.change.summary) failed: \(result.message); it is left in place" }
+        e.what = planned.change.what
+        if let c = result.change { e.what = c.what; e.from = c.from; e.to = c.to }
+        if failed {
+            undoFailures += 1
+        } else if let i = changes.indices.last(where: { !undone.contains($0) && changes[$0].step == planned.step && changes[$0].change == planned.change }) {
+            undone.insert(i)
+        }
+        lifecycle = .undoing(why, plan: plan, index: index + 1)
+        return [.endUndo(index: index), .emit(e)] + continueUndo(now: now)
+    }
+
+    /// An undo ran past `Options.undoTimeout`: it is given up as failed and the next one starts.
+    public mutating func undoTimedOut(index: Int, now: Date) -> [Effect] {
+        undoFinished(index: index, result: StepResult(.timedOut, "timed out after \(Quantity.formatDuration(options.undoTimeout))"), now: now)
+    }
+
+    /// Ctrl-C or shutdown: running steps are stopped and marked, then completed changes undone unless `noUndo`.
+    /// During undo an interrupt changes nothing: the undo goes on (a second Ctrl-C abandons it, see `abandon`).
+    public mutating func interrupt(now: Date) -> [Effect] {
+        switch lifecycle {
+        case .finished, .undoing: return []
+        case .running, .stopping: break
+        }
+        var effects: [Effect] = []
+        if stop != .interrupted {
+            lifecycle = .stopping(.interrupted)
+            effects = stopRunningSteps("stopped by interrupt", now: now)
+        }
+        return effects + advance(now: now)
+    }
+
+    /// Graceful stop (server shutdown): steps already running finish or time out, nothing new starts,
+    /// the rest is skipped and the run ends `interrupted`. Completed changes stay in place.
+    public mutating func drain(now: Date) -> [Effect] {
+        guard case .running = lifecycle else { return [] }
+        lifecycle = .stopping(.interrupted)
+        keepChanges = true
+        var effects: [Effect] = []
+        for s in runbook.steps where states[s.id] == .awaitingConfirmation {
+            running -= 1
+            effects += skip(s, because: "server shutting down", now: now)
+        }
+        return effects + advance(now: now)
+    }
+
+    /// The run's record could not be written (a full or read-only state folder): running steps are
+    /// stopped and completed changes undone, as after a failed mitigation. Fail closed.
+    public mutating func recordingFailed(_ why: String, now: Date) -> [Effect] {
+        switch lifecycle {
+        case .finished, .undoing: return []
+        case .stopping(.recordFailed): return []
+        case .running, .stopping: break
+        }
+        lifecycle = .stopping(.recordFailed(why))
+        return stopRunningSteps("stopped: the run could not be recorded", now: now) + advance(now: now)
+    }
+
+    /// A second Ctrl-C: the run ends now, `interrupted`, whatever is still running or being undone.
+    /// The final event lists every change left in place.
+    public mutating func abandon(now: Date, reason: String = "interrupted twice: exited without finishing") -> [Effect] {
+        guard finishedOutcome == nil else { return [] }
+        var effects: [Effect] = []
+        if case .undoing(_, _, let index) = lifecycle { effects.append(.endUndo(index: index)) }
+        for s in runbook.steps {
+            if case .running = states[s.id] { effects.append(.cancelAttempt(step: s.id)) }
+            if case .retryWait = states[s.id] { effects.append(.cancelRetry(step: s.id)) }
+        }
+        lifecycle = .stopping(.interrupted)
+        return effects + end(now: now, abandoned: reason)
+    }
+
+    /// Ends every running attempt and open confirmation as `failed` with `message`, cancelling the work.
+    mutating func stopRunningSteps(_ message: String, now: Date) -> [Effect] {
+        var effects: [Effect] = []
+        for s in runbook.steps {
+            switch states[s.id] {
+            case .running, .awaitingConfirmation:
+                running -= 1
+                release(s.id)
+                markDone(s.id, .failed)
+                effects.append(.cancelAttempt(step: s.id))
+                var e = event("step.finished", now, step: s)
+                e.status = StepStatus.failed.rawValue
+                e.message = message
+                if let t = firstStarted[s.id] { e.durationMs = Self.ms(now.timeIntervalSince(t)) }
+                effects.append(.emit(e))
+            default: break
+            }
+        }
+        return effects
+    }
+
+    /// Changes made and not undone, as `summary (not undoable)` texts.
+    var changesLeftInPlace: [String] {
+        changes.enumerated().filter { !undone.contains($0.offset) }.map { i, c in
+            c.change.summary + (isUndoable(c) ? "" : " (not undoable)")
+        }
+    }
+
+    func isUndoable(_ c: (step: String, change: AppliedChange)) -> Bool {
+        c.change.automaticUndo != nil || runbook.step(c.step)?.undo != nil
+    }
+
+    mutating func continueUndo(now: Date) -> [Effect] {
+        guard case .undoing(_, let plan, let index) = lifecycle else { return [] }
+        guard index < plan.count else { return end(now: now) }
+        let planned = plan[index]
+        var e = event("undo.started", now, step: runbook.step(planned.step))
+        e.what = planned.change.what
+        e.from = planned.change.to
+        e.to = planned.change.from
+        e.message = "undo \(planned.change.summary)"
+        return [.emit(e), .startUndo(index: index, change: planned.change, step: planned.step, values: values)]
+    }
+
+    mutating func end(now: Date, outcome explicit: RunOutcome? = nil, abandoned: String? = nil) -> [Effect] {
+        guard finishedOutcome == nil else { return [] }
+        let outcome: RunOutcome
+        var message: String?
+        if let explicit {
+            outcome = explicit
+        } else {
+            switch stop {
+            case .failed(let s): outcome = .failed; message = "\(s) failed"
+            case .declined(let s): outcome = .refused; message = "\(s) was declined"
+            case .interrupted: outcome = .interrupted; message = abandoned ?? "interrupted"
+            case .recordFailed(let why): outcome = .failed; message = "the run could not be recorded: \(why)"
+            case .aborted(let id, let why): outcome = .aborted; message = "aborted: alarm \(id) \(why)"
+            case nil: outcome = changes.isEmpty ? .completed : options.dryRun ? .wouldMitigate : .mitigated
+            }
+        }
+        func add(_ text: String) { message = (message.map { $0 + "; " } ?? "") + text }
+        if undoFailures > 0 { add("undo incomplete") }
+        else if !undone.isEmpty { add("\(undone.count) change\(undone.count == 1 ? "" : "s") undone") }
+        if stop != nil || undoFailures > 0 {
+            let left = changesLeftInPlace
+            if !left.isEmpty { add("left in place: " + left.joined(separator: "; ")) }
+        }
+        let final: RunOutcome = undoFailures > 0 && outcome != .interrupted && outcome != .aborted ? .failed : outcome
+        lifecycle = .finished(final)
+        if alarmsRunning {
+            alarmsRunning = false
+            return [.stopAlarms] + endEffects(final, message, now)
+        }
+        return endEffects(final, message, now)
+    }
+
+    func endEffects(_ final: RunOutcome, _ message: String?, _ now: Date) -> [Effect] {
+        var e = event("run.finished", now)
+        e.outcome = final.rawValue
+        e.message = message
+        e.durationMs = Self.ms(now.timeIntervalSince(startedAt ?? now))
+        return [.emit(e), .finished(final)]
+    }
+}
