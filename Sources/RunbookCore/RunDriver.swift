@@ -37,14 +37,22 @@ public final class RunDriver: @unchecked Sendable {
     let health: RecordHealth?
     var recordFailureHandled = false
     var applying = 0
+    /// Where gates are recorded and answered.
+    let desk: any ApprovalDesk
+    /// Per open gate: its timeout and its answer watch.
+    var gates: [String: [any Cancellable]] = [:]
+    /// Set when a paused run is left for a later process to resume: it takes no more events.
+    var detached = false
 
     /// - Parameters:
     ///   - queue: the serial queue that owns the run; the scheduler's blocks must run on it too.
     ///   - startEvent: the `run.started` event to emit first (runbook, trigger, params, dry_run).
     public init(runbook: Runbook, options: RunStateMachine.Options, dryRun: Bool, queue: DispatchQueue,
                 executor: any StepExecutor, scheduler: any RunScheduler, sink: any TimelineSink,
-                prompter: any ConfirmationPrompter, health: RecordHealth? = nil) {
+                prompter: any ConfirmationPrompter, health: RecordHealth? = nil, desk: any ApprovalDesk = NoApprovals(),
+                resuming events: [TimelineEvent]? = nil) {
         self.health = health
+        self.desk = desk
         self.queue = queue
         self.runbook = runbook
         self.runID = options.runID
@@ -53,8 +61,26 @@ public final class RunDriver: @unchecked Sendable {
         self.sink = sink
         self.prompter = prompter
         self.dryRun = dryRun
-        self.machine = RunStateMachine(runbook: runbook, options: options)
+        self.machine = events.map { RunStateMachine(runbook: runbook, options: options, resuming: $0) }
+            ?? RunStateMachine(runbook: runbook, options: options)
     }
+
+    /// Leaves a run that only waits for approvals as it is (open, its gates recorded) for a later
+    /// server to resume: timers and watches stop, nothing is written. Returns false (and does
+    /// nothing) when the run is doing anything else.
+    public func detachIfPaused() -> Bool {
+        queue.sync {
+            guard !detached, machine.isPausedForApproval else { return false }
+            detached = true
+            for (_, g) in gates { g.forEach { $0.cancel() } }
+            gates.removeAll()
+            stopAlarms()
+            return true
+        }
+    }
+
+    /// The gates open now, for `/runs` and the terminal.
+    public var gatesOpen: [GateRequest] { queue.sync { machine.gatesOpen } }
 
     /// Starts the run after emitting `startEvent` (nil when the caller recorded it already);
     /// `completion` gets the outcome on the run queue.
@@ -87,6 +113,7 @@ public final class RunDriver: @unchecked Sendable {
 
     func apply(_ effects: [RunStateMachine.Effect]) {
         dispatchPrecondition(condition: .onQueue(queue))
+        if detached { return }
         applying += 1
         defer {
             applying -= 1
@@ -136,6 +163,12 @@ public final class RunDriver: @unchecked Sendable {
                 undos[index] = (handle, timeout)
             case .endUndo(let index):
                 if let u = undos.removeValue(forKey: index) { u.timeout.cancel(); u.handle.cancel() }
+            case .openGate(let request):
+                if recordFailed { continue }
+                openGate(request)
+            case .closeGate(let id, let status):
+                gates.removeValue(forKey: id)?.forEach { $0.cancel() }
+                desk.close(runID: runID, gate: id, status: status)
             case .scheduleAlarm(let id):
                 scheduleAlarm(id)
             case .stopAlarms:
@@ -148,8 +181,59 @@ public final class RunDriver: @unchecked Sendable {
                 for (_, u) in undos { u.timeout.cancel(); u.handle.cancel() }
                 undos.removeAll()
                 stopAlarms()
+                for (_, g) in gates { g.forEach { $0.cancel() } }
+                gates.removeAll()
                 completion?(outcome)
                 completion = nil
+            }
+        }
+    }
+
+    /// Records the gate, arms its timeout at its deadline, watches for answers and tells the
+    /// approvals channel, if the runbook has one.
+    func openGate(_ request: GateRequest) {
+        do { try desk.open(runID: runID, gate: request) } catch {
+            health?.report("cannot record approval gate \(request.id): \(error)")
+            return
+        }
+        let id = request.id
+        let timeout = scheduler.schedule(after: max(0, request.deadline.timeIntervalSince(scheduler.now))) { [self] in
+            apply(machine.gateAnswered(id: id, answer: .timedOut, now: scheduler.now))
+        }
+        let watch = desk.watch(runID: runID, gate: id) { [self] answers in
+            queue.async {
+                for a in answers {
+                    self.apply(self.machine.gateAnswered(id: id, answer: a.approve ? .approved(by: a.name) : .denied(by: a.name), now: self.scheduler.now))
+                }
+            }
+        }
+        gates[id] = [timeout, watch]
+        if let channel = runbook.approvalsChannel { notifyApprovers(channel, request) }
+    }
+
+    /// Posts the pause to `approvals_channel`: the run, its planned changes and how to answer.
+    func notifyApprovers(_ channel: Template, _ request: GateRequest) {
+        let n = request.gate.approvals
+        let text = "runbook \(runbook.name) run \(runID) waits for \(n) approval\(n == 1 ? "" : "s") (\(request.reasons.joined(separator: "; "))): "
+            + (request.changes.isEmpty ? "no change planned" : request.changes.joined(separator: "; "))
+            + ". Approve: POST /runs/\(runID)/approve, deny: POST /runs/\(runID)/deny, or runbook approve \(runID) [--deny] --as NAME."
+            + " Times out at \(TimelineEvent.timestamp(request.deadline)) (then \(request.gate.onTimeout == .proceed ? "proceeds" : "declines"))."
+        let action = Action(kind: .notify, config: .map([
+            Config.Entry(key: "url", value: .text(channel)),
+            Config.Entry(key: "text", value: .text(Template(literal: text))),
+        ]), readOnly: false)
+        let step = Step(id: "approvals-channel", phase: .mitigate, description: "", needs: [], when: nil, timeout: 10, retry: RetryPolicy(),
+                        confirm: false, continueOnFailure: true, action: action, undo: nil,
+                        location: SourceLocation(file: runbook.file, line: 1, column: 1))
+        var request = StepRequest(step: step, attempt: 1, runID: runID, dryRun: dryRun, values: machine.values, scheduler: scheduler)
+        request.runbookName = runbook.name
+        _ = executor.execute(request) { [self] result in
+            queue.async {
+                guard !self.detached else { return }
+                var e = TimelineEvent(time: self.scheduler.now, run: self.runID, event: "approval.notified")
+                e.status = result.status.isFailure ? "failed" : "passed"
+                e.message = result.message
+                self.sink.record(e)
             }
         }
     }

@@ -54,7 +54,9 @@ extension RunStateMachine {
             case .interrupted: reason = "run interrupted"
             case .recordFailed: reason = "run stopped: it could not be recorded"
             case .aborted(let id, _): reason = "run aborted by alarm \(id)"
+            case .notApproved(let gate, let why): reason = "run stopped: \(Self.gateName(gate)) not approved (\(why))"
             }
+            effects += closeAllGates(because: reason, now: now)
             for s in runbook.steps {
                 switch states[s.id] {
                 case .pending: effects += skip(s, because: reason, now: now)
@@ -101,12 +103,32 @@ extension RunStateMachine {
                     continue
                 }
                 progressed = true
+                // The run's changes wait at its gate (auto: ask, a freeze, the breaker) until approved.
+                if s.phase == .mitigate, !options.dryRun, changeGate != .passed {
+                    if changeGate == .notReached {
+                        let reasons = options.beforeChanges(now)
+                        if reasons.isEmpty {
+                            changeGate = .passed
+                        } else {
+                            changeGate = .open
+                            effects += openGate(Self.changesGateID, options.changesGate, reasons: reasons, now: now)
+                        }
+                    }
+                    if changeGate == .open {
+                        deferred.append(id)
+                        continue
+                    }
+                }
                 if options.dryRun, s.phase == .verify {
                     effects += skip(s, because: "would verify after the changes", now: now)
                     progressed = true
                     continue
                 }
-                if s.confirm, !options.autoConfirm, !options.dryRun {
+                if let gate = s.gate, !options.dryRun {
+                    states[s.id] = .awaitingApproval
+                    running += 1
+                    effects += openGate(s.id, gate, reasons: ["confirm"], now: now)
+                } else if s.confirm, !options.autoConfirm, !options.dryRun {
                     states[s.id] = .awaitingConfirmation
                     running += 1
                     effects.append(.askConfirmation(step: s.id))
@@ -132,7 +154,7 @@ extension RunStateMachine {
                 }
                 phaseIndex += 1
                 progressed = true
-            } else if candidates[phaseIndex].contains(where: { id in runbook.step(id).map(hasRoom) ?? false }) {
+            } else if candidates[phaseIndex].contains(where: { id in runbook.step(id).map { hasRoom(for: $0) && !heldAtGate($0) } ?? false }) {
                 progressed = true
             }
         }

@@ -80,6 +80,7 @@ extension RunStateMachine {
             running -= 1
             effects += skip(s, because: "server shutting down", now: now)
         }
+        effects += closeAllGates(because: "server shutting down", now: now)
         return effects + advance(now: now)
     }
 
@@ -105,13 +106,14 @@ extension RunStateMachine {
             if case .running = states[s.id] { effects.append(.cancelAttempt(step: s.id)) }
             if case .retryWait = states[s.id] { effects.append(.cancelRetry(step: s.id)) }
         }
+        effects += closeAllGates(because: reason, now: now)
         lifecycle = .stopping(.interrupted)
         return effects + end(now: now, abandoned: reason)
     }
 
     /// Ends every running attempt and open confirmation as `failed` with `message`, cancelling the work.
     mutating func stopRunningSteps(_ message: String, now: Date) -> [Effect] {
-        var effects: [Effect] = []
+        var effects: [Effect] = closeAllGates(because: message, now: now)
         for s in runbook.steps {
             switch states[s.id] {
             case .running, .awaitingConfirmation:
@@ -166,6 +168,7 @@ extension RunStateMachine {
             case .interrupted: outcome = .interrupted; message = abandoned ?? "interrupted"
             case .recordFailed(let why): outcome = .failed; message = "the run could not be recorded: \(why)"
             case .aborted(let id, let why): outcome = .aborted; message = "aborted: alarm \(id) \(why)"
+            case .notApproved(let gate, let why): outcome = .refused; message = "\(Self.gateName(gate)) not approved: \(why)"
             case nil: outcome = changes.isEmpty ? .completed : options.dryRun ? .wouldMitigate : .mitigated
             }
         }

@@ -18,6 +18,10 @@ public struct RunStateMachine: Sendable {
         case cancelAttempt(step: String)
         case cancelRetry(step: String)
         case askConfirmation(step: String)
+        /// Open an approval gate: record it, start its timeout, watch for answers, tell the approvals channel.
+        case openGate(GateRequest)
+        /// The gate is closed (`approved`, `declined`, or `closed` when the run stopped): stop its timer and watch.
+        case closeGate(id: String, status: String)
         case startUndo(index: Int, change: AppliedChange, step: String, values: TemplateValues)
         /// The undo started at `index` has ended (or timed out): stop its timer and any work left.
         case endUndo(index: Int)
@@ -46,6 +50,11 @@ public struct RunStateMachine: Sendable {
         /// are skipped ("would verify after the changes"), and a run that described changes ends
         /// `would-mitigate`. (Drills are rehearsed as live runs and do not set this.)
         public var dryRun = false
+        /// Why the run's changes must wait for approval, asked once, when its first mitigate step is
+        /// about to start (`guards.auto: ask`, a freeze window, the change breaker); empty: they need not.
+        public var beforeChanges: @Sendable (Date) -> [String] = { _ in [] }
+        /// The gate the run's changes wait at when `beforeChanges` gives reasons.
+        public var changesGate = ApprovalGate()
         /// Random number in 0..<1 for jitter.
         public var random: @Sendable () -> Double = { Double.random(in: 0..<1) }
 
@@ -58,6 +67,8 @@ public struct RunStateMachine: Sendable {
     enum StepState: Sendable, Equatable {
         case pending
         case awaitingConfirmation
+        /// Waiting at its `confirm` gate for approvals.
+        case awaitingApproval
         case running(attempt: Int)
         case retryWait(nextAttempt: Int)
         case done(StepStatus)
@@ -71,6 +82,8 @@ public struct RunStateMachine: Sendable {
         case recordFailed(String)
         /// An alarm fired: its id and why.
         case aborted(String, String)
+        /// A gate was denied or timed out (a step id or `changes`), and why.
+        case notApproved(String, String)
     }
 
     /// One change to reverse, in undo order.
@@ -99,6 +112,13 @@ public struct RunStateMachine: Sendable {
     var phaseIndex = 0
     var changes: [(step: String, change: AppliedChange)] = []
     var lifecycle: Lifecycle = .running
+    /// The run's gate before its first change.
+    var changeGate: GateProgress = .notReached
+    /// Open gates by id, and who approved each so far.
+    var openGates: [String: GateRequest] = [:]
+    var approvers: [String: [String]] = [:]
+    /// Deadlines of gates opened before a restart (a resumed run keeps its timeouts).
+    var earlierDeadlines: [String: Date] = [:]
     /// Alarms are evaluated from the first change until the run stops or ends.
     var alarmsRunning = false
     var alarmErrors: [String: Int] = [:]
@@ -188,8 +208,14 @@ public struct RunStateMachine: Sendable {
 
     /// Starts the run.
     public mutating func start(now: Date) -> [Effect] {
-        startedAt = now
-        return advance(now: now)
+        startedAt = startedAt ?? now
+        var effects: [Effect] = []
+        // A resumed run that had changed things watches its alarms again.
+        if !changes.isEmpty, !runbook.abortIf.isEmpty, !alarmsRunning {
+            alarmsRunning = true
+            effects += runbook.abortIf.map { .scheduleAlarm(id: $0.id) }
+        }
+        return effects + advance(now: now)
     }
 
     /// An attempt finished. Late answers from cancelled attempts are ignored.
@@ -289,6 +315,7 @@ public struct RunStateMachine: Sendable {
                 var ce = event("change.applied", now, step: step)
                 ce.what = c.what; ce.from = c.from; ce.to = c.to
                 ce.message = c.summary
+                ce.location = c.location
                 if !isUndoable((step.id, c)) {
                     ce.undoable = false
                     ce.message = c.summary + " (not undoable)"

@@ -22,6 +22,8 @@ public struct Runbook: Sendable {
     public var file: String
     /// Alarms (`abort_if:`): evaluated from the first change to the end of verify.
     public var abortIf: [Alarm] = []
+    /// `approvals_channel:`: a webhook told when a run pauses for approval.
+    public var approvalsChannel: Template?
     /// How detect steps confirm the incident.
     public var detect: DetectPolicy = .any
     /// Problems that do not stop the runbook from loading (`validate` prints them; exit stays 0).
@@ -81,7 +83,10 @@ public struct LabelMatcher: Sendable, Hashable {
 /// Limits on runs.
 public struct Guards: Sendable {
     public init() {}
+    /// An alert may start a run (`auto: true`, or `auto: ask`).
     public var auto: Bool = false
+    /// `auto: ask`: an alert's run pauses for approval before its first mitigate step.
+    public var askBeforeChanges = false
     public var cooldown: Double?
     public var maxRuns: (count: Int, per: Double)?
     public var lock: Template?
@@ -148,7 +153,10 @@ public struct Step: Sendable {
     /// Seconds per attempt.
     public var timeout: Double
     public var retry: RetryPolicy
+    /// `confirm: true`: a terminal prompt, `--yes`, or a standing approval answers it.
     public var confirm: Bool
+    /// `confirm: { approvals, timeout, on_timeout }`: the step waits for named approvals (SPEC §6.9).
+    public var gate: ApprovalGate? = nil
     public var continueOnFailure: Bool
     public var action: Action
     public var undo: Action?
@@ -193,4 +201,22 @@ public struct Alarm: Sendable {
         Step(id: id, phase: .verify, description: "", needs: [], when: nil, timeout: timeout, retry: RetryPolicy(),
              confirm: false, continueOnFailure: true, action: action, undo: nil, location: location)
     }
+}
+
+/// An approval gate: how many distinct people must approve, how long to wait, and what a timeout means.
+public struct ApprovalGate: Sendable, Hashable {
+    public enum OnTimeout: String, Sendable { case decline, proceed }
+    public var approvals: Int = 1
+    /// Seconds to wait for the approvals.
+    public var timeout: Double = ApprovalGate.defaultTimeout
+    public var onTimeout: OnTimeout = .decline
+
+    public init(approvals: Int = 1, timeout: Double = ApprovalGate.defaultTimeout, onTimeout: OnTimeout = .decline) {
+        self.approvals = approvals
+        self.timeout = timeout
+        self.onTimeout = onTimeout
+    }
+
+    /// A gate with no `timeout` waits 15 minutes.
+    public static let defaultTimeout = 900.0
 }

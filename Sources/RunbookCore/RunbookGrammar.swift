@@ -142,11 +142,17 @@ public enum RunbookGrammar {
         field("when", .text, "expression; the step is skipped when false"),
         field("timeout", .duration, "per attempt (default 30s)"),
         field("retry", .object(retry)),
-        field("confirm", .bool, "ask a human first"),
+        field("confirm", .either([.bool, .object(confirmGate)]), "ask a human first: true (a prompt, --yes or a standing approval), or an approval gate"),
         field("continue_on_failure", .bool, "a failure does not stop the run"),
         field("read_only", .bool, "a command step that changes nothing"),
         field("undo", .object(undo)),
     ] + actionFields())
+
+    static let confirmGate = ObjectShape("an approval gate: the step waits for named approvals", [
+        field("approvals", .integer, "distinct approvers needed (default 1); whoever started the run cannot approve it"),
+        field("timeout", .duration, "how long to wait (default 15m)"),
+        field("on_timeout", .choice(["decline", "proceed"]), "what a timeout means (default decline: the run stops, refused)"),
+    ])
 
     static let param = ObjectShape("an input", [
         field("default", .scalar),
@@ -164,7 +170,7 @@ public enum RunbookGrammar {
     ])
 
     static let guards = ObjectShape("limits on runs", [
-        field("auto", .bool, "may run from an alert without a human (default false)"),
+        field("auto", .either([.bool, .choice(["ask"])]), "may run from an alert without a human (default false); ask: the run pauses for approval before its first change"),
         field("cooldown", .duration, "no new run for the same lock key within this"),
         field("max_runs", .object(ObjectShape([field("count", .integer, required: true), field("per", .duration, required: true)])), "at most count runs per window"),
         field("lock", .text, "at most one active run per key"),
@@ -191,6 +197,7 @@ public enum RunbookGrammar {
         field("triggers", .list(.object(trigger))),
         field("guards", .object(guards)),
         field("steps", .list(.object(step)), required: true),
+        field("approvals_channel", .text, "webhook URL told when a run pauses for approval (Slack-compatible text)"),
         field("abort_if", .list(.object(alarm)), "alarms: one that passes stops the run, undoes its changes and ends it aborted"),
     ])
 

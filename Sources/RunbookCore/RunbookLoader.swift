@@ -81,6 +81,9 @@ package struct RunbookBuilder {
         runbook.triggers = buildTriggers(root["triggers"], params: runbook.params)
         runbook.steps = buildSteps(root["steps"])
         runbook.abortIf = buildAlarms(root["abort_if"], stepIDs: Set(runbook.steps.map(\.id)))
+        if let c = root["approvals_channel"], let s = text(c) {
+            if let t = try? Template(parsing: s) { runbook.approvalsChannel = t } else { error(c.location, "approvals_channel is not a valid template") }
+        }
         for (i, s) in runbook.steps.enumerated() where runbook.stepIndex[s.id] == nil { runbook.stepIndex[s.id] = i }
         runbook.guards = buildGuards(root["guards"], params: runbook.params)
         var validator = GraphValidator(runbook: runbook, root: root)
@@ -172,7 +175,8 @@ package struct RunbookBuilder {
     mutating func buildGuards(_ node: YAMLNode?, params: [ParamSpec]) -> Guards {
         var g = Guards()
         guard let node, node.entries != nil else { return g }
-        g.auto = node["auto"]?.bool ?? false
+        g.auto = node["auto"]?.bool ?? (node["auto"]?.scalar == "ask")
+        g.askBeforeChanges = node["auto"]?.scalar == "ask"
         g.cooldown = text(node["cooldown"]).flatMap(Quantity.duration)
         if let m = node["max_active"], let n = m.number {
             g.maxActive = Int(n)
@@ -246,14 +250,35 @@ package struct RunbookBuilder {
                 error(item.location, "step '\(id)' changes the world (\(action.kind.rawValue)) in the \(phase.rawValue) phase: changes belong in mitigate (mark a harmless command read_only: true)")
             }
             let undo = item["undo"].flatMap { buildAction($0, readOnly: false) }
+            let gate = buildGate(item["confirm"])
+            if gate != nil, !action.isChange, let c = item["confirm"] {
+                error(c.location, "an approval gate guards a change: step '\(id)' changes nothing (\(action.kind.rawValue))")
+            }
             out.append(Step(
                 id: id, phase: phase, description: text(item["description"]) ?? "",
                 needs: item["needs"]?.items?.compactMap { text($0) } ?? [], when: when, timeout: timeout, retry: retry,
                 confirm: item["confirm"]?.bool ?? false, continueOnFailure: item["continue_on_failure"]?.bool ?? false,
                 action: action, undo: undo, location: item.location,
                 rulesOut: text(item["rules_out"]), finding: text(item["finding"]), phaseDeclared: declaredPhase != nil))
+            out[out.count - 1].gate = gate
         }
         return out
+    }
+
+    /// `confirm: { approvals, timeout, on_timeout }` (nil for `confirm: true|false`).
+    mutating func buildGate(_ node: YAMLNode?) -> ApprovalGate? {
+        guard let node, node.entries != nil else { return nil }
+        var g = ApprovalGate()
+        if let a = node["approvals"], let n = a.number {
+            g.approvals = Int(n)
+            if n < 1 || n > 20 { error(a.location, "confirm.approvals must be between 1 and 20") }
+        }
+        if let t = node["timeout"], let d = text(t).flatMap(Quantity.duration) {
+            g.timeout = d
+            if d <= 0 { error(t.location, "confirm.timeout must be more than 0s") }
+        }
+        if let o = text(node["on_timeout"]).flatMap(ApprovalGate.OnTimeout.init(rawValue:)) { g.onTimeout = o }
+        return g
     }
 
     mutating func buildAlarms(_ node: YAMLNode?, stepIDs: Set<String>) -> [Alarm] {

@@ -71,8 +71,14 @@ public struct TimelineEvent: Sendable, Hashable {
     public var stderr: String?
     /// On `change.applied`: false when nothing can reverse the change (a restart).
     public var undoable: Bool?
-    /// On `run.started`: who started it (the server token's name).
+    /// On `run.started`: who started it (the server token's name); on approvals: who answered.
     public var by: String?
+    /// On `approval.*` events: the gate (a step id, or `changes` for the run's gate before its first change).
+    public var gate: String?
+    /// On `approval.requested`: the gate's deadline.
+    public var deadline: Date?
+    /// On `change.applied`: where (a flag file, a URL), so the change can be undone after a restart.
+    public var location: String?
 
     public init(time: Date, run: String, event: String) {
         self.time = time
@@ -140,6 +146,9 @@ extension TimelineEvent {
         add("stdout", stdout)
         add("stderr", stderr)
         if let undoable { out += ",\"undoable\":\(undoable)" }
+        add("gate", gate)
+        if let deadline { add("deadline", Self.timestamp(deadline)) }
+        add("location", location)
         return out + "}"
     }
 
@@ -175,6 +184,9 @@ extension TimelineEvent {
         e.stderr = obj["stderr"] as? String
         e.undoable = obj["undoable"] as? Bool
         e.by = obj["by"] as? String
+        e.gate = obj["gate"] as? String
+        e.deadline = (obj["deadline"] as? String).flatMap(parseTimestamp)
+        e.location = obj["location"] as? String
         return e
     }
 }

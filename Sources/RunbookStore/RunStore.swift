@@ -110,6 +110,21 @@ public final class RunStore: Sendable {
                 t.column("at", .datetime).notNull().indexed()
             }
         }
+        migrator.registerMigration("v6-approvals") { db in
+            // Open and closed approval gates, and every answer given at one (SPEC §6.9).
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS gates (
+                    run TEXT NOT NULL, gate TEXT NOT NULL, approvals INTEGER NOT NULL, deadline DATETIME NOT NULL,
+                    started_by TEXT, resumable BOOLEAN NOT NULL, status TEXT NOT NULL, opened DATETIME NOT NULL,
+                    PRIMARY KEY (run, gate))
+                """)
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS gates_open ON gates(run) WHERE status = 'open'")
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS approvals (
+                    run TEXT NOT NULL, gate TEXT NOT NULL, name TEXT NOT NULL, approve BOOLEAN NOT NULL, at DATETIME NOT NULL, via TEXT,
+                    PRIMARY KEY (run, gate, name))
+                """)
+        }
         try migrator.migrate(pool)
     }
 
@@ -130,7 +145,8 @@ public final class RunStore: Sendable {
     public func finalizeDeadRuns(now: Date = Date()) throws -> [String] {
         let open = try pool.read { db in try RunRecord.filter(Column("outcome") == nil).fetchAll(db) }
         var done: [String] = []
-        for r in open {
+        let paused = Set(try pausedRunIDs(now: now))
+        for r in open where !paused.contains(r.id) {
             guard let lease = RunLease.takeIfFree(path: leasePath(r.id)) else { continue }
             defer { lease.release(removing: true) }
             // The owner may have closed the row between the read and the lease.
@@ -381,6 +397,9 @@ public final class RunLease: @unchecked Sendable {
         }
         return RunLease(fd: fd, path: path)
     }
+
+    /// True for a lease of a run that had no lease file (nothing is held).
+    var isPlaceholder: Bool { lock.withLock { fd < 0 } }
 
     /// Gives the lease up; `removing` deletes the file first (the run is final).
     public func release(removing: Bool = true) {

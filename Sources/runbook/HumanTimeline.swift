@@ -75,6 +75,10 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
             return "\(time)  undo      \(step) \(e.message ?? "")"
         case "undo.finished":
             return "\(time)  undo      \(step) \(e.status ?? "") \(e.message ?? "")"
+        case "approval.requested":
+            return "\(time)  APPROVAL  \((e.gate ?? "").padding(toLength: 22, withPad: " ", startingAt: 0)) awaiting-approval: \(e.message ?? "")"
+        case "approval.granted", "approval.denied", "approval.timed_out":
+            return "\(time)  APPROVAL  \((e.gate ?? "").padding(toLength: 22, withPad: " ", startingAt: 0)) \((e.status ?? "").padding(toLength: 12, withPad: " ", startingAt: 0)) \(e.message ?? "")"
         case "alarm.fired":
             return "\(time)  ALARM     \(step) \(e.message ?? "")"
         case "guard.overridden":

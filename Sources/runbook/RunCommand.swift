@@ -8,12 +8,12 @@ import RunbookStore
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run a runbook now, with a live timeline.",
-        discussion: "Exit codes: 0 mitigated, completed, not-confirmed or would-mitigate (dry run); 1 failed (after undo); 2 invalid runbook, bad param or usage; 3 refused (a guard, or a declined confirmation); 4 inconclusive (a detect check could not measure); 130 interrupted.")
+        discussion: "A step with an approval gate (confirm: {approvals, timeout, on_timeout}) pauses the run until others answer with `runbook approve RUN_ID [--deny] --as NAME`; you started the run, so you cannot approve it yourself.\n\nExit codes: 0 mitigated, completed, not-confirmed or would-mitigate (dry run); 1 failed or aborted (after undo); 2 invalid runbook, bad param or usage; 3 refused (a guard, a declined confirmation, a gate not approved); 4 inconclusive (a detect check could not measure); 130 interrupted.")
 
     @Argument(help: "Runbook name.", completion: Completions.runbookNames) var name: String
     @Option(name: .customLong("param"), help: "A param value, K=V (repeatable).") var params: [String] = []
     @Flag(help: "Run read-only checks for real; describe every change instead of making it.") var dryRun = false
-    @Flag(name: [.customLong("yes"), .customShort("y")], help: "Approve every confirm: true step.") var yes = false
+    @Flag(name: [.customLong("yes"), .customShort("y")], help: "Approve every confirm: true step (an approval gate, confirm: {approvals, ...}, still waits for `runbook approve` from someone else).") var yes = false
     @Flag(help: "JSON Lines timeline on stdout; human text goes to stderr.") var json = false
     @Flag(help: "On Ctrl-C, leave completed changes in place.") var noUndo = false
     @Flag(help: "Run despite cooldown, max_runs or a change freeze (recorded on the timeline); a lock or max_active is never overridden.") var force = false
@@ -124,7 +124,8 @@ struct RunCommand: ParsableCommand {
         let prompter: any ConfirmationPrompter = isatty(0) == 1 ? TerminalPrompter() : DeclineAll()
         ChildWatcher.shared.becomeSubreaper()
         let driver = RunDriver(runbook: runbook, options: runOptions, dryRun: dryRun, queue: queue, executor: LiveExecutor(),
-                               scheduler: DispatchScheduler(queue: queue), sink: sink, prompter: prompter, health: health)
+                               scheduler: DispatchScheduler(queue: queue), sink: sink, prompter: prompter, health: health,
+                               desk: StoreApprovalDesk(store: store, startedBy: ApproveCommand.currentUser, resumable: false))
 
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
@@ -222,6 +223,57 @@ struct TimelineCommand: ParsableCommand {
         let human = HumanTimeline(isTerminal: isatty(1) == 1)
         for e in events {
             if json { StandardStreams.out(e.jsonLine() + "\n") } else { human.record(e) }
+        }
+    }
+}
+
+struct ApproveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "approve", abstract: "Approve (or deny) a run waiting at an approval gate.",
+        discussion: "The run goes on once its gate has the approvals it needs (a server or a `runbook run` waiting on the same state folder sees the answer within a second). Whoever started the run cannot answer its gate, and one person counts once.\n\nExit codes: 0 answer recorded; 1 not recorded (the run waits at no gate, you started it, or you answered already); 2 unknown run or usage.")
+
+    @Argument(help: "Run id: the whole id, a unique prefix of it or of its final hex part, or 'last'.", completion: Completions.runIDs) var runID: String
+    @Flag(help: "Deny instead: the run stops, undoes what it changed and ends refused.") var deny = false
+    @Option(name: .customLong("as"), help: "Your name, recorded as the approver (default: $USER).") var approver: String?
+    @OptionGroup var state: StateOptions
+
+    /// The login name: `$USER`, else the password entry, else the uid.
+    static var currentUser: String {
+        if let u = ProcessInfo.processInfo.environment["USER"], !u.isEmpty { return u }
+        if let pw = getpwuid(getuid()), let name = pw.pointee.pw_name { return String(cString: name) }
+        return "uid \(getuid())"
+    }
+
+    func run() throws {
+        let name = (approver ?? Self.currentUser).trimmingCharacters(in: .whitespaces)
+        guard !name.isEmpty, name.count <= 100, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            printError("error: --as takes a name of 1 to 100 printable characters")
+            throw ExitCode(2)
+        }
+        let store = try state.openStore()
+        let id: String
+        do { id = try store.resolveRunID(runID) } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        do {
+            let receipt = try store.answer(runID: id, approve: !deny, by: name, via: "cli")
+            for g in receipt.gates {
+                let what = g.gate == RunStateMachine.changesGateID ? "its changes" : "step \(g.gate)"
+                if deny {
+                    StandardStreams.out("denied \(what) of run \(id) as \(Escape.text(name)): the run stops and ends refused\n")
+                } else if g.approvals >= g.needed {
+                    StandardStreams.out("approved \(what) of run \(id) as \(Escape.text(name)) (\(g.approvals) of \(g.needed)): the run goes on\n")
+                } else {
+                    StandardStreams.out("approved \(what) of run \(id) as \(Escape.text(name)) (\(g.approvals) of \(g.needed)): waiting for \(g.needed - g.approvals) more\n")
+                }
+            }
+        } catch let e as ApprovalError {
+            printError("error: \(Escape.text(e.description))")
+            throw ExitCode(1)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
         }
     }
 }

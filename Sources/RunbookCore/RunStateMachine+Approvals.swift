@@ -1,0 +1,199 @@
+import Foundation
+
+/// A gate a run waits at, as the driver must open it.
+public struct GateRequest: Sendable {
+    /// A step id, or `changes` (the run's gate before its first change).
+    public var id: String
+    public var gate: ApprovalGate
+    /// Why the run waits: `confirm`, `guards.auto: ask`, a freeze window, the change breaker.
+    public var reasons: [String]
+    /// The changes it would let through, templates rendered.
+    public var changes: [String]
+    /// When it times out (kept across a restart).
+    public var deadline: Date
+    /// Approvals recorded before a restart.
+    public var approvedBy: [String]
+}
+
+/// An answer at a gate.
+public enum GateAnswer: Sendable, Equatable {
+    case approved(by: String)
+    case denied(by: String)
+    case timedOut
+}
+
+/// Approval gates (SPEC §6.9): a step's `confirm` map, and the run's gate before its first change
+/// (`guards.auto: ask`, a freeze window, the change breaker). A gate opens with `approval.requested`
+/// (status `awaiting-approval`); distinct approvers are counted; a denial or a timeout with
+/// `on_timeout: decline` stops the run, which ends `refused`.
+extension RunStateMachine {
+    /// The id of the run's gate before its first change.
+    public static let changesGateID = "changes"
+
+    enum GateProgress: Sendable, Equatable { case notReached, open, passed, closed }
+
+    static func gateName(_ id: String) -> String { id == changesGateID ? "changes" : "step \(id)" }
+
+    /// True when the step may not start yet because the run's changes wait at their gate.
+    func heldAtGate(_ s: Step) -> Bool { s.phase == .mitigate && !options.dryRun && changeGate == .open }
+
+    /// True when the run does nothing but wait for approvals: a server may leave it paused across a restart.
+    public var isPausedForApproval: Bool {
+        guard case .running = lifecycle, !openGates.isEmpty else { return false }
+        let waiting = states.values.filter { $0 == .awaitingApproval }.count
+        let retrying = states.values.contains { if case .retryWait = $0 { true } else { false } }
+        return running == waiting && !retrying
+    }
+
+    /// The gates open now (for `/runs` and the terminal).
+    public var gatesOpen: [GateRequest] { openGates.values.sorted { $0.id < $1.id } }
+
+    mutating func openGate(_ id: String, _ gate: ApprovalGate, reasons: [String], now: Date) -> [Effect] {
+        let planned: [Step]
+        if id == Self.changesGateID {
+            planned = runbook.steps.filter { $0.phase == .mitigate && states[$0.id] == .pending }
+        } else {
+            planned = runbook.step(id).map { [$0] } ?? []
+        }
+        let changes = planned.map { ChangeText.exact($0.action) { $0.render(values.lookup) } }
+        let deadline = earlierDeadlines[id] ?? now.addingTimeInterval(gate.timeout)
+        let request = GateRequest(id: id, gate: gate, reasons: reasons, changes: changes, deadline: deadline,
+                                  approvedBy: approvers[id] ?? [])
+        openGates[id] = request
+        var e = event("approval.requested", now, step: id == Self.changesGateID ? nil : runbook.step(id))
+        e.gate = id
+        e.status = "awaiting-approval"
+        e.deadline = deadline
+        let n = gate.approvals
+        let resumed = earlierDeadlines[id] != nil
+        e.message = "\(resumed ? "still " : "")waiting for \(n) approval\(n == 1 ? "" : "s") (\(reasons.joined(separator: "; "))) until "
+            + "\(TimelineEvent.timestamp(deadline)), then \(gate.onTimeout == .proceed ? "proceeds" : "declines"): "
+            + (changes.isEmpty ? "no change planned" : changes.joined(separator: "; "))
+            + "; answer with: runbook approve \(options.runID) [--deny] --as NAME"
+        if let got = approvers[id], !got.isEmpty { e.message! += " (approved so far by \(got.joined(separator: ", ")))" }
+        return [.emit(e), .openGate(request)]
+    }
+
+    /// An answer arrived at gate `id`: an approval (counted once per person), a denial, or the timeout.
+    /// Answers to a gate that is not open are ignored.
+    public mutating func gateAnswered(id: String, answer: GateAnswer, now: Date) -> [Effect] {
+        guard let request = openGates[id], case .running = lifecycle else { return [] }
+        var e = event(Self.approvalEventName(answer), now, step: id == Self.changesGateID ? nil : runbook.step(id))
+        e.gate = id
+        let need = request.gate.approvals
+        switch answer {
+        case .approved(let by):
+            if approvers[id, default: []].contains(by) { return [] }
+            approvers[id, default: []].append(by)
+            let n = approvers[id]!.count
+            e.by = by
+            e.status = n >= need ? "approved" : "awaiting-approval"
+            e.message = "approved by \(by) (\(n) of \(need))"
+            return n >= need ? [.emit(e)] + passGate(id, now: now) : [.emit(e)]
+        case .denied(let by):
+            e.by = by
+            e.status = "declined"
+            e.message = "denied by \(by)"
+            return [.emit(e)] + declineGate(id, why: "denied by \(by)", now: now)
+        case .timedOut:
+            let n = approvers[id]?.count ?? 0
+            let proceed = request.gate.onTimeout == .proceed
+            e.status = proceed ? "approved" : "declined"
+            let waited = Quantity.formatDuration(request.gate.timeout)
+            e.message = "no \(need == 1 ? "approval" : "\(need) approvals") within \(waited) (\(n) of \(need)): " + (proceed ? "proceeding (on_timeout: proceed)" : "declined")
+            return [.emit(e)] + (proceed ? passGate(id, now: now) : declineGate(id, why: "no approval within \(waited)", now: now))
+        }
+    }
+
+    static func approvalEventName(_ a: GateAnswer) -> String {
+        switch a {
+        case .approved: "approval.granted"
+        case .denied: "approval.denied"
+        case .timedOut: "approval.timed_out"
+        }
+    }
+
+    mutating func passGate(_ id: String, now: Date) -> [Effect] {
+        openGates[id] = nil
+        var effects: [Effect] = [.closeGate(id: id, status: "approved")]
+        if id == Self.changesGateID {
+            changeGate = .passed
+        } else if states[id] == .awaitingApproval, let step = runbook.step(id) {
+            running -= 1
+            effects += startAttempt(step, attempt: 1, now: now)
+        }
+        return effects + advance(now: now)
+    }
+
+    mutating func declineGate(_ id: String, why: String, now: Date) -> [Effect] {
+        openGates[id] = nil
+        var effects: [Effect] = [.closeGate(id: id, status: "declined")]
+        if id == Self.changesGateID {
+            changeGate = .closed
+        } else if states[id] == .awaitingApproval, let step = runbook.step(id) {
+            running -= 1
+            markDone(id, .declined)
+            var f = event("step.finished", now, step: step)
+            f.status = StepStatus.declined.rawValue
+            f.message = "not approved: \(why)"
+            effects.append(.emit(f))
+        }
+        if case .running = lifecycle { lifecycle = .stopping(.notApproved(id, why)) }
+        return effects + advance(now: now)
+    }
+
+    /// Closes every open gate because the run is stopping: steps waiting at one are skipped.
+    mutating func closeAllGates(because reason: String, now: Date) -> [Effect] {
+        var effects: [Effect] = []
+        for s in runbook.steps where states[s.id] == .awaitingApproval {
+            running -= 1
+            effects += skip(s, because: reason, now: now)
+        }
+        for id in openGates.keys.sorted() { effects.append(.closeGate(id: id, status: "closed")) }
+        openGates.removeAll()
+        if changeGate == .open { changeGate = .closed }
+        return effects
+    }
+
+    // MARK: Resuming
+
+    /// A run rebuilt from its timeline, to go on where it paused (a server restarted while it waited
+    /// for approval). Finished steps keep their results and are never run again; changes made stay
+    /// on the undo stack; gates keep their deadlines and the approvals already given.
+    public init(runbook: Runbook, options: Options, resuming events: [TimelineEvent]) {
+        self.init(runbook: runbook, options: options)
+        for e in events {
+            switch e.event {
+            case "run.started":
+                startedAt = e.time
+            case "step.finished":
+                guard let id = e.step, states[id] == .pending, let status = StepStatus(rawValue: e.status ?? "") else { continue }
+                if let o = e.output { values.outputs[id] = o }
+                markDone(id, status)
+            case "change.applied":
+                guard let id = e.step, let step = runbook.step(id) else { continue }
+                changes.append((id, Self.restoredChange(e, step: step)))
+            case "approval.requested":
+                if let g = e.gate, let d = e.deadline { earlierDeadlines[g] = d }
+            case "approval.granted", "approval.timed_out":
+                guard let g = e.gate else { continue }
+                if let by = e.by, !(approvers[g] ?? []).contains(by) { approvers[g, default: []].append(by) }
+                if e.status == "approved", g == Self.changesGateID { changeGate = .passed }
+            default:
+                continue
+            }
+        }
+    }
+
+    /// A change as its `change.applied` event recorded it, with the flag-file undo rebuilt from it.
+    static func restoredChange(_ e: TimelineEvent, step: Step) -> AppliedChange {
+        var c = AppliedChange(what: e.what ?? step.id, from: e.from ?? "", to: e.to ?? "", location: e.location)
+        if step.action.kind == .flag, step.action.config["file"] != nil, let path = e.location, let what = e.what, what.hasPrefix("flag ") {
+            let stateField = step.action.config["state"] != nil
+            var key = String(what.dropFirst(5))
+            if stateField, key.hasSuffix(" state") { key = String(key.dropLast(6)) }
+            c.automaticUndo = .flagFile(path: path, key: key, field: stateField ? "state" : "defaultVariant", previous: JSONText.string(e.from ?? ""))
+        }
+        return c
+    }
+}
