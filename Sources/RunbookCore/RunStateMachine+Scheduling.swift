@@ -46,7 +46,6 @@ extension RunStateMachine {
             effects.append(.stopAlarms)
         }
         if let stop {
-            guard running == 0 else { return effects }
             let reason: String
             switch stop {
             case .failed(let s): reason = "run stopped: \(s) failed"
@@ -56,7 +55,9 @@ extension RunStateMachine {
             case .aborted(let id, _): reason = "run aborted by alarm \(id)"
             case .notApproved(let gate, let why): reason = "run stopped: \(Self.gateName(gate)) not approved (\(why))"
             }
+            // Nobody need answer a gate of a run that is stopping.
             effects += closeAllGates(because: reason, now: now)
+            guard running == 0 else { return effects }
             for s in runbook.steps {
                 switch states[s.id] {
                 case .pending: effects += skip(s, because: reason, now: now)
@@ -102,11 +103,12 @@ extension RunStateMachine {
                     deferred.append(id)
                     continue
                 }
-                progressed = true
                 // The run's changes wait at its gate (auto: ask, a freeze, the breaker) until approved.
                 if s.phase == .mitigate, !options.dryRun, changeGate != .passed {
                     if changeGate == .notReached {
-                        let reasons = options.beforeChanges(now)
+                        var reasons = options.beforeChanges(now)
+                        // A gate opened before a restart stays a gate, whatever holds now.
+                        if earlierDeadlines[Self.changesGateID] != nil, reasons.isEmpty { reasons = ["opened before the restart"] }
                         if reasons.isEmpty {
                             changeGate = .passed
                         } else {
@@ -114,11 +116,12 @@ extension RunStateMachine {
                             effects += openGate(Self.changesGateID, options.changesGate, reasons: reasons, now: now)
                         }
                     }
-                    if changeGate == .open {
+                    if changeGate != .passed {
                         deferred.append(id)
                         continue
                     }
                 }
+                progressed = true
                 if options.dryRun, s.phase == .verify {
                     effects += skip(s, because: "would verify after the changes", now: now)
                     progressed = true

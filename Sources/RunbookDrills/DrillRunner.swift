@@ -78,8 +78,15 @@ public enum DrillRunner {
         options.autoConfirm = true
         options.maxParallel = 1000
         options.random = { 0.5 }  // no jitter: a drill's timeline is the same every time
+        // A drill rehearses the server's path: auto: ask, and a freeze when someone can approve.
+        let ask = runbook.guards.askBeforeChanges
+        let freeze = scenario.freeze.flatMap { reason in runbook.approvalsChannel != nil || ask ? reason : nil }
+        options.beforeChanges = { _ in
+            (ask ? ["guards.auto: ask"] : []) + (freeze.map { ["change freeze: \($0)"] } ?? [])
+        }
+        let desk = DrillApprovals(scenario.approvals, scheduler: scheduler)
         let driver = RunDriver(runbook: runbook, options: options, dryRun: true, queue: queue, executor: executor,
-                               scheduler: scheduler, sink: sink, prompter: DeclineAll())
+                               scheduler: scheduler, sink: sink, prompter: DeclineAll(), desk: desk)
         let done = DispatchSemaphore(value: 0)
         let box = Box()
         var startEvent = RunInputs.startEvent(runbook: runbook, runID: runID, trigger: trigger, params: params, dryRun: true, drill: true, now: start)
@@ -90,6 +97,10 @@ public enum DrillRunner {
             done.signal()
         }
         done.wait()
+        if let gate = desk.unanswered {
+            let loc = ScenarioLoader.location(scenario, "")
+            throw DrillInvalid(diagnostics: [Diagnostic(loc, "the rehearsal reaches approval gate '\(gate)' but the scenario says nothing of approvers: add approvals: { act: approve } (or deny, or timeout)")])
+        }
         if let step = executor.missing.first {
             let loc = ScenarioLoader.location(scenario, "outcomes")
             throw DrillInvalid(diagnostics: [Diagnostic(loc, "the rehearsal reaches check '\(step)' but the scenario has no outcome for it: add outcomes: { \(step): passed } (or failed)")])
@@ -153,6 +164,48 @@ public enum DrillRunner {
     }
 
     static func list(_ items: [String]) -> String { "[" + items.joined(separator: ", ") + "]" }
+
+    /// The scenario's approvers: every gate gets the same act.
+    final class DrillApprovals: ApprovalDesk, @unchecked Sendable {
+        // `firstUnanswered` is guarded by `lock`.
+        let approvals: Scenario.Approvals?
+        /// Answers arrive in simulated time, before the gate's timeout.
+        let scheduler: VirtualScheduler
+        private let lock = NSLock()
+        private var reached: [String] = []
+        private var needed: [String: Int] = [:]
+
+        init(_ approvals: Scenario.Approvals?, scheduler: VirtualScheduler) {
+            self.approvals = approvals
+            self.scheduler = scheduler
+        }
+
+        /// A gate the rehearsal waited at with no approvers in the scenario (one closed because the
+        /// run stopped anyway does not count).
+        var unanswered: String? { lock.withLock { reached.first } }
+
+        func open(runID: String, gate: GateRequest) throws {
+            lock.withLock {
+                needed[gate.id] = gate.gate.approvals
+                if approvals == nil { reached.append(gate.id) }
+            }
+        }
+
+        func watch(runID: String, gate: String, answers: @escaping @Sendable ([ApprovalRecord]) -> Void) -> any Cancellable {
+            guard let approvals else { return NothingToCancel() }
+            let n = lock.withLock { needed[gate] ?? 1 }
+            let names = (0..<max(n, approvals.by.count)).map { $0 < approvals.by.count ? approvals.by[$0] : "drill-approver-\($0 + 1)" }
+            switch approvals.act {
+            case .approve: return scheduler.schedule(after: 0) { answers(names.map { ApprovalRecord(name: $0, approve: true, at: Date()) }) }
+            case .deny: return scheduler.schedule(after: 0) { answers([ApprovalRecord(name: names[0], approve: false, at: Date())]) }
+            case .timeout: return NothingToCancel()
+            }
+        }
+
+        func close(runID: String, gate: String, status: String) {
+            if status == "closed" { lock.withLock { reached.removeAll { $0 == gate } } }
+        }
+    }
 
     final class Box: @unchecked Sendable {
         // Written once on the run queue before the semaphore is signalled, read after the wait.

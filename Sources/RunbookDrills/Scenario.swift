@@ -14,6 +14,14 @@ public struct Scenario: Sendable {
         public var message: String?
     }
 
+    /// The rehearsed approvers.
+    public struct Approvals: Sendable {
+        public enum Act: String, Sendable { case approve, deny, timeout }
+        public var act: Act
+        /// Who answers (as many as a gate needs; default `drill-approver-1`, `-2`, ...).
+        public var by: [String]
+    }
+
     /// What the run must do.
     public struct Expectation: Sendable {
         public var outcome: RunOutcome?
@@ -38,6 +46,12 @@ public struct Scenario: Sendable {
     /// The world the drill starts in: flag values by key (`state: { flags: { image-resize: "on" } }`).
     /// A drill reads no flag file; a flag not given here starts as `?`.
     public var flags: [String: String] = [:]
+    /// What the rehearsed approvers do at every gate (`approvals: { act: approve | deny | timeout }`);
+    /// nil: the scenario has none, and a rehearsal that reaches a gate is invalid.
+    public var approvals: Approvals?
+    /// A change freeze in force during the drill (`state: { freeze: REASON }`): server runs of a
+    /// runbook with an approval path wait at a gate before their changes.
+    public var freeze: String?
     public var expect: Expectation
     public var file: String
     /// Where each key sits, for errors found once the runbook is known.
@@ -65,7 +79,12 @@ public enum ScenarioLoader {
         field("outcomes", .dictionary(.either([.choice(statuses), .object(outcomeObject)])), "step id to outcome"),
         field("state", .object(ObjectShape([
             field("flags", .dictionary(.scalar), "flag key to its value when the drill starts"),
+            field("freeze", .text, "a change freeze is in force, for this reason: changes wait for approval"),
         ])), "the world the drill starts in"),
+        field("approvals", .object(ObjectShape([
+            field("act", .choice(["approve", "deny", "timeout"]), required: true, "what the approvers do at every gate"),
+            field("by", .list(.text), "who answers (default drill-approver-1, -2, ...)"),
+        ])), "what approvers do at approval gates"),
         field("expect", .object(ObjectShape([
             field("outcome", .choice(["mitigated", "completed", "not-confirmed", "inconclusive", "failed", "aborted", "refused", "interrupted"])),
             field("ran", .list(.text)),
@@ -108,6 +127,12 @@ public enum ScenarioLoader {
             flags[e.key] = e.value.isNull ? "?" : (e.value.bool.map { $0 ? "true" : "false" } ?? e.value.scalar ?? "?")
             locations["state.flags.\(e.key)"] = e.keyNode.location
         }
+        var approvals: Scenario.Approvals?
+        if let a = root["approvals"], let act = str(a["act"]).flatMap(Scenario.Approvals.Act.init(rawValue:)) {
+            approvals = Scenario.Approvals(act: act, by: a["by"]?.items?.compactMap(str) ?? [])
+            locations["approvals"] = a.location
+        }
+        let freeze = str(root["state"]?["freeze"])
         let ex = root["expect"]
         for key in ["outcome", "ran", "skipped", "changes"] { if let n = ex?[key] { locations["expect.\(key)"] = n.location } }
         for (i, n) in (ex?["ran"]?.items ?? []).enumerated() { locations["expect.ran.\(i)"] = n.location }
@@ -126,8 +151,11 @@ public enum ScenarioLoader {
             let dir = (path as NSString).deletingLastPathComponent
             alertPath = dir.isEmpty ? a : dir + "/" + a
         }
-        return Scenario(name: str(root["drill"]) ?? "", runbook: str(root["runbook"]) ?? "", description: str(root["description"]) ?? "",
-                        params: params, alertPath: alertPath, outcomes: outcomes, flags: flags, expect: expect, file: path, locations: locations)
+        var scenario = Scenario(name: str(root["drill"]) ?? "", runbook: str(root["runbook"]) ?? "", description: str(root["description"]) ?? "",
+                                params: params, alertPath: alertPath, outcomes: outcomes, flags: flags, expect: expect, file: path, locations: locations)
+        scenario.approvals = approvals
+        scenario.freeze = freeze
+        return scenario
     }
 
     /// Checks the scenario against its runbook: it rehearses this runbook, every step it names exists,

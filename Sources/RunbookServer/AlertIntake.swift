@@ -144,22 +144,62 @@ public struct AlertIntake: Sendable {
         return "\(type(of: v))"
     }
 
-    static func runJSON(_ r: RunRecord) -> String {
-        "{\"id\":\(JSONText.string(r.id)),\"runbook\":\(JSONText.string(r.runbook)),\"trigger\":\(JSONText.string(r.trigger)),"
+    /// A run as `/runs` shows it; `status` is `awaiting-approval` while a gate is open, `running`
+    /// while it has no outcome, else `finished`.
+    static func runJSON(_ r: RunRecord, awaiting: Bool) -> String {
+        let status = r.outcome != nil ? "finished" : awaiting ? "awaiting-approval" : "running"
+        return "{\"id\":\(JSONText.string(r.id)),\"runbook\":\(JSONText.string(r.runbook)),\"trigger\":\(JSONText.string(r.trigger)),"
             + "\"fingerprint\":\(r.fingerprint.map(JSONText.string) ?? "null"),\"outcome\":\(r.outcome.map(JSONText.string) ?? "null"),"
+            + "\"status\":\"\(status)\","
             + "\"started\":\"\(TimelineEvent.timestamp(r.started))\",\"duration_ms\":\(r.durationMs.map(String.init) ?? "null")"
     }
 
     /// `GET /runs`: newest first.
     public func runs() -> (Int, String) {
         let all = (try? store.runs(limit: 500)) ?? []
-        return (200, "[" + all.map { Self.runJSON($0) + "}" }.joined(separator: ",") + "]")
+        let awaiting = (try? store.runsAwaitingApproval()) ?? []
+        return (200, "[" + all.map { Self.runJSON($0, awaiting: awaiting.contains($0.id)) + "}" }.joined(separator: ",") + "]")
     }
 
-    /// `GET /runs/ID`: the run and its timeline.
+    /// `GET /runs/ID`: the run, the gates it waits at, and its timeline.
     public func run(id: String) -> (Int, String) {
         guard let r = try? store.run(id) else { return Self.error(404, "no run '\(id)'") }
         let events = store.timeline(id)
-        return (200, Self.runJSON(r) + ",\"timeline\":[" + events.map { $0.jsonLine() }.joined(separator: ",") + "]}")
+        let gates = r.outcome == nil ? ((try? store.openGates(runID: id)) ?? []) : []
+        return (200, Self.runJSON(r, awaiting: !gates.isEmpty) + ",\"awaiting\":[" + gates.map(JSONText.string).joined(separator: ",") + "]"
+            + ",\"timeline\":[" + events.map { $0.jsonLine() }.joined(separator: ",") + "]}")
+    }
+
+    /// `POST /runs/ID/approve` and `/deny` (operator): the caller's token name is the approver. With
+    /// `--no-auth` every caller is anonymous, so the body may name one: `{"as": "alice"}`.
+    public func answer(id: String, approve: Bool, body: Data, by caller: String, anonymous: Bool) -> (Int, String) {
+        var name = caller
+        if !body.isEmpty, body.contains(where: { ![0x20, 0x0a, 0x0d, 0x09].contains($0) }) {
+            guard let obj = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+                return Self.error(400, "body must be empty or a JSON object like {\"as\": \"alice\"}")
+            }
+            if let unknown = obj.keys.sorted().first(where: { $0 != "as" }) { return Self.error(400, "unknown field \"\(unknown)\": the body takes as") }
+            if let given = obj["as"] {
+                guard anonymous else { return Self.error(400, "\"as\" is for servers without tokens: the approver is the token's name (\(caller))") }
+                guard let s = given as? String, !s.isEmpty, s.count <= 100,
+                      !s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                    return Self.error(400, "\"as\" must be a name of 1 to 100 printable characters")
+                }
+                name = s
+            }
+        }
+        let runID: String
+        do { runID = try store.resolveRunID(id) } catch { return Self.error(404, "\(error)") }
+        do {
+            let receipt = try store.answer(runID: runID, approve: approve, by: name, via: "http")
+            let gates = receipt.gates.map { "{\"gate\":\(JSONText.string($0.gate)),\"approvals\":\($0.approvals),\"needed\":\($0.needed)}" }
+            let met = receipt.gates.allSatisfy { $0.approvals >= $0.needed }
+            let status = !approve ? "denied" : met ? "approved" : "awaiting-approval"
+            return (200, "{\"run\":\(JSONText.string(runID)),\"by\":\(JSONText.string(name)),\"status\":\"\(status)\",\"gates\":[\(gates.joined(separator: ","))]}")
+        } catch let e as ApprovalError {
+            return Self.error(409, e.description)
+        } catch {
+            return Self.error(500, "\(error)")
+        }
     }
 }

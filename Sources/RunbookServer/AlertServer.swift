@@ -100,6 +100,14 @@ public enum AlertServer {
             }
         }
         router.get("/runs") { request, _ in await read(request) { intake.runs() } }
+        for (verb, approve) in [("approve", true), ("deny", false)] {
+            router.post("/runs/:id/\(verb)") { request, context in
+                let id = context.parameters.get("id") ?? ""
+                return await hook(request, .approve) { data, who in
+                    intake.answer(id: id, approve: approve, body: data, by: who.name, anonymous: options.tokens == nil)
+                }
+            }
+        }
         router.get("/runs/:id") { request, context in
             let id = context.parameters.get("id") ?? ""
             return await read(request) { intake.run(id: id) }
@@ -135,7 +143,8 @@ public enum AlertServer {
         try await app.runService()
         // Stopped taking requests: running steps may finish for the grace period; then every run
         // still going is interrupted, its completed changes left in place and listed.
-        let n = intake.launcher.drainAll()
+        let (n, paused) = intake.launcher.drainAll()
+        if paused > 0 { logger.info("left \(paused) run(s) paused for approval: the next server resumes them") }
         let deadline = Date().addingTimeInterval(options.shutdownGrace)
         while intake.launcher.activeCount > 0, Date() < deadline {
             try? await Task.sleep(for: .milliseconds(50))

@@ -138,10 +138,41 @@ public final class RunLauncher: @unchecked Sendable {
         record.lockKey = lockKey
         var admission = RunStore.AdmissionRequest(runbook: runbook, record: record)
         admission.refusal = refusal
-        admission.maxChanges = maxChanges
-        // No approval path yet: during a freeze the server refuses runs that would change things.
-        if runbook.steps.contains(where: { $0.action.isChange }) { admission.freeze = FreezeFile.refusal(freezes, at: now) }
+        // With an approval path (an approvals channel, or guards.auto: ask) the breaker and a freeze
+        // make the run pause before its first change; without one, they refuse it here.
+        if !Self.hasApprovalPath(runbook) {
+            admission.maxChanges = maxChanges
+            if runbook.steps.contains(where: { $0.action.isChange }) { admission.freeze = FreezeFile.refusal(freezes, at: now) }
+        }
         return Prepared(request: request, runID: runID, values: values, start: start, admission: admission)
+    }
+
+    /// Whether someone would hear of a paused run of `runbook`: it declares an `approvals_channel`, or
+    /// asks before its changes (`guards.auto: ask`, so its team expects to approve).
+    static func hasApprovalPath(_ runbook: Runbook) -> Bool {
+        runbook.approvalsChannel != nil || runbook.guards.askBeforeChanges
+    }
+
+    /// Why a server run's changes must wait for approval when its first mitigate step is due:
+    /// `guards.auto: ask` (alert runs), and, with an approval path, a freeze window or the breaker.
+    func reasonsBeforeChanges(_ runbook: Runbook, alertRun: Bool) -> @Sendable (Date) -> [String] {
+        let ask = alertRun && runbook.guards.askBeforeChanges
+        let path = Self.hasApprovalPath(runbook)
+        let (store, freezes, breaker) = (self.store, self.freezes, self.maxChanges)
+        return { now in
+            var reasons: [String] = []
+            if ask { reasons.append("guards.auto: ask") }
+            guard path else { return reasons }
+            if let f = FreezeFile.refusal(freezes, at: now) { reasons.append("change freeze: \(f.message)") }
+            if let b = breaker {
+                // A count that cannot be read is treated as over the cap: fail closed.
+                let used = (try? store.changesApplied(since: now.addingTimeInterval(-b.per))) ?? b.count
+                if used >= b.count {
+                    reasons.append("change breaker: \(used) change\(used == 1 ? "" : "s") in the last \(Quantity.formatDuration(b.per)) (cap \(b.count))")
+                }
+            }
+            return reasons
+        }
     }
 
     /// An admitted run: its first event on disk, then its driver on a queue of its own.
@@ -161,11 +192,23 @@ public final class RunLauncher: @unchecked Sendable {
         }
         var options = RunStateMachine.Options(runID: runID, params: p.values)
         options.autoConfirm = p.request.autoConfirm
+        options.beforeChanges = reasonsBeforeChanges(runbook, alertRun: p.request.requireAuto)
+        run(runbook, options: options, file: file, health: health, by: p.request.by, lease: lease, runLock: runLock, resuming: nil)
+        return .started(runID: runID)
+    }
+
+    /// Drives one run (new, or resumed from its timeline) until it ends, or is left paused at shutdown.
+    func run(_ runbook: Runbook, options: RunStateMachine.Options, file: TimelineFileSink, health: RecordHealth, by: String?,
+             lease: RunLease, runLock: RunLock?, resuming events: [TimelineEvent]?) {
+        let runID = options.runID
         let queue = DispatchQueue(label: "runbook.serve.\(runID)")
-        let sink = SecretRedactor(secrets: RunInputs.secrets(runbook, p.values),
+        let sink = SecretRedactor(secrets: RunInputs.secrets(runbook, options.params),
                                   next: TimelineFanOut([file, HistorySink(store: store, health: health), MetricsSink(launcher: self)]))
+        // Whoever started the run may not approve it; with --no-auth nobody is known.
+        let desk = StoreApprovalDesk(store: store, startedBy: by == "anonymous" ? nil : by, resumable: true)
         let driver = RunDriver(runbook: runbook, options: options, dryRun: false, queue: queue, executor: executor,
-                               scheduler: DispatchScheduler(queue: queue), sink: sink, prompter: DeclineAll(), health: health)
+                               scheduler: DispatchScheduler(queue: queue), sink: sink, prompter: DeclineAll(), health: health,
+                               desk: desk, resuming: events)
         lock.withLock {
             drivers[runID] = driver
             if let runLock { locks[runID] = runLock }
@@ -178,14 +221,64 @@ public final class RunLauncher: @unchecked Sendable {
                 outcomes["\(runbook.name)|\(outcome.rawValue)", default: 0] += 1
             }
         }
-        return .started(runID: runID)
     }
 
-    /// Shutdown: running steps finish or time out, nothing new starts, the runs end `interrupted`.
-    public func drainAll() -> Int {
-        let all = lock.withLock { Array(drivers.values) }
-        for d in all { d.drain() }
-        return all.count
+    /// Shutdown: runs that only wait for approval are left paused, for the next server to resume
+    /// (their gates and deadlines are in the store); in the others running steps finish or time out,
+    /// nothing new starts, and the runs end `interrupted`. Returns how many were drained and left paused.
+    public func drainAll() -> (drained: Int, paused: Int) {
+        let all = lock.withLock { drivers }
+        var paused = 0
+        for (id, d) in all {
+            if d.detachIfPaused() {
+                paused += 1
+                lock.withLock {
+                    drivers[id] = nil
+                    locks.removeValue(forKey: id)?.release()
+                }
+            } else {
+                d.drain()
+            }
+        }
+        return (all.count - paused, paused)
+    }
+
+    /// Resumes runs left paused for approval by a server that stopped (or died): each goes on from
+    /// its timeline, still paused, its gates' deadlines and approvals kept. A run that can no longer
+    /// go on (its runbook is gone, its params no longer pass, its lock is taken) ends `interrupted`.
+    /// Returns the ids resumed.
+    @discardableResult
+    public func resumePaused(runbooks: [Runbook], now: Date = Date()) -> [String] {
+        var resumed: [String] = []
+        for id in (try? store.pausedRunIDs(now: now)) ?? [] {
+            guard let lease = store.takePausedRun(id), let record = try? store.run(id), record.outcome == nil else { continue }
+            let events = store.timeline(id)
+            let start = events.first { $0.event == "run.started" }
+            func giveUp(_ why: String) {
+                try? store.finalize(runID: id, started: record.started, message: "could not be resumed after a restart: \(why)", now: now)
+                lease.release()
+            }
+            guard let runbook = runbooks.first(where: { $0.name == record.runbook }) else { giveUp("runbook \(record.runbook) is no longer loaded"); continue }
+            if runbook.params.contains(where: \.secret) { giveUp("its secret params are not kept on disk"); continue }
+            let values: [String: Value]
+            do { values = try RunInputs.resolve(runbook, given: start?.params ?? [:]) } catch { giveUp("\(error)"); continue }
+            var held: RunLock?
+            if let key = record.lockKey {
+                held = try? store.tryLock(runbook: runbook.name, key: key)
+                if held == nil { giveUp("its lock '\(key)' was taken while it was paused"); continue }
+            }
+            let health = RecordHealth()
+            guard let file = try? TimelineFileSink(path: store.timelinePath(id), health: health) else { giveUp("its timeline cannot be written"); continue }
+            var e = TimelineEvent(time: now, run: id, event: "run.resumed")
+            e.message = "resumed by a new server process: still waiting for approval; finished steps are not run again"
+            file.record(e)
+            var options = RunStateMachine.Options(runID: id, params: values)
+            options.autoConfirm = record.trigger.hasPrefix("alert:")
+            options.beforeChanges = reasonsBeforeChanges(runbook, alertRun: record.trigger.hasPrefix("alert:"))
+            run(runbook, options: options, file: file, health: health, by: start?.by, lease: lease, runLock: held, resuming: events)
+            resumed.append(id)
+        }
+        return resumed
     }
 
     /// Runs still going.

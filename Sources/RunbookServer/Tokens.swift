@@ -17,14 +17,14 @@ public enum Role: String, Sendable, CaseIterable, Comparable {
 
 /// A request's permission, checked against the caller's role.
 public enum Permission: Sendable {
-    case postAlerts, read, startRuns
+    case postAlerts, read, startRuns, approve
 
     /// Whether `role` grants this.
     public func granted(to role: Role) -> Bool {
         switch self {
         case .postAlerts: role == .alerts || role == .admin
         case .read: role >= .reader
-        case .startRuns: role >= .operator
+        case .startRuns, .approve: role >= .operator
         }
     }
 }

@@ -168,6 +168,19 @@ public final class RunStore: Sendable {
         return done
     }
 
+    /// Ends an open run `interrupted` with `message` (and the changes it left in place).
+    public func finalize(runID: String, started: Date, message: String, now: Date = Date()) throws {
+        let events = timeline(runID)
+        var e = TimelineEvent(time: now, run: runID, event: "run.finished")
+        e.outcome = RunOutcome.interrupted.rawValue
+        e.durationMs = Int(now.timeIntervalSince(started) * 1000)
+        let left = RunbookChangesLeft.texts(events)
+        e.message = message + (left.isEmpty ? "" : "; left in place: " + left.joined(separator: "; "))
+        try TimelineFileSink(path: timelinePath(runID)).write(e)
+        try finish(runID: runID, outcome: .interrupted, durationMs: e.durationMs ?? 0)
+        try pool.write { db in try db.execute(sql: "UPDATE gates SET status = 'closed' WHERE run = ? AND status = 'open'", arguments: [runID]) }
+    }
+
     /// "cut off …; last completed step: X (passed); left in place: flag a: on -> off in f".
     static func cutOffMessage(_ events: [TimelineEvent]) -> String {
         let last = events.last { $0.event == "step.finished" }

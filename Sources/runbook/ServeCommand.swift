@@ -117,7 +117,10 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
-        let intake = AlertIntake(runbooks: runbooks, launcher: RunLauncher(store: store, maxChanges: breaker, freezes: freezes), store: store)
+        let launcher = RunLauncher(store: store, maxChanges: breaker, freezes: freezes)
+        let resumed = launcher.resumePaused(runbooks: runbooks)
+        if !resumed.isEmpty { printError("resumed \(resumed.count) run(s) paused for approval: \(resumed.joined(separator: ", "))") }
+        let intake = AlertIntake(runbooks: runbooks, launcher: launcher, store: store)
         var serverOptions = AlertServer.Options(host: host, port: port, tokens: tokens)
         serverOptions.metricsPublic = metricsPublic
         serverOptions.headTimeout = headTimeout

@@ -55,6 +55,7 @@ final class Shop: @unchecked Sendable {
     private var leaked: [[UInt8]] = []
     private var cart: [String] = []
     private var requests = 0
+    private var errors = 0
     let imageResize: Bool
     let dbDownMarker: String
 
@@ -79,6 +80,9 @@ final class Shop: @unchecked Sendable {
     func addToCart(_ item: String) -> Int { lock.withLock { cart.append(item); return cart.count } }
     func cartJSON() -> String { lock.withLock { "{\"items\":[" + cart.map { "\"\($0)\"" }.joined(separator: ",") + "]}" } }
     var requestCount: Int { lock.withLock { requests } }
+    /// Responses with a 5xx status, for the runbook's abort_if alarm.
+    var errorCount: Int { lock.withLock { errors } }
+    func countError() { lock.withLock { errors += 1 } }
     var dbUp: Bool { !FileManager.default.fileExists(atPath: dbDownMarker) }
 }
 
@@ -97,6 +101,7 @@ final class Handler: ChannelInboundHandler, @unchecked Sendable {
         case .end:
             guard let h = head else { return }
             let (status, type, body) = route(h)
+            if status.code >= 500 { shop.countError() }
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: type)
             headers.add(name: "Content-Length", value: "\(body.utf8.count)")
@@ -130,6 +135,9 @@ final class Handler: ChannelInboundHandler, @unchecked Sendable {
             # HELP shop_image_requests_total Product image requests served.
             # TYPE shop_image_requests_total counter
             shop_image_requests_total \(shop.requestCount)
+            # HELP shop_http_errors_total Responses with a 5xx status.
+            # TYPE shop_http_errors_total counter
+            shop_http_errors_total \(shop.errorCount)
             # HELP shop_image_resize_enabled Whether the image-resize flag was on at start.
             # TYPE shop_image_resize_enabled gauge
             shop_image_resize_enabled \(shop.imageResize ? 1 : 0)
