@@ -91,7 +91,9 @@ extension TimelineEvent {
     /// RFC 3339 UTC with milliseconds: `2026-06-05T02:15:00.123Z`.
     public static func timestamp(_ date: Date) -> String {
         var t = time_t(date.timeIntervalSince1970.rounded(.down))
-        var ms = Int(((date.timeIntervalSince1970 - Double(t)) * 1000).rounded(.down))
+        // A hair above the floor, so that a time read back from its own text prints the same
+        // (.550 parses to .54999…, which must not become .549).
+        var ms = Int(((date.timeIntervalSince1970 - Double(t)) * 1000 + 1e-4).rounded(.down))
         if ms >= 1000 { ms = 999 }
         if ms < 0 { ms = 0; t -= 0 }
         var parts = tm()

@@ -19,6 +19,10 @@ struct RunStateMachineTests {
         /// Called when an undo starts, before it is answered (an interrupt, an abandon).
         var duringUndo: ((inout RunStateMachine, Date) -> [RunStateMachine.Effect])?
         var endedUndos: [Int] = []
+        /// How each gate is answered when it opens (nothing: it waits for its timeout).
+        var gateAnswers: (GateRequest) -> [GateAnswer] = { _ in [.approved(by: "alice")] }
+        var gatesOpened: [GateRequest] = []
+        var gatesClosed: [String] = []
 
         init(_ yaml: String, autoConfirm: Bool = true, maxParallel: Int = 64, noUndo: Bool = false) throws {
             let rb = try load(yaml)
@@ -77,6 +81,15 @@ struct RunStateMachineTests {
                         // The hung undo answers late: ignored.
                         queue += machine.undoFinished(index: i, result: StepResult(.passed), now: now)
                     }
+                case .openGate(let g):
+                    gatesOpened.append(g)
+                    let answers = gateAnswers(g)
+                    if answers.isEmpty {
+                        now = g.deadline
+                        queue += machine.gateAnswered(id: g.id, answer: .timedOut, now: now)
+                    }
+                    for a in answers { queue += machine.gateAnswered(id: g.id, answer: a, now: now) }
+                case .closeGate(let id, _): gatesClosed.append(id)
                 case .endUndo(let i): endedUndos.append(i)
                 case .finished(let o): outcome = o
                 case .cancelAttempt, .cancelRetry, .scheduleAlarm, .stopAlarms: break
@@ -451,5 +464,108 @@ extension RunStateMachineTests {
         #expect(g.events.last { $0.step == "kick" && $0.event == "step.finished" }?.status == "skipped")
         #expect(g.events.last { $0.event == "run.finished" }?.message?.contains("could not be recorded") == true)
         #expect(g.events.filter { $0.event == "run.finished" }.count == 1)
+    }
+
+    // MARK: Approval gates
+
+    static let gatedRunbook = minimalHeader + """
+      - id: symptom
+        phase: detect
+        check: { command: ["true"] }
+      - id: first
+        phase: mitigate
+        flag: { file: f.json, key: f, variant: "off" }
+      - id: second
+        phase: mitigate
+        needs: [first]
+        confirm: { approvals: 2, timeout: 10m }
+        flag: { file: g.json, key: g, variant: "off" }
+
+    """
+
+    @Test func aGateWaitsForDistinctApproversAndCountsEachOnce() throws {
+        var h = try Harness(Self.gatedRunbook)
+        h.gateAnswers = { _ in [.approved(by: "alice"), .approved(by: "alice"), .approved(by: "bob")] }
+        let outcome = h.run { s, _ in s == "symptom" ? StepResult(.passed) : StepResult(.passed, change: Self.flagChange) }
+        #expect(outcome == .mitigated)
+        #expect(h.gatesOpened.map(\.id) == ["second"])
+        #expect(h.events.filter { $0.event == "approval.granted" }.compactMap(\.by) == ["alice", "bob"])
+        #expect(h.events.last { $0.event == "approval.granted" }?.status == "approved")
+        #expect(h.attempts.map(\.step) == ["symptom", "first", "second"])
+    }
+
+    @Test func aDeniedGateEndsRefusedAndUndoesTheChangesBeforeIt() throws {
+        var h = try Harness(Self.gatedRunbook)
+        h.gateAnswers = { _ in [.denied(by: "lead")] }
+        let outcome = h.run { s, _ in s == "symptom" ? StepResult(.passed) : StepResult(.passed, change: Self.flagChange) }
+        #expect(outcome == .refused)
+        #expect(h.status("second") == "declined")
+        #expect(h.undone == ["first:flag f"])
+        #expect(h.events.last?.message?.contains("step second not approved: denied by lead") == true, "\(h.events.last?.message ?? "")")
+    }
+
+    @Test func aTimedOutGateDeclinesOrProceedsAsTheRunbookSays() throws {
+        var declined = try Harness(Self.gatedRunbook)
+        declined.gateAnswers = { _ in [] }
+        #expect(declined.run { s, _ in s == "symptom" ? StepResult(.passed) : StepResult(.passed, change: Self.flagChange) } == .refused)
+        #expect(declined.events.contains { $0.event == "approval.timed_out" && $0.status == "declined" })
+        var proceeds = try Harness(Self.gatedRunbook.replacingOccurrences(of: "timeout: 10m }", with: "timeout: 10m, on_timeout: proceed }"))
+        proceeds.gateAnswers = { _ in [] }
+        #expect(proceeds.run { s, _ in s == "symptom" ? StepResult(.passed) : StepResult(.passed, change: Self.flagChange) } == .mitigated)
+    }
+
+    @Test func theRunsGateHoldsEveryMitigateStepUntilApproved() throws {
+        var h = try Harness(Self.leak)
+        h.machine = RunStateMachine(runbook: try load(Self.leak), options: {
+            var o = RunStateMachine.Options(runID: "r-test", params: ["service": .string("shop")])
+            o.autoConfirm = true
+            o.beforeChanges = { _ in ["guards.auto: ask"] }
+            return o
+        }())
+        h.gateAnswers = { _ in [.approved(by: "ops")] }
+        let outcome = h.run { s, _ in s == "flag-off" ? StepResult(.passed, change: Self.flagChange) : StepResult(.passed) }
+        #expect(outcome == .mitigated)
+        // Nothing that changes the world started before the approval.
+        let approvedAt = try #require(h.events.firstIndex { $0.event == "approval.granted" })
+        let firstChange = try #require(h.events.firstIndex { $0.event == "step.started" && $0.phase == "mitigate" })
+        #expect(approvedAt < firstChange)
+        #expect(h.gatesOpened.map(\.id) == [RunStateMachine.changesGateID])
+        #expect(h.gatesOpened.first?.reasons == ["guards.auto: ask"])
+    }
+
+    @Test func aResumedRunNeverRerunsFinishedStepsAndKeepsItsGatesDeadline() throws {
+        let rb = try load(Self.gatedRunbook)
+        var first = try Harness(Self.gatedRunbook)
+        first.gateAnswers = { _ in [.approved(by: "alice")] }
+        // Stop at the gate: answer only one of two approvals, then take the events so far.
+        var m = first.machine
+        var events: [TimelineEvent] = []
+        var queue = m.start(now: first.now)
+        var deadline: Date?
+        while !queue.isEmpty {
+            switch queue.removeFirst() {
+            case .emit(let e): events.append(e)
+            case .startAttempt(let s, let a, _):
+                queue += m.attemptFinished(step: s, attempt: a, result: s == "symptom" ? StepResult(.passed) : StepResult(.passed, change: Self.flagChange), now: first.now)
+            case .openGate(let g):
+                deadline = g.deadline
+                queue += m.gateAnswered(id: g.id, answer: .approved(by: "alice"), now: first.now)
+            default: break
+            }
+        }
+        #expect(m.isPausedForApproval)
+        var o = RunStateMachine.Options(runID: "r-test", params: ["service": .string("shop")])
+        o.random = { 0.5 }
+        var h = try Harness(Self.gatedRunbook)
+        h.machine = RunStateMachine(runbook: rb, options: o, resuming: events)
+        h.gateAnswers = { g in
+            #expect(g.deadline == deadline, "the deadline moved")
+            #expect(g.approvedBy == ["alice"])
+            return [.approved(by: "alice"), .approved(by: "bob")]
+        }
+        let outcome = h.run { _, _ in StepResult(.passed, change: Self.flagChange) }
+        #expect(outcome == .mitigated)
+        #expect(h.attempts.map(\.step) == ["second"], "finished steps ran again: \(h.attempts)")
+        #expect(h.events.filter { $0.event == "approval.granted" }.compactMap(\.by) == ["bob"])
     }
 }
