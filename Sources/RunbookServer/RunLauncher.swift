@@ -309,6 +309,10 @@ public final class RunLauncher: @unchecked Sendable {
                 out += "runbook_guard_refusals_total{runbook=\(JSONText.string(p[0])),guard=\(JSONText.string(p[1]))} \(v)\n"
             }
             out += "# HELP runbook_active_runs Runs in progress.\n# TYPE runbook_active_runs gauge\nrunbook_active_runs \(drivers.count)\n"
+            if let waiting = try? store.runsAwaitingApproval() {
+                out += "# HELP runbook_runs_awaiting_approval Runs paused at an approval gate.\n# TYPE runbook_runs_awaiting_approval gauge\n"
+                out += "runbook_runs_awaiting_approval \(waiting.count)\n"
+            }
             if let b = maxChanges, let used = try? store.changesApplied(since: Date().addingTimeInterval(-b.per)) {
                 out += "# HELP runbook_change_budget_remaining Changes the breaker still allows in its window.\n# TYPE runbook_change_budget_remaining gauge\n"
                 out += "runbook_change_budget_remaining \(max(0, b.count - used))\n"

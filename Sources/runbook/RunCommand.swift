@@ -194,17 +194,19 @@ struct HistoryCommand: ParsableCommand {
     func run() throws {
         let store = try state.openStore()
         let runs = try store.runs(limit: limit)
+        let awaiting = (try? store.runsAwaitingApproval()) ?? []
+        func status(_ r: RunRecord) -> String { r.outcome != nil ? "finished" : awaiting.contains(r.id) ? "awaiting-approval" : "running" }
         if json {
             for r in runs {
                 var line = "{\"id\":\(JSONText.string(r.id)),\"runbook\":\(JSONText.string(r.runbook)),\"trigger\":\(JSONText.string(r.trigger))"
-                line += ",\"outcome\":\(r.outcome.map(JSONText.string) ?? "null"),\"start\":\"\(TimelineEvent.timestamp(r.started))\""
+                line += ",\"outcome\":\(r.outcome.map(JSONText.string) ?? "null"),\"status\":\"\(status(r))\",\"start\":\"\(TimelineEvent.timestamp(r.started))\""
                 line += ",\"duration_ms\":\(r.durationMs.map(String.init) ?? "null"),\"dry_run\":\(r.dryRun),\"drill\":\(r.drill)}"
                 print(line)
             }
             return
         }
         let rows = runs.map { r in
-            [r.id, r.runbook + (r.drill ? " [drill]" : r.dryRun ? " [dry run]" : ""), r.trigger, r.outcome ?? "running",
+            [r.id, r.runbook + (r.drill ? " [drill]" : r.dryRun ? " [dry run]" : ""), r.trigger, r.outcome ?? status(r),
              TimelineEvent.timestamp(r.started), r.durationMs.map { Quantity.formatDuration(Double($0) / 1000) } ?? "-"]
         }
         StandardStreams.out(Table.render(header: ["ID", "RUNBOOK", "TRIGGER", "OUTCOME", "START", "DURATION"], rows: rows.map { $0.map { Escape.text($0) } }))
