@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Pure engine: model, YAML loading, validation, graph, expressions,
@@ -58,6 +59,16 @@ let package = Package(
             dependencies: ["RunbookCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        // Run history, timelines, gates and leases in PostgreSQL, for replicas (SPEC §6.8).
+        .target(
+            name: "RunbookPostgres",
+            dependencies: [
+                "RunbookCore", "RunbookStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The alert server: Alertmanager webhooks, the run API, durable runs.
         .target(
             name: "RunbookServer",
@@ -79,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "runbook",
             dependencies: [
-                "RunbookCore", "RunbookActions", "RunbookStore", "RunbookDrills", "RunbookServer",
+                "RunbookCore", "RunbookActions", "RunbookStore", "RunbookDrills", "RunbookServer", "RunbookPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -50,7 +50,7 @@ public final class RunDriver: @unchecked Sendable {
     public init(runbook: Runbook, options: RunStateMachine.Options, dryRun: Bool, queue: DispatchQueue,
                 executor: any StepExecutor, scheduler: any RunScheduler, sink: any TimelineSink,
                 prompter: any ConfirmationPrompter, health: RecordHealth? = nil, desk: any ApprovalDesk = NoApprovals(),
-                resuming events: [TimelineEvent]? = nil) {
+                resuming events: [TimelineEvent]? = nil, inFlight: ((Step, TemplateValues) -> InFlightVerdict)? = nil) {
         self.health = health
         self.desk = desk
         self.queue = queue
@@ -61,7 +61,7 @@ public final class RunDriver: @unchecked Sendable {
         self.sink = sink
         self.prompter = prompter
         self.dryRun = dryRun
-        self.machine = events.map { RunStateMachine(runbook: runbook, options: options, resuming: $0) }
+        self.machine = events.map { RunStateMachine(runbook: runbook, options: options, resuming: $0, inFlight: inFlight, now: scheduler.now) }
             ?? RunStateMachine(runbook: runbook, options: options)
     }
 
@@ -74,6 +74,25 @@ public final class RunDriver: @unchecked Sendable {
             detached = true
             for (_, g) in gates { g.forEach { $0.cancel() } }
             gates.removeAll()
+            stopAlarms()
+            return true
+        }
+    }
+
+    /// Stops driving the run without a word (another process owns it now): timers, watches and
+    /// alarms stop; steps in flight are cancelled; nothing more is written.
+    public func detach() -> Bool {
+        queue.sync {
+            guard !detached else { return false }
+            detached = true
+            for (_, g) in gates { g.forEach { $0.cancel() } }
+            gates.removeAll()
+            for (_, a) in attempts { a.handle.cancel(); a.timeout.cancel() }
+            attempts.removeAll()
+            for (_, r) in retries { r.cancel() }
+            retries.removeAll()
+            for (_, u) in undos { u.timeout.cancel(); u.handle.cancel() }
+            undos.removeAll()
             stopAlarms()
             return true
         }

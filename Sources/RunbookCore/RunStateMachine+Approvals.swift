@@ -15,6 +15,16 @@ public struct GateRequest: Sendable {
     public var approvedBy: [String]
 }
 
+/// What a change step that was running when its owner died turned out to be, on takeover.
+public enum InFlightVerdict: Sendable {
+    /// It did not happen: run it again.
+    case rerun
+    /// It happened (read back): this is the change.
+    case applied(AppliedChange)
+    /// Nobody can tell (a command, a restart): the run stops there and ends `interrupted`.
+    case unknown(String)
+}
+
 /// An answer at a gate.
 public enum GateAnswer: Sendable, Equatable {
     case approved(by: String)
@@ -160,9 +170,12 @@ extension RunStateMachine {
     /// A run rebuilt from its timeline, to go on where it paused (a server restarted while it waited
     /// for approval). Finished steps keep their results and are never run again; changes made stay
     /// on the undo stack; gates keep their deadlines and the approvals already given.
-    public init(runbook: Runbook, options: Options, resuming events: [TimelineEvent]) {
+    public init(runbook: Runbook, options: Options, resuming events: [TimelineEvent],
+                inFlight verdict: ((Step, TemplateValues) -> InFlightVerdict)? = nil, now: Date = Date()) {
         self.init(runbook: runbook, options: options)
+        var started = Set<String>()
         for e in events {
+            if e.event == "step.started", let id = e.step { started.insert(id) }
             switch e.event {
             case "run.started":
                 startedAt = e.time
@@ -181,6 +194,32 @@ extension RunStateMachine {
                 if e.status == "approved", g == Self.changesGateID { changeGate = .passed }
             default:
                 continue
+            }
+        }
+        // Steps that were running when the owner died: read-only ones run again (they are still
+        // pending); a change is checked where it can be, else the run stops there.
+        for s in runbook.steps where started.contains(s.id) && states[s.id] == .pending && s.action.isChange {
+            switch verdict?(s, values) ?? .unknown("it cannot be read back") {
+            case .rerun:
+                continue
+            case .applied(let change):
+                markDone(s.id, .passed)
+                changes.append((s.id, change))
+                var f = event("step.finished", now, step: s)
+                f.status = StepStatus.passed.rawValue
+                f.message = "checked after a takeover: \(change.summary) is in place"
+                var c = event("change.applied", now, step: s)
+                c.what = change.what; c.from = change.from; c.to = change.to; c.location = change.location
+                c.message = change.summary + (isUndoable((s.id, change)) ? "" : " (not undoable)")
+                if !isUndoable((s.id, change)) { c.undoable = false }
+                resumeEffects += [.emit(f), .emit(c)]
+            case .unknown(let why):
+                markDone(s.id, .failed)
+                var f = event("step.finished", now, step: s)
+                f.status = StepStatus.failed.rawValue
+                f.message = "its process died mid-change and \(why): whether it ran is unknown, so the run stops here"
+                resumeEffects.append(.emit(f))
+                lifecycle = .stopping(.cutOff(s.id))
             }
         }
     }

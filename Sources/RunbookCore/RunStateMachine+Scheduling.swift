@@ -54,6 +54,7 @@ extension RunStateMachine {
             case .recordFailed: reason = "run stopped: it could not be recorded"
             case .aborted(let id, _): reason = "run aborted by alarm \(id)"
             case .notApproved(let gate, let why): reason = "run stopped: \(Self.gateName(gate)) not approved (\(why))"
+            case .cutOff(let s): reason = "run stopped: \(s) was cut off mid-change"
             }
             // Nobody need answer a gate of a run that is stopping.
             effects += closeAllGates(because: reason, now: now)

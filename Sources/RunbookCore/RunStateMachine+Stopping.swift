@@ -169,6 +169,7 @@ extension RunStateMachine {
             case .recordFailed(let why): outcome = .failed; message = "the run could not be recorded: \(why)"
             case .aborted(let id, let why): outcome = .aborted; message = "aborted: alarm \(id) \(why)"
             case .notApproved(let gate, let why): outcome = .refused; message = "\(Self.gateName(gate)) not approved: \(why)"
+            case .cutOff(let s): outcome = .interrupted; message = "taken over after its owner died while \(s) was changing things; stopped at \(s)"
             case nil: outcome = changes.isEmpty ? .completed : options.dryRun ? .wouldMitigate : .mitigated
             }
         }

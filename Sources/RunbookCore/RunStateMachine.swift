@@ -84,6 +84,8 @@ public struct RunStateMachine: Sendable {
         case aborted(String, String)
         /// A gate was denied or timed out (a step id or `changes`), and why.
         case notApproved(String, String)
+        /// Taken over while this change step ran: whether it happened is unknown.
+        case cutOff(String)
     }
 
     /// One change to reverse, in undo order.
@@ -119,6 +121,8 @@ public struct RunStateMachine: Sendable {
     var approvers: [String: [String]] = [:]
     /// Deadlines of gates opened before a restart (a resumed run keeps its timeouts).
     var earlierDeadlines: [String: Date] = [:]
+    /// Events a resumed run emits first (changes verified after a takeover).
+    var resumeEffects: [Effect] = []
     /// Alarms are evaluated from the first change until the run stops or ends.
     var alarmsRunning = false
     var alarmErrors: [String: Int] = [:]
@@ -209,7 +213,8 @@ public struct RunStateMachine: Sendable {
     /// Starts the run.
     public mutating func start(now: Date) -> [Effect] {
         startedAt = startedAt ?? now
-        var effects: [Effect] = []
+        var effects: [Effect] = resumeEffects
+        resumeEffects = []
         // A resumed run that had changed things watches its alarms again.
         if !changes.isEmpty, !runbook.abortIf.isEmpty, !alarmsRunning {
             alarmsRunning = true

@@ -6,9 +6,9 @@ import RunbookStore
 public struct AlertIntake: Sendable {
     public let runbooks: [Runbook]
     public let launcher: RunLauncher
-    public let store: RunStore
+    public let store: any RunDatabase
 
-    public init(runbooks: [Runbook], launcher: RunLauncher, store: RunStore) {
+    public init(runbooks: [Runbook], launcher: RunLauncher, store: any RunDatabase) {
         self.runbooks = runbooks
         self.launcher = launcher
         self.store = store
@@ -38,10 +38,11 @@ public struct AlertIntake: Sendable {
             let fingerprint = alert.fingerprint ?? Self.fingerprint(alert.labels)
             if !alert.isFiring {
                 let ids = (try? store.resolve(fingerprint: fingerprint, at: now)) ?? []
-                for id in ids where FileManager.default.fileExists(atPath: store.timelinePath(id)) {
+                // Refused runs have no timeline of their own (their row tells it).
+                for id in ids where (try? store.run(id))?.outcome != RunOutcome.refused.rawValue {
                     var e = TimelineEvent(time: now, run: id, event: "alert.resolved")
                     e.message = "alert \(alert.labels["alertname"] ?? "?") (\(fingerprint)) resolved\(alert.endsAt.map { " at \($0)" } ?? "")"
-                    (try? TimelineFileSink(path: store.timelinePath(id)))?.record(e)
+                    (try? store.timelineSink(runID: id, health: nil))?.record(e)
                 }
                 resolved += ids
                 continue
@@ -54,6 +55,10 @@ public struct AlertIntake: Sendable {
             }
         }
         let decisions = requests.isEmpty ? [] : launcher.launchAll(requests)
+        // Nothing could be recorded (the database is down): a 5xx, so that Alertmanager sends it again.
+        if let why = decisions.lazy.compactMap(\.storeFailure).first {
+            return (Self.error(503, "could not record the runs, send again: \(why)"), "alertmanager payload: \(payload.alerts.count) alert(s) not recorded: \(why)")
+        }
         var counts: [String: Int] = [:]
         for d in decisions {
             switch d {
@@ -115,6 +120,7 @@ public struct AlertIntake: Sendable {
         }
         let d = launcher.launch(rb, given: params, trigger: "api", fingerprint: nil, requireAuto: false,
                                 autoConfirm: confirm && mayConfirm, by: caller)
+        if let why = d.storeFailure { return Self.error(503, "could not record the run: \(why)") }
         return (202, "{\"runs\":[\(d.json)]}")
     }
 
@@ -191,7 +197,7 @@ public struct AlertIntake: Sendable {
         let runID: String
         do { runID = try store.resolveRunID(id) } catch { return Self.error(404, "\(error)") }
         do {
-            let receipt = try store.answer(runID: runID, approve: approve, by: name, via: "http")
+            let receipt = try store.answer(runID: runID, approve: approve, by: name, via: "http", now: Date())
             let gates = receipt.gates.map { "{\"gate\":\(JSONText.string($0.gate)),\"approvals\":\($0.approvals),\"needed\":\($0.needed)}" }
             let met = receipt.gates.allSatisfy { $0.approvals >= $0.needed }
             let status = !approve ? "denied" : met ? "approved" : "awaiting-approval"

@@ -8,22 +8,23 @@ import RunbookStore
 /// runs it on its own queue, and keeps counts for /metrics.
 public final class RunLauncher: @unchecked Sendable {
     // `drivers`, `locks` and the counters are guarded by `lock`; everything else is immutable.
-    let store: RunStore
+    let store: any RunDatabase
     let executor = LiveExecutor()
     private let lock = NSLock()
     private var drivers: [String: RunDriver] = [:]
-    private var locks: [String: RunLock] = [:]
+    private var locks: [String: any RunHold] = [:]
     private var outcomes: [String: Int] = [:]
     private var refusals: [String: Int] = [:]
     private var alertsReceived = 0
     private var stepDurations: [Double] = []
+    private var takeovers = 0
 
     /// `serve --max-changes N/PER`.
     public let maxChanges: (count: Int, per: Double)?
     /// `serve --freeze FILE`.
     public let freezes: [FreezeWindow]
 
-    public init(store: RunStore, maxChanges: (count: Int, per: Double)? = nil, freezes: [FreezeWindow] = []) {
+    public init(store: any RunDatabase, maxChanges: (count: Int, per: Double)? = nil, freezes: [FreezeWindow] = []) {
         self.store = store
         self.maxChanges = maxChanges
         self.freezes = freezes
@@ -34,6 +35,12 @@ public final class RunLauncher: @unchecked Sendable {
         case started(runID: String)
         case refused(runID: String, guardName: String, until: Date?, message: String)
         case duplicate(runID: String)
+
+        /// Why the run could not be recorded at all (the store failed), if that is what happened.
+        public var storeFailure: String? {
+            if case .refused(_, "store", _, let m) = self { return m }
+            return nil
+        }
 
         var json: String {
             switch self {
@@ -176,13 +183,13 @@ public final class RunLauncher: @unchecked Sendable {
     }
 
     /// An admitted run: its first event on disk, then its driver on a queue of its own.
-    func start(_ p: Prepared, lease: RunLease, runLock: RunLock?) -> Decision {
+    func start(_ p: Prepared, lease: any RunHold, runLock: (any RunHold)?) -> Decision {
         let runbook = p.request.runbook
         let runID = p.runID
         let health = RecordHealth()
-        let file: TimelineFileSink
+        let file: any DurableTimeline
         do {
-            file = try TimelineFileSink(path: store.timelinePath(runID), health: health)
+            file = try store.timelineSink(runID: runID, health: health)
             try file.write(SecretRedactor.redact(p.start, RunInputs.secrets(runbook, p.values)))
         } catch {
             try? store.finish(runID: runID, outcome: .failed, durationMs: 0)
@@ -198,8 +205,8 @@ public final class RunLauncher: @unchecked Sendable {
     }
 
     /// Drives one run (new, or resumed from its timeline) until it ends, or is left paused at shutdown.
-    func run(_ runbook: Runbook, options: RunStateMachine.Options, file: TimelineFileSink, health: RecordHealth, by: String?,
-             lease: RunLease, runLock: RunLock?, resuming events: [TimelineEvent]?) {
+    func run(_ runbook: Runbook, options: RunStateMachine.Options, file: any DurableTimeline, health: RecordHealth, by: String?,
+             lease: any RunHold, runLock: (any RunHold)?, resuming events: [TimelineEvent]?) {
         let runID = options.runID
         let queue = DispatchQueue(label: "runbook.serve.\(runID)")
         let sink = SecretRedactor(secrets: RunInputs.secrets(runbook, options.params),
@@ -208,7 +215,7 @@ public final class RunLauncher: @unchecked Sendable {
         let desk = StoreApprovalDesk(store: store, startedBy: by == "anonymous" ? nil : by, resumable: true)
         let driver = RunDriver(runbook: runbook, options: options, dryRun: false, queue: queue, executor: executor,
                                scheduler: DispatchScheduler(queue: queue), sink: sink, prompter: DeclineAll(), health: health,
-                               desk: desk, resuming: events)
+                               desk: desk, resuming: events, inFlight: Self.readBack)
         lock.withLock {
             drivers[runID] = driver
             if let runLock { locks[runID] = runLock }
@@ -221,6 +228,25 @@ public final class RunLauncher: @unchecked Sendable {
                 outcomes["\(runbook.name)|\(outcome.rawValue)", default: 0] += 1
             }
         }
+    }
+
+    /// What a change step that was running when its owner died did: a flag file is read back (at
+    /// its target: it happened, from an unknown value, so it cannot be undone; not: run it again);
+    /// anything else cannot be told.
+    static func readBack(_ step: Step, _ values: TemplateValues) -> InFlightVerdict {
+        let c = step.action.config
+        guard step.action.kind == .flag, let fileT = c["file"]?.template, let keyT = c["key"]?.template else {
+            return .unknown("a \(step.action.kind.rawValue) cannot be read back")
+        }
+        let path = fileT.render(values.lookup), key = keyT.render(values.lookup)
+        let (field, target): (String, String) = c["variant"]?.template.map { ("defaultVariant", $0.render(values.lookup)) }
+            ?? ("state", c["state"]?.template?.render(values.lookup) ?? "")
+        guard let data = FileManager.default.contents(atPath: path), let (text, _) = try? FlagFile.locate(in: data, key: key, field: field) else {
+            return .unknown("flag file \(path) cannot be read")
+        }
+        let current = (try? JSONDecoder().decode(String.self, from: Data(text.utf8))) ?? text
+        guard current == target else { return .rerun }
+        return .applied(AppliedChange(what: field == "state" ? "flag \(key) state" : "flag \(key)", from: "?", to: target, location: path))
     }
 
     /// Shutdown: runs that only wait for approval are left paused, for the next server to resume
@@ -249,36 +275,99 @@ public final class RunLauncher: @unchecked Sendable {
     /// Returns the ids resumed.
     @discardableResult
     public func resumePaused(runbooks: [Runbook], now: Date = Date()) -> [String] {
+        guard let store = store as? RunStore else { return [] }
         var resumed: [String] = []
         for id in (try? store.pausedRunIDs(now: now)) ?? [] {
-            guard let lease = store.takePausedRun(id), let record = try? store.run(id), record.outcome == nil else { continue }
-            let events = store.timeline(id)
-            let start = events.first { $0.event == "run.started" }
-            func giveUp(_ why: String) {
-                try? store.finalize(runID: id, started: record.started, message: "could not be resumed after a restart: \(why)", now: now)
-                lease.release()
+            guard let lease = store.takePausedRun(id) else { continue }
+            var held: (any RunHold)?
+            if let key = (try? store.run(id))?.lockKey, let name = (try? store.run(id))?.runbook {
+                held = try? store.tryLock(runbook: name, key: key)
+                if held == nil {
+                    try? store.finalize(runID: id, started: (try? store.run(id))?.started ?? now,
+                                        message: "could not be resumed after a restart: its lock '\(key)' was taken while it was paused", now: now)
+                    lease.release()
+                    continue
+                }
             }
-            guard let runbook = runbooks.first(where: { $0.name == record.runbook }) else { giveUp("runbook \(record.runbook) is no longer loaded"); continue }
-            if runbook.params.contains(where: \.secret) { giveUp("its secret params are not kept on disk"); continue }
-            let values: [String: Value]
-            do { values = try RunInputs.resolve(runbook, given: start?.params ?? [:]) } catch { giveUp("\(error)"); continue }
-            var held: RunLock?
-            if let key = record.lockKey {
-                held = try? store.tryLock(runbook: runbook.name, key: key)
-                if held == nil { giveUp("its lock '\(key)' was taken while it was paused"); continue }
-            }
-            let health = RecordHealth()
-            guard let file = try? TimelineFileSink(path: store.timelinePath(id), health: health) else { giveUp("its timeline cannot be written"); continue }
-            var e = TimelineEvent(time: now, run: id, event: "run.resumed")
-            e.message = "resumed by a new server process: still waiting for approval; finished steps are not run again"
-            file.record(e)
-            var options = RunStateMachine.Options(runID: id, params: values)
-            options.autoConfirm = record.trigger.hasPrefix("alert:")
-            options.beforeChanges = reasonsBeforeChanges(runbook, alertRun: record.trigger.hasPrefix("alert:"))
-            run(runbook, options: options, file: file, health: health, by: start?.by, lease: lease, runLock: held, resuming: events)
-            resumed.append(id)
+            let note = "resumed by a new server process: still waiting for approval; finished steps are not run again"
+            if resume(id, lease: lease, runLock: held, runbooks: runbooks, event: "run.resumed", message: note, now: now) { resumed.append(id) }
         }
         return resumed
+    }
+
+    /// Goes on with an open run from its timeline, under `lease`: finished steps keep their results,
+    /// a read-only step that was running runs again, a change that was running is read back where it
+    /// can be (a flag file) and otherwise stops the run there. Returns false when it could not go on
+    /// (it is then ended `interrupted`, saying why).
+    func resume(_ id: String, lease: any RunHold, runLock: (any RunHold)?, runbooks: [Runbook],
+                event name: String, message: String, from previousOwner: String? = nil, now: Date) -> Bool {
+        guard let record = try? store.run(id), record.outcome == nil else {
+            lease.release()
+            runLock?.release()
+            return false
+        }
+        let events = store.timeline(id)
+        let start = events.first { $0.event == "run.started" }
+        func giveUp(_ why: String) -> Bool {
+            try? store.finalize(runID: id, started: record.started, message: "could not go on after its owner stopped: \(why)", now: now)
+            lease.release()
+            runLock?.release()
+            return false
+        }
+        // The owner wrote its end but died before closing the row.
+        if let end = events.last(where: { $0.event == "run.finished" }), let o = end.outcome.flatMap(RunOutcome.init(rawValue:)) {
+            try? store.finish(runID: id, outcome: o, durationMs: end.durationMs ?? 0)
+            lease.release()
+            runLock?.release()
+            return false
+        }
+        guard let runbook = runbooks.first(where: { $0.name == record.runbook }) else { return giveUp("runbook \(record.runbook) is not loaded here") }
+        if runbook.params.contains(where: \.secret) { return giveUp("its secret params are not kept") }
+        let values: [String: Value]
+        do { values = try RunInputs.resolve(runbook, given: start?.params ?? [:]) } catch { return giveUp("\(error)") }
+        let health = RecordHealth()
+        guard let file = try? store.timelineSink(runID: id, health: health) else { return giveUp("its timeline cannot be written") }
+        var e = TimelineEvent(time: now, run: id, event: name)
+        e.message = message
+        e.from = previousOwner
+        if let replicated = store as? any ReplicatedRunDatabase { e.to = replicated.owner }
+        file.record(e)
+        var options = RunStateMachine.Options(runID: id, params: values)
+        options.autoConfirm = record.trigger.hasPrefix("alert:")
+        options.beforeChanges = reasonsBeforeChanges(runbook, alertRun: record.trigger.hasPrefix("alert:"))
+        run(runbook, options: options, file: file, health: health, by: start?.by, lease: lease, runLock: runLock, resuming: events)
+        return true
+    }
+
+    /// With a database replicas share: every 2 s, claims runs whose owner stopped renewing its lease
+    /// (it died, or lost the database) and takes them over (`run.taken_over`, from and to). Runs this
+    /// process held and another took meanwhile are dropped here without a word (their new owner
+    /// writes on). Returns the timer; cancel it to stop.
+    public func startTakeovers(runbooks: [Runbook], every: Double = 2, logger: @escaping @Sendable (String) -> Void = { _ in }) -> (any DispatchSourceTimer)? {
+        guard var shared = store as? any ReplicatedRunDatabase else { return nil }
+        shared.onLost = { [weak self] ids in
+            guard let self else { return }
+            for id in ids {
+                let d = self.lock.withLock { self.drivers.removeValue(forKey: id) }
+                if let d, d.detach() { logger("lost run \(id) to another replica: stopped driving it") }
+            }
+        }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "runbook.takeover"))
+        timer.schedule(deadline: .now() + every, repeating: every, leeway: .milliseconds(200))
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            let claimed = (try? shared.claimExpiredRuns(limit: 20)) ?? []
+            for c in claimed {
+                let t0 = Date()
+                let ok = self.resume(c.runID, lease: c.lease, runLock: nil, runbooks: runbooks, event: "run.taken_over",
+                                     message: "taken over by \(shared.owner) from \(c.previousOwner ?? "nobody"): its lease expired; finished steps are not run again",
+                                     from: c.previousOwner, now: t0)
+                self.lock.withLock { self.takeovers += 1 }
+                logger("took over run \(c.runID) from \(c.previousOwner ?? "?")\(ok ? "" : " (ended: it could not go on)")")
+            }
+        }
+        timer.resume()
+        return timer
     }
 
     /// Runs still going.
@@ -316,6 +405,14 @@ public final class RunLauncher: @unchecked Sendable {
             if let b = maxChanges, let used = try? store.changesApplied(since: Date().addingTimeInterval(-b.per)) {
                 out += "# HELP runbook_change_budget_remaining Changes the breaker still allows in its window.\n# TYPE runbook_change_budget_remaining gauge\n"
                 out += "runbook_change_budget_remaining \(max(0, b.count - used))\n"
+            }
+            if let shared = store as? any ReplicatedRunDatabase {
+                out += "# HELP runbook_lease_takeovers_total Runs this replica took over from a dead owner.\n# TYPE runbook_lease_takeovers_total counter\n"
+                out += "runbook_lease_takeovers_total \(takeovers)\n"
+                if let l = shared.latency {
+                    out += "# HELP runbook_database_latency_seconds Recent database query latency.\n# TYPE runbook_database_latency_seconds gauge\n"
+                    out += "runbook_database_latency_seconds{quantile=\"0.5\"} \(l.p50)\nrunbook_database_latency_seconds{quantile=\"1\"} \(l.max)\n"
+                }
             }
             let buckets = [0.1, 0.5, 1, 5, 15, 30, 60, 300]
             out += "# HELP runbook_step_duration_seconds Step durations.\n# TYPE runbook_step_duration_seconds histogram\n"

@@ -14,11 +14,16 @@ public struct ApprovalReceipt: Sendable {
     public var runID: String
     /// The gates answered, each with the approvals it has now and needs.
     public var gates: [(gate: String, approvals: Int, needed: Int)]
+
+    public init(runID: String, gates: [(gate: String, approvals: Int, needed: Int)]) {
+        self.runID = runID
+        self.gates = gates
+    }
 }
 
 extension RunStore {
     /// Records that a gate is open (or finds it open from before a restart, keeping its deadline).
-    public func openGate(runID: String, gate: GateRequest, startedBy: String?, resumable: Bool, now: Date = Date()) throws {
+    public func openGate(runID: String, gate: GateRequest, startedBy: String?, resumable: Bool, now: Date) throws {
         try pool.write { db in
             try db.execute(sql: """
                 INSERT INTO gates (run, gate, approvals, deadline, started_by, resumable, status, opened) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)
@@ -55,7 +60,7 @@ extension RunStore {
     /// Answers every open gate of `runID` as `name` (`runbook approve`, `POST /runs/ID/approve|deny`),
     /// in one transaction. Refused (`ApprovalError`) when the run waits at no gate, when `name`
     /// started the run, or when `name` already answered the gate.
-    public func answer(runID: String, approve: Bool, by name: String, via: String, now: Date = Date()) throws -> ApprovalReceipt {
+    public func answer(runID: String, approve: Bool, by name: String, via: String, now: Date) throws -> ApprovalReceipt {
         do {
             return try pool.write { db -> ApprovalReceipt in
                 let rows = try Row.fetchAll(db, sql: "SELECT gate, approvals, started_by FROM gates WHERE run = ? AND status = 'open' ORDER BY gate", arguments: [runID])
@@ -121,20 +126,20 @@ extension RunStore {
 
 /// Gates recorded in the store: `runbook approve` and the server answer them, the run polls.
 public struct StoreApprovalDesk: ApprovalDesk {
-    let store: RunStore
+    let store: any RunDatabase
     /// Who started the run: that name cannot answer its gates.
     let startedBy: String?
     /// A server's run (resumed by the next server if this one stops while it waits).
     let resumable: Bool
 
-    public init(store: RunStore, startedBy: String?, resumable: Bool) {
+    public init(store: any RunDatabase, startedBy: String?, resumable: Bool) {
         self.store = store
         self.startedBy = startedBy
         self.resumable = resumable
     }
 
     public func open(runID: String, gate: GateRequest) throws {
-        try store.openGate(runID: runID, gate: gate, startedBy: startedBy, resumable: resumable)
+        try store.openGate(runID: runID, gate: gate, startedBy: startedBy, resumable: resumable, now: Date())
     }
 
     public func watch(runID: String, gate: String, answers: @escaping @Sendable ([ApprovalRecord]) -> Void) -> any Cancellable {

@@ -30,7 +30,7 @@ extension RunStore {
     /// What admission decided.
     public enum AdmissionDecision: Sendable {
         /// The run's row is written and its lease held; `overridden` is the refusal `--force` set aside.
-        case admitted(lease: RunLease, lock: RunLock?, overridden: GuardCheck.Refusal?)
+        case admitted(lease: any RunHold, lock: (any RunHold)?, overridden: GuardCheck.Refusal?)
         /// Refused by a guard; recorded in `runID`'s row (a new row, or one counting repeats of this alert's refusal).
         case refused(GuardCheck.Refusal, runID: String)
         /// The alert already started this run, which is not resolved yet; nothing is written.
@@ -51,7 +51,7 @@ extension RunStore {
     /// files; a repeat refusal of one alert by one guard adds to a count.
     /// - Throws: `StoreError` when the state cannot be written; then nothing is admitted.
     public func admitAll(_ requests: [AdmissionRequest], now: Date) throws -> [AdmissionDecision] {
-        var taken: [(RunLease, RunLock?)] = []
+        var taken: [(any RunHold, (any RunHold)?)] = []
         do {
             return try pool.writeWithoutTransaction { db -> [AdmissionDecision] in
                 var decisions: [AdmissionDecision] = []
@@ -68,7 +68,7 @@ extension RunStore {
             }
         } catch {
             for (lease, lock) in taken {
-                lease.release(removing: true)
+                lease.release()
                 lock?.release()
             }
             throw StoreError(path: directory + "/runbook.sqlite", error)

@@ -142,7 +142,7 @@ public final class RunStore: Sendable {
     /// when the owner wrote its `run.finished` but died before closing the row, that outcome). A run
     /// whose owner is alive is left alone. Their changes are never repeated. Returns their ids.
     @discardableResult
-    public func finalizeDeadRuns(now: Date = Date()) throws -> [String] {
+    public func finalizeDeadRuns(now: Date) throws -> [String] {
         let open = try pool.read { db in try RunRecord.filter(Column("outcome") == nil).fetchAll(db) }
         var done: [String] = []
         let paused = Set(try pausedRunIDs(now: now))
@@ -169,7 +169,7 @@ public final class RunStore: Sendable {
     }
 
     /// Ends an open run `interrupted` with `message` (and the changes it left in place).
-    public func finalize(runID: String, started: Date, message: String, now: Date = Date()) throws {
+    public func finalize(runID: String, started: Date, message: String, now: Date) throws {
         let events = timeline(runID)
         var e = TimelineEvent(time: now, run: runID, event: "run.finished")
         e.outcome = RunOutcome.interrupted.rawValue
@@ -182,7 +182,7 @@ public final class RunStore: Sendable {
     }
 
     /// "cut off …; last completed step: X (passed); left in place: flag a: on -> off in f".
-    static func cutOffMessage(_ events: [TimelineEvent]) -> String {
+    public static func cutOffMessage(_ events: [TimelineEvent]) -> String {
         let last = events.last { $0.event == "step.finished" }
         var message = "cut off before it finished (its process died); last completed step: \(last?.step ?? "none")\(last?.status.map { " (\($0))" } ?? ""); its changes are not repeated"
         let left = RunbookChangesLeft.texts(events)
@@ -258,7 +258,7 @@ public final class RunStore: Sendable {
     }
 
     /// Runs, newest first.
-    public func runs(limit: Int = 100) throws -> [RunRecord] {
+    public func runs(limit: Int) throws -> [RunRecord] {
         try pool.read { db in try RunRecord.order(Column("started").desc).limit(limit).fetchAll(db) }
     }
 
@@ -351,10 +351,10 @@ public final class TimelineFileSink: TimelineSink, @unchecked Sendable {
 
 /// Closes the history row when the run finishes (the row was written when the run was admitted).
 public struct HistorySink: TimelineSink {
-    let store: RunStore
+    let store: any RunDatabase
     let health: RecordHealth?
 
-    public init(store: RunStore, health: RecordHealth? = nil) {
+    public init(store: any RunDatabase, health: RecordHealth? = nil) {
         self.store = store
         self.health = health
     }
@@ -362,12 +362,12 @@ public struct HistorySink: TimelineSink {
     public func record(_ event: TimelineEvent) {
         if event.event == "change.applied" {
             do { try store.recordChange(runID: event.run, at: event.time) } catch {
-                health?.report("\(StoreError(path: store.directory + "/runbook.sqlite", error))")
+                health?.report("\(StoreError(path: store.location, error))")
             }
         }
         if event.event == "run.finished", let o = event.outcome.flatMap(RunOutcome.init(rawValue:)) {
             do { try store.finish(runID: event.run, outcome: o, durationMs: event.durationMs ?? 0) } catch {
-                health?.report("\(StoreError(path: store.directory + "/runbook.sqlite", error))")
+                health?.report("\(StoreError(path: store.location, error))")
             }
         }
     }
@@ -415,7 +415,7 @@ public final class RunLease: @unchecked Sendable {
     var isPlaceholder: Bool { lock.withLock { fd < 0 } }
 
     /// Gives the lease up; `removing` deletes the file first (the run is final).
-    public func release(removing: Bool = true) {
+    public func release(removing: Bool) {
         lock.withLock {
             if removing { unlink(path) }
             if fd >= 0 { close(fd); fd = -1 }

@@ -84,6 +84,12 @@ public struct RunIDError: Error, CustomStringConvertible, Sendable {
     public var matches: [String]
     public var directory: String
 
+    public init(given: String, matches: [String], directory: String) {
+        self.given = given
+        self.matches = matches
+        self.directory = directory
+    }
+
     public var description: String {
         if matches.isEmpty {
             return given == "last" ? "no runs yet in \(directory)" : "no run '\(given)' in \(directory): see runbook history"

@@ -46,11 +46,11 @@ struct DrillCommand: ParsableCommand {
 }
 
 /// Runs one drill, recording it in the history marked as a drill. Exits 2 for an invalid scenario.
-func runDrill(_ scenario: Scenario, runbook: Runbook, store: RunStore, json: Bool) throws -> DrillReport {
+func runDrill(_ scenario: Scenario, runbook: Runbook, store: any RunDatabase, json: Bool) throws -> DrillReport {
     let runID = RunInputs.newRunID()
     let record = RunRecord(id: runID, runbook: runbook.name, trigger: "drill", started: Date(), dryRun: true, drill: true)
     try store.insert(record)
-    var sinks: [any TimelineSink] = [try TimelineFileSink(path: store.timelinePath(runID)), HistorySink(store: store)]
+    var sinks: [any TimelineSink] = [try store.timelineSink(runID: runID, health: nil), HistorySink(store: store)]
     if json { sinks.append(JSONLinesStdout()) }
     do {
         return try DrillRunner.run(scenario, runbook: runbook, runID: runID, extraSink: TimelineFanOut(sinks))
@@ -136,11 +136,11 @@ struct TestCommand: ParsableCommand {
 /// Records each drill of a test run in the history and its timeline file, marked as a drill.
 final class DrillHistorySink: TimelineSink, @unchecked Sendable {
     // `file` is set at run.started and used after; a drill's events arrive in order on one queue.
-    let store: RunStore
+    let store: any RunDatabase
     let runbook: String
-    private var file: TimelineFileSink?
+    private var file: (any DurableTimeline)?
 
-    init(store: RunStore, runbook: String) {
+    init(store: any RunDatabase, runbook: String) {
         self.store = store
         self.runbook = runbook
     }
@@ -148,7 +148,7 @@ final class DrillHistorySink: TimelineSink, @unchecked Sendable {
     func record(_ e: TimelineEvent) {
         if e.event == "run.started" {
             try? store.insert(RunRecord(id: e.run, runbook: runbook, trigger: "drill", started: e.time, dryRun: true, drill: true))
-            file = try? TimelineFileSink(path: store.timelinePath(e.run))
+            file = try? store.timelineSink(runID: e.run, health: nil)
         }
         file?.record(e)
         if e.event == "run.finished", let o = e.outcome.flatMap(RunOutcome.init(rawValue:)) {

@@ -67,11 +67,11 @@ struct RunCommand: ParsableCommand {
             if runbook.steps.contains(where: { $0.action.isChange }) { request.freeze = FreezeFile.refusal(windows, at: now) }
         }
         let decision: RunStore.AdmissionDecision
-        do { decision = try store.admit(request, now: now) } catch {
+        do { decision = try store.admitAll([request], now: now)[0] } catch {
             printError("error: run not started: \(error)")
             throw ExitCode(2)
         }
-        let lease: RunLease, runLock: RunLock?, overridden: GuardCheck.Refusal?
+        let lease: any RunHold, runLock: (any RunHold)?, overridden: GuardCheck.Refusal?
         switch decision {
         case .duplicate:
             printError("error: run not started: a duplicate of a running alert")
@@ -88,9 +88,9 @@ struct RunCommand: ParsableCommand {
 
         // Fail closed: no step runs unless the run's start is on disk.
         let health = RecordHealth()
-        let file: TimelineFileSink
+        let file: any DurableTimeline
         do {
-            file = try TimelineFileSink(path: store.timelinePath(runID), health: health)
+            file = try store.timelineSink(runID: runID, health: health)
             try file.write(SecretRedactor.redact(start, secrets))
         } catch {
             try? store.finish(runID: runID, outcome: .failed, durationMs: 0)
@@ -259,7 +259,7 @@ struct ApproveCommand: ParsableCommand {
             throw ExitCode(2)
         }
         do {
-            let receipt = try store.answer(runID: id, approve: !deny, by: name, via: "cli")
+            let receipt = try store.answer(runID: id, approve: !deny, by: name, via: "cli", now: Date())
             for g in receipt.gates {
                 let what = g.gate == RunStateMachine.changesGateID ? "its changes" : "step \(g.gate)"
                 if deny {

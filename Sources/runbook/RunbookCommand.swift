@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RunbookCore
 import RunbookStore
+import RunbookPostgres
 
 @main
 struct RunbookCommand: AsyncParsableCommand {
@@ -32,6 +33,16 @@ struct StateOptions: ParsableArguments {
     @Option(name: .long, help: "State folder (default: $RUNBOOK_STATE_DIR, else $XDG_STATE_HOME/runbook, else ~/.local/state/runbook).")
     var stateDir: String?
 
+    @Option(name: .long, help: "Where runs are kept: sqlite:PATH (default: the state folder's SQLite file) or postgres://USER[:PASSWORD]@HOST[:PORT]/DB, shared by replicas (default: $RUNBOOK_DATABASE_URL).")
+    var database: String?
+
+    /// The database URL given, if any (`--database`, else `$RUNBOOK_DATABASE_URL`).
+    var databaseURL: String? {
+        if let database, !database.isEmpty { return database }
+        if let d = ProcessInfo.processInfo.environment["RUNBOOK_DATABASE_URL"], !d.isEmpty { return d }
+        return nil
+    }
+
     /// True when neither --state-dir nor $RUNBOOK_STATE_DIR chose the folder.
     var isDefault: Bool {
         stateDir == nil && (ProcessInfo.processInfo.environment["RUNBOOK_STATE_DIR"] ?? "").isEmpty
@@ -49,24 +60,41 @@ struct StateOptions: ParsableArguments {
 extension StateOptions {
     /// Opens the store, saying in one line (path and errno) when it cannot, and exiting 2. Runs
     /// whose owner died are finalised first, so what is shown is never a dead run still "running".
-    func openStore() throws -> RunStore {
-        let store: RunStore
-        do { store = try RunStore(directory: directory) } catch {
-            printError("error: \(StoreError(path: directory, error))")
-            throw ExitCode(2)
+    func openStore(owner kind: String = "cli") throws -> any RunDatabase {
+        let store: any RunDatabase
+        if let url = databaseURL, url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            do { store = try PostgresStore(url: url, owner: "\(kind):\(ProcessInfo.processInfo.hostName):\(getpid())") } catch {
+                printError("error: \(error)")
+                throw ExitCode(2)
+            }
+        } else {
+            var folder = directory
+            if let url = databaseURL {
+                guard url.hasPrefix("sqlite:") else {
+                    printError("error: --database takes sqlite:PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB, got '\(url)'")
+                    throw ExitCode(2)
+                }
+                // sqlite:PATH names the SQLite file (or its folder); its timelines live beside it.
+                let path = String(url.dropFirst("sqlite:".count))
+                folder = path.hasSuffix(".sqlite") ? ((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent) : path
+            }
+            do { store = try RunStore(directory: folder) } catch {
+                printError("error: \(StoreError(path: folder, error))")
+                throw ExitCode(2)
+            }
         }
         do {
-            let dead = try store.finalizeDeadRuns()
+            let dead = try store.finalizeDeadRuns(now: Date())
             if !dead.isEmpty { printError("note: marked \(dead.count) run(s) whose process died as interrupted: \(dead.joined(separator: ", "))") }
         } catch {
-            printError("warning: could not finalise dead runs: \(StoreError(path: directory, error))")
+            printError("warning: could not finalise dead runs: \(StoreError(path: store.location, error))")
         }
         return store
     }
 
     /// Opens the store and reads a run's timeline; exits 2 naming the folder when there is no such run.
     /// Damaged lines are reported and skipped; the rest of the run is shown.
-    func timeline(of given: String) throws -> (RunStore, [TimelineEvent]) {
+    func timeline(of given: String) throws -> (any RunDatabase, [TimelineEvent]) {
         let store = try openStore()
         let runID: String
         do { runID = try store.resolveRunID(given) } catch {
@@ -75,10 +103,10 @@ extension StateOptions {
         }
         let (events, damaged) = store.timelineReport(runID)
         if !damaged.isEmpty {
-            printError("warning: \(store.timelinePath(runID)): skipped \(damaged.count) damaged line\(damaged.count == 1 ? "" : "s") (\(damaged.prefix(10).map(String.init).joined(separator: ", ")))")
+            printError("warning: run \(runID) in \(store.location): skipped \(damaged.count) damaged line\(damaged.count == 1 ? "" : "s") (\(damaged.prefix(10).map(String.init).joined(separator: ", ")))")
         }
         guard !events.isEmpty else {
-            printError("error: no run '\(runID)' in \(directory): see runbook history")
+            printError("error: no run '\(runID)' in \(store.location): see runbook history")
             throw ExitCode(2)
         }
         return (store, events)

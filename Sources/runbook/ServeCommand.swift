@@ -97,7 +97,7 @@ struct ServeCommand: AsyncParsableCommand {
         signal(SIGXFSZ, SIG_IGN)
         // Only runs whose owner is dead (their lease is free) are marked interrupted: a live
         // `runbook run` on the same state folder is left alone.
-        let store = try state.openStore()
+        let store = try state.openStore(owner: "serve")
         ChildWatcher.shared.becomeSubreaper()
         var logger = Logger(label: "runbook.serve")
         logger.logLevel = .info
@@ -120,6 +120,10 @@ struct ServeCommand: AsyncParsableCommand {
         let launcher = RunLauncher(store: store, maxChanges: breaker, freezes: freezes)
         let resumed = launcher.resumePaused(runbooks: runbooks)
         if !resumed.isEmpty { printError("resumed \(resumed.count) run(s) paused for approval: \(resumed.joined(separator: ", "))") }
+        // With PostgreSQL: take over runs whose owner died (the first claim comes within 2 s).
+        let takeoverLogger = logger
+        let takeovers = launcher.startTakeovers(runbooks: runbooks) { takeoverLogger.info("\($0)") }
+        defer { takeovers?.cancel() }
         let intake = AlertIntake(runbooks: runbooks, launcher: launcher, store: store)
         var serverOptions = AlertServer.Options(host: host, port: port, tokens: tokens)
         serverOptions.metricsPublic = metricsPublic
