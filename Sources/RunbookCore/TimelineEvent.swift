@@ -93,7 +93,7 @@ extension TimelineEvent {
         var t = time_t(date.timeIntervalSince1970.rounded(.down))
         // A hair above the floor, so that a time read back from its own text prints the same
         // (.550 parses to .54999…, which must not become .549).
-        var ms = Int(((date.timeIntervalSince1970 - Double(t)) * 1000 + 1e-4).rounded(.down))
+        var ms = Int(((date.timeIntervalSince1970 - Double(t)) * 1000 + 1e-3).rounded(.down))
         if ms >= 1000 { ms = 999 }
         if ms < 0 { ms = 0; t -= 0 }
         var parts = tm()

@@ -30,7 +30,7 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
     private var renewal: (any DispatchSourceTimer)?
     private let runTask: Task<Void, Never>
     /// Seconds a lease lasts without renewal; renewed every `renewEvery`.
-    public static let leaseSeconds = 8.0
+    public static let leaseSeconds = 6.0
     public static let renewEvery = 2.0
     /// Every query's longest wait.
     static let queryTimeout = 15.0

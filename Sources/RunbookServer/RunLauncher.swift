@@ -356,7 +356,13 @@ public final class RunLauncher: @unchecked Sendable {
         timer.schedule(deadline: .now() + every, repeating: every, leeway: .milliseconds(200))
         timer.setEventHandler { [weak self] in
             guard let self else { return }
-            let claimed = (try? shared.claimExpiredRuns(limit: 20)) ?? []
+            // Claim in batches until none is left: a dead replica may have owned hundreds of runs.
+            var claimed: [(runID: String, previousOwner: String?, lease: any RunHold)] = []
+            while true {
+                let batch = (try? shared.claimExpiredRuns(limit: 200)) ?? []
+                claimed += batch
+                if batch.count < 200 { break }
+            }
             for c in claimed {
                 let t0 = Date()
                 let ok = self.resume(c.runID, lease: c.lease, runLock: nil, runbooks: runbooks, event: "run.taken_over",
