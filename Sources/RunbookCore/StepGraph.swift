@@ -57,6 +57,8 @@ public struct StepGraph: Sendable {
     public func text() -> String {
         var out = "\(runbook.name): \(runbook.title) [\(runbook.severity)]\n"
         out += "detect: \(runbook.detect.rawValue) (\(runbook.detect == .any ? "one passing detect step confirms the incident" : "every detect step must pass"))\n"
+        if runbook.guards.askBeforeChanges { out += "auto: ask (alert runs wait for approval before their first change)\n" }
+        if !runbook.abortIf.isEmpty { out += "abort if: \(runbook.abortIf.map(\.id).joined(separator: ", "))\n" }
         for phase in Phase.allCases {
             let steps = self.steps(in: phase)
             guard !steps.isEmpty else { continue }
@@ -73,6 +75,9 @@ public struct StepGraph: Sendable {
                 if !s.needs.isEmpty { line += "  needs \(s.needs.joined(separator: ", "))" }
                 if let w = s.when { line += "  when \(w)" }
                 if s.confirm { line += "  [confirm]" }
+                if let g = s.gate {
+                    line += "  [approval: \(g.approvals) within \(Quantity.formatDuration(g.timeout)), then \(g.onTimeout.rawValue)]"
+                }
                 if s.retry.attempts > 1 { line += "  [retry x\(s.retry.attempts)]" }
                 out += line + "\n"
             }
