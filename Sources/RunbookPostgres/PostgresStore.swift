@@ -259,13 +259,15 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
     }
 
     /// Claims open runs whose lease expired (their owner died), at most `limit`, skipping rows another
-    /// replica is claiming. Returns each run with its previous owner; the caller takes them over.
+    /// replica is claiming and runs this process owns (a late renewal of its own is not a death).
+    /// Returns each run with its previous owner; the caller takes them over.
     public func claimExpiredRuns(limit: Int = 20) throws -> [(runID: String, previousOwner: String?, lease: any RunHold)] {
         let owner = self.owner, secs = Self.leaseSeconds
         let rows = try sync { client in
             try await client.withTransaction(logger: Logger(label: "claim")) { conn in
                 let claimed = try await conn.query("""
                     SELECT id, owner FROM runs WHERE outcome IS NULL AND NOT dry_run AND NOT drill AND lease_until < now()
+                    AND owner IS DISTINCT FROM \(owner)
                     ORDER BY started LIMIT \(limit) FOR UPDATE SKIP LOCKED
                     """, logger: Logger(label: "claim")).all((String, String?).self)
                 for (id, _) in claimed {
