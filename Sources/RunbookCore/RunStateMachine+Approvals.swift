@@ -42,7 +42,11 @@ extension RunStateMachine {
 
     enum GateProgress: Sendable, Equatable { case notReached, open, passed, closed }
 
-    static func gateName(_ id: String) -> String { id == changesGateID ? "changes" : "step \(id)" }
+    /// True for the run's own gates (before its changes, and before each change over the breaker's cap):
+    /// `changes`, `changes#2`, ... A step id cannot hold `#`.
+    public static func isRunGate(_ id: String) -> Bool { id == changesGateID || id.hasPrefix(changesGateID + "#") }
+
+    static func gateName(_ id: String) -> String { isRunGate(id) ? "changes" : "step \(id)" }
 
     /// True when the step may not start yet because the run's changes wait at their gate.
     func heldAtGate(_ s: Step) -> Bool { s.phase == .mitigate && !options.dryRun && changeGate == .open }
@@ -58,9 +62,35 @@ extension RunStateMachine {
     /// The gates open now (for `/runs` and the terminal).
     public var gatesOpen: [GateRequest] { openGates.values.sorted { $0.id < $1.id } }
 
+    /// Before a change step starts on a server with a breaker: if the budget is spent, the run waits at
+    /// a new run gate (`changes#N`) when someone can approve, else it stops, refused by the breaker.
+    /// Returns nil when the step may go on, else the effects (the step is held).
+    mutating func checkBreaker(before s: Step, now: Date) -> [Effect]? {
+        guard let check = options.breakerBeforeChange, s.phase == .mitigate, s.action.isChange, !options.dryRun,
+              changeGate == .passed, !breakerCleared.contains(s.id) else { return nil }
+        guard let why = check(now) else {
+            breakerCleared.insert(s.id)
+            return nil
+        }
+        guard options.breakerMayAsk else {
+            var e = event("guard.refused", now, step: s)
+            e.guardName = "breaker"
+            e.message = why + "; the runbook has no approval path, so the run stops before \(s.id)"
+            lifecycle = .stopping(.notApproved(Self.changesGateID, why))
+            return [.emit(e)]
+        }
+        breakerGates += 1
+        let id = "\(Self.changesGateID)#\(breakerGates + 1)"
+        changeGate = .open
+        breakerPending = s.id
+        return openGate(id, options.changesGate, reasons: [why], now: now)
+    }
+
     mutating func openGate(_ id: String, _ gate: ApprovalGate, reasons: [String], now: Date) -> [Effect] {
         let planned: [Step]
-        if id == Self.changesGateID {
+        if let next = breakerPending {
+            planned = runbook.step(next).map { [$0] } ?? []
+        } else if Self.isRunGate(id) {
             planned = runbook.steps.filter { $0.phase == .mitigate && states[$0.id] == .pending }
         } else {
             planned = runbook.step(id).map { [$0] } ?? []
@@ -70,7 +100,7 @@ extension RunStateMachine {
         let request = GateRequest(id: id, gate: gate, reasons: reasons, changes: changes, deadline: deadline,
                                   approvedBy: approvers[id] ?? [])
         openGates[id] = request
-        var e = event("approval.requested", now, step: id == Self.changesGateID ? nil : runbook.step(id))
+        var e = event("approval.requested", now, step: Self.isRunGate(id) ? nil : runbook.step(id))
         e.gate = id
         e.status = "awaiting-approval"
         e.deadline = deadline
@@ -88,7 +118,7 @@ extension RunStateMachine {
     /// Answers to a gate that is not open are ignored.
     public mutating func gateAnswered(id: String, answer: GateAnswer, now: Date) -> [Effect] {
         guard let request = openGates[id], case .running = lifecycle else { return [] }
-        var e = event(Self.approvalEventName(answer), now, step: id == Self.changesGateID ? nil : runbook.step(id))
+        var e = event(Self.approvalEventName(answer), now, step: Self.isRunGate(id) ? nil : runbook.step(id))
         e.gate = id
         let need = request.gate.approvals
         switch answer {
@@ -126,8 +156,10 @@ extension RunStateMachine {
     mutating func passGate(_ id: String, now: Date) -> [Effect] {
         openGates[id] = nil
         var effects: [Effect] = [.closeGate(id: id, status: "approved")]
-        if id == Self.changesGateID {
+        if Self.isRunGate(id) {
             changeGate = .passed
+            if let cleared = breakerPending { breakerCleared.insert(cleared) }
+            breakerPending = nil
         } else if states[id] == .awaitingApproval, let step = runbook.step(id) {
             running -= 1
             effects += startAttempt(step, attempt: 1, now: now)
@@ -138,7 +170,7 @@ extension RunStateMachine {
     mutating func declineGate(_ id: String, why: String, now: Date) -> [Effect] {
         openGates[id] = nil
         var effects: [Effect] = [.closeGate(id: id, status: "declined")]
-        if id == Self.changesGateID {
+        if Self.isRunGate(id) {
             changeGate = .closed
         } else if states[id] == .awaitingApproval, let step = runbook.step(id) {
             running -= 1
@@ -192,6 +224,7 @@ extension RunStateMachine {
                 guard let g = e.gate else { continue }
                 if let by = e.by, !(approvers[g] ?? []).contains(by) { approvers[g, default: []].append(by) }
                 if e.status == "approved", g == Self.changesGateID { changeGate = .passed }
+                if e.status == "approved", g.hasPrefix(Self.changesGateID + "#") { breakerGates = max(breakerGates, Int(g.dropFirst(Self.changesGateID.count + 1)) ?? 1) }
             default:
                 continue
             }

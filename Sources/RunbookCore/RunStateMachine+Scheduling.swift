@@ -122,6 +122,15 @@ extension RunStateMachine {
                         continue
                     }
                 }
+                if let held = checkBreaker(before: s, now: now) {
+                    effects += held
+                    deferred.append(id)
+                    if stop != nil {
+                        deferred += ready
+                        break
+                    }
+                    continue
+                }
                 progressed = true
                 if options.dryRun, s.phase == .verify {
                     effects += skip(s, because: "would verify after the changes", now: now)

@@ -55,6 +55,11 @@ public struct RunStateMachine: Sendable {
         public var beforeChanges: @Sendable (Date) -> [String] = { _ in [] }
         /// The gate the run's changes wait at when `beforeChanges` gives reasons.
         public var changesGate = ApprovalGate()
+        /// `serve --max-changes`: why the next change would pass the cap, asked before each change step
+        /// (nil: it may go on).
+        public var breakerBeforeChange: (@Sendable (Date) -> String?)?
+        /// Whether a run over the breaker's cap waits for approval (true) or stops, refused (false).
+        public var breakerMayAsk = false
         /// Random number in 0..<1 for jitter.
         public var random: @Sendable () -> Double = { Double.random(in: 0..<1) }
 
@@ -121,6 +126,11 @@ public struct RunStateMachine: Sendable {
     var approvers: [String: [String]] = [:]
     /// Deadlines of gates opened before a restart (a resumed run keeps its timeouts).
     var earlierDeadlines: [String: Date] = [:]
+    /// Change steps the breaker let through (or an approval did), the step a breaker gate holds, and how
+    /// many breaker gates the run opened.
+    var breakerCleared = Set<String>()
+    var breakerPending: String?
+    var breakerGates = 0
     /// Events a resumed run emits first (changes verified after a takeover).
     var resumeEffects: [Effect] = []
     /// Alarms are evaluated from the first change until the run stops or ends.

@@ -138,6 +138,7 @@ public enum AlertServer {
             logger.info("runbook serve starting", metadata: [
                 "address": "\(options.host):\(options.port)", "runbooks": "\(intake.runbooks.count)",
                 "auth": "\(options.tokens.map { "\($0.tokens.count) token(s)" } ?? "none (--no-auth)")",
+                "database": "\(intake.store.location)",
             ])
         }
         try await app.runService()

@@ -161,24 +161,30 @@ public final class RunLauncher: @unchecked Sendable {
     }
 
     /// Why a server run's changes must wait for approval when its first mitigate step is due:
-    /// `guards.auto: ask` (alert runs), and, with an approval path, a freeze window or the breaker.
+    /// `guards.auto: ask` (alert runs), and, with an approval path, a freeze window. (The breaker is
+    /// asked before each change step: `breakerCheck`.)
     func reasonsBeforeChanges(_ runbook: Runbook, alertRun: Bool) -> @Sendable (Date) -> [String] {
         let ask = alertRun && runbook.guards.askBeforeChanges
         let path = Self.hasApprovalPath(runbook)
-        let (store, freezes, breaker) = (self.store, self.freezes, self.maxChanges)
+        let freezes = self.freezes
         return { now in
             var reasons: [String] = []
             if ask { reasons.append("guards.auto: ask") }
             guard path else { return reasons }
             if let f = FreezeFile.refusal(freezes, at: now) { reasons.append("change freeze: \(f.message)") }
-            if let b = breaker {
-                // A count that cannot be read is treated as over the cap: fail closed.
-                let used = (try? store.changesApplied(since: now.addingTimeInterval(-b.per))) ?? b.count
-                if used >= b.count {
-                    reasons.append("change breaker: \(used) change\(used == 1 ? "" : "s") in the last \(Quantity.formatDuration(b.per)) (cap \(b.count))")
-                }
-            }
             return reasons
+        }
+    }
+
+    /// `serve --max-changes N/PER`: why one more change would pass the cap now (nil: it may go on).
+    func breakerCheck() -> (@Sendable (Date) -> String?)? {
+        guard let b = maxChanges else { return nil }
+        let store = self.store
+        return { now in
+            // A count that cannot be read is treated as over the cap: fail closed.
+            let used = (try? store.changesApplied(since: now.addingTimeInterval(-b.per))) ?? b.count
+            guard used >= b.count else { return nil }
+            return "change breaker: \(used) change\(used == 1 ? "" : "s") in the last \(Quantity.formatDuration(b.per)) (cap \(b.count))"
         }
     }
 
@@ -200,6 +206,8 @@ public final class RunLauncher: @unchecked Sendable {
         var options = RunStateMachine.Options(runID: runID, params: p.values)
         options.autoConfirm = p.request.autoConfirm
         options.beforeChanges = reasonsBeforeChanges(runbook, alertRun: p.request.requireAuto)
+        options.breakerBeforeChange = breakerCheck()
+        options.breakerMayAsk = Self.hasApprovalPath(runbook)
         run(runbook, options: options, file: file, health: health, by: p.request.by, lease: lease, runLock: runLock, resuming: nil)
         return .started(runID: runID)
     }
@@ -335,6 +343,8 @@ public final class RunLauncher: @unchecked Sendable {
         var options = RunStateMachine.Options(runID: id, params: values)
         options.autoConfirm = record.trigger.hasPrefix("alert:")
         options.beforeChanges = reasonsBeforeChanges(runbook, alertRun: record.trigger.hasPrefix("alert:"))
+        options.breakerBeforeChange = breakerCheck()
+        options.breakerMayAsk = Self.hasApprovalPath(runbook)
         run(runbook, options: options, file: file, health: health, by: start?.by, lease: lease, runLock: runLock, resuming: events)
         return true
     }
@@ -344,7 +354,7 @@ public final class RunLauncher: @unchecked Sendable {
     /// process held and another took meanwhile are dropped here without a word (their new owner
     /// writes on). Returns the timer; cancel it to stop.
     public func startTakeovers(runbooks: [Runbook], every: Double = 2, logger: @escaping @Sendable (String) -> Void = { _ in }) -> (any DispatchSourceTimer)? {
-        guard var shared = store as? any ReplicatedRunDatabase else { return nil }
+        guard let shared = store as? any ReplicatedRunDatabase else { return nil }
         shared.onLost = { [weak self] ids in
             guard let self else { return }
             for id in ids {

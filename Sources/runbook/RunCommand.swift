@@ -43,7 +43,7 @@ struct RunCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
         let store = try state.openStore()
-        if state.isDefault { printError("history: \(state.directory) (--state-dir DIR or $RUNBOOK_STATE_DIR to keep it elsewhere)") }
+        if state.isDefault, state.databaseURL == nil { printError("history: \(state.directory) (--state-dir DIR or $RUNBOOK_STATE_DIR to keep it elsewhere)") }
         let now = Date()
         let runID = RunInputs.newRunID(now)
         let lockKey = GuardCheck.lockKey(runbook.guards, params: values, runID: runID)
@@ -261,7 +261,7 @@ struct ApproveCommand: ParsableCommand {
         do {
             let receipt = try store.answer(runID: id, approve: !deny, by: name, via: "cli", now: Date())
             for g in receipt.gates {
-                let what = g.gate == RunStateMachine.changesGateID ? "its changes" : "step \(g.gate)"
+                let what = RunStateMachine.isRunGate(g.gate) ? "its changes" : "step \(g.gate)"
                 if deny {
                     StandardStreams.out("denied \(what) of run \(id) as \(Escape.text(name)): the run stops and ends refused\n")
                 } else if g.approvals >= g.needed {

@@ -259,10 +259,16 @@ struct ApprovalTests {
         #expect(try http("POST", base + "/runs/\(id)/approve", headers: ops).status == 409)
         #expect(try http("POST", base + "/runs/\(id)/approve", headers: ["Authorization": "Bearer lead-token-1"]).status == 200)
         #expect(await waitUntil(20) { ((try? http("GET", base + "/runs/\(id)", headers: ops).body) ?? "").contains(#""outcome":"mitigated""#) })
-        // The budget (1/1h) is spent: the next run waits for approval, naming the breaker.
+        // The budget (1/1h) is spent: once the freeze is approved, the change itself waits for its own
+        // approval, naming the breaker.
         let next = try http("POST", base + "/hooks/run", body: #"{"runbook": "gate"}"#, headers: ops)
         let nextID = try #require(jsonRuns(next.body).first)
+        #expect(await waitUntil(20) { ((try? http("GET", base + "/runs/\(nextID)", headers: ops).body) ?? "").contains(#""awaiting":["changes"]"#) })
+        #expect(try http("POST", base + "/runs/\(nextID)/approve", headers: ["Authorization": "Bearer lead-token-1"]).status == 200)
         #expect(await waitUntil(20) { ((try? http("GET", base + "/runs/\(nextID)", headers: ops).body) ?? "").contains("change breaker: 1 change") })
+        let run2 = try http("GET", base + "/runs/\(nextID)", headers: ops).body
+        #expect(run2.contains(#""awaiting":["changes#2"]"#), "\(run2)")
+        #expect(!run2.contains(#""event":"change.applied""#), "a change over the cap went through without its approval")
     }
 
     @Test func drillsRehearseApprovalsAndFreezes() async throws {

@@ -568,4 +568,56 @@ extension RunStateMachineTests {
         #expect(h.attempts.map(\.step) == ["second"], "finished steps ran again: \(h.attempts)")
         #expect(h.events.filter { $0.event == "approval.granted" }.compactMap(\.by) == ["bob"])
     }
+
+    static let breakerRunbook = minimalHeader + """
+      - id: first
+        phase: mitigate
+        flag: { file: f.json, key: f, variant: "off" }
+      - id: second
+        phase: mitigate
+        needs: [first]
+        flag: { file: g.json, key: g, variant: "off" }
+
+    """
+
+    /// A breaker with one change left: the first change goes through, the second is over the cap.
+    static func breakerOptions(mayAsk: Bool) -> (RunStateMachine.Options, LockedFlag) {
+        var o = RunStateMachine.Options(runID: "r-test", params: ["service": .string("shop")])
+        o.random = { 0.5 }
+        let spent = LockedFlag()
+        o.breakerBeforeChange = { _ in spent.isSet ? "change breaker: 1 change in the last 1h (cap 1)" : nil }
+        o.breakerMayAsk = mayAsk
+        return (o, spent)
+    }
+
+    @Test func aChangeOverTheBreakersCapStopsTheRunWhenNobodyCanApprove() throws {
+        var h = try Harness(Self.breakerRunbook)
+        let (options, spent) = Self.breakerOptions(mayAsk: false)
+        h.machine = RunStateMachine(runbook: try load(Self.breakerRunbook), options: options)
+        let outcome = h.run { _, _ in spent.set(); return StepResult(.passed, change: Self.flagChange) }
+        #expect(outcome == .refused)
+        #expect(h.attempts.map(\.step) == ["first"])
+        #expect(h.events.contains { $0.event == "guard.refused" && $0.guardName == "breaker" && $0.step == "second" })
+        #expect(h.undone == ["first:flag f"])
+    }
+
+    @Test func aChangeOverTheBreakersCapWaitsForApprovalWhenSomeoneCan() throws {
+        var h = try Harness(Self.breakerRunbook)
+        let (options, spent) = Self.breakerOptions(mayAsk: true)
+        h.machine = RunStateMachine(runbook: try load(Self.breakerRunbook), options: options)
+        h.gateAnswers = { _ in [.approved(by: "lead")] }
+        let outcome = h.run { _, _ in spent.set(); return StepResult(.passed, change: Self.flagChange) }
+        #expect(outcome == .mitigated)
+        #expect(h.gatesOpened.map(\.id) == ["changes#2"])
+        #expect(h.gatesOpened.first?.changes.first?.contains("flag g") == true, "\(h.gatesOpened.first?.changes ?? [])")
+        #expect(h.attempts.map(\.step) == ["first", "second"])
+    }
+}
+
+/// A flag set from any thread.
+final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }
