@@ -170,26 +170,26 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
     ]
 
     func migrate() throws {
-        let lockKey = Self.migrationLock
+        let lockKey = Self.migrationLock, log = logger
         _ = try sync { client in
             try await client.withConnection { conn in
-                try await conn.query("SELECT pg_advisory_lock(\(lockKey))", logger: Logger(label: "m")).drain()
+                try await conn.query("SELECT pg_advisory_lock(\(lockKey))", logger: log).drain()
                 do {
-                    try await conn.query("CREATE TABLE IF NOT EXISTS runbook_migrations (version BIGINT PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())", logger: Logger(label: "m")).drain()
+                    try await conn.query("CREATE TABLE IF NOT EXISTS runbook_migrations (version BIGINT PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())", logger: log).drain()
                     var applied = Set<Int>()
-                    for try await v in try await conn.query("SELECT version FROM runbook_migrations", logger: Logger(label: "m")).decode(Int.self) { applied.insert(v) }
+                    for try await v in try await conn.query("SELECT version FROM runbook_migrations", logger: log).decode(Int.self) { applied.insert(v) }
                     for (version, statements) in Self.migrations where !applied.contains(version) {
-                        try await conn.query("BEGIN", logger: Logger(label: "m")).drain()
-                        for s in statements { try await conn.query(PostgresQuery(unsafeSQL: s), logger: Logger(label: "m")).drain() }
-                        try await conn.query("INSERT INTO runbook_migrations (version) VALUES (\(version))", logger: Logger(label: "m")).drain()
-                        try await conn.query("COMMIT", logger: Logger(label: "m")).drain()
+                        try await conn.query("BEGIN", logger: log).drain()
+                        for s in statements { try await conn.query(PostgresQuery(unsafeSQL: s), logger: log).drain() }
+                        try await conn.query("INSERT INTO runbook_migrations (version) VALUES (\(version))", logger: log).drain()
+                        try await conn.query("COMMIT", logger: log).drain()
                     }
                 } catch {
-                    _ = try? await conn.query("ROLLBACK", logger: Logger(label: "m")).drain()
-                    _ = try? await conn.query("SELECT pg_advisory_unlock(\(lockKey))", logger: Logger(label: "m")).drain()
+                    _ = try? await conn.query("ROLLBACK", logger: log).drain()
+                    _ = try? await conn.query("SELECT pg_advisory_unlock(\(lockKey))", logger: log).drain()
                     throw error
                 }
-                try await conn.query("SELECT pg_advisory_unlock(\(lockKey))", logger: Logger(label: "m")).drain()
+                try await conn.query("SELECT pg_advisory_unlock(\(lockKey))", logger: log).drain()
             }
             return 0
         }
@@ -262,17 +262,17 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
     /// replica is claiming and runs this process owns (a late renewal of its own is not a death).
     /// Returns each run with its previous owner; the caller takes them over.
     public func claimExpiredRuns(limit: Int = 20) throws -> [(runID: String, previousOwner: String?, lease: any RunHold)] {
-        let owner = self.owner, secs = Self.leaseSeconds
+        let owner = self.owner, secs = Self.leaseSeconds, log = logger
         let rows = try sync { client in
-            try await client.withTransaction(logger: Logger(label: "claim")) { conn in
+            try await client.withTransaction(logger: log) { conn in
                 let claimed = try await conn.query("""
                     SELECT id, owner FROM runs WHERE outcome IS NULL AND NOT dry_run AND NOT drill AND lease_until < now()
                     AND owner IS DISTINCT FROM \(owner)
                     ORDER BY started LIMIT \(limit) FOR UPDATE SKIP LOCKED
-                    """, logger: Logger(label: "claim")).all((String, String?).self)
+                    """, logger: log).all((String, String?).self)
                 for (id, _) in claimed {
                     try await conn.query("UPDATE runs SET owner = \(owner), lease_until = now() + make_interval(secs => \(secs)) WHERE id = \(id)",
-                                         logger: Logger(label: "claim")).collect()
+                                         logger: log).collect()
                 }
                 return claimed.map { ($0.0, $0.1) }
             }
@@ -283,11 +283,11 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
     // MARK: RunDatabase
 
     public func admitAll(_ requests: [RunStore.AdmissionRequest], now: Date) throws -> [RunStore.AdmissionDecision] {
-        let owner = self.owner, secs = Self.leaseSeconds, lockKey = Self.admissionLock
+        let owner = self.owner, secs = Self.leaseSeconds, lockKey = Self.admissionLock, log = logger
         let decided: [Admitted] = try sync { client in
-            try await client.withTransaction(logger: Logger(label: "admit")) { conn in
+            try await client.withTransaction(logger: log) { conn in
                 // One admission at a time across every replica and the CLI: each sees the ones before it.
-                try await conn.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: Logger(label: "admit")).drain()
+                try await conn.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: log).drain()
                 var out: [Admitted] = []
                 for r in requests { out.append(try await Self.decide(conn, r, now: now, owner: owner, leaseSeconds: secs)) }
                 return out
@@ -309,7 +309,7 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
     }
 
     static func decide(_ conn: PostgresConnection, _ request: RunStore.AdmissionRequest, now: Date, owner: String, leaseSeconds: Double) async throws -> Admitted {
-        let log = Logger(label: "admit")
+        let log = Logger(label: "runbook.postgres.admit")
         let runbook = request.runbook
         var record = request.record
         let name = runbook.name
@@ -544,14 +544,14 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
         e.durationMs = Int(now.timeIntervalSince(started) * 1000)
         let left = RunbookChangesLeft.texts(timeline(runID))
         e.message = message.contains("left in place") || left.isEmpty ? message : message + "; left in place: " + left.joined(separator: "; ")
-        let line = e.jsonLine(), ms = e.durationMs ?? 0
+        let line = e.jsonLine(), ms = e.durationMs ?? 0, log = logger
         _ = try sync { client in
-            try await client.withTransaction(logger: Logger(label: "finalize")) { conn in
+            try await client.withTransaction(logger: log) { conn in
                 let changed = try await conn.query("UPDATE runs SET outcome = 'interrupted', duration_ms = \(ms) WHERE id = \(runID) AND outcome IS NULL RETURNING id",
-                                                   logger: Logger(label: "finalize")).all(String.self)
+                                                   logger: log).all(String.self)
                 if !changed.isEmpty {
-                    try await conn.query("INSERT INTO events (run, line) VALUES (\(runID), \(line))", logger: Logger(label: "finalize")).drain()
-                    try await conn.query("UPDATE gates SET status = 'closed' WHERE run = \(runID) AND status = 'open'", logger: Logger(label: "finalize")).drain()
+                    try await conn.query("INSERT INTO events (run, line) VALUES (\(runID), \(line))", logger: log).drain()
+                    try await conn.query("UPDATE gates SET status = 'closed' WHERE run = \(runID) AND status = 'open'", logger: log).drain()
                 }
                 return changed.count
             }
@@ -589,9 +589,9 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
     }
 
     public func answer(runID: String, approve: Bool, by name: String, via: String, now: Date) throws -> ApprovalReceipt {
+        let log = logger
         let result: Result<[ApprovalReceiptGate], ApprovalError> = try sync { client in
-            try await client.withTransaction(logger: Logger(label: "answer")) { conn in
-                let log = Logger(label: "answer")
+            try await client.withTransaction(logger: log) { conn in
                 let rows = try await conn.query("SELECT gate, approvals, started_by FROM gates WHERE run = \(runID) AND status = 'open' ORDER BY gate FOR UPDATE",
                                                 logger: log).all((String, Int, String?).self)
                 guard !rows.isEmpty else {
