@@ -130,6 +130,13 @@ public enum Postmortem {
         case "undo.finished": return "Undo of `\(e.step ?? "")` \(e.status ?? ""): \(e.message ?? "")"
         case "guard.refused": return "Refused by guard \(e.guardName ?? ""): \(e.message ?? "")"
         case "alert.resolved": return "Alert resolved"
+        case "alarm.fired": return "Alarm `\(e.step ?? "")` fired: \(e.message ?? "")"
+        case "guard.overridden": return "Guard \(e.guardName ?? "") overridden: \(e.message ?? "")"
+        case "approval.requested": return "Waited for approval (gate `\(e.gate ?? "")`): \(e.message ?? "")"
+        case "approval.granted": return "Approved by \(e.by ?? "?") (gate `\(e.gate ?? "")`)\(e.message.map { ": \($0)" } ?? "")"
+        case "approval.denied": return "Denied by \(e.by ?? "?") (gate `\(e.gate ?? "")`)"
+        case "approval.timed_out": return "Approval timed out (gate `\(e.gate ?? "")`): \(e.message ?? "")"
+        case "run.resumed", "run.taken_over": return e.message.map { "Run \(e.event == "run.resumed" ? "resumed" : "taken over"): \($0)" }
         case "run.finished": return "Run finished: \(e.outcome ?? "")\(e.message.map { " (\($0))" } ?? "")"
         default: return nil
         }

@@ -200,6 +200,9 @@ struct ApprovalTests {
         // The detect step ran once, before the restart: finished steps are never rerun.
         let timeline = try String(contentsOfFile: dir + "/state/runs/\(id).jsonl", encoding: .utf8)
         #expect(jsonLines(timeline).filter { $0["event"] as? String == "step.started" && $0["step"] as? String == "look" }.count == 1)
+        // The postmortem tells who approved, and the restart.
+        let pm = try await offPool { try runCLI(["postmortem", id, "--state-dir", dir + "/state"]) }
+        #expect(pm.stdout.contains("Approved by alice") && pm.stdout.contains("Run resumed"), "\(pm.stdout)")
     }
 
     @Test func aGracefulShutdownLeavesAPausedRunForTheNextServer() async throws {
