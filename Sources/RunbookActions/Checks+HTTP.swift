@@ -15,8 +15,9 @@ enum HTTPCheck {
         return HTTPProbe.send(method: method, url: url, headers: headers, body: body, timeout: request.step.timeout) { result in
             switch result {
             case .failure(let f):
-                // Refused, reset, unknown name: the check could not measure.
-                completion(StepResult(.errored, f.message))
+                // Out of time: the step timed out, whichever timer noticed first. Refused, reset,
+                // unknown name: the check could not measure.
+                completion(StepResult(f.timedOut ? .timedOut : .errored, f.message))
             case .success(let a):
                 var output: [String: Value] = ["status": .number(Double(a.status)), "latency_ms": .number((a.latency * 1000).rounded())]
                 let head = "\(method) \(url): \(a.status) in \(Quantity.formatDuration(a.latency))"
@@ -90,7 +91,7 @@ enum PrometheusCheck {
         let above = c["above"]?.number, below = c["below"]?.number
         return query(server: server, query: q, timeout: request.step.timeout) { result in
             switch result {
-            case .failure(let f): completion(StepResult(.errored, f.message))
+            case .failure(let f): completion(StepResult(f.timedOut ? .timedOut : .errored, f.message))
             case .success(let values):
                 var output: [String: Value] = ["series": .number(Double(values.count))]
                 if let v = values.first { output["value"] = .number(v) }

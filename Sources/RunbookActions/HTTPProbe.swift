@@ -45,10 +45,18 @@ enum HTTPProbe {
                 let text = r.body.map { String(buffer: $0) } ?? ""
                 completion(.success(HTTPAnswer(status: Int(r.status.code), body: text, latency: Date().timeIntervalSince(started))))
             case .failure(let e):
-                completion(.failure(ProbeFailure("\(method) \(url): \(describe(e))")))
+                var f = ProbeFailure("\(method) \(url): \(describe(e))")
+                f.timedOut = isTimeout(e)
+                completion(.failure(f))
             }
         }
         return TaskCanceller(task: task)
+    }
+
+    /// The request ran out of its time (the step's timeout): the step timed out, it did not error.
+    static func isTimeout(_ e: any Error) -> Bool {
+        guard let h = e as? HTTPClientError else { return false }
+        return h == .deadlineExceeded || h == .readTimeout || h == .connectTimeout
     }
 
     static func describe(_ e: any Error) -> String {
@@ -69,6 +77,8 @@ enum HTTPProbe {
 /// Why a probe has no answer.
 struct ProbeFailure: Error, Sendable {
     var message: String
+    /// It ran out of time rather than failing (refused, reset, unknown name).
+    var timedOut = false
     init(_ message: String) { self.message = message }
 }
 
