@@ -13,6 +13,28 @@ public enum FlagFile {
 
     public static func variants(in data: Data, key: String) -> [String]? { FlagFileReader.variants(in: data, key: key) }
 
+    /// What a flag-file step sets, templates rendered: the file, the flag, the field (`defaultVariant`
+    /// for `variant:`, `state` for `state:`) and the value it is set to.
+    public struct Target: Sendable {
+        public var path: String
+        public var key: String
+        public var field: String
+        public var value: String
+        /// `flag KEY`, or `flag KEY state`: the change's `what`.
+        public var what: String { field == "state" ? "flag \(key) state" : "flag \(key)" }
+    }
+
+    /// The target of a `flag: { file, key, variant | state }` step's settings.
+    public static func target(_ c: Config, render: (Config?) -> String?) -> Target {
+        let (field, value): (String, String) = render(c["variant"]).map { ("defaultVariant", $0) } ?? ("state", render(c["state"]) ?? "")
+        return Target(path: render(c["file"]) ?? "", key: render(c["key"]) ?? "", field: field, value: value)
+    }
+
+    /// A field's value as the file holds it, JSON text, made plain (a JSON string decoded).
+    public static func plain(_ jsonText: String) -> String {
+        (try? JSONDecoder().decode(String.self, from: Data(jsonText.utf8))) ?? jsonText
+    }
+
     /// Sets `flags.KEY.FIELD` to the JSON text `newText`; returns the previous JSON text.
     /// A symlinked flag file is followed: its target is rewritten, in the target's folder, so the
     /// link (which flagd may watch) stays a link. The owner, group and mode are kept.

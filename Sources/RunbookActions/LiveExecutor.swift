@@ -136,10 +136,8 @@ public struct LiveExecutor: StepExecutor {
     }
 
     func setFlagFile(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
-        let path = request.render(c["file"]) ?? ""
-        let key = request.render(c["key"]) ?? ""
-        let (field, target): (String, String)
-        if let v = request.render(c["variant"]) { (field, target) = ("defaultVariant", v) } else { (field, target) = ("state", request.render(c["state"]) ?? "") }
+        let t = FlagFile.target(c, render: request.render)
+        let (path, key, field, target, what) = (t.path, t.key, t.field, t.value, t.what)
         let dryRun = request.dryRun
         workQueue.async {
             guard let data = FileManager.default.contents(atPath: path) else {
@@ -147,12 +145,11 @@ public struct LiveExecutor: StepExecutor {
             }
             do {
                 let (oldText, _) = try FlagFile.locate(in: data, key: key, field: field)
-                let old = (try? JSONDecoder().decode(String.self, from: Data(oldText.utf8))) ?? oldText
+                let old = FlagFile.plain(oldText)
                 if field == "defaultVariant", let variants = FlagFile.variants(in: data, key: key), !variants.contains(target) {
                     return completion(StepResult(.failed, "flag '\(key)' has no variant '\(target)' (it has: \(variants.joined(separator: ", ")))"))
                 }
                 let newText = String(decoding: try JSONEncoder().encode(target), as: UTF8.self)
-                let what = field == "state" ? "flag \(key) state" : "flag \(key)"
                 let output: [String: Value] = ["from": .string(old), "to": .string(target)]
                 if dryRun {
                     let change = AppliedChange(what: what, from: old, to: target, location: path, simulated: true)

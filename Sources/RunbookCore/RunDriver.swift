@@ -72,9 +72,7 @@ public final class RunDriver: @unchecked Sendable {
         queue.sync {
             guard !detached, machine.isPausedForApproval else { return false }
             detached = true
-            for (_, g) in gates { g.forEach { $0.cancel() } }
-            gates.removeAll()
-            stopAlarms()
+            cancelAllWork()
             return true
         }
     }
@@ -85,15 +83,7 @@ public final class RunDriver: @unchecked Sendable {
         queue.sync {
             guard !detached else { return false }
             detached = true
-            for (_, g) in gates { g.forEach { $0.cancel() } }
-            gates.removeAll()
-            for (_, a) in attempts { a.handle.cancel(); a.timeout.cancel() }
-            attempts.removeAll()
-            for (_, r) in retries { r.cancel() }
-            retries.removeAll()
-            for (_, u) in undos { u.timeout.cancel(); u.handle.cancel() }
-            undos.removeAll()
-            stopAlarms()
+            cancelAllWork()
             return true
         }
     }
@@ -193,15 +183,7 @@ public final class RunDriver: @unchecked Sendable {
             case .stopAlarms:
                 stopAlarms()
             case .finished(let outcome):
-                for (_, a) in attempts { a.handle.cancel(); a.timeout.cancel() }
-                attempts.removeAll()
-                for (_, r) in retries { r.cancel() }
-                retries.removeAll()
-                for (_, u) in undos { u.timeout.cancel(); u.handle.cancel() }
-                undos.removeAll()
-                stopAlarms()
-                for (_, g) in gates { g.forEach { $0.cancel() } }
-                gates.removeAll()
+                cancelAllWork()
                 completion?(outcome)
                 completion = nil
             }
@@ -255,6 +237,19 @@ public final class RunDriver: @unchecked Sendable {
                 self.sink.record(e)
             }
         }
+    }
+
+    /// Cancels every attempt, retry, undo, gate and alarm in flight (the run ended, or is no longer ours).
+    func cancelAllWork() {
+        for (_, a) in attempts { a.handle.cancel(); a.timeout.cancel() }
+        attempts.removeAll()
+        for (_, r) in retries { r.cancel() }
+        retries.removeAll()
+        for (_, u) in undos { u.timeout.cancel(); u.handle.cancel() }
+        undos.removeAll()
+        for (_, g) in gates { g.forEach { $0.cancel() } }
+        gates.removeAll()
+        stopAlarms()
     }
 
     func stopAlarms() {

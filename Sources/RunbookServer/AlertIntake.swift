@@ -187,8 +187,7 @@ public struct AlertIntake: Sendable {
             if let unknown = obj.keys.sorted().first(where: { $0 != "as" }) { return Self.error(400, "unknown field \"\(unknown)\": the body takes as") }
             if let given = obj["as"] {
                 guard anonymous else { return Self.error(400, "\"as\" is for servers without tokens: the approver is the token's name (\(caller))") }
-                guard let s = given as? String, !s.isEmpty, s.count <= 100,
-                      !s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                guard let s = (given as? String).flatMap(ApprovalError.approverName) else {
                     return Self.error(400, "\"as\" must be a name of 1 to 100 printable characters")
                 }
                 name = s

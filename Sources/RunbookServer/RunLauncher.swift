@@ -10,14 +10,14 @@ public final class RunLauncher: @unchecked Sendable {
     // `drivers`, `locks` and the counters are guarded by `lock`; everything else is immutable.
     let store: any RunDatabase
     let executor = LiveExecutor()
-    private let lock = NSLock()
-    private var drivers: [String: RunDriver] = [:]
-    private var locks: [String: any RunHold] = [:]
-    private var outcomes: [String: Int] = [:]
-    private var refusals: [String: Int] = [:]
-    private var alertsReceived = 0
-    private var stepDurations: [Double] = []
-    private var takeovers = 0
+    let lock = NSLock()
+    var drivers: [String: RunDriver] = [:]
+    var locks: [String: any RunHold] = [:]
+    var outcomes: [String: Int] = [:]
+    var refusals: [String: Int] = [:]
+    var alertsReceived = 0
+    var stepDurations: [Double] = []
+    var takeovers = 0
 
     /// `serve --max-changes N/PER`.
     public let maxChanges: (count: Int, per: Double)?
@@ -154,40 +154,6 @@ public final class RunLauncher: @unchecked Sendable {
         return Prepared(request: request, runID: runID, values: values, start: start, admission: admission)
     }
 
-    /// Whether someone would hear of a paused run of `runbook`: it declares an `approvals_channel`, or
-    /// asks before its changes (`guards.auto: ask`, so its team expects to approve).
-    static func hasApprovalPath(_ runbook: Runbook) -> Bool {
-        runbook.approvalsChannel != nil || runbook.guards.askBeforeChanges
-    }
-
-    /// Why a server run's changes must wait for approval when its first mitigate step is due:
-    /// `guards.auto: ask` (alert runs), and, with an approval path, a freeze window. (The breaker is
-    /// asked before each change step: `breakerCheck`.)
-    func reasonsBeforeChanges(_ runbook: Runbook, alertRun: Bool) -> @Sendable (Date) -> [String] {
-        let ask = alertRun && runbook.guards.askBeforeChanges
-        let path = Self.hasApprovalPath(runbook)
-        let freezes = self.freezes
-        return { now in
-            var reasons: [String] = []
-            if ask { reasons.append("guards.auto: ask") }
-            guard path else { return reasons }
-            if let f = FreezeFile.refusal(freezes, at: now) { reasons.append("change freeze: \(f.message)") }
-            return reasons
-        }
-    }
-
-    /// `serve --max-changes N/PER`: why one more change would pass the cap now (nil: it may go on).
-    func breakerCheck() -> (@Sendable (Date) -> String?)? {
-        guard let b = maxChanges else { return nil }
-        let store = self.store
-        return { now in
-            // A count that cannot be read is treated as over the cap: fail closed.
-            let used = (try? store.changesApplied(since: now.addingTimeInterval(-b.per))) ?? b.count
-            guard used >= b.count else { return nil }
-            return "change breaker: \(used) change\(used == 1 ? "" : "s") in the last \(Quantity.formatDuration(b.per)) (cap \(b.count))"
-        }
-    }
-
     /// An admitted run: its first event on disk, then its driver on a queue of its own.
     func start(_ p: Prepared, lease: any RunHold, runLock: (any RunHold)?) -> Decision {
         let runbook = p.request.runbook
@@ -238,25 +204,6 @@ public final class RunLauncher: @unchecked Sendable {
         }
     }
 
-    /// What a change step that was running when its owner died did: a flag file is read back (at
-    /// its target: it happened, from an unknown value, so it cannot be undone; not: run it again);
-    /// anything else cannot be told.
-    static func readBack(_ step: Step, _ values: TemplateValues) -> InFlightVerdict {
-        let c = step.action.config
-        guard step.action.kind == .flag, let fileT = c["file"]?.template, let keyT = c["key"]?.template else {
-            return .unknown("a \(step.action.kind.rawValue) cannot be read back")
-        }
-        let path = fileT.render(values.lookup), key = keyT.render(values.lookup)
-        let (field, target): (String, String) = c["variant"]?.template.map { ("defaultVariant", $0.render(values.lookup)) }
-            ?? ("state", c["state"]?.template?.render(values.lookup) ?? "")
-        guard let data = FileManager.default.contents(atPath: path), let (text, _) = try? FlagFile.locate(in: data, key: key, field: field) else {
-            return .unknown("flag file \(path) cannot be read")
-        }
-        let current = (try? JSONDecoder().decode(String.self, from: Data(text.utf8))) ?? text
-        guard current == target else { return .rerun }
-        return .applied(AppliedChange(what: field == "state" ? "flag \(key) state" : "flag \(key)", from: "?", to: target, location: path))
-    }
-
     /// Shutdown: runs that only wait for approval are left paused, for the next server to resume
     /// (their gates and deadlines are in the store); in the others running steps finish or time out,
     /// nothing new starts, and the runs end `interrupted`. Returns how many were drained and left paused.
@@ -277,115 +224,6 @@ public final class RunLauncher: @unchecked Sendable {
         return (all.count - paused, paused)
     }
 
-    /// Resumes runs left paused for approval by a server that stopped (or died): each goes on from
-    /// its timeline, still paused, its gates' deadlines and approvals kept. A run that can no longer
-    /// go on (its runbook is gone, its params no longer pass, its lock is taken) ends `interrupted`.
-    /// Returns the ids resumed.
-    @discardableResult
-    public func resumePaused(runbooks: [Runbook], now: Date = Date()) -> [String] {
-        guard let store = store as? RunStore else { return [] }
-        var resumed: [String] = []
-        for id in (try? store.pausedRunIDs(now: now)) ?? [] {
-            guard let lease = store.takePausedRun(id) else { continue }
-            var held: (any RunHold)?
-            if let key = (try? store.run(id))?.lockKey, let name = (try? store.run(id))?.runbook {
-                held = try? store.tryLock(runbook: name, key: key)
-                if held == nil {
-                    try? store.finalize(runID: id, started: (try? store.run(id))?.started ?? now,
-                                        message: "could not be resumed after a restart: its lock '\(key)' was taken while it was paused", now: now)
-                    lease.release()
-                    continue
-                }
-            }
-            let note = "resumed by a new server process: still waiting for approval; finished steps are not run again"
-            if resume(id, lease: lease, runLock: held, runbooks: runbooks, event: "run.resumed", message: note, now: now) { resumed.append(id) }
-        }
-        return resumed
-    }
-
-    /// Goes on with an open run from its timeline, under `lease`: finished steps keep their results,
-    /// a read-only step that was running runs again, a change that was running is read back where it
-    /// can be (a flag file) and otherwise stops the run there. Returns false when it could not go on
-    /// (it is then ended `interrupted`, saying why).
-    func resume(_ id: String, lease: any RunHold, runLock: (any RunHold)?, runbooks: [Runbook],
-                event name: String, message: String, from previousOwner: String? = nil, now: Date) -> Bool {
-        guard let record = try? store.run(id), record.outcome == nil else {
-            lease.release()
-            runLock?.release()
-            return false
-        }
-        let events = store.timeline(id)
-        let start = events.first { $0.event == "run.started" }
-        func giveUp(_ why: String) -> Bool {
-            try? store.finalize(runID: id, started: record.started, message: "could not go on after its owner stopped: \(why)", now: now)
-            lease.release()
-            runLock?.release()
-            return false
-        }
-        // The owner wrote its end but died before closing the row.
-        if let end = events.last(where: { $0.event == "run.finished" }), let o = end.outcome.flatMap(RunOutcome.init(rawValue:)) {
-            try? store.finish(runID: id, outcome: o, durationMs: end.durationMs ?? 0)
-            lease.release()
-            runLock?.release()
-            return false
-        }
-        guard let runbook = runbooks.first(where: { $0.name == record.runbook }) else { return giveUp("runbook \(record.runbook) is not loaded here") }
-        if runbook.params.contains(where: \.secret) { return giveUp("its secret params are not kept") }
-        let values: [String: Value]
-        do { values = try RunInputs.resolve(runbook, given: start?.params ?? [:]) } catch { return giveUp("\(error)") }
-        let health = RecordHealth()
-        guard let file = try? store.timelineSink(runID: id, health: health) else { return giveUp("its timeline cannot be written") }
-        var e = TimelineEvent(time: now, run: id, event: name)
-        e.message = message
-        e.from = previousOwner
-        if let replicated = store as? any ReplicatedRunDatabase { e.to = replicated.owner }
-        file.record(e)
-        var options = RunStateMachine.Options(runID: id, params: values)
-        options.autoConfirm = record.trigger.hasPrefix("alert:")
-        options.beforeChanges = reasonsBeforeChanges(runbook, alertRun: record.trigger.hasPrefix("alert:"))
-        options.breakerBeforeChange = breakerCheck()
-        options.breakerMayAsk = Self.hasApprovalPath(runbook)
-        run(runbook, options: options, file: file, health: health, by: start?.by, lease: lease, runLock: runLock, resuming: events)
-        return true
-    }
-
-    /// With a database replicas share: every 2 s, claims runs whose owner stopped renewing its lease
-    /// (it died, or lost the database) and takes them over (`run.taken_over`, from and to). Runs this
-    /// process held and another took meanwhile are dropped here without a word (their new owner
-    /// writes on). Returns the timer; cancel it to stop.
-    public func startTakeovers(runbooks: [Runbook], every: Double = 2, logger: @escaping @Sendable (String) -> Void = { _ in }) -> (any DispatchSourceTimer)? {
-        guard let shared = store as? any ReplicatedRunDatabase else { return nil }
-        shared.onLost = { [weak self] ids in
-            guard let self else { return }
-            for id in ids {
-                let d = self.lock.withLock { self.drivers.removeValue(forKey: id) }
-                if let d, d.detach() { logger("lost run \(id) to another replica: stopped driving it") }
-            }
-        }
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "runbook.takeover"))
-        timer.schedule(deadline: .now() + every, repeating: every, leeway: .milliseconds(200))
-        timer.setEventHandler { [weak self] in
-            guard let self else { return }
-            // Claim in batches until none is left: a dead replica may have owned hundreds of runs.
-            var claimed: [(runID: String, previousOwner: String?, lease: any RunHold)] = []
-            while true {
-                let batch = (try? shared.claimExpiredRuns(limit: 200)) ?? []
-                claimed += batch
-                if batch.count < 200 { break }
-            }
-            for c in claimed {
-                let t0 = Date()
-                let ok = self.resume(c.runID, lease: c.lease, runLock: nil, runbooks: runbooks, event: "run.taken_over",
-                                     message: "taken over by \(shared.owner) from \(c.previousOwner ?? "nobody"): its lease expired; finished steps are not run again",
-                                     from: c.previousOwner, now: t0)
-                self.lock.withLock { self.takeovers += 1 }
-                logger("took over run \(c.runID) from \(c.previousOwner ?? "?")\(ok ? "" : " (ended: it could not go on)")")
-            }
-        }
-        timer.resume()
-        return timer
-    }
-
     /// Runs still going.
     public var activeCount: Int { lock.withLock { drivers.count } }
 
@@ -396,54 +234,4 @@ public final class RunLauncher: @unchecked Sendable {
         for d in all { d.abandon(reason: reason) }
     }
 
-    func recordStep(_ seconds: Double) { lock.withLock { if stepDurations.count < 100_000 { stepDurations.append(seconds) } } }
-
-    /// Prometheus text exposition of the server's counters.
-    public func metricsText() -> String {
-        lock.withLock {
-            var out = "# HELP runbook_alerts_received_total Alerts received on the Alertmanager hook.\n# TYPE runbook_alerts_received_total counter\n"
-            out += "runbook_alerts_received_total \(alertsReceived)\n"
-            out += "# HELP runbook_runs_total Runs by runbook and outcome.\n# TYPE runbook_runs_total counter\n"
-            for (k, v) in outcomes.sorted(by: { $0.key < $1.key }) {
-                let p = k.split(separator: "|", maxSplits: 1).map(String.init)
-                out += "runbook_runs_total{runbook=\(JSONText.string(p[0])),outcome=\(JSONText.string(p[1]))} \(v)\n"
-            }
-            out += "# HELP runbook_guard_refusals_total Runs refused, by runbook and guard.\n# TYPE runbook_guard_refusals_total counter\n"
-            for (k, v) in refusals.sorted(by: { $0.key < $1.key }) {
-                let p = k.split(separator: "|", maxSplits: 1).map(String.init)
-                out += "runbook_guard_refusals_total{runbook=\(JSONText.string(p[0])),guard=\(JSONText.string(p[1]))} \(v)\n"
-            }
-            out += "# HELP runbook_active_runs Runs in progress.\n# TYPE runbook_active_runs gauge\nrunbook_active_runs \(drivers.count)\n"
-            if let waiting = try? store.runsAwaitingApproval() {
-                out += "# HELP runbook_runs_awaiting_approval Runs paused at an approval gate.\n# TYPE runbook_runs_awaiting_approval gauge\n"
-                out += "runbook_runs_awaiting_approval \(waiting.count)\n"
-            }
-            if let b = maxChanges, let used = try? store.changesApplied(since: Date().addingTimeInterval(-b.per)) {
-                out += "# HELP runbook_change_budget_remaining Changes the breaker still allows in its window.\n# TYPE runbook_change_budget_remaining gauge\n"
-                out += "runbook_change_budget_remaining \(max(0, b.count - used))\n"
-            }
-            if let shared = store as? any ReplicatedRunDatabase {
-                out += "# HELP runbook_lease_takeovers_total Runs this replica took over from a dead owner.\n# TYPE runbook_lease_takeovers_total counter\n"
-                out += "runbook_lease_takeovers_total \(takeovers)\n"
-                if let l = shared.latency {
-                    out += "# HELP runbook_database_latency_seconds Recent database query latency.\n# TYPE runbook_database_latency_seconds gauge\n"
-                    out += "runbook_database_latency_seconds{quantile=\"0.5\"} \(l.p50)\nrunbook_database_latency_seconds{quantile=\"1\"} \(l.max)\n"
-                }
-            }
-            let buckets = [0.1, 0.5, 1, 5, 15, 30, 60, 300]
-            out += "# HELP runbook_step_duration_seconds Step durations.\n# TYPE runbook_step_duration_seconds histogram\n"
-            for b in buckets { out += "runbook_step_duration_seconds_bucket{le=\"\(b)\"} \(stepDurations.filter { $0 <= b }.count)\n" }
-            out += "runbook_step_duration_seconds_bucket{le=\"+Inf\"} \(stepDurations.count)\n"
-            out += "runbook_step_duration_seconds_sum \(stepDurations.reduce(0, +))\nrunbook_step_duration_seconds_count \(stepDurations.count)\n"
-            return out
-        }
-    }
-}
-
-/// Feeds step durations to /metrics.
-struct MetricsSink: TimelineSink {
-    let launcher: RunLauncher
-    func record(_ event: TimelineEvent) {
-        if event.event == "step.finished", let ms = event.durationMs, event.status != "skipped" { launcher.recordStep(Double(ms) / 1000) }
-    }
 }

@@ -7,6 +7,24 @@ public struct ApprovalError: Error, Sendable, CustomStringConvertible {
     public var description: String
     /// `approve` exits 1 for these (the answer is not taken); unknown runs are usage errors.
     public init(_ description: String) { self.description = description }
+
+    public static func notWaiting(_ runID: String, outcome: String?) -> ApprovalError {
+        ApprovalError("run \(runID) is not waiting for approval" + (outcome.map { " (it ended \($0))" } ?? " (see runbook timeline \(runID))"))
+    }
+    public static func ownRun(_ name: String, _ runID: String) -> ApprovalError {
+        ApprovalError("\(name) started run \(runID) and cannot answer its own gate: another person must (runbook approve \(runID) --as THEIR-NAME)")
+    }
+    public static func answered(_ name: String, approved: Bool, gate: String, _ runID: String) -> ApprovalError {
+        ApprovalError("\(name) already \(approved ? "approved" : "denied") gate \(gate) of run \(runID): one person counts once")
+    }
+
+    /// `name` trimmed when it may be recorded as an approver (1 to 100 characters, none a control
+    /// character), else nil.
+    public static func approverName(_ name: String) -> String? {
+        let n = name.trimmingCharacters(in: .whitespaces)
+        guard !n.isEmpty, n.count <= 100, !n.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return nil }
+        return n
+    }
 }
 
 /// What an answer did.
@@ -66,16 +84,16 @@ extension RunStore {
                 let rows = try Row.fetchAll(db, sql: "SELECT gate, approvals, started_by FROM gates WHERE run = ? AND status = 'open' ORDER BY gate", arguments: [runID])
                 guard !rows.isEmpty else {
                     let outcome = try String.fetchOne(db, sql: "SELECT outcome FROM runs WHERE id = ?", arguments: [runID])
-                    throw ApprovalError("run \(runID) is not waiting for approval" + (outcome.map { " (it ended \($0))" } ?? ""))
+                    throw ApprovalError.notWaiting(runID, outcome: outcome)
                 }
                 var receipt = ApprovalReceipt(runID: runID, gates: [])
                 for row in rows {
                     let gate: String = row["gate"]
                     if let starter: String = row["started_by"], starter == name {
-                        throw ApprovalError("\(name) started run \(runID) and cannot answer its own gate: another person must")
+                        throw ApprovalError.ownRun(name, runID)
                     }
                     if let earlier = try Bool.fetchOne(db, sql: "SELECT approve FROM approvals WHERE run = ? AND gate = ? AND name = ?", arguments: [runID, gate, name]) {
-                        throw ApprovalError("\(name) already \(earlier ? "approved" : "denied") gate \(gate) of run \(runID): one person counts once")
+                        throw ApprovalError.answered(name, approved: earlier, gate: gate, runID)
                     }
                     try db.execute(sql: "INSERT INTO approvals (run, gate, name, approve, at, via) VALUES (?, ?, ?, ?, ?, ?)",
                                    arguments: [runID, gate, name, approve, now, via])

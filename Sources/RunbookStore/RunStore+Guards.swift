@@ -86,55 +86,36 @@ extension RunStore {
             return .duplicate(runID: existing)
         }
         var held: RunLock?
-        var refusal = request.refusal
-        if refusal == nil, request.checkGuards {
+        var facts = AdmissionFacts()
+        if request.checksGuards {
             if let key = lockKey {
                 held = try tryLock(runbook: runbook.name, key: key)
                 if held == nil {
-                    let holder = try String.fetchOne(db, sql: """
+                    facts.lockBusy = true
+                    facts.lockHolder = try String.fetchOne(db, sql: """
                         SELECT id FROM runs WHERE runbook = ? AND lock_key = ? AND outcome IS NULL AND dry_run = 0 AND drill = 0
                         ORDER BY started DESC LIMIT 1
                         """, arguments: [runbook.name, key])
-                    refusal = GuardCheck.Refusal(guardName: "lock", until: nil,
-                        message: "another run of \(runbook.name)\(holder.map { " (\($0))" } ?? "") holds lock '\(key)'; a lock is never overridden")
                 }
             }
-            if refusal == nil, let breaker = request.maxChanges {
-                let since = now.addingTimeInterval(-breaker.per)
-                let recent = try Date.fetchAll(db.cachedStatement(sql: "SELECT at FROM changes WHERE at >= ? ORDER BY at"), arguments: [since])
-                if recent.count >= breaker.count, let oldest = recent.first {
-                    let until = oldest.addingTimeInterval(breaker.per)
-                    refusal = GuardCheck.Refusal(guardName: "breaker", until: until,
-                        message: "change breaker: \(recent.count) changes in the last \(Quantity.formatDuration(breaker.per)) (cap \(breaker.count)); next run allowed at \(TimelineEvent.timestamp(until))")
-                }
+            if let breaker = request.maxChanges {
+                facts.recentChanges = try Date.fetchAll(db.cachedStatement(sql: "SELECT at FROM changes WHERE at >= ? ORDER BY at"),
+                                                        arguments: [now.addingTimeInterval(-breaker.per)])
             }
-            if refusal == nil, let cap = runbook.guards.maxActive {
+            if runbook.guards.maxActive != nil {
                 // Open runs of this runbook, whatever their keys (a dead owner's run is finalised on open).
-                let active = try Int.fetchOne(db.cachedStatement(sql: """
+                facts.active = try Int.fetchOne(db.cachedStatement(sql: """
                     SELECT COUNT(*) FROM runs WHERE runbook = ? AND outcome IS NULL AND dry_run = 0 AND drill = 0
                     """), arguments: [runbook.name]) ?? 0
-                if active >= cap {
-                    refusal = GuardCheck.Refusal(guardName: "max_active", until: nil,
-                        message: "max_active \(cap): \(active) run\(active == 1 ? " is" : "s are") already active for \(runbook.name); wait for one to end")
-                }
             }
-            if refusal == nil {
-                let window = max(runbook.guards.cooldown ?? 0, runbook.guards.maxRuns?.per ?? 0)
-                if window > 0 {
-                    let earlier = try Date.fetchAll(db, sql: """
-                        SELECT started FROM runs WHERE runbook = ? AND lock_key IS ? AND dry_run = 0 AND drill = 0
-                        AND (outcome IS NULL OR outcome != 'refused') AND started >= ? ORDER BY started
-                        """, arguments: [runbook.name, lockKey, now.addingTimeInterval(-window)])
-                    refusal = GuardCheck.evaluate(runbook.guards, now: now, starts: earlier)
-                }
+            if request.startsWindow > 0 {
+                facts.earlierStarts = try Date.fetchAll(db, sql: """
+                    SELECT started FROM runs WHERE runbook = ? AND lock_key IS ? AND dry_run = 0 AND drill = 0
+                    AND (outcome IS NULL OR outcome != 'refused') AND started >= ? ORDER BY started
+                    """, arguments: [runbook.name, lockKey, now.addingTimeInterval(-request.startsWindow)])
             }
         }
-        if refusal == nil, request.checkGuards, let f = request.freeze { refusal = f }
-        var overridden: GuardCheck.Refusal?
-        if let r = refusal, !["lock", "max_active", "params", "auto", "breaker"].contains(r.guardName), request.force {
-            overridden = r
-            refusal = nil
-        }
+        let (refusal, overridden) = AdmissionRules.decide(request, facts: facts, now: now)
         if let r = refusal {
             held?.release()
             if let fp = record.fingerprint, let existing = try String.fetchOne(db.cachedStatement(sql: """

@@ -157,12 +157,7 @@ public final class RunStore: Sendable {
                 done.append(r.id)
                 continue
             }
-            var e = TimelineEvent(time: now, run: r.id, event: "run.finished")
-            e.outcome = RunOutcome.interrupted.rawValue
-            e.durationMs = Int(now.timeIntervalSince(r.started) * 1000)
-            e.message = Self.cutOffMessage(events)
-            try TimelineFileSink(path: timelinePath(r.id)).write(e)
-            try finish(runID: r.id, outcome: .interrupted, durationMs: e.durationMs ?? 0)
+            try writeInterrupted(Self.interruptedEnd(runID: r.id, started: r.started, message: Self.cutOffMessage(events), events: events, now: now))
             done.append(r.id)
         }
         return done
@@ -170,24 +165,52 @@ public final class RunStore: Sendable {
 
     /// Ends an open run `interrupted` with `message` (and the changes it left in place).
     public func finalize(runID: String, started: Date, message: String, now: Date) throws {
-        let events = timeline(runID)
+        try writeInterrupted(Self.interruptedEnd(runID: runID, started: started, message: message, events: timeline(runID), now: now))
+    }
+
+    /// Writes a run's closing `interrupted` event, closes its row and its open gates.
+    func writeInterrupted(_ end: TimelineEvent) throws {
+        try TimelineFileSink(path: timelinePath(end.run)).write(end)
+        try finish(runID: end.run, outcome: .interrupted, durationMs: end.durationMs ?? 0)
+        try pool.write { db in try db.execute(sql: "UPDATE gates SET status = 'closed' WHERE run = ? AND status = 'open'", arguments: [end.run]) }
+    }
+
+    /// The one `run.finished` `interrupted` of a run ended for it (its owner is gone): `message`, then
+    /// the changes it left in place. Both stores write this.
+    public static func interruptedEnd(runID: String, started: Date, message: String, events: [TimelineEvent], now: Date) -> TimelineEvent {
         var e = TimelineEvent(time: now, run: runID, event: "run.finished")
         e.outcome = RunOutcome.interrupted.rawValue
         e.durationMs = Int(now.timeIntervalSince(started) * 1000)
         let left = RunbookChangesLeft.texts(events)
         e.message = message + (left.isEmpty ? "" : "; left in place: " + left.joined(separator: "; "))
-        try TimelineFileSink(path: timelinePath(runID)).write(e)
-        try finish(runID: runID, outcome: .interrupted, durationMs: e.durationMs ?? 0)
-        try pool.write { db in try db.execute(sql: "UPDATE gates SET status = 'closed' WHERE run = ? AND status = 'open'", arguments: [runID]) }
+        return e
     }
 
-    /// "cut off …; last completed step: X (passed); left in place: flag a: on -> off in f".
+    /// "cut off …; last completed step: X (passed); its changes are not repeated".
     public static func cutOffMessage(_ events: [TimelineEvent]) -> String {
         let last = events.last { $0.event == "step.finished" }
-        var message = "cut off before it finished (its process died); last completed step: \(last?.step ?? "none")\(last?.status.map { " (\($0))" } ?? ""); its changes are not repeated"
-        let left = RunbookChangesLeft.texts(events)
-        if !left.isEmpty { message += "; left in place: " + left.joined(separator: "; ") }
-        return message
+        return "cut off before it finished (its process died); last completed step: \(last?.step ?? "none")\(last?.status.map { " (\($0))" } ?? ""); its changes are not repeated"
+    }
+
+    /// The timeline of a refused run, told from its row (refusals are rows, never files); nil for any other run.
+    public static func refusedTimeline(_ r: RunRecord) -> [TimelineEvent]? {
+        guard r.outcome == RunOutcome.refused.rawValue, let g = r.refusalGuard else { return nil }
+        var start = TimelineEvent(time: r.started, run: r.id, event: "run.started")
+        start.runbook = r.runbook
+        start.trigger = r.trigger
+        start.dryRun = r.dryRun
+        var events = refusalEvents(start: start, refusal: GuardCheck.Refusal(guardName: g, until: r.refusalUntil, message: r.refusalMessage ?? ""))
+        if let n = r.refusedCount, n > 1 { events[2].message = (events[2].message ?? "") + " (\(n) times)" }
+        return events
+    }
+
+    /// The one run `given` names among `ids` (whole, or a prefix of an id or of its final hex part).
+    /// - Throws: `RunIDError` when none or several match.
+    public static func uniqueRun(_ given: String, text: String, among ids: [String], location: String) throws -> String {
+        if ids.contains(given) { return given }
+        let unique = Array(Set(ids.filter { id in id.hasPrefix(given) || (id.split(separator: "-").last.map { $0.hasPrefix(given) } ?? false) })).sorted()
+        guard unique.count == 1 else { throw RunIDError(given: text, matches: unique, directory: location) }
+        return unique[0]
     }
 
     /// A run named on the command line: `last` (the newest run), a whole id, or a unique prefix of an
@@ -204,12 +227,7 @@ public final class RunStore: Sendable {
             }
             if try String.fetchOne(db, sql: "SELECT id FROM runs WHERE id = ?", arguments: [given]) != nil { return given }
             guard !given.isEmpty else { throw RunIDError(given: text, matches: [], directory: directory) }
-            let matches = try String.fetchAll(db, sql: "SELECT id FROM runs").filter { id in
-                id.hasPrefix(given) || (id.split(separator: "-").last.map { $0.hasPrefix(given) } ?? false)
-            }
-            let unique = Array(Set(matches)).sorted()
-            guard unique.count == 1 else { throw RunIDError(given: text, matches: unique, directory: directory) }
-            return unique[0]
+            return try Self.uniqueRun(given, text: text, among: String.fetchAll(db, sql: "SELECT id FROM runs"), location: directory)
         }
     }
 
@@ -274,14 +292,7 @@ public final class RunStore: Sendable {
     /// is told from its row.
     public func timelineReport(_ runID: String) -> (events: [TimelineEvent], damagedLines: [Int]) {
         guard let data = FileManager.default.contents(atPath: timelinePath(runID)) else {
-            guard let r = try? run(runID), r.outcome == RunOutcome.refused.rawValue, let g = r.refusalGuard else { return ([], []) }
-            var start = TimelineEvent(time: r.started, run: r.id, event: "run.started")
-            start.runbook = r.runbook
-            start.trigger = r.trigger
-            start.dryRun = r.dryRun
-            var events = Self.refusalEvents(start: start, refusal: GuardCheck.Refusal(guardName: g, until: r.refusalUntil, message: r.refusalMessage ?? ""))
-            if let n = r.refusedCount, n > 1 { events[2].message = (events[2].message ?? "") + " (\(n) times)" }
-            return (events, [])
+            return ((try? run(runID)).flatMap { $0.flatMap(Self.refusedTimeline) } ?? [], [])
         }
         var events: [TimelineEvent] = []
         var damaged: [Int] = []

@@ -247,8 +247,7 @@ struct ApproveCommand: ParsableCommand {
     }
 
     func run() throws {
-        let name = (approver ?? Self.currentUser).trimmingCharacters(in: .whitespaces)
-        guard !name.isEmpty, name.count <= 100, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        guard let name = ApprovalError.approverName(approver ?? Self.currentUser) else {
             printError("error: --as takes a name of 1 to 100 printable characters")
             throw ExitCode(2)
         }

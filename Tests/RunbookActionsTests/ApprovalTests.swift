@@ -8,12 +8,7 @@ import Testing
 @Suite(.timeLimit(.minutes(5)))
 struct ApprovalTests {
     static func folder(_ yaml: String) throws -> String {
-        let dir = temporaryFolder()
-        try FileManager.default.createDirectory(atPath: dir + "/rb/drills", withIntermediateDirectories: true)
-        try yaml.replacingOccurrences(of: "DIR", with: dir).write(toFile: dir + "/rb/gate.yaml", atomically: true, encoding: .utf8)
-        try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
-        try "am:alerts:am-token-1\nops:operator:ops-token-1\nlead:operator:lead-token-1\n".write(toFile: dir + "/tokens", atomically: true, encoding: .utf8)
-        return dir
+        try runbookSandbox(yaml, name: "gate", tokens: "am:alerts:am-token-1\nops:operator:ops-token-1\nlead:operator:lead-token-1\n")
     }
 
     static func gated(_ confirm: String) -> String {
@@ -93,6 +88,9 @@ struct ApprovalTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let state = dir + "/state"
         let run = try LiveProgram([runbookBinary, "run", "gate", "--runbooks", dir + "/rb", "--state-dir", state, "--json"])
+        var ended = false
+        // A failed expectation before the end must not leave the run waiting at its gate.
+        defer { if !ended { run.signal(SIGKILL); _ = run.wait() } }
         let asked = try await offPool { run.readLine(containing: "\"event\":\"approval.requested\"") }
         let id = try #require(jsonLines(asked ?? "").first?["run"] as? String)
         let first = try await offPool { try runCLI(["approve", id, "--as", "alice", "--state-dir", state]) }
@@ -105,6 +103,7 @@ struct ApprovalTests {
         let second = try await offPool { try runCLI(["approve", "last", "--as", "bob", "--state-dir", state]) }
         #expect(second.status == 0, "\(second.stderr)")
         let (end, rest) = try await Self.finish(run)
+        ended = true
         #expect(end.status == 0, "\(end.stderr)")
         let granted = jsonLines(rest).filter { $0["event"] as? String == "approval.granted" }.compactMap { $0["by"] as? String }
         #expect(granted == ["alice", "bob"])
@@ -131,10 +130,14 @@ struct ApprovalTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let state = dir + "/state"
         let run = try LiveProgram([runbookBinary, "run", "gate", "--runbooks", dir + "/rb", "--state-dir", state, "--json"])
+        var ended = false
+        // A failed expectation before the end must not leave the run waiting at its gate.
+        defer { if !ended { run.signal(SIGKILL); _ = run.wait() } }
         _ = try await offPool { run.readLine(containing: "\"event\":\"approval.requested\"") }
         let denied = try await offPool { try runCLI(["approve", "last", "--deny", "--as", "lead", "--state-dir", state]) }
         #expect(denied.status == 0, "\(denied.stderr)")
         let (end, rest) = try await Self.finish(run)
+        ended = true
         #expect(end.status == 3)
         let events = jsonLines(rest)
         #expect(events.contains { $0["event"] as? String == "approval.denied" && $0["by"] as? String == "lead" })
@@ -172,6 +175,7 @@ struct ApprovalTests {
         let args = ["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/tokens"]
         let ops = ["Authorization": "Bearer ops-token-1"]
         let (first, port) = try await ChildServer.serve(args)
+        defer { first.stop() }
         let posted = try http("POST", "http://127.0.0.1:\(port)/hooks/alertmanager", body: Self.alert, headers: ["Authorization": "Bearer am-token-1"])
         let id = try #require(jsonRuns(posted.body).first, "\(posted.body)")
         let paused = await waitUntil(20) { ((try? http("GET", "http://127.0.0.1:\(port)/runs", headers: ops).body) ?? "").contains(#""status":"awaiting-approval""#) }
@@ -211,6 +215,7 @@ struct ApprovalTests {
         let args = ["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/tokens"]
         let ops = ["Authorization": "Bearer ops-token-1"]
         let (first, port) = try await ChildServer.serve(args)
+        defer { first.stop() }
         let posted = try http("POST", "http://127.0.0.1:\(port)/hooks/alertmanager", body: Self.alert, headers: ["Authorization": "Bearer am-token-1"])
         let id = try #require(jsonRuns(posted.body).first, "\(posted.body)")
         #expect(await waitUntil(20) { ((try? http("GET", "http://127.0.0.1:\(port)/runs", headers: ops).body) ?? "").contains(#""status":"awaiting-approval""#) })

@@ -37,12 +37,7 @@ enum TestPostgres {
 @Suite(.serialized, .timeLimit(.minutes(5)), .enabled(if: TestPostgres.available, "needs RUNBOOK_TEST_DATABASE_URL (scripts/test.sh starts a cluster)"))
 struct ReplicaTests {
     static func folder(_ yaml: String) throws -> String {
-        let dir = temporaryFolder()
-        try FileManager.default.createDirectory(atPath: dir + "/rb", withIntermediateDirectories: true)
-        try yaml.replacingOccurrences(of: "DIR", with: dir).write(toFile: dir + "/rb/rep.yaml", atomically: true, encoding: .utf8)
-        try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
-        try "am:alerts:am-token-1\nops:operator:ops-token-1\n".write(toFile: dir + "/tokens", atomically: true, encoding: .utf8)
-        return dir
+        try runbookSandbox(yaml, name: "rep", tokens: "am:alerts:am-token-1\nops:operator:ops-token-1\n")
     }
 
     static let quick = """
@@ -67,8 +62,14 @@ struct ReplicaTests {
 
     func replicas(_ n: Int, _ dir: String, _ db: String) async throws -> [(ChildServer, Int)] {
         var out: [(ChildServer, Int)] = []
-        for i in 0..<n {
-            out.append(try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state\(i)", "--token-file", dir + "/tokens", "--database", db]))
+        do {
+            for i in 0..<n {
+                out.append(try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state\(i)", "--token-file", dir + "/tokens", "--database", db]))
+            }
+        } catch {
+            // None is left running when one could not start.
+            out.forEach { $0.0.stop() }
+            throw error
         }
         return out
     }

@@ -7,11 +7,7 @@ import Testing
 @Suite(.timeLimit(.minutes(5)))
 struct SafetyRailTests {
     static func folder(_ yaml: String) throws -> String {
-        let dir = temporaryFolder()
-        try FileManager.default.createDirectory(atPath: dir + "/rb/drills", withIntermediateDirectories: true)
-        try yaml.replacingOccurrences(of: "DIR", with: dir).write(toFile: dir + "/rb/rail.yaml", atomically: true, encoding: .utf8)
-        try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
-        return dir
+        try runbookSandbox(yaml, name: "rail")
     }
 
     static let alarmed = """

@@ -12,6 +12,18 @@ func temporaryFolder() -> String {
     return path
 }
 
+/// A temporary folder for one test: the runbook `rb/NAME.yaml` (`DIR` in its text becomes the
+/// folder), an empty `rb/drills/`, `flags.json` holding `flagFileText`, and a token file `tokens`
+/// when `tokens` is given. The caller removes it.
+func runbookSandbox(_ yaml: String, name: String, tokens: String? = nil) throws -> String {
+    let dir = temporaryFolder()
+    try FileManager.default.createDirectory(atPath: dir + "/rb/drills", withIntermediateDirectories: true)
+    try yaml.replacingOccurrences(of: "DIR", with: dir).write(toFile: dir + "/rb/\(name).yaml", atomically: true, encoding: .utf8)
+    try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
+    if let tokens { try tokens.write(toFile: dir + "/tokens", atomically: true, encoding: .utf8) }
+    return dir
+}
+
 /// The built `runbook` executable, beside the test bundle.
 let runbookBinary: String = {
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]

@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import PostgresNIO
+import RunbookCore
+import RunbookStore
+
+/// Versioned migrations, run at start under an advisory lock.
+extension PostgresStore {
+    static let migrationLock: Int64 = 0x7275_6e62_6f6f_6b01  // "runbook" + 1
+    static let admissionLock: Int64 = 0x7275_6e62_6f6f_6b02
+
+    /// Versioned migrations, each applied once, under a session advisory lock so that replicas
+    /// starting together do not race.
+    static let migrations: [(Int, [String])] = [
+        (1, [
+            """
+            CREATE TABLE IF NOT EXISTS runs (
+                id TEXT PRIMARY KEY, runbook TEXT NOT NULL, trigger TEXT NOT NULL, fingerprint TEXT, outcome TEXT,
+                started TIMESTAMPTZ NOT NULL, duration_ms BIGINT, dry_run BOOLEAN NOT NULL, drill BOOLEAN NOT NULL,
+                lock_key TEXT, resolved_at TIMESTAMPTZ, refusal_guard TEXT, refusal_message TEXT, refusal_until TIMESTAMPTZ,
+                refused_count BIGINT, owner TEXT, lease_until TIMESTAMPTZ)
+            """,
+            "CREATE INDEX IF NOT EXISTS runs_started ON runs (started DESC)",
+            "CREATE INDEX IF NOT EXISTS runs_open ON runs (lease_until) WHERE outcome IS NULL",
+            "CREATE INDEX IF NOT EXISTS runs_by_fingerprint ON runs (runbook, fingerprint)",
+            """
+            CREATE UNIQUE INDEX IF NOT EXISTS runs_one_per_alert ON runs (runbook, fingerprint)
+            WHERE fingerprint IS NOT NULL AND resolved_at IS NULL AND (outcome IS NULL OR outcome <> 'refused')
+            """,
+            "CREATE TABLE IF NOT EXISTS events (seq BIGSERIAL PRIMARY KEY, run TEXT NOT NULL, line TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS events_by_run ON events (run, seq)",
+            "CREATE TABLE IF NOT EXISTS changes (run TEXT NOT NULL, at TIMESTAMPTZ NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS changes_at ON changes (at)",
+            """
+            CREATE TABLE IF NOT EXISTS gates (
+                run TEXT NOT NULL, gate TEXT NOT NULL, approvals BIGINT NOT NULL, deadline TIMESTAMPTZ NOT NULL,
+                started_by TEXT, resumable BOOLEAN NOT NULL, status TEXT NOT NULL, opened TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (run, gate))
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS approvals (
+                run TEXT NOT NULL, gate TEXT NOT NULL, name TEXT NOT NULL, approve BOOLEAN NOT NULL, at TIMESTAMPTZ NOT NULL,
+                via TEXT, PRIMARY KEY (run, gate, name))
+            """,
+        ]),
+    ]
+
+    func migrate() throws {
+        let lockKey = Self.migrationLock, log = logger
+        _ = try sync { client in
+            try await client.withConnection { conn in
+                try await conn.query("SELECT pg_advisory_lock(\(lockKey))", logger: log).drain()
+                do {
+                    try await conn.query("CREATE TABLE IF NOT EXISTS runbook_migrations (version BIGINT PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())", logger: log).drain()
+                    var applied = Set<Int>()
+                    for try await v in try await conn.query("SELECT version FROM runbook_migrations", logger: log).decode(Int.self) { applied.insert(v) }
+                    for (version, statements) in Self.migrations where !applied.contains(version) {
+                        try await conn.query("BEGIN", logger: log).drain()
+                        for s in statements { try await conn.query(PostgresQuery(unsafeSQL: s), logger: log).drain() }
+                        try await conn.query("INSERT INTO runbook_migrations (version) VALUES (\(version))", logger: log).drain()
+                        try await conn.query("COMMIT", logger: log).drain()
+                    }
+                } catch {
+                    _ = try? await conn.query("ROLLBACK", logger: log).drain()
+                    _ = try? await conn.query("SELECT pg_advisory_unlock(\(lockKey))", logger: log).drain()
+                    throw error
+                }
+                try await conn.query("SELECT pg_advisory_unlock(\(lockKey))", logger: log).drain()
+            }
+            return 0
+        }
+    }
+
+    /// The migration versions applied (for tests and `--version` output).
+    public func migrationVersions() throws -> [Int] {
+        try sync { try await $0.query("SELECT version FROM runbook_migrations ORDER BY version").all(Int.self) }
+    }
+}
