@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
     ],
     targets: [
         // Pure engine: model, YAML loading, validation, graph, expressions,
@@ -47,10 +48,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The run session every front end drives a run through (prepare, admit, record, stream, drive,
+        // release), the event stream and its watchers.
+        .target(
+            name: "RunbookRuntime",
+            dependencies: ["RunbookCore", "RunbookStore"],
+            swiftSettings: swiftSettings
+        ),
         // Drills: scenarios, the rehearsal executor, expectations, replay. Touches nothing outside.
         .target(
             name: "RunbookDrills",
-            dependencies: ["RunbookCore"],
+            dependencies: ["RunbookCore", "RunbookRuntime"],
             swiftSettings: swiftSettings
         ),
         // Run history in SQLite.
@@ -73,11 +81,14 @@ let package = Package(
         .target(
             name: "RunbookServer",
             dependencies: [
-                "RunbookCore", "RunbookActions", "RunbookStore",
+                "RunbookCore", "RunbookActions", "RunbookStore", "RunbookRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -90,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "runbook",
             dependencies: [
-                "RunbookCore", "RunbookActions", "RunbookStore", "RunbookDrills", "RunbookServer", "RunbookPostgres",
+                "RunbookCore", "RunbookActions", "RunbookStore", "RunbookRuntime", "RunbookDrills", "RunbookServer", "RunbookPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -111,6 +122,20 @@ let package = Package(
             name: "RunbookCoreTests",
             dependencies: ["RunbookCore", "RunbookTestSupport"],
             resources: [],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RunbookRuntimeTests",
+            dependencies: ["RunbookCore", "RunbookRuntime", "RunbookStore", "RunbookDrills"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RunbookServerTests",
+            dependencies: [
+                "RunbookServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

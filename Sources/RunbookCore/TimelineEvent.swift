@@ -154,42 +154,51 @@ extension TimelineEvent {
         return out + "}"
     }
 
-    /// Reads a line `jsonLine` wrote.
+    /// Reads a line `jsonLine` wrote (nil for a damaged line).
     public static func parse(jsonLine line: String) -> TimelineEvent? {
-        guard let data = line.data(using: .utf8),
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let time = (obj["time"] as? String).flatMap(parseTimestamp),
-              let run = obj["run"] as? String, let event = obj["event"] as? String
-        else { return nil }
-        var e = TimelineEvent(time: time, run: run, event: event)
-        e.runbook = obj["runbook"] as? String
-        e.trigger = obj["trigger"] as? String
-        e.params = obj["params"] as? [String: String]
-        e.dryRun = obj["dry_run"] as? Bool
-        e.drill = obj["drill"] as? Bool
-        e.step = obj["step"] as? String
-        e.phase = obj["phase"] as? String
-        e.status = obj["status"] as? String
-        e.attempt = obj["attempt"] as? Int
-        e.durationMs = obj["duration_ms"] as? Int
-        e.delayMs = obj["delay_ms"] as? Int
-        e.message = obj["message"] as? String
-        if let o = obj["output"] as? [String: Any] { e.output = o.mapValues(JSONText.toValue) }
-        e.what = obj["what"] as? String
-        e.from = obj["from"] as? String
-        e.to = obj["to"] as? String
-        e.outcome = obj["outcome"] as? String
-        e.guardName = obj["guard"] as? String
-        e.until = (obj["until"] as? String).flatMap(parseTimestamp)
-        e.exitCode = obj["exit_code"] as? Int
-        e.stdout = obj["stdout"] as? String
-        e.stderr = obj["stderr"] as? String
-        e.undoable = obj["undoable"] as? Bool
-        e.by = obj["by"] as? String
-        e.gate = obj["gate"] as? String
-        e.deadline = (obj["deadline"] as? String).flatMap(parseTimestamp)
-        e.location = obj["location"] as? String
+        try? lineDecoder.decode(TimelineEvent.self, from: Data(line.utf8))
+    }
+
+    /// Decodes timeline lines: times as `timestamp` writes them.
+    static var lineDecoder: JSONDecoder {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .custom { decoder in
+            let c = try decoder.singleValueContainer()
+            let text = try c.decode(String.self)
+            guard let date = parseTimestamp(text) else {
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an RFC 3339 time: \(text)")
+            }
+            return date
+        }
+        return d
+    }
+
+    /// The encoder for events inside other JSON (API answers): the same names and times as `jsonLine`.
+    public static var encoder: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.withoutEscapingSlashes]
+        e.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(timestamp(date))
+        }
         return e
+    }
+}
+
+/// The one list of an event's JSON names: decoding, encoding and the tests that hold `jsonLine`
+/// to it all read these keys.
+extension TimelineEvent: Codable {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case time, run, event, runbook, trigger, by, params
+        case dryRun = "dry_run"
+        case drill, step, phase, status, attempt
+        case durationMs = "duration_ms"
+        case delayMs = "delay_ms"
+        case message, output, what, from, to, outcome
+        case guardName = "guard"
+        case until
+        case exitCode = "exit_code"
+        case stdout, stderr, undoable, gate, deadline, location
     }
 }
 

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import RunbookCore
+import RunbookRuntime
 
 /// The result of one rehearsal.
 public struct DrillReport: Sendable {
@@ -60,41 +61,46 @@ public enum DrillRunner {
             }
         }
         for (k, v) in scenario.params { given[k] = v }
-        var params: [String: Value] = [:]
-        do { params = try RunInputs.resolve(runbook, given: given) } catch {
+        do { _ = try RunInputs.resolve(runbook, given: given) } catch {
             problems.append(Diagnostic(ScenarioLoader.location(scenario, "params"), "run refused: \(error)"))
         }
         if !problems.isEmpty {
             throw DrillInvalid(diagnostics: problems.sorted { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) })
         }
 
-        let queue = DispatchQueue(label: "runbook.drill.\(runID)")
         let start = Date()
-        let scheduler = VirtualScheduler(queue: queue, start: start)
         let collector = TimelineCollector()
-        let sink: any TimelineSink = extraSink.map { TimelineFanOut([collector, $0]) } ?? collector
         let executor = DrillExecutor(outcomes: scenario.outcomes, flags: scenario.flags, alarms: Set(runbook.abortIf.map(\.id)))
-        var options = RunStateMachine.Options(runID: runID, params: params)
-        options.autoConfirm = true
-        options.maxParallel = 1000
-        options.random = { 0.5 }  // no jitter: a drill's timeline is the same every time
         // A drill rehearses the server's path: auto: ask, and a freeze when someone can approve.
-        let ask = runbook.guards.askBeforeChanges
-        let freeze = scenario.freeze.flatMap { reason in runbook.approvalsChannel != nil || ask ? reason : nil }
-        options.beforeChanges = { _ in
-            (ask ? ["guards.auto: ask"] : []) + (freeze.map { ["change freeze: \($0)"] } ?? [])
+        let freeze = scenario.freeze.map { GuardCheck.Refusal(guardName: "freeze", until: nil, message: $0) }
+        var request = RunRequest(runbook: runbook, given: given, trigger: trigger)
+        request.mode = .rehearsal
+        request.alertRun = true
+        request.autoConfirm = true
+        request.startMessage = "drill \(scenario.name): \(runbook.title)"
+        request.runID = runID
+        let desk = DrillApprovals(scenario.approvals)
+        var env = RunEnvironment(store: nil, executor: executor, rule: ChangeApprovalRule(mayPause: true, freeze: { _ in freeze }))
+        env.clock = .virtual(start: start)
+        env.approver = .custom { scheduler in
+            desk.scheduler = scheduler
+            return desk
         }
-        let desk = DrillApprovals(scenario.approvals, scheduler: scheduler)
-        let driver = RunDriver(runbook: runbook, options: options, dryRun: true, queue: queue, executor: executor,
-                               scheduler: scheduler, sink: sink, prompter: DeclineAll(), desk: desk)
+        env.subscribers = [collector] + (extraSink.map { [$0] } ?? [])
+        env.maxParallel = 1000
+        env.random = { 0.5 }  // no jitter: a drill's timeline is the same every time
+        env.queueLabel = "runbook.drill"
         let done = DispatchSemaphore(value: 0)
         let box = Box()
-        var startEvent = RunInputs.startEvent(runbook: runbook, runID: runID, trigger: trigger, params: params, dryRun: true, drill: true, now: start)
-        startEvent.message = "drill \(scenario.name): \(runbook.title)"
-        driver.start(startEvent: startEvent) { outcome in
-            box.outcome = outcome
-            box.end = scheduler.now
-            done.signal()
+        let prepared = PreparedRun(request, rule: env.rule, now: start)
+        do {
+            _ = try RunSession.start(AdmittedRun(unadmitted: prepared), environment: env) { session, outcome in
+                box.outcome = outcome
+                box.end = session.scheduler.now
+                done.signal()
+            }
+        } catch {
+            throw DrillInvalid(diagnostics: [Diagnostic(ScenarioLoader.location(scenario, ""), "\(error)")])
         }
         done.wait()
         if let gate = desk.unanswered {
@@ -167,17 +173,21 @@ public enum DrillRunner {
 
     /// The scenario's approvers: every gate gets the same act.
     final class DrillApprovals: ApprovalDesk, @unchecked Sendable {
-        // `firstUnanswered` is guarded by `lock`.
+        // `reached`, `needed` and `clock` are guarded by `lock`.
         let approvals: Scenario.Approvals?
-        /// Answers arrive in simulated time, before the gate's timeout.
-        let scheduler: VirtualScheduler
         private let lock = NSLock()
+        private var clock: (any RunScheduler)?
         private var reached: [String] = []
         private var needed: [String: Int] = [:]
 
-        init(_ approvals: Scenario.Approvals?, scheduler: VirtualScheduler) {
+        init(_ approvals: Scenario.Approvals?) {
             self.approvals = approvals
-            self.scheduler = scheduler
+        }
+
+        /// The run's simulated clock: answers arrive in simulated time, before the gate's timeout.
+        var scheduler: (any RunScheduler)? {
+            get { lock.withLock { clock } }
+            set { lock.withLock { clock = newValue } }
         }
 
         /// A gate the rehearsal waited at with no approvers in the scenario (one closed because the
@@ -192,7 +202,7 @@ public enum DrillRunner {
         }
 
         func watch(runID: String, gate: String, answers: @escaping @Sendable ([ApprovalRecord]) -> Void) -> any Cancellable {
-            guard let approvals else { return NothingToCancel() }
+            guard let approvals, let scheduler else { return NothingToCancel() }
             let n = lock.withLock { needed[gate] ?? 1 }
             let names = (0..<max(n, approvals.by.count)).map { $0 < approvals.by.count ? approvals.by[$0] : "drill-approver-\($0 + 1)" }
             switch approvals.act {

@@ -1,5 +1,6 @@
 import Foundation
 import RunbookCore
+import RunbookRuntime
 import RunbookStore
 
 /// The hooks' logic, without HTTP: each call returns a status code and a JSON body.
@@ -150,21 +151,11 @@ public struct AlertIntake: Sendable {
         return "\(type(of: v))"
     }
 
-    /// A run as `/runs` shows it; `status` is `awaiting-approval` while a gate is open, `running`
-    /// while it has no outcome, else `finished`.
-    static func runJSON(_ r: RunRecord, awaiting: Bool) -> String {
-        let status = r.outcome != nil ? "finished" : awaiting ? "awaiting-approval" : "running"
-        return "{\"id\":\(JSONText.string(r.id)),\"runbook\":\(JSONText.string(r.runbook)),\"trigger\":\(JSONText.string(r.trigger)),"
-            + "\"fingerprint\":\(r.fingerprint.map(JSONText.string) ?? "null"),\"outcome\":\(r.outcome.map(JSONText.string) ?? "null"),"
-            + "\"status\":\"\(status)\","
-            + "\"started\":\"\(TimelineEvent.timestamp(r.started))\",\"duration_ms\":\(r.durationMs.map(String.init) ?? "null")"
-    }
-
     /// `GET /runs`: newest first.
     public func runs() -> (Int, String) {
         let all = (try? store.runs(limit: 500)) ?? []
         let awaiting = (try? store.runsAwaitingApproval()) ?? []
-        return (200, "[" + all.map { Self.runJSON($0, awaiting: awaiting.contains($0.id)) + "}" }.joined(separator: ",") + "]")
+        return (200, APIJSON.text(all.map { RunSummary($0, awaiting: awaiting.contains($0.id)) }))
     }
 
     /// `GET /runs/ID`: the run, the gates it waits at, and its timeline.
@@ -172,7 +163,9 @@ public struct AlertIntake: Sendable {
         guard let r = try? store.run(id) else { return Self.error(404, "no run '\(id)'") }
         let events = store.timeline(id)
         let gates = r.outcome == nil ? ((try? store.openGates(runID: id)) ?? []) : []
-        return (200, Self.runJSON(r, awaiting: !gates.isEmpty) + ",\"awaiting\":[" + gates.map(JSONText.string).joined(separator: ",") + "]"
+        // The timeline's lines exactly as the run's record holds them.
+        let summary = APIJSON.text(RunSummary(r, awaiting: !gates.isEmpty))
+        return (200, summary.dropLast() + ",\"awaiting\":" + APIJSON.text(gates)
             + ",\"timeline\":[" + events.map { $0.jsonLine() }.joined(separator: ",") + "]}")
     }
 

@@ -4,17 +4,17 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOPosix
 import RunbookActions
 import RunbookCore
 import RunbookStore
+import ServiceLifecycle
+import UnixSignals
 
 /// `runbook serve`: the hooks and the API on Hummingbird, run as a service with graceful shutdown.
 public enum AlertServer {
     /// Largest request body accepted (413 beyond).
     public static let maxBody = 1 << 20
-
-    /// Where hook requests are handled, one at a time.
-    static let intakeQueue = DispatchQueue(label: "runbook.serve.intake")
 
     /// How the server listens and whom it lets in.
     public struct Options: Sendable {
@@ -40,8 +40,11 @@ public enum AlertServer {
         }
     }
 
-    /// Builds and runs the server until SIGTERM or SIGINT.
-    public static func run(_ options: Options, intake: AlertIntake, logger: Logger) async throws {
+    /// Builds and runs the server until SIGTERM or SIGINT: the HTTP server, takeovers (with a shared
+    /// database) and the runs' drain are services of one group, shut down in that order.
+    /// - Parameters:
+    ///   - threads: where blocking work runs (admissions on one thread, the rest on a small pool).
+    public static func run(_ options: Options, intake: AlertIntake, threads: ServerThreads, logger: Logger) async throws {
         let router = Router()
         let anonymous = APIToken(name: "anonymous", role: .admin, secret: "")
 
@@ -62,7 +65,16 @@ public enum AlertServer {
             }
             return .success(t)
         }
-        @Sendable func hook(_ request: Request, _ permission: Permission,
+        /// Blocking work on `pool`, never on the cooperative pool; 503 once the pool stopped.
+        @Sendable func offload(_ pool: NIOThreadPool, _ work: @escaping @Sendable () -> (Int, String)) async -> (Int, String) {
+            do { return try await pool.runIfActive(work) } catch {
+                return AlertIntake.error(503, "the server is shutting down: send again")
+            }
+        }
+        /// A request with a body. Recording runs does blocking store writes: alert intake runs on
+        /// its own thread, one request at a time (a flood of hooks must not become a flood of
+        /// blocked threads); approvals run on the store pool, never queued behind alerts.
+        @Sendable func hook(_ request: Request, _ permission: Permission, on pool: NIOThreadPool,
                             _ handle: @escaping @Sendable (Data, APIToken) -> (Int, String)) async -> Response {
             let who: APIToken
             switch caller(request, permission) {
@@ -74,28 +86,21 @@ public enum AlertServer {
                 return answer(AlertIntake.error(413, "body over \(maxBody) bytes"))
             }
             let data = Data(body.readableBytesView)
-            // Recording runs does blocking SQLite writes: keep them off the event loop and the
-            // cooperative pool, on one serial queue (SQLite serialises writes anyway, and a flood of
-            // hooks must not become a flood of blocked threads).
-            return await withCheckedContinuation { c in
-                intakeQueue.async { c.resume(returning: answer(handle(data, who))) }
-            }
+            return answer(await offload(pool) { handle(data, who) })
         }
         @Sendable func read(_ request: Request, _ body: @escaping @Sendable () -> (Int, String), type: String = "application/json") async -> Response {
             if case .failure(let r) = caller(request, .read) { return answer(r.answer) }
-            return await withCheckedContinuation { c in
-                DispatchQueue.global().async { c.resume(returning: answer(body(), type: type)) }
-            }
+            return answer(await offload(threads.store, body), type: type)
         }
         router.post("/hooks/alertmanager") { request, _ in
-            await hook(request, .postAlerts) { data, who in
+            await hook(request, .postAlerts, on: threads.intake) { data, who in
                 let (result, summary) = intake.alertmanagerWithSummary(data, by: who.name)
                 if let summary { logger.info("\(summary)") }
                 return result
             }
         }
         router.post("/hooks/run") { request, _ in
-            await hook(request, .startRuns) { data, who in
+            await hook(request, .startRuns, on: threads.intake) { data, who in
                 intake.run(data, by: who.name, mayConfirm: Permission.startRuns.granted(to: who.role))
             }
         }
@@ -103,7 +108,7 @@ public enum AlertServer {
         for (verb, approve) in [("approve", true), ("deny", false)] {
             router.post("/runs/:id/\(verb)") { request, context in
                 let id = context.parameters.get("id") ?? ""
-                return await hook(request, .approve) { data, who in
+                return await hook(request, .approve, on: threads.store) { data, who in
                     intake.answer(id: id, approve: approve, body: data, by: who.name, anonymous: options.tokens == nil)
                 }
             }
@@ -114,7 +119,9 @@ public enum AlertServer {
         }
         router.get("/healthz") { _, _ in answer((200, "{\"status\":\"ok\",\"active_runs\":\(intake.launcher.activeCount)}")) }
         router.get("/metrics") { request, _ in
-            if options.metricsPublic { return answer((200, intake.launcher.metricsText()), type: "text/plain; version=0.0.4") }
+            if options.metricsPublic {
+                return answer(await offload(threads.store) { (200, intake.launcher.metricsText()) }, type: "text/plain; version=0.0.4")
+            }
             return await read(request, { (200, intake.launcher.metricsText()) }, type: "text/plain; version=0.0.4")
         }
 
@@ -141,22 +148,19 @@ public enum AlertServer {
                 "database": "\(intake.store.location)",
             ])
         }
-        try await app.runService()
-        // Stopped taking requests: running steps may finish for the grace period; then every run
-        // still going is interrupted, its completed changes left in place and listed.
-        let (n, paused) = intake.launcher.drainAll()
-        if paused > 0 { logger.info("left \(paused) run(s) paused for approval: the next server resumes them") }
-        let deadline = Date().addingTimeInterval(options.shutdownGrace)
-        while intake.launcher.activeCount > 0, Date() < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
+        // Shut down in reverse order: the HTTP server stops taking requests (those in hand are
+        // answered), takeovers stop, then the runs drain.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: RunDrainService(launcher: intake.launcher, threads: threads, grace: options.shutdownGrace, logger: logger)),
+        ]
+        if intake.store is any ReplicatedRunDatabase {
+            services.append(.init(service: TakeoverService(launcher: intake.launcher, runbooks: intake.runbooks, threads: threads,
+                                                           every: 2, logger: logger)))
         }
-        let cut = intake.launcher.activeCount
-        if cut > 0 {
-            intake.launcher.interruptAll(reason: "server shut down: the \(Quantity.formatDuration(options.shutdownGrace)) grace period ended")
-        }
-        // Stopped process trees are owed their KILL: do not exit before it is sent.
-        ChildWatcher.shared.waitForOwedKills(timeout: ChildWatcher.killGrace + 5)
-        logger.info("runbook serve stopped", metadata: ["interrupted_runs": "\(n)", "cut_at_grace": "\(cut)"])
+        services.append(.init(service: app))
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
 

@@ -107,9 +107,14 @@ final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler 
         return nil
     }
 
+    /// The `Content-Length` of a request head. Lines are split on the bytes: in a Swift `String`,
+    /// `\r\n` is one `Character`, so splitting on `"\n"` would find no line at all, the body would
+    /// be read as the next head, and a request still being handled would be cut off at the deadline.
     static func contentLength(_ lowercasedHead: String) -> Int? {
-        for line in lowercasedHead.split(separator: "\n") where line.hasPrefix("content-length:") {
-            return Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+        for line in lowercasedHead.utf8.split(separator: UInt8(ascii: "\n")) {
+            let text = String(decoding: line, as: UTF8.self)
+            guard text.hasPrefix("content-length:") else { continue }
+            return Int(text.dropFirst("content-length:".count).trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return nil
     }

@@ -28,7 +28,7 @@ extension RunLauncher {
                 let p = k.split(separator: "|", maxSplits: 1).map(String.init)
                 out += "runbook_guard_refusals_total{runbook=\(JSONText.string(p[0])),guard=\(JSONText.string(p[1]))} \(v)\n"
             }
-            out += "# HELP runbook_active_runs Runs in progress.\n# TYPE runbook_active_runs gauge\nrunbook_active_runs \(drivers.count)\n"
+            out += "# HELP runbook_active_runs Runs in progress.\n# TYPE runbook_active_runs gauge\nrunbook_active_runs \(sessions.count)\n"
             if let waiting {
                 out += "# HELP runbook_runs_awaiting_approval Runs paused at an approval gate.\n# TYPE runbook_runs_awaiting_approval gauge\n"
                 out += "runbook_runs_awaiting_approval \(waiting.count)\n"

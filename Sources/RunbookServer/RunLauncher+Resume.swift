@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import RunbookActions
 import RunbookCore
+import RunbookRuntime
 import RunbookStore
 
 /// Going on with runs another process left: paused runs after a restart (SQLite), and runs whose
@@ -37,87 +38,62 @@ extension RunLauncher {
         return resumed
     }
 
-    /// Goes on with an open run from its timeline, under `lease`: finished steps keep their results,
-    /// a read-only step that was running runs again, a change that was running is read back where it
-    /// can be (a flag file) and otherwise stops the run there. Returns false when it could not go on
-    /// (it is then ended `interrupted`, saying why).
+    /// Goes on with an open run from its timeline, under `lease` (`RunSession.resume`). Returns false
+    /// when it could not go on (it is then ended `interrupted`, saying why, or its owner's own end is adopted).
     func resume(_ record: RunRecord, lease: any RunHold, runLock: (any RunHold)?, runbooks: [Runbook],
                 event name: String, message: String, from previousOwner: String? = nil, now: Date) -> Bool {
-        let id = record.id
-        let events = store.timeline(id)
-        let start = events.first { $0.event == "run.started" }
-        func giveUp(_ why: String) -> Bool {
-            try? store.finalize(runID: id, started: record.started, message: "could not go on after its owner stopped: \(why)", now: now)
-            lease.release()
-            runLock?.release()
+        var note = TimelineEvent(time: now, run: record.id, event: name)
+        note.message = message
+        note.from = previousOwner
+        if let replicated = store as? any ReplicatedRunDatabase { note.to = replicated.owner }
+        let holds = RunHolds(lease: lease, lock: runLock)
+        switch RunSession.resume(record, store: store, runbooks: runbooks, holds: holds, note: note, environment: environment(startedBy:)) {
+        case .resumed(let session):
+            drive(session)
+            return true
+        case .adopted, .ended:
             return false
         }
-        // The owner wrote its end but died before closing the row.
-        if let end = events.last(where: { $0.event == "run.finished" }), let o = end.outcome.flatMap(RunOutcome.init(rawValue:)) {
-            try? store.finish(runID: id, outcome: o, durationMs: end.durationMs ?? 0)
-            lease.release()
-            runLock?.release()
-            return false
-        }
-        guard let runbook = runbooks.first(where: { $0.name == record.runbook }) else { return giveUp("runbook \(record.runbook) is not loaded here") }
-        if runbook.params.contains(where: \.secret) { return giveUp("its secret params are not kept") }
-        let values: [String: Value]
-        do { values = try RunInputs.resolve(runbook, given: start?.params ?? [:]) } catch { return giveUp("\(error)") }
-        let health = RecordHealth()
-        guard let file = try? store.timelineSink(runID: id, health: health) else { return giveUp("its timeline cannot be written") }
-        var e = TimelineEvent(time: now, run: id, event: name)
-        e.message = message
-        e.from = previousOwner
-        if let replicated = store as? any ReplicatedRunDatabase { e.to = replicated.owner }
-        file.record(e)
-        var options = RunStateMachine.Options(runID: id, params: values)
-        options.autoConfirm = record.trigger.hasPrefix("alert:")
-        options.beforeChanges = reasonsBeforeChanges(runbook, alertRun: record.trigger.hasPrefix("alert:"))
-        options.breakerBeforeChange = breakerCheck()
-        options.breakerMayAsk = Self.hasApprovalPath(runbook)
-        run(runbook, options: options, file: file, health: health, by: start?.by, lease: lease, runLock: runLock, resuming: events)
-        return true
     }
 
-    /// With a database replicas share: every 2 s, claims runs whose owner stopped renewing its lease
-    /// (it died, or lost the database) and takes them over (`run.taken_over`, from and to). Runs this
-    /// process held and another took meanwhile are dropped here without a word (their new owner
-    /// writes on). Returns the timer; cancel it to stop.
-    public func startTakeovers(runbooks: [Runbook], every: Double = 2, logger: @escaping @Sendable (String) -> Void = { _ in }) -> (any DispatchSourceTimer)? {
-        guard let shared = store as? any ReplicatedRunDatabase else { return nil }
+    /// With a database replicas share: runs this process held and another took meanwhile are
+    /// dropped here without a word (their new owner writes on).
+    func watchLostRuns(logger: @escaping @Sendable (String) -> Void) {
+        guard let shared = store as? any ReplicatedRunDatabase else { return }
         shared.onLost = { [weak self] ids in
             guard let self else { return }
             for id in ids {
-                let d = self.lock.withLock { self.drivers.removeValue(forKey: id) }
-                if let d, d.detach() { logger("lost run \(id) to another replica: stopped driving it") }
+                let (s, waiters) = self.lock.withLock { (self.sessions.removeValue(forKey: id), self.takeIdleWaiters()) }
+                waiters.forEach { $0() }
+                if let s, s.detach() { logger("lost run \(id) to another replica: stopped driving it") }
             }
         }
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "runbook.takeover"))
-        timer.schedule(deadline: .now() + every, repeating: every, leeway: .milliseconds(200))
-        timer.setEventHandler { [weak self] in
-            guard let self else { return }
-            // Claim in batches until none is left: a dead replica may have owned hundreds of runs.
-            var claimed: [(runID: String, previousOwner: String?, lease: any RunHold)] = []
-            while true {
-                let batch = (try? shared.claimExpiredRuns(limit: 200)) ?? []
-                claimed += batch
-                if batch.count < 200 { break }
-            }
-            for c in claimed {
-                let t0 = Date()
-                guard let record = try? shared.run(c.runID), record.outcome == nil else {
-                    c.lease.release()
-                    continue
-                }
-                let ok = self.resume(record, lease: c.lease, runLock: nil, runbooks: runbooks, event: "run.taken_over",
-                                     message: "taken over by \(shared.owner) from \(c.previousOwner ?? "nobody"): its lease expired; finished steps are not run again",
-                                     from: c.previousOwner, now: t0)
-                self.lock.withLock { self.takeovers += 1 }
-                logger("took over run \(c.runID) from \(c.previousOwner ?? "?")\(ok ? "" : " (ended: it could not go on)")")
-            }
+    }
+
+    /// With a database replicas share: claims runs whose owner stopped renewing its lease (it died,
+    /// or lost the database) and takes them over (`run.taken_over`, from and to). Blocks on the
+    /// store: call it from the server's own threads (`TakeoverService`).
+    func takeOverExpiredRuns(runbooks: [Runbook], logger: @Sendable (String) -> Void) {
+        guard let shared = store as? any ReplicatedRunDatabase else { return }
+        // Claim in batches until none is left: a dead replica may have owned hundreds of runs.
+        var claimed: [(runID: String, previousOwner: String?, lease: any RunHold)] = []
+        while true {
+            let batch = (try? shared.claimExpiredRuns(limit: 200)) ?? []
+            claimed += batch
+            if batch.count < 200 { break }
         }
-        timer.resume()
-        return timer
+        for c in claimed {
+            let t0 = Date()
+            guard let record = try? shared.run(c.runID), record.outcome == nil else {
+                c.lease.release()
+                continue
+            }
+            let ok = resume(record, lease: c.lease, runLock: nil, runbooks: runbooks, event: "run.taken_over",
+                            message: "taken over by \(shared.owner) from \(c.previousOwner ?? "nobody"): its lease expired; finished steps are not run again",
+                            from: c.previousOwner, now: t0)
+            lock.withLock { takeovers += 1 }
+            logger("took over run \(c.runID) from \(c.previousOwner ?? "?")\(ok ? "" : " (ended: it could not go on)")")
+        }
     }
 
     /// What a change step that was running when its owner died did: a flag file is read back (at

@@ -95,9 +95,17 @@ struct ServeCommand: AsyncParsableCommand {
         }
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
+        // Blocking work (opening the store, resuming runs, every store call) runs on the server's
+        // own threads, never on the cooperative pool.
+        let threads = ServerThreads()
         // Only runs whose owner is dead (their lease is free) are marked interrupted: a live
         // `runbook run` on the same state folder is left alone.
-        let store = try state.openStore(owner: "serve")
+        let state = self.state
+        let store: any RunDatabase
+        do { store = try await threads.blocking { try state.openStore(owner: "serve") } } catch {
+            await threads.shutdown()
+            throw error
+        }
         ChildWatcher.shared.becomeSubreaper()
         var logger = Logger(label: "runbook.serve")
         logger.logLevel = .info
@@ -118,12 +126,9 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         let launcher = RunLauncher(store: store, maxChanges: breaker, freezes: freezes)
-        let resumed = launcher.resumePaused(runbooks: runbooks)
+        // Before the server listens: a client that sees it listening sees the resumed runs too.
+        let resumed = (try? await threads.blocking { launcher.resumePaused(runbooks: runbooks) }) ?? []
         if !resumed.isEmpty { printError("resumed \(resumed.count) run(s) paused for approval: \(resumed.joined(separator: ", "))") }
-        // With PostgreSQL: take over runs whose owner died (the first claim comes within 2 s).
-        let takeoverLogger = logger
-        let takeovers = launcher.startTakeovers(runbooks: runbooks) { takeoverLogger.info("\($0)") }
-        defer { takeovers?.cancel() }
         let intake = AlertIntake(runbooks: runbooks, launcher: launcher, store: store)
         var serverOptions = AlertServer.Options(host: host, port: port, tokens: tokens)
         serverOptions.metricsPublic = metricsPublic
@@ -131,6 +136,11 @@ struct ServeCommand: AsyncParsableCommand {
         serverOptions.idleTimeout = idleTimeout
         serverOptions.maxConnections = maxConnections
         serverOptions.shutdownGrace = shutdownGrace
-        try await AlertServer.run(serverOptions, intake: intake, logger: logger)
+        // With PostgreSQL, runs whose owner died are taken over (the first claim comes within 2 s).
+        do { try await AlertServer.run(serverOptions, intake: intake, threads: threads, logger: logger) } catch {
+            await threads.shutdown()
+            throw error
+        }
+        await threads.shutdown()
     }
 }

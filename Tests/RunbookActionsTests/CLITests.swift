@@ -48,7 +48,7 @@ struct CLITests {
         let history = try runCLI(["history", "--json", "--state-dir", dir + "/state"])
         let rows = jsonLines(history.stdout)
         #expect(rows.count == 1)
-        for key in ["id", "runbook", "trigger", "outcome", "start", "duration_ms"] { #expect(rows.first?[key] != nil, "history lacks \(key)") }
+        for key in ["id", "runbook", "trigger", "outcome", "started", "duration_ms"] { #expect(rows.first?[key] != nil, "history lacks \(key)") }
         let timeline = try runCLI(["timeline", rows.first?["id"] as? String ?? "", "--json", "--state-dir", dir + "/state"])
         #expect(jsonLines(timeline.stdout).count == 4)
         #expect(!timeline.stdout.contains("s3cr3t-value"))

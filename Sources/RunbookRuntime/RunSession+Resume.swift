@@ -1,0 +1,57 @@
+import Foundation
+import RunbookCore
+import RunbookStore
+
+/// Going on with a run another process left: a paused run after a restart, a run whose owner died.
+extension RunSession {
+    /// How a resume ended.
+    public enum Resumption: Sendable {
+        /// The run can go on under this session: register it, then `begin` it.
+        case resumed(RunSession)
+        /// Its owner had written its end: the row now says so too (nothing is appended).
+        case adopted(RunOutcome)
+        /// It could not go on and was ended `interrupted`, saying why.
+        case ended(String)
+    }
+
+    /// Goes on with the open run `record` from its timeline, under `holds`: finished steps keep their
+    /// results, a read-only step that was running runs again, a change that was running is read
+    /// back where it can be (`environment.inFlight`) and otherwise stops the run there.
+    /// - Parameters:
+    ///   - note: the event telling the resume (`run.resumed`, `run.taken_over`), written first.
+    ///   - environment: the run's environment, given who started it (who may not approve it).
+    public static func resume(_ record: RunRecord, store: any RunDatabase, runbooks: [Runbook], holds: RunHolds, note: TimelineEvent,
+                              environment: (_ startedBy: String?) -> RunEnvironment) -> Resumption {
+        let id = record.id
+        let now = note.time
+        let events = store.timeline(id)
+        let start = events.first { $0.event == "run.started" }
+        func giveUp(_ why: String) -> Resumption {
+            try? store.finalize(runID: id, started: record.started, message: "could not go on after its owner stopped: \(why)", now: now)
+            holds.release()
+            return .ended(why)
+        }
+        // The owner wrote its end but died before closing the row.
+        if let end = events.last(where: { $0.event == "run.finished" }), let o = end.outcome.flatMap(RunOutcome.init(rawValue:)) {
+            try? store.finish(runID: id, outcome: o, durationMs: end.durationMs ?? 0)
+            holds.release()
+            return .adopted(o)
+        }
+        guard let runbook = runbooks.first(where: { $0.name == record.runbook }) else { return giveUp("runbook \(record.runbook) is not loaded here") }
+        if runbook.params.contains(where: \.secret) { return giveUp("its secret params are not kept") }
+        let values: [String: Value]
+        do { values = try RunInputs.resolve(runbook, given: start?.params ?? [:]) } catch { return giveUp("\(error)") }
+        let health = RecordHealth()
+        guard let file = try? store.timelineSink(runID: id, health: health) else { return giveUp("its timeline cannot be written") }
+        file.record(note)
+        var env = environment(start?.by)
+        env.store = store
+        let alertRun = record.trigger.hasPrefix("alert:")
+        var options = options(for: runbook, runID: id, values: values, alertRun: alertRun, environment: env)
+        options.autoConfirm = alertRun
+        let stream = RunEventStream(secrets: RunInputs.secrets(runbook, values), record: [file, HistorySink(store: store, health: health)],
+                                    subscribers: env.subscribers)
+        return .resumed(make(runbook, options: options, mode: .live, stream: stream, health: health, holds: holds,
+                             environment: env, resuming: events))
+    }
+}

@@ -1,0 +1,88 @@
+import Dispatch
+import Foundation
+import Logging
+import NIOPosix
+import RunbookActions
+import RunbookCore
+import ServiceLifecycle
+
+/// The server's runs as a service: it does nothing until the group shuts down (after the HTTP
+/// server stopped taking requests), then drains them. Runs that only wait for approval are left
+/// paused for the next server; running steps may finish for the grace period; then every run still
+/// going ends `interrupted`. No thread of the cooperative pool waits: the blocking parts run on the
+/// server's own threads, and the grace period is a wait for the last run's end or the deadline.
+struct RunDrainService: Service {
+    let launcher: RunLauncher
+    let threads: ServerThreads
+    let grace: Double
+    let logger: Logger
+
+    func run() async throws {
+        // Wait for the group's shutdown; a cancelled group drains too.
+        try? await gracefulShutdown()
+        let (n, paused) = (try? await threads.store.runIfActive { launcher.drainAll() }) ?? (0, 0)
+        if paused > 0 { logger.info("left \(paused) run(s) paused for approval: the next server resumes them") }
+        await launcher.idle(within: grace)
+        let cut = launcher.activeCount
+        if cut > 0 {
+            let reason = "server shut down: the \(Quantity.formatDuration(grace)) grace period ended"
+            _ = try? await threads.store.runIfActive { launcher.interruptAll(reason: reason) }
+        }
+        // Stopped process trees are owed their KILL: do not exit before it is sent.
+        _ = try? await threads.store.runIfActive { ChildWatcher.shared.waitForOwedKills(timeout: ChildWatcher.killGrace + 5) }
+        logger.info("runbook serve stopped", metadata: ["interrupted_runs": "\(n)", "cut_at_grace": "\(cut)"])
+    }
+}
+
+/// With a database replicas share: every `every` seconds, claims runs whose owner stopped renewing
+/// its lease and takes them over (`run.taken_over`), on the server's own threads. Stops when the
+/// group shuts down.
+struct TakeoverService: Service {
+    let launcher: RunLauncher
+    let runbooks: [Runbook]
+    let threads: ServerThreads
+    let every: Double
+    let logger: Logger
+
+    func run() async throws {
+        let log: @Sendable (String) -> Void = { [logger] in logger.info("\($0)") }
+        launcher.watchLostRuns(logger: log)
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(every * 1000))) }
+            } catch {
+                return
+            }
+            _ = try? await threads.store.runIfActive { [launcher, runbooks] in launcher.takeOverExpiredRuns(runbooks: runbooks, logger: log) }
+        }
+    }
+}
+
+extension RunLauncher {
+    /// Returns once no run is active, or once `seconds` have passed, whichever comes first; no thread
+    /// waits meanwhile.
+    func idle(within seconds: Double) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let once = ResumeOnce(c)
+            whenIdle { once.resume() }
+            DispatchQueue.global().asyncAfter(deadline: .now() + max(0, seconds)) { once.resume() }
+        }
+    }
+}
+
+/// Resumes a continuation the first time it is asked; later calls do nothing.
+final class ResumeOnce: @unchecked Sendable {
+    // Guarded by `lock`; nil once resumed.
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<Void, Never>?
+
+    init(_ c: CheckedContinuation<Void, Never>) { continuation = c }
+
+    func resume() {
+        let c = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            defer { continuation = nil }
+            return continuation
+        }
+        c?.resume()
+    }
+}

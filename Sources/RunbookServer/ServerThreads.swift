@@ -1,0 +1,36 @@
+import NIOPosix
+
+/// The server's own threads for blocking work (SQLite, the PostgreSQL bridge, a run queue's
+/// `sync`), so that no thread of Swift's cooperative pool ever waits on them.
+///
+/// Alert intake has one thread: admissions are serialised (SQLite serialises writes anyway) and a
+/// flood of hooks never becomes a flood of blocked threads. Approvals, reads, `/metrics` and
+/// shutdown have a pool of their own, so they are never queued behind an alert flood.
+public final class ServerThreads: Sendable {
+    /// `POST /hooks/alertmanager` and `/hooks/run`.
+    public let intake: NIOThreadPool
+    /// Approvals, reads, `/metrics`, start-up and shutdown work.
+    public let store: NIOThreadPool
+
+    /// Starts both pools.
+    /// - Parameters:
+    ///   - storeThreads: threads for approvals, reads and the rest (bounded: a read flood waits in line).
+    public init(storeThreads: Int = 4) {
+        intake = NIOThreadPool(numberOfThreads: 1)
+        store = NIOThreadPool(numberOfThreads: max(1, storeThreads))
+        intake.start()
+        store.start()
+    }
+
+    /// Runs blocking `work` (opening the store, resuming runs) on the store pool and returns its result.
+    /// - Throws: what `work` throws, or NIO's error once the pool has stopped.
+    public func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await store.runIfActive(work)
+    }
+
+    /// Stops both pools once their work is done.
+    public func shutdown() async {
+        try? await intake.shutdownGracefully()
+        try? await store.shutdownGracefully()
+    }
+}

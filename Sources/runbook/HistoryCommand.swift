@@ -1,0 +1,28 @@
+import ArgumentParser
+import Foundation
+import RunbookCore
+import RunbookRuntime
+import RunbookStore
+
+struct HistoryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "history", abstract: "Past runs: id, runbook, trigger, outcome, start, duration (--json: the fields of GET /runs).")
+    @Flag(help: "One JSON object a line.") var json = false
+    @Option(help: "Most runs shown.") var limit = 50
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        let store = try state.openStore()
+        let runs = try store.runs(limit: limit)
+        let awaiting = (try? store.runsAwaitingApproval()) ?? []
+        let summaries = runs.map { RunSummary($0, awaiting: awaiting.contains($0.id)) }
+        if json {
+            for r in summaries { print(r.jsonLine()) }
+            return
+        }
+        let rows = runs.map { r in
+            [r.id, r.runbook + (r.drill ? " [drill]" : r.dryRun ? " [dry run]" : ""), r.trigger, r.outcome ?? RunSummary(r, awaiting: awaiting.contains(r.id)).status.rawValue,
+             TimelineEvent.timestamp(r.started), r.durationMs.map { Quantity.formatDuration(Double($0) / 1000) } ?? "-"]
+        }
+        StandardStreams.out(Table.render(header: ["ID", "RUNBOOK", "TRIGGER", "OUTCOME", "START", "DURATION"], rows: rows.map { $0.map { Escape.text($0) } }))
+    }
+}
