@@ -1,4 +1,5 @@
 import Dispatch
+import CoreMetrics
 import Foundation
 import RunbookActions
 import RunbookCore
@@ -91,7 +92,7 @@ extension RunLauncher {
             let ok = resume(record, lease: c.lease, runLock: nil, runbooks: runbooks, event: "run.taken_over",
                             message: "taken over by \(shared.owner) from \(c.previousOwner ?? "nobody"): its lease expired; finished steps are not run again",
                             from: c.previousOwner, now: t0)
-            lock.withLock { takeovers += 1 }
+            metrics.takeovers?.increment()
             logger("took over run \(c.runID) from \(c.previousOwner ?? "?")\(ok ? "" : " (ended: it could not go on)")")
         }
     }

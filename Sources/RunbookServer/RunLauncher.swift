@@ -1,4 +1,5 @@
 import Dispatch
+import CoreMetrics
 import Foundation
 import RunbookActions
 import RunbookCore
@@ -8,24 +9,22 @@ import RunbookStore
 /// Starts runs for the server: checks params and guards, records each run durably before it starts,
 /// runs it on its own queue, and keeps counts for /metrics.
 public final class RunLauncher: @unchecked Sendable {
-    // `sessions` and the counters are guarded by `lock`; everything else is immutable.
+    // `sessions` and `idleWaiters` are guarded by `lock`; everything else is immutable (the metrics
+    // are thread-safe on their own).
     let store: any RunDatabase
     let executor = LiveExecutor()
     let lock = NSLock()
     var sessions: [String: RunSession] = [:]
     /// Called once when no run is active any more (shutdown waits on this).
     var idleWaiters: [@Sendable () -> Void] = []
-    var outcomes: [String: Int] = [:]
-    var refusals: [String: Int] = [:]
-    var alertsReceived = 0
-    var stepDurations: [Double] = []
-    var takeovers = 0
 
     /// `serve --max-changes N/PER`.
     public let maxChanges: (count: Int, per: Double)?
     /// `serve --freeze FILE`.
     public let freezes: [FreezeWindow]
 
+    /// `/metrics`.
+    let metrics: ServerMetrics
     /// When a server run's changes wait for approval rather than refuse the run.
     let rule: ChangeApprovalRule
 
@@ -34,6 +33,7 @@ public final class RunLauncher: @unchecked Sendable {
         self.maxChanges = maxChanges
         self.freezes = freezes
         self.rule = .windows(freezes, mayPause: true, maxChanges: maxChanges)
+        self.metrics = ServerMetrics(replicated: store is any ReplicatedRunDatabase)
     }
 
     /// What happened to one request to start a run.
@@ -58,7 +58,7 @@ public final class RunLauncher: @unchecked Sendable {
         }
     }
 
-    func countAlerts(_ n: Int) { lock.withLock { alertsReceived += n } }
+    func countAlerts(_ n: Int) { metrics.alertsReceived.increment(by: Int64(n)) }
 
     /// One request to start a run.
     public struct LaunchRequest: Sendable {
@@ -115,10 +115,8 @@ public final class RunLauncher: @unchecked Sendable {
             case .duplicate(let existing):
                 return .duplicate(runID: existing)
             case .refused(let r, let id, let p):
-                lock.withLock {
-                    refusals["\(p.request.runbook.name)|\(r.guardName)", default: 0] += 1
-                    outcomes["\(p.request.runbook.name)|refused", default: 0] += 1
-                }
+                metrics.refused(runbook: p.request.runbook.name, guardName: r.guardName)
+                metrics.runEnded(runbook: p.request.runbook.name, outcome: RunOutcome.refused.rawValue)
                 return .refused(runID: id, guardName: r.guardName, until: r.until, message: r.message)
             case .admitted(let admitted):
                 let session: RunSession
@@ -136,7 +134,7 @@ public final class RunLauncher: @unchecked Sendable {
     func environment(startedBy by: String?) -> RunEnvironment {
         var env = RunEnvironment(store: store, executor: executor, rule: rule)
         env.approver = .store(startedBy: by == "anonymous" ? nil : by, resumable: true)
-        env.subscribers = [MetricsSink(launcher: self)]
+        env.subscribers = [MetricsSink(metrics: metrics)]
         env.inFlight = Self.readBack
         env.queueLabel = "runbook.serve"
         return env
@@ -149,9 +147,9 @@ public final class RunLauncher: @unchecked Sendable {
         session.begin { [self] session, outcome in
             let waiters = lock.withLock { () -> [@Sendable () -> Void] in
                 sessions[runID] = nil
-                outcomes["\(session.runbook.name)|\(outcome.rawValue)", default: 0] += 1
                 return takeIdleWaiters()
             }
+            metrics.runEnded(runbook: session.runbook.name, outcome: outcome.rawValue)
             waiters.forEach { $0() }
         }
     }

@@ -1,0 +1,55 @@
+import Foundation
+import RunbookTestSupport
+import Testing
+
+/// Alert intake has a path of its own: approvals and reads are never queued behind an alert flood,
+/// and a payload still being handled is answered, not cut off by the head deadline.
+@Suite(.timeLimit(.minutes(5)), .serialized)
+struct ServeIntakeTests {
+    /// The serve tests' runbook, with all but one run refused (every alert of a flood is decided).
+    static let runbook = ServeTests.runbook.replacingOccurrences(of: "guards: { auto: true }", with: "guards: { auto: true, max_runs: { count: 1, per: 1h } }")
+
+    @Test func anApprovalIsAnsweredWhileAnAlertFloodIsStillBeingAdmitted() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/rb", withIntermediateDirectories: true)
+        try Self.runbook.write(toFile: dir + "/rb/node-down.yaml", atomically: true, encoding: .utf8)
+        try "t0ken\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        // A head deadline far shorter than the flood takes to admit: the flood must still be answered.
+        let (child, port) = try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/token",
+                                                         "--head-timeout", "1"])
+        defer { child.stop() }
+        // The flood goes out whole; only then is the approval asked. Each answer is stamped in the
+        // order it arrives.
+        let script = """
+            import json, socket, sys, threading
+            port = int(sys.argv[1])
+            alerts = [{"status": "firing", "labels": {"alertname": "NodeExporterDown", "instance": "h%d" % i},
+                       "annotations": {}, "startsAt": "2026-11-25T14:47:04.491259587Z", "endsAt": "0001-01-01T00:00:00Z",
+                       "fingerprint": "f%08d" % i} for i in range(3000)]
+            body = json.dumps({"version": "4", "status": "firing", "receiver": "r", "alerts": alerts}).encode()
+            def request(method, path, body=b""):
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall(("%s %s HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer t0ken\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n" % (method, path, len(body))).encode() + body)
+                return s
+            order, lock = [], threading.Lock()
+            def answer(name, s):
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk: break
+                    data += chunk
+                with lock: order.append((name, data.split(b"\\r\\n", 1)[0].decode()))
+            flood = request("POST", "/hooks/alertmanager", body)
+            t = threading.Thread(target=answer, args=("flood", flood)); t.start()
+            answer("approval", request("POST", "/runs/r-nope/approve"))
+            t.join()
+            for name, status in order: print(name, status)
+            """
+        let r = try await offPool { try Spawn.run(["python3", "-c", script, "\(port)"]) }
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2, "\(r.stdout) \(r.stderr)")
+        #expect(lines.first?.hasPrefix("approval HTTP/1.1 404") == true, "the approval waited behind the flood: \(lines)")
+        #expect(lines.last?.hasPrefix("flood HTTP/1.1 202") == true, "the flood was not answered: \(lines)")
+    }
+}
