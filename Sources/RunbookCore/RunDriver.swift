@@ -69,7 +69,8 @@ public final class RunDriver: @unchecked Sendable {
     /// server to resume: timers and watches stop, nothing is written. Returns false (and does
     /// nothing) when the run is doing anything else.
     public func detachIfPaused() -> Bool {
-        queue.sync {
+        assertNotInTask("detachIfPaused")
+        return queue.sync {
             guard !detached, machine.isPausedForApproval else { return false }
             detached = true
             cancelAllWork()
@@ -80,7 +81,8 @@ public final class RunDriver: @unchecked Sendable {
     /// Stops driving the run without a word (another process owns it now): timers, watches and
     /// alarms stop; steps in flight are cancelled; nothing more is written.
     public func detach() -> Bool {
-        queue.sync {
+        assertNotInTask("detach")
+        return queue.sync {
             guard !detached else { return false }
             detached = true
             cancelAllWork()
@@ -89,7 +91,10 @@ public final class RunDriver: @unchecked Sendable {
     }
 
     /// The gates open now, for `/runs` and the terminal.
-    public var gatesOpen: [GateRequest] { queue.sync { machine.gatesOpen } }
+    public var gatesOpen: [GateRequest] {
+        assertNotInTask("gatesOpen")
+        return queue.sync { machine.gatesOpen }
+    }
 
     /// Starts the run after emitting `startEvent` (nil when the caller recorded it already);
     /// `completion` gets the outcome on the run queue.
@@ -114,7 +119,14 @@ public final class RunDriver: @unchecked Sendable {
     /// A second interrupt (or the end of a shutdown's grace period): the run ends now, `interrupted`,
     /// and its final record is written before this returns.
     public func abandon(reason: String = "interrupted twice: exited without finishing") {
+        assertNotInTask("abandon")
         queue.sync { self.apply(self.machine.abandon(now: self.scheduler.now, reason: reason)) }
+    }
+
+    /// Debug builds: the blocking entry points wait on the run's queue, which must never park a
+    /// thread of Swift's cooperative pool (call them from a thread or queue of your own).
+    func assertNotInTask(_ what: StaticString) {
+        assert(withUnsafeCurrentTask { $0 == nil }, "RunDriver.\(what) blocks on the run queue: never call it from a task")
     }
 
     /// True once a sink said the run's record could not be written.
