@@ -79,6 +79,10 @@ public struct TimelineEvent: Sendable, Hashable {
     public var deadline: Date?
     /// On `change.applied`: where (a flag file, a URL), so the change can be undone after a restart.
     public var location: String?
+    /// On `change.applied` of a flag file: the flag's key and the field set (`defaultVariant` or
+    /// `state`), so a takeover rebuilds the undo from fields, never from the text.
+    public var flagKey: String?
+    public var flagField: String?
 
     public init(time: Date, run: String, event: String) {
         self.time = time
@@ -151,6 +155,8 @@ extension TimelineEvent {
         add("gate", gate)
         if let deadline { add("deadline", Self.timestamp(deadline)) }
         add("location", location)
+        add("flag_key", flagKey)
+        add("flag_field", flagField)
         return out + "}"
     }
 
@@ -189,6 +195,8 @@ extension TimelineEvent {
         e.gate = obj["gate"] as? String
         e.deadline = (obj["deadline"] as? String).flatMap(parseTimestamp)
         e.location = obj["location"] as? String
+        e.flagKey = obj["flag_key"] as? String
+        e.flagField = obj["flag_field"] as? String
         return e
     }
 }
