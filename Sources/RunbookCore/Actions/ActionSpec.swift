@@ -32,12 +32,19 @@ public enum ActionSpec: Sendable, Hashable {
 
 /// One check, by kind.
 public enum CheckSpec: Sendable, Hashable {
+    /// An HTTP request.
     case http(HTTPCheckSpec)
+    /// A TCP connect.
     case tcp(TCPCheckSpec)
+    /// A Prometheus instant query.
     case prometheus(PrometheusCheckSpec)
+    /// A metric's slope over a window.
     case metricTrend(MetricTrendSpec)
+    /// A process from /proc.
     case process(ProcessCheckSpec)
+    /// Host disk, memory and load.
     case host(HostCheckSpec)
+    /// A command judged on its exit status and output.
     case command(CommandSpec)
 
     /// The key under `check:` (`http`, `metric_trend`, ...), as in `RunbookGrammar.checkKinds`.
@@ -67,7 +74,9 @@ public struct NamedTemplate: Sendable, Hashable {
 
 /// A setting that is either a literal number, checked at load, or a template, checked after rendering.
 public enum NumberOrTemplate: Sendable, Hashable {
+    /// Written as a number: range-checked at load.
     case literal(Int)
+    /// Written with `{{ }}`: checked once rendered.
     case template(Template)
 
     /// The value as text after rendering.
