@@ -260,6 +260,13 @@ extension RunStateMachine {
     /// A change as its `change.applied` event recorded it, with the flag-file undo rebuilt from
     /// the event's structured fields.
     static func restoredChange(_ e: TimelineEvent, step: Step) -> AppliedChange {
-        AppliedChange(restoring: e, fallbackWhat: step.id)
+        var c = AppliedChange(restoring: e, fallbackWhat: step.id)
+        // Recorded before `change.applied` carried the flag's fields: the step's own spec names the
+        // flag when its key is literal (a templated key is not guessed from text).
+        if c.automaticUndo == nil, case .flag(let f) = step.action.spec, f.file != nil, let key = f.key, key.isLiteral,
+           let setting = f.setting, let path = e.location {
+            c.automaticUndo = .flagFile(path: path, key: key.source, field: setting.field, previous: JSONText.string(e.from ?? ""))
+        }
+        return c
     }
 }

@@ -100,4 +100,15 @@ struct FlagUndoRestoreTests {
         e.flagField = "defaultVariant"
         #expect(AppliedChange(restoring: e, fallbackWhat: "x").automaticUndo == .flagFile(path: "f.json", key: "f", field: "defaultVariant", previous: "\"on\""))
     }
+
+    @Test func aChangeRecordedWithoutFlagFieldsIsUndoneFromTheStepsLiteralKey() throws {
+        let rb = try load(Self.runbook)
+        let step = try #require(rb.step("flag-off"))
+        var e = TimelineEvent(time: Date(timeIntervalSince1970: 0), run: "r", event: "change.applied")
+        e.what = "some other words"
+        e.from = "ENABLED"
+        e.to = "DISABLED"
+        e.location = "f.json"
+        #expect(RunStateMachine.restoredChange(e, step: step).automaticUndo == .flagFile(path: "f.json", key: "f", field: "state", previous: "\"ENABLED\""))
+    }
 }
