@@ -3,15 +3,15 @@ import RunbookCore
 
 /// The `http` check.
 enum HTTPCheck {
-    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
-        let url = request.render(c["url"]) ?? ""
-        let method = c["method"]?.template?.source ?? "GET"
-        let headers = (c["headers"]?.entries ?? []).map { ($0.key, request.render($0.value) ?? "") }
-        let body = request.render(c["body"])
-        let expected: [Int]? = c["status"].map { s in s.list?.compactMap { $0.number.map { Int($0) } } ?? [Int(s.number ?? 200)] }
-        let contains = request.render(c["contains"])
-        let jsonExpect = (c["json"]?.entries ?? []).map { ($0.key, $0.value.plainValue) }
-        let maxLatency = c["max_latency"]?.number
+    static func run(_ c: HTTPCheckSpec, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let url = request.render(c.url)
+        let method = c.method
+        let headers = c.headers.map { ($0.name, request.render($0.value)) }
+        let body = c.body.map(request.render)
+        let expected = c.status
+        let contains = c.contains.map(request.render)
+        let jsonExpect = c.json.map { ($0.path, $0.value) }
+        let maxLatency = c.maxLatency
         return HTTPProbe.send(method: method, url: url, headers: headers, body: body, timeout: request.step.timeout) { result in
             switch result {
             case .failure(let f):
@@ -85,10 +85,10 @@ enum PrometheusCheck {
         }
     }
 
-    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
-        let server = request.render(c["url"]) ?? ""
-        let q = request.render(c["query"]) ?? ""
-        let above = c["above"]?.number, below = c["below"]?.number
+    static func run(_ c: PrometheusCheckSpec, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let server = request.render(c.url)
+        let q = request.render(c.query)
+        let above = c.above, below = c.below
         return query(server: server, query: q, timeout: request.step.timeout) { result in
             switch result {
             case .failure(let f): completion(StepResult(f.timedOut ? .timedOut : .errored, f.message))

@@ -5,14 +5,15 @@ import RunbookCore
 
 /// The `tcp` check: connect, measure, close.
 enum TCPCheck {
-    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
-        let host = request.render(c["host"]) ?? ""
-        let portText = request.render(c["port"]) ?? ""
+    static func run(_ c: TCPCheckSpec, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let host = request.render(c.host)
+        // A templated port is checked here, after rendering; a literal one was checked at load.
+        let portText = c.port.render(request.render)
         guard let port = Int(portText), (1...65535).contains(port) else {
             completion(StepResult(.failed, "port '\(portText)' is not a number from 1 to 65535"))
             return NothingToCancel()
         }
-        let maxLatency = c["max_latency"]?.number
+        let maxLatency = c.maxLatency
         let started = Date()
         let timeout = TimeAmount.milliseconds(Int64(request.step.timeout * 1000))
         let future = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(timeout).connect(host: host, port: port)
@@ -102,12 +103,17 @@ public enum ProcFS {
 
 /// The `process` check.
 enum ProcessCheck {
-    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
-        let wantRunning = c["running"]?.bool ?? true
+    static func run(_ c: ProcessCheckSpec, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let wantRunning = c.running
         var pid: Int32?
         var what: String
-        if let p = request.render(c["pid"]) { pid = Int32(p); what = "pid \(p)" }
-        else if let f = request.render(c["pidfile"]) {
+        switch c.target {
+        case .pid(let p):
+            let text = p.render(request.render)
+            pid = Int32(text)
+            what = "pid \(text)"
+        case .pidfile(let file):
+            let f = request.render(file)
             pid = ProcFS.pid(fromFile: f)
             what = "pidfile \(f)\(pid.map { " (pid \($0))" } ?? "")"
             if pid == nil, wantRunning {
@@ -116,8 +122,11 @@ enum ProcessCheck {
                 completion(StepResult(.errored, "pidfile \(f) \(why)", output: ["running": .bool(false)]))
                 return NothingToCancel()
             }
+        case .name(let name):
+            let n = request.render(name)
+            pid = ProcFS.pids(named: n).first
+            what = "process \(n)\(pid.map { " (pid \($0))" } ?? "")"
         }
-        else { let n = request.render(c["name"]) ?? ""; pid = ProcFS.pids(named: n).first; what = "process \(n)\(pid.map { " (pid \($0))" } ?? "")" }
         let running = pid.map(ProcFS.isRunning) ?? false
         var output: [String: Value] = ["running": .bool(running)]
         if let pid { output["pid"] = .number(Double(pid)) }
@@ -129,7 +138,7 @@ enum ProcessCheck {
             completion(StepResult(.failed, "\(what) is running", output: output))
             return NothingToCancel()
         }
-        let maxRSS = c["max_rss"]?.number, maxCPU = c["max_cpu"]?.number
+        let maxRSS = c.maxRSS, maxCPU = c.maxCPU
         let rss = ProcFS.rss(pid)
         if let rss { output["rss_bytes"] = .number(rss) }
         let ticks0 = ProcFS.cpuTicks(pid)
@@ -158,26 +167,26 @@ enum ProcessCheck {
 
 /// The `host` check: disk, memory and load against limits.
 enum HostCheck {
-    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+    static func run(_ c: HostCheckSpec, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
         var output: [String: Value] = [:]
         var parts: [String] = [], problems: [String] = [], unreadable: [String] = []
-        func judge(_ name: String, _ value: Double?, _ limits: Config?, maxKey: String, minKey: String, unit: String, why: String? = nil) {
+        func judge(_ name: String, _ value: Double?, _ limits: HostCheckSpec.Limits?, unit: String, why: String? = nil) {
             guard let limits else { return }
             guard let value else { unreadable.append("cannot read \(name)\(why.map { ": \($0)" } ?? "")"); return }
             output[name] = .number(value)
             parts.append("\(name) \(value)\(unit)")
-            if let m = limits[maxKey]?.number, value > m { problems.append("\(name) \(value)\(unit) over \(m)\(unit)") }
-            if let m = limits[minKey]?.number, value < m { problems.append("\(name) \(value)\(unit) under \(m)\(unit)") }
+            if let m = limits.max, value > m { problems.append("\(name) \(value)\(unit) over \(m)\(unit)") }
+            if let m = limits.min, value < m { problems.append("\(name) \(value)\(unit) under \(m)\(unit)") }
         }
-        if let d = c["disk"] {
-            let path = request.render(d["path"]) ?? "/"
+        if let d = c.disk {
+            let path = request.render(d.path)
             var fs = statvfs()
             let why = statvfs(path, &fs) == 0 ? nil : "\(path): \(String(cString: strerror(errno))) (errno \(errno))"
-            judge("disk_used_percent", ProcFS.diskUsedPercent(path), d, maxKey: "max_used", minKey: "min_used", unit: "%", why: why)
+            judge("disk_used_percent", ProcFS.diskUsedPercent(path), d.used, unit: "%", why: why)
             if ProcFS.diskUsedPercent(path) != nil { parts[parts.count - 1] += " (\(path))" }
         }
-        judge("memory_used_percent", c["memory"] != nil ? ProcFS.memoryUsedPercent() : nil, c["memory"], maxKey: "max_used", minKey: "min_used", unit: "%")
-        judge("load1", c["load"] != nil ? ProcFS.load1() : nil, c["load"], maxKey: "max", minKey: "min", unit: "")
+        judge("memory_used_percent", c.memory != nil ? ProcFS.memoryUsedPercent() : nil, c.memory, unit: "%")
+        judge("load1", c.load != nil ? ProcFS.load1() : nil, c.load, unit: "")
         let text = parts.joined(separator: ", ")
         if !unreadable.isEmpty {
             // Could not measure: not the same as within limits.

@@ -60,15 +60,15 @@ public enum MetricsText {
 /// The `metric_trend` check: samples every `every` over `window`, fits a slope. A leak grows
 /// steadily (high r²); a one-off spike does not, so `min_slope` also wants a good fit.
 enum MetricTrendCheck {
-    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
-        let url = request.render(c["url"]) ?? ""
-        let metric = request.render(c["metric"])
-        let query = request.render(c["query"])
-        let labels = Dictionary((c["labels"]?.entries ?? []).map { ($0.key, request.render($0.value) ?? "") }, uniquingKeysWith: { a, _ in a })
-        let window = c["window"]?.number ?? 10
-        let every = max(0.05, c["every"]?.number ?? 1)
-        let minSlope = c["min_slope"]?.number, maxSlope = c["max_slope"]?.number
-        let minR2 = c["min_r2"]?.number ?? 0.6
+    static func run(_ c: MetricTrendSpec, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let url = request.render(c.url)
+        let metric = c.metric.map(request.render)
+        let query = c.query.map(request.render)
+        let labels = Dictionary(c.labels.map { ($0.name, request.render($0.value)) }, uniquingKeysWith: { a, _ in a })
+        let window = c.window
+        let every = max(0.05, c.every)
+        let minSlope = c.minSlope, maxSlope = c.maxSlope
+        let minR2 = c.minR2
         let count = max(2, Int((window / every).rounded(.down)) + 1)
         let op = StepOperation(completion: completion)
         let sampler = TrendSampler(op: op, count: count)

@@ -24,10 +24,15 @@ public enum FlagFile {
         public var what: String { field == "state" ? "flag \(key) state" : "flag \(key)" }
     }
 
-    /// The target of a `flag: { file, key, variant | state }` step's settings.
-    public static func target(_ c: Config, render: (Config?) -> String?) -> Target {
-        let (field, value): (String, String) = render(c["variant"]).map { ("defaultVariant", $0) } ?? ("state", render(c["state"]) ?? "")
-        return Target(path: render(c["file"]) ?? "", key: render(c["key"]) ?? "", field: field, value: value)
+    /// The target of a `flag: { file, key, variant | state }` step, templates rendered.
+    public static func target(_ f: FlagSpec, file: Template, render: (Template) -> String) -> Target {
+        let (field, value): (String, String)
+        switch f.setting {
+        case .variant(let v)?: (field, value) = ("defaultVariant", render(v))
+        case .state(let s)?: (field, value) = ("state", s)
+        case nil: (field, value) = ("state", "")
+        }
+        return Target(path: render(file), key: f.key.map(render) ?? "", field: field, value: value)
     }
 
     /// A field's value as the file holds it, JSON text, made plain (a JSON string decoded).

@@ -26,6 +26,11 @@ enum HTTPProbe {
     /// Sends a request; `completion` gets the answer or a message saying why there is none.
     static func send(method: String = "GET", url: String, headers: [(String, String)] = [], body: String? = nil,
                      timeout: Double, completion: @escaping @Sendable (Result<HTTPAnswer, ProbeFailure>) -> Void) -> any Cancellable {
+        // A templated URL is checked here, once rendered, as the loader checks a literal one.
+        if let problem = ActionDecoder.urlProblem(url) {
+            completion(.failure(ProbeFailure("bad URL '\(url)': it \(problem) (write it like http://host:8080/path)")))
+            return NothingToCancel()
+        }
         let request: HTTPClient.Request
         do {
             var h = HTTPHeaders()

@@ -45,51 +45,45 @@ public struct LiveExecutor: StepExecutor {
     }
 
     func perform(_ action: Action, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
-        switch action.kind {
-        case .wait:
-            let seconds = action.config.number ?? 0
+        switch action.spec {
+        case .wait(let seconds):
             // A dry run never sleeps.
             if request.dryRun {
                 completion(StepResult(.wouldWait, "would wait \(Quantity.formatDuration(seconds))"))
                 return NothingToCancel()
             }
             return request.scheduler.schedule(after: seconds) { completion(StepResult(.passed, "waited \(Quantity.formatDuration(seconds))")) }
-        case .command:
-            return runCommand(action.config, request, isChange: action.isChange, completion: completion)
-        case .check:
-            let kind = action.checkKind ?? ""
-            let c = action.config[kind] ?? .null
-            switch kind {
-            case "command": return runCommand(c, request, isChange: false, completion: completion)
-            case "http": return HTTPCheck.run(c, request, completion: completion)
-            case "tcp": return TCPCheck.run(c, request, completion: completion)
-            case "prometheus": return PrometheusCheck.run(c, request, completion: completion)
-            case "metric_trend": return MetricTrendCheck.run(c, request, completion: completion)
-            case "process": return ProcessCheck.run(c, request, completion: completion)
-            case "host": return HostCheck.run(c, request, completion: completion)
-            default:
-                completion(StepResult(.failed, "unknown check '\(kind)'"))
-                return NothingToCancel()
+        case .command(let c):
+            return runCommand(c, request, isChange: action.isChange, completion: completion)
+        case .check(let check):
+            return perform(check, request, completion: completion)
+        case .flag(let f):
+            switch f.provider {
+            case .file(let file): return setFlagFile(f, file: file, request, completion: completion)
+            case .http(let h): return HTTPFlagAction.run(f, h, request, completion: completion)
             }
-        case .flag:
-            if action.config["file"] != nil { return setFlagFile(action.config, request, completion: completion) }
-            return HTTPFlagAction.run(action.config, request, completion: completion)
-        case .restart:
-            return RestartAction.run(action.config, request, executor: self, queue: workQueue, completion: completion)
-        case .notify:
-            return NotifyAction.run(action.config, request, completion: completion)
+        case .restart(let r):
+            return RestartAction.run(r, request, executor: self, queue: workQueue, completion: completion)
+        case .notify(let n):
+            return NotifyAction.run(n, request, completion: completion)
         }
     }
 
-    /// Expected exit codes of a command (default 0).
-    static func expectedExits(_ c: Config) -> [Int] {
-        if let l = c["exit"]?.list { return l.compactMap { $0.number.map { Int($0) } } }
-        if let n = c["exit"]?.number { return [Int(n)] }
-        return [0]
+    /// Runs one check (a step's, or a restart's `ready`).
+    func perform(_ check: CheckSpec, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        switch check {
+        case .command(let c): return runCommand(c, request, isChange: false, completion: completion)
+        case .http(let h): return HTTPCheck.run(h, request, completion: completion)
+        case .tcp(let t): return TCPCheck.run(t, request, completion: completion)
+        case .prometheus(let p): return PrometheusCheck.run(p, request, completion: completion)
+        case .metricTrend(let m): return MetricTrendCheck.run(m, request, completion: completion)
+        case .process(let p): return ProcessCheck.run(p, request, completion: completion)
+        case .host(let h): return HostCheck.run(h, request, completion: completion)
+        }
     }
 
-    func runCommand(_ c: Config, _ request: StepRequest, isChange: Bool, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
-        let argv = (c["argv"]?.list ?? []).map { request.render($0.template ?? Template(literal: "")) }
+    func runCommand(_ c: CommandSpec, _ request: StepRequest, isChange: Bool, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let argv = c.argv.map(request.render)
         let shown = ChangeText.argv(argv)
         if request.dryRun, isChange {
             completion(StepResult(.wouldChange, "would run: \(shown)",
@@ -97,10 +91,10 @@ public struct LiveExecutor: StepExecutor {
             return NothingToCancel()
         }
         var env: [String: String] = [:]
-        for e in c["env"]?.entries ?? [] { env[e.key] = request.render(e.value) ?? "" }
-        let cwd = request.render(c["cwd"])
-        let expected = Self.expectedExits(c)
-        let contains = request.render(c["stdout_contains"])
+        for e in c.env { env[e.name] = request.render(e.value) }
+        let cwd = c.cwd.map(request.render)
+        let expected = c.exit
+        let contains = c.stdoutContains.map(request.render)
         return ProcessRunner.run(argv: argv, environment: env, cwd: cwd, queue: workQueue) { p in
             var output: [String: Value] = ["duration_ms": .number((p.duration * 1000).rounded())]
             if let code = p.exitCode { output["exit_code"] = .number(Double(code)) }
@@ -135,8 +129,8 @@ public struct LiveExecutor: StepExecutor {
         return head + "\n[… \(s.utf8.count - limit) bytes …]\n" + tail
     }
 
-    func setFlagFile(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
-        let t = FlagFile.target(c, render: request.render)
+    func setFlagFile(_ f: FlagSpec, file: Template, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let t = FlagFile.target(f, file: file, render: request.render)
         let (path, key, field, target, what) = (t.path, t.key, t.field, t.value, t.what)
         let dryRun = request.dryRun
         workQueue.async {

@@ -16,39 +16,39 @@ enum RestartAction {
         var pidQuery: [String]?
     }
 
-    static func plan(_ c: Config, _ request: StepRequest) -> Plan {
-        if let program = request.render(c["supervisor"]) {
+    static func plan(_ c: RestartSpec, _ request: StepRequest) -> Plan {
+        let pidfile = c.pidfile.map(request.render)
+        switch c.provider {
+        case .supervisor(let program, let config, let server):
+            let name = request.render(program)
             var base = ["supervisorctl"]
-            if let cfg = request.render(c["config"]) { base += ["-c", cfg] }
-            if let server = request.render(c["server"]) { base += ["-s", server] }
-            return Plan(name: program, restart: base + ["restart", program], pidfile: request.render(c["pidfile"]), pidQuery: base + ["pid", program])
-        }
-        if let unit = request.render(c["systemd"]) {
-            return Plan(name: unit, restart: ["systemctl", "restart", unit], pidfile: request.render(c["pidfile"]),
+            if let config { base += ["-c", request.render(config)] }
+            if let server { base += ["-s", request.render(server)] }
+            return Plan(name: name, restart: base + ["restart", name], pidfile: pidfile, pidQuery: base + ["pid", name])
+        case .systemd(let unitTemplate):
+            let unit = request.render(unitTemplate)
+            return Plan(name: unit, restart: ["systemctl", "restart", unit], pidfile: pidfile,
                         pidQuery: ["systemctl", "show", "--property=MainPID", "--value", unit])
-        }
-        if let target = request.render(c["kubernetes"]) {
-            var ns: [String] = []
-            if let n = request.render(c["namespace"]) { ns = ["--namespace", n] }
+        case .kubernetes(let targetTemplate, let namespace):
+            let target = request.render(targetTemplate)
+            let ns = namespace.map { ["--namespace", request.render($0)] } ?? []
             let secs = max(1, Int(request.step.timeout - 1))
             return Plan(name: target, restart: ["kubectl", "rollout", "restart", target] + ns,
                         followUp: ["kubectl", "rollout", "status", target, "--timeout=\(secs)s"] + ns)
+        case .command(let cmd):
+            var env: [String: String] = [:]
+            for e in cmd.env { env[e.name] = request.render(e.value) }
+            let name = ChangeText.restartName(c, render: request.render)
+            return Plan(name: name, restart: cmd.argv.map(request.render), env: env, cwd: cmd.cwd.map(request.render), pidfile: pidfile)
         }
-        let cmd = c["command"]
-        let argv = (cmd?["argv"]?.list ?? []).map { request.render($0.template ?? Template(literal: "")) }
-        var env: [String: String] = [:]
-        for e in cmd?["env"]?.entries ?? [] { env[e.key] = request.render(e.value) ?? "" }
-        let pidfile = request.render(c["pidfile"])
-        let name = ChangeText.restartName(c, render: request.render)
-        return Plan(name: name, restart: argv, env: env, cwd: request.render(cmd?["cwd"]), pidfile: pidfile)
     }
 
-    static func run(_ c: Config, _ request: StepRequest, executor: LiveExecutor, queue: DispatchQueue,
+    static func run(_ c: RestartSpec, _ request: StepRequest, executor: LiveExecutor, queue: DispatchQueue,
                     completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
         let plan = plan(c, request)
         let what = "restart \(plan.name)"
         if request.dryRun {
-            completion(StepResult(.wouldChange, "would run: \(plan.restart.joined(separator: " "))\(c["ready"] != nil ? ", then wait until ready" : "")",
+            completion(StepResult(.wouldChange, "would run: \(plan.restart.joined(separator: " "))\(c.ready != nil ? ", then wait until ready" : "")",
                                   change: AppliedChange(what: what, from: "", to: "", simulated: true)))
             return NothingToCancel()
         }
@@ -56,7 +56,7 @@ enum RestartAction {
         let started = Date()
         // Finish a little before the step's timeout, so the evidence reaches the timeline rather than a bare "timed out".
         let deadline = started.addingTimeInterval(max(0.5, request.step.timeout - min(1, request.step.timeout * 0.1)))
-        let ready = c["ready"].map { Action(kind: .check, config: $0, readOnly: true) }
+        let ready = c.ready.map { Action(.check($0), readOnly: true) }
 
         @Sendable func currentPid(_ then: @escaping @Sendable (Int32?) -> Void) {
             if let f = plan.pidfile { return then(ProcFS.pid(fromFile: f)) }
@@ -140,16 +140,16 @@ enum RestartAction {
 
 /// The `notify` change: POST a Slack-compatible JSON message.
 enum NotifyAction {
-    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
-        let url = request.render(c["url"]) ?? ""
-        let text = request.render(c["text"]) ?? "runbook \(request.runbookName): step \(request.step.id)"
+    static func run(_ c: NotifySpec, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let url = request.render(c.url)
+        let text = c.text.map(request.render) ?? "runbook \(request.runbookName): step \(request.step.id)"
         if request.dryRun {
             completion(StepResult(.wouldChange, "would post to \(url): \(text)", change: AppliedChange(what: "notify \(url)", from: "", to: "", simulated: true)))
             return NothingToCancel()
         }
         let payload: [String: Any] = ["text": text, "run_id": request.runID, "runbook": request.runbookName, "step": request.step.id, "status": "running"]
         let body = String(decoding: (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
-        let headers = (c["headers"]?.entries ?? []).map { ($0.key, request.render($0.value) ?? "") }
+        let headers = c.headers.map { ($0.name, request.render($0.value)) }
         return HTTPProbe.send(method: "POST", url: url, headers: headers, body: body, timeout: request.step.timeout) { r in
             switch r {
             case .success(let a) where (200..<300).contains(a.status):
@@ -166,19 +166,23 @@ enum NotifyAction {
 
 /// The HTTP flag-service provider: one request; undone only through the step's explicit `undo`.
 enum HTTPFlagAction {
-    static func run(_ c: Config, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
-        let h = c["http"]
-        let url = request.render(h?["url"]) ?? ""
-        let method = h?["method"]?.template?.source ?? "POST"
-        let key = request.render(c["key"]) ?? url
-        let to = request.render(c["variant"]) ?? request.render(c["state"]) ?? "set"
+    static func run(_ c: FlagSpec, _ h: FlagHTTPSpec, _ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
+        let url = request.render(h.url)
+        let method = h.method
+        let key = c.key.map(request.render) ?? url
+        let to: String
+        switch c.setting {
+        case .variant(let v)?: to = request.render(v)
+        case .state(let s)?: to = s
+        case nil: to = "set"
+        }
         let change = AppliedChange(what: "flag \(key)", from: "?", to: to, location: url, simulated: request.dryRun)
         if request.dryRun {
             completion(StepResult(.wouldChange, "would \(method) \(url): \(change.summary)", change: change))
             return NothingToCancel()
         }
-        let headers = (h?["headers"]?.entries ?? []).map { ($0.key, request.render($0.value) ?? "") }
-        return HTTPProbe.send(method: method, url: url, headers: headers, body: request.render(h?["body"]), timeout: request.step.timeout) { r in
+        let headers = h.headers.map { ($0.name, request.render($0.value)) }
+        return HTTPProbe.send(method: method, url: url, headers: headers, body: h.body.map(request.render), timeout: request.step.timeout) { r in
             switch r {
             case .success(let a) where (200..<300).contains(a.status):
                 completion(StepResult(.passed, "\(method) \(url): \(a.status)", change: change))

@@ -127,9 +127,11 @@ public enum ActionReference {
     /// The outputs a step doing `action` reports: a host check only those of what it measures.
     public static func outputs(of action: Action) -> [OutputField] {
         guard let e = entry(for: action) else { return [] }
-        guard e.key == "check.host", let host = action.config["host"] else { return e.outputs }
-        let measured = ["disk": "disk_used_percent", "memory": "memory_used_percent", "load": "load1"]
-            .filter { host[$0.key] != nil }.map(\.value)
+        guard case .check(.host(let host)) = action.spec else { return e.outputs }
+        var measured: [String] = []
+        if host.disk != nil { measured.append("disk_used_percent") }
+        if host.memory != nil { measured.append("memory_used_percent") }
+        if host.load != nil { measured.append("load1") }
         return e.outputs.filter { measured.contains($0.name) }
     }
 
@@ -157,6 +159,10 @@ public enum ActionReference {
             (`1MB/s`, `10MB/min`) or a count per time (`10/s`, `600/min`). Percentages: `80` or `80%`.
             A step reads another's outputs as `steps.ID.output.NAME` in `when` and in templates;
             `steps.ID.passed`, `.failed`, `.errored`, `.skipped` and `.status` are there for every step.
+            `validate` refuses values out of range, at their line and column: a port outside 1-65535, a
+            duration or size of 0 or less, a percentage outside 0-100, a `min_slope` of 0, a URL without
+            a scheme and host, an HTTP status outside 100-599, an exit status outside 0-255, an empty
+            argv. A value written as a template is checked once rendered, when the step runs.
 
             """
         for e in entries {

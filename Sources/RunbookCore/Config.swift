@@ -1,7 +1,8 @@
 import Foundation
 
-/// A checked action setting: text is parsed as a template, units are converted.
-public indirect enum Config: Sendable, Hashable {
+/// A setting as the grammar pass converted it: text parsed as a template, units converted. Only the
+/// loader and `ActionDecoder` read it (by key); everything after load reads the typed `ActionSpec`.
+package indirect enum Config: Sendable, Hashable {
     case text(Template)
     case bool(Bool)
     case number(Double)
@@ -17,17 +18,17 @@ public indirect enum Config: Sendable, Hashable {
     case null
 
     /// A mapping entry.
-    public struct Entry: Sendable, Hashable {
-        public var key: String
-        public var value: Config
+    package struct Entry: Sendable, Hashable {
+        package var key: String
+        package var value: Config
     }
 
-    public subscript(key: String) -> Config? {
+    package subscript(key: String) -> Config? {
         if case .map(let entries) = self { return entries.first { $0.key == key }?.value }
         return nil
     }
 
-    public var template: Template? {
+    package var template: Template? {
         switch self {
         case .text(let t): t
         case .number(let d): Template(literal: Value.number(d).description)
@@ -36,7 +37,7 @@ public indirect enum Config: Sendable, Hashable {
         }
     }
 
-    public var number: Double? {
+    package var number: Double? {
         switch self {
         case .number(let d), .duration(let d), .size(let d), .rate(let d): d
         case .text(let t) where t.isLiteral: Double(t.source)
@@ -44,12 +45,12 @@ public indirect enum Config: Sendable, Hashable {
         }
     }
 
-    public var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
-    public var list: [Config]? { if case .list(let l) = self { l } else { nil } }
-    public var entries: [Entry]? { if case .map(let e) = self { e } else { nil } }
+    package var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
+    package var list: [Config]? { if case .list(let l) = self { l } else { nil } }
+    package var entries: [Entry]? { if case .map(let e) = self { e } else { nil } }
 
     /// Every template inside, for validation.
-    public var templates: [Template] {
+    package var templates: [Template] {
         switch self {
         case .text(let t): [t]
         case .list(let l): l.flatMap(\.templates)
@@ -59,7 +60,7 @@ public indirect enum Config: Sendable, Hashable {
     }
 
     /// As a plain value (for expected JSON values), rendering templates literally.
-    public var plainValue: Value {
+    package var plainValue: Value {
         switch self {
         case .text(let t): .string(t.source)
         case .bool(let b): .bool(b)

@@ -231,10 +231,7 @@ public final class RunDriver: @unchecked Sendable {
             + (request.changes.isEmpty ? "no change planned" : request.changes.joined(separator: "; "))
             + ". Approve: POST /runs/\(runID)/approve, deny: POST /runs/\(runID)/deny, or runbook approve \(runID) [--deny] --as NAME."
             + " Times out at \(TimelineEvent.timestamp(request.deadline)) (then \(request.gate.onTimeout == .proceed ? "proceeds" : "declines"))."
-        let action = Action(kind: .notify, config: .map([
-            Config.Entry(key: "url", value: .text(channel)),
-            Config.Entry(key: "text", value: .text(Template(literal: text))),
-        ]), readOnly: false)
+        let action = Action(.notify(NotifySpec(url: channel, text: Template(literal: text))))
         let step = Step(id: "approvals-channel", phase: .mitigate, description: "", needs: [], when: nil, timeout: 10, retry: RetryPolicy(),
                         confirm: false, continueOnFailure: true, action: action, undo: nil,
                         location: SourceLocation(file: runbook.file, line: 1, column: 1))

@@ -242,7 +242,7 @@ extension RunStateMachine {
                 f.status = StepStatus.passed.rawValue
                 f.message = "checked after a takeover: \(change.summary) is in place"
                 var c = event("change.applied", now, step: s)
-                c.what = change.what; c.from = change.from; c.to = change.to; c.location = change.location
+                c.record(change)
                 c.message = change.summary + (isUndoable((s.id, change)) ? "" : " (not undoable)")
                 if !isUndoable((s.id, change)) { c.undoable = false }
                 resumeEffects += [.emit(f), .emit(c)]
@@ -257,14 +257,15 @@ extension RunStateMachine {
         }
     }
 
-    /// A change as its `change.applied` event recorded it, with the flag-file undo rebuilt from it.
+    /// A change as its `change.applied` event recorded it, with the flag-file undo rebuilt from
+    /// the event's structured fields.
     static func restoredChange(_ e: TimelineEvent, step: Step) -> AppliedChange {
-        var c = AppliedChange(what: e.what ?? step.id, from: e.from ?? "", to: e.to ?? "", location: e.location)
-        if step.action.kind == .flag, step.action.config["file"] != nil, let path = e.location, let what = e.what, what.hasPrefix("flag ") {
-            let stateField = step.action.config["state"] != nil
-            var key = String(what.dropFirst(5))
-            if stateField, key.hasSuffix(" state") { key = String(key.dropLast(6)) }
-            c.automaticUndo = .flagFile(path: path, key: key, field: stateField ? "state" : "defaultVariant", previous: JSONText.string(e.from ?? ""))
+        var c = AppliedChange(restoring: e, fallbackWhat: step.id)
+        // Recorded before `change.applied` carried the flag's fields: the step's own spec names the
+        // flag when its key is literal (a templated key is not guessed from text).
+        if c.automaticUndo == nil, case .flag(let f) = step.action.spec, f.file != nil, let key = f.key, key.isLiteral,
+           let setting = f.setting, let path = e.location {
+            c.automaticUndo = .flagFile(path: path, key: key.source, field: setting.field, previous: JSONText.string(e.from ?? ""))
         }
         return c
     }

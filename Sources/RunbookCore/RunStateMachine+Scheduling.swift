@@ -17,7 +17,9 @@ extension RunStateMachine {
             case "http", "tcp", "prometheus", "metric_trend": return .network
             default: return .free
             }
-        case .flag: return step.action.config["file"] != nil ? .free : .network
+        case .flag:
+            if case .flag(let f) = step.action.spec, f.file != nil { return .free }
+            return .network
         case .notify: return .network
         case .wait: return .free
         }
@@ -82,7 +84,7 @@ extension RunStateMachine {
             guard phaseIndex < phases.count else { return effects + end(now: now) }
             let phase = phases[phaseIndex]
             // Start (or skip) the ready steps of this phase in file order, up to the parallel limit.
-            var ready = candidates[phaseIndex].sorted { order[$0]! < order[$1]! }
+            var ready = candidates[phaseIndex].sorted { graph.index[$0]! < graph.index[$1]! }
             candidates[phaseIndex] = []
             var deferred: [String] = []
             while !ready.isEmpty {

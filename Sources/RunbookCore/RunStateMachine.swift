@@ -164,12 +164,10 @@ public struct RunStateMachine: Sendable {
     var keepChanges = false
     /// Steps of each phase in `phases`, in file order.
     let phaseSteps: [[Step]]
-    /// File position of each step, for a deterministic start order.
-    let order: [String: Int]
+    /// The runbook's step graph: file positions (a deterministic start order) and dependents.
+    var graph: StepGraph { runbook.graph }
     /// Needs not yet finished, per step.
     var waitingOn: [String: Int] = [:]
-    /// Steps that need each step.
-    let dependents: [String: [String]]
     /// Per phase: steps whose needs are all finished and that have not started.
     var candidates: [[String]]
     /// Per phase: steps not yet finished.
@@ -182,17 +180,12 @@ public struct RunStateMachine: Sendable {
         self.phases = phases
         self.values = TemplateValues(params: options.params, runID: options.runID)
         self.phaseSteps = phases.map { p in runbook.steps.filter { $0.phase == p } }
-        self.order = Dictionary(runbook.steps.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
-        var dependents: [String: [String]] = [:]
         var candidates = [[String]](repeating: [], count: phases.count)
+        waitingOn = runbook.graph.needCount
         for s in runbook.steps {
             states[s.id] = .pending
-            let needs = Set(s.needs)
-            waitingOn[s.id] = needs.count
-            for n in needs { dependents[n, default: []].append(s.id) }
-            if needs.isEmpty, let p = phases.firstIndex(of: s.phase) { candidates[p].append(s.id) }
+            if s.needs.isEmpty, let p = phases.firstIndex(of: s.phase) { candidates[p].append(s.id) }
         }
-        self.dependents = dependents
         self.candidates = candidates
         self.unfinished = phaseSteps.map(\.count)
     }
@@ -202,7 +195,7 @@ public struct RunStateMachine: Sendable {
         states[id] = .done(status)
         values.statuses[id] = status
         if let s = runbook.step(id), let p = phases.firstIndex(of: s.phase) { unfinished[p] -= 1 }
-        for d in dependents[id] ?? [] {
+        for d in graph.dependents[id] ?? [] {
             waitingOn[d, default: 0] -= 1
             if waitingOn[d] == 0, let s = runbook.step(d), let p = phases.firstIndex(of: s.phase) { candidates[p].append(d) }
         }
@@ -328,9 +321,8 @@ public struct RunStateMachine: Sendable {
             }
             if result.status == .passed {
                 var ce = event("change.applied", now, step: step)
-                ce.what = c.what; ce.from = c.from; ce.to = c.to
+                ce.record(c)
                 ce.message = c.summary
-                ce.location = c.location
                 if !isUndoable((step.id, c)) {
                     ce.undoable = false
                     ce.message = c.summary + " (not undoable)"

@@ -16,8 +16,10 @@ public struct Runbook: Sendable {
     public var params: [ParamSpec]
     public var triggers: [Trigger]
     public var guards: Guards
-    /// Steps in file order.
-    public var steps: [Step]
+    /// Steps in file order. Setting them rebuilds `graph`.
+    public var steps: [Step] {
+        didSet { graph = StepGraph(steps) }
+    }
     /// The file it was loaded from.
     public var file: String
     /// Alarms (`abort_if:`): evaluated from the first change to the end of verify.
@@ -29,11 +31,12 @@ public struct Runbook: Sendable {
     /// Problems that do not stop the runbook from loading (`validate` prints them; exit stays 0).
     public var warnings: [Diagnostic] = []
 
-    /// Position of each step id in `steps`, built once at load time.
-    var stepIndex: [String: Int] = [:]
+    /// The steps' graph (index, needs both ways, order, cycles), built when the steps are set.
+    public internal(set) var graph = StepGraph([])
 
+    /// The step with this id (its first definition).
     public func step(_ id: String) -> Step? {
-        if let i = stepIndex[id], i < steps.count, steps[i].id == id { return steps[i] }
+        if let i = graph.index[id], i < steps.count, steps[i].id == id { return steps[i] }
         return steps.first { $0.id == id }
     }
     public func param(_ name: String) -> ParamSpec? { params.first { $0.name == name } }
@@ -113,24 +116,24 @@ public struct RetryPolicy: Sendable, Hashable {
 }
 
 /// What a step does.
-public struct Action: Sendable {
+public struct Action: Sendable, Hashable {
     public enum Kind: String, Sendable { case check, flag, restart, command, notify, wait }
-    public var kind: Kind
-    /// The action's settings as checked against the grammar (for `check`, the mapping holding one check kind).
-    public var config: Config
+    /// The action's settings, decoded and range-checked at load.
+    public var spec: ActionSpec
     /// A `command` that changes nothing.
     public var readOnly: Bool
 
-    public init(kind: Kind, config: Config, readOnly: Bool) {
-        self.kind = kind
-        self.config = config
+    public init(_ spec: ActionSpec, readOnly: Bool = false) {
+        self.spec = spec
         self.readOnly = readOnly
     }
 
+    /// Which step key it is.
+    public var kind: Kind { spec.kind }
+
     /// For checks, which one (`http`, `command`...).
     public var checkKind: String? {
-        guard kind == .check else { return nil }
-        return config.entries?.first?.key
+        if case .check(let c) = spec { c.kind } else { nil }
     }
 
     /// True when running it changes the world (so dry runs and drills do not perform it).

@@ -33,11 +33,13 @@ public enum RunbookLoader {
     /// - Throws: `LoadError` with every problem found.
     public static func load(text: String, file: String) throws -> Runbook {
         let root = try YAMLReader.parse(text, file: file)
+        // The one pass over the grammar: it reports what does not fit and converts the rest, which
+        // the builder then decodes into the model (actions into their typed specs, range-checked).
         var checker = ShapeChecker()
-        _ = checker.checkObject(root, RunbookGrammar.runbook, context: "")
-        guard root.entries != nil else { throw LoadError(checker.diagnostics) }
-        var builder = RunbookBuilder(file: file, diagnostics: checker.diagnostics)
-        let runbook = builder.build(root)
+        let tree = checker.checkObject(root, RunbookGrammar.runbook, context: "")
+        guard root.entries != nil, let tree else { throw LoadError(checker.diagnostics) }
+        var builder = RunbookBuilder(file: file, diagnostics: checker.diagnostics, templates: checker.templates)
+        let runbook = builder.build(root, tree)
         if !builder.diagnostics.isEmpty { throw LoadError(dedupe(builder.diagnostics)) }
         return runbook
     }
@@ -52,6 +54,8 @@ public enum RunbookLoader {
 package struct RunbookBuilder {
     let file: String
     var diagnostics: [Diagnostic]
+    /// The templates the grammar pass parsed, by position.
+    var templates: [SourceLocation: Template] = [:]
 
     mutating func error(_ location: SourceLocation, _ message: String) {
         diagnostics.append(Diagnostic(location, message))
@@ -62,13 +66,8 @@ package struct RunbookBuilder {
         return node.scalar
     }
 
-    /// Config for a node against a shape; the structural pass already reported problems.
-    func config(_ node: YAMLNode, _ shape: Shape) -> Config {
-        var quiet = ShapeChecker()
-        return quiet.check(node, shape, context: "") ?? .null
-    }
-
-    mutating func build(_ root: YAMLNode) -> Runbook {
+    /// Builds the model from the file's YAML (for locations) and the grammar pass's `tree` of it.
+    mutating func build(_ root: YAMLNode, _ tree: Config) -> Runbook {
         let name = text(root["runbook"]) ?? ""
         if let node = root["runbook"], node.scalar != nil, !Self.isIdentifier(name) {
             error(node.location, "runbook name '\(name)' must be lower-case letters, digits and '-' ([a-z0-9-]+)")
@@ -79,14 +78,16 @@ package struct RunbookBuilder {
             params: buildParams(root["params"]), triggers: [], guards: Guards(), steps: [], file: file)
         runbook.detect = text(root["detect"]).flatMap(DetectPolicy.init(rawValue:)) ?? .any
         runbook.triggers = buildTriggers(root["triggers"], params: runbook.params)
-        runbook.steps = buildSteps(root["steps"])
-        runbook.abortIf = buildAlarms(root["abort_if"], stepIDs: Set(runbook.steps.map(\.id)))
-        if let c = root["approvals_channel"], let s = text(c) {
-            if let t = try? Template(parsing: s) { runbook.approvalsChannel = t } else { error(c.location, "approvals_channel is not a valid template") }
+        runbook.steps = buildSteps(root["steps"], tree["steps"])
+        runbook.abortIf = buildAlarms(root["abort_if"], tree["abort_if"], stepIDs: Set(runbook.steps.map(\.id)))
+        if let c = root["approvals_channel"], let t = tree["approvals_channel"]?.template {
+            runbook.approvalsChannel = t
+            var urls = ActionDecoder()
+            urls.checkURL(t, c.location, "approvals_channel")
+            diagnostics += urls.diagnostics
         }
-        for (i, s) in runbook.steps.enumerated() where runbook.stepIndex[s.id] == nil { runbook.stepIndex[s.id] = i }
         runbook.guards = buildGuards(root["guards"], params: runbook.params)
-        var validator = GraphValidator(runbook: runbook, root: root)
+        var validator = GraphValidator(runbook: runbook, root: root, templates: templates)
         validator.validate()
         diagnostics += validator.diagnostics.filter { !$0.isWarning }
         runbook.warnings = validator.diagnostics.filter(\.isWarning)
@@ -200,11 +201,14 @@ package struct RunbookBuilder {
         return g
     }
 
-    mutating func buildSteps(_ node: YAMLNode?) -> [Step] {
+    mutating func buildSteps(_ node: YAMLNode?, _ tree: Config?) -> [Step] {
         guard let items = node?.items else { return [] }
         if items.isEmpty, let node { error(node.location, "steps is empty: a runbook needs at least one step") }
         var out: [Step] = []
-        for item in items where item.entries != nil {
+        // The grammar pass keeps one entry per item (null where an item is not a mapping).
+        let configs = tree?.list ?? []
+        for (i, item) in items.enumerated() where item.entries != nil {
+            let config = i < configs.count ? configs[i] : .null
             let id = text(item["id"]) ?? ""
             if let n = item["id"], n.scalar != nil, !n.isNull, !Self.isIdentifier(id) {
                 error(n.location, "step id '\(id)' must be lower-case letters, digits and '-' ([a-z0-9-]+)")
@@ -237,11 +241,13 @@ package struct RunbookBuilder {
                 retry.maxDelay = text(r["max_delay"]).flatMap(Quantity.duration)
             }
             let readOnly = item["read_only"]?.bool ?? false
-            let action = buildAction(item, readOnly: readOnly) ?? Action(kind: .wait, config: .duration(0), readOnly: true)
+            let context = "step '\(id)'"
+            let action = buildAction(item, config, readOnly: readOnly, context: context) ?? Action(.wait(seconds: 0), readOnly: true)
             // A wait's own duration does not count against the default timeout.
-            let waitTime = action.kind == .wait ? (action.config.number ?? 0) : 0
+            var waitTime = 0.0
+            if case .wait(let seconds) = action.spec { waitTime = seconds }
             let timeout = text(item["timeout"]).flatMap(Quantity.duration) ?? (Step.defaultTimeout + waitTime)
-            if let t = item["timeout"], timeout <= 0 { error(t.location, "timeout must be more than 0s") }
+            if let t = item["timeout"], timeout <= 0 { error(t.location, "timeout must be more than 0s: write how long one attempt may take, like 30s") }
             if let t = item["timeout"], action.kind == .wait, timeout <= waitTime {
                 error(t.location, "timeout \(Quantity.formatDuration(timeout)) is not longer than the wait \(Quantity.formatDuration(waitTime)): the step could never pass")
             }
@@ -249,7 +255,7 @@ package struct RunbookBuilder {
             if declaredPhase != nil, phase == .detect || phase == .diagnose || phase == .verify, action.isChange {
                 error(item.location, "step '\(id)' changes the world (\(action.kind.rawValue)) in the \(phase.rawValue) phase: changes belong in mitigate (mark a harmless command read_only: true)")
             }
-            let undo = item["undo"].flatMap { buildAction($0, readOnly: false) }
+            let undo = item["undo"].flatMap { buildAction($0, config["undo"] ?? .null, readOnly: false, context: context + " undo") }
             let gate = buildGate(item["confirm"])
             if gate != nil, !action.isChange, let c = item["confirm"] {
                 error(c.location, "an approval gate guards a change: step '\(id)' changes nothing (\(action.kind.rawValue))")
@@ -281,30 +287,39 @@ package struct RunbookBuilder {
         return g
     }
 
-    mutating func buildAlarms(_ node: YAMLNode?, stepIDs: Set<String>) -> [Alarm] {
+    mutating func buildAlarms(_ node: YAMLNode?, _ tree: Config?, stepIDs: Set<String>) -> [Alarm] {
         var out: [Alarm] = []
         var seen = Set<String>()
-        for item in node?.items ?? [] where item.entries != nil {
-            guard let id = text(item["id"]), let action = buildAction(item, readOnly: true), action.kind == .check else { continue }
+        let configs = tree?.list ?? []
+        for (i, item) in (node?.items ?? []).enumerated() where item.entries != nil {
+            let config = i < configs.count ? configs[i] : .null
+            guard let id = text(item["id"]),
+                  let action = buildAction(item, config, readOnly: true, context: "abort_if '\(id)'"), action.kind == .check else { continue }
             if !Self.isIdentifier(id) { error(item["id"]!.location, "alarm id '\(id)' must be lower-case letters, digits and '-' ([a-z0-9-]+)") }
             if stepIDs.contains(id) || !seen.insert(id).inserted {
                 error(item["id"]!.location, "alarm id '\(id)' is already used by a \(stepIDs.contains(id) ? "step" : "alarm"): ids must be unique")
             }
             let every = text(item["every"]).flatMap(Quantity.duration) ?? 5
             if let e = item["every"], every <= 0 { error(e.location, "every must be more than 0s") }
-            out.append(Alarm(id: id, action: action, every: max(0.01, every),
-                             timeout: text(item["timeout"]).flatMap(Quantity.duration) ?? Step.defaultTimeout, location: item.location))
+            let timeout = config["timeout"]?.number ?? Step.defaultTimeout
+            if let t = item["timeout"], timeout <= 0 { error(t.location, "abort_if '\(id)' timeout must be more than 0s: write how long one evaluation may take, like 10s") }
+            out.append(Alarm(id: id, action: action, every: max(0.01, every), timeout: timeout, location: item.location))
         }
         return out
     }
 
-    func buildAction(_ node: YAMLNode, readOnly: Bool) -> Action? {
+    /// The action of a step, undo or alarm mapping: `node` and the grammar pass's `config` of it.
+    /// Range problems are reported here, once.
+    mutating func buildAction(_ node: YAMLNode, _ config: Config, readOnly: Bool, context: String) -> Action? {
         for kind in RunbookGrammar.actionKinds {
-            guard let value = node[kind] else { continue }
-            let shape = RunbookGrammar.step.field(kind)!.shape
-            let cfg = config(value, shape)
-            let commandReadOnly = cfg["read_only"]?.bool ?? false
-            return Action(kind: Action.Kind(rawValue: kind)!, config: cfg, readOnly: readOnly || commandReadOnly)
+            guard let value = node[kind], let converted = config[kind], let k = Action.Kind(rawValue: kind) else { continue }
+            var decoder = ActionDecoder()
+            let spec = decoder.decode(k, node: value, config: converted, context: context)
+            diagnostics += decoder.diagnostics
+            guard let spec else { return nil }
+            var commandReadOnly = false
+            if case .command(let c) = spec { commandReadOnly = c.readOnly }
+            return Action(spec, readOnly: readOnly || commandReadOnly)
         }
         return nil
     }

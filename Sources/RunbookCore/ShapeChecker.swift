@@ -3,6 +3,8 @@ import Foundation
 /// Checks a YAML tree against a `Shape`, collecting every problem, and converts what is valid into `Config`.
 package struct ShapeChecker {
     package var diagnostics: [Diagnostic] = []
+    /// Every template parsed, by where its text starts: later checks read these, not the text again.
+    package var templates: [SourceLocation: Template] = [:]
     package init() {}
 
     mutating func error(_ node: YAMLNode, _ message: String) {
@@ -14,7 +16,11 @@ package struct ShapeChecker {
         switch shape {
         case .text:
             guard let s = textScalar(node, context: context) else { return nil }
-            do { return .text(try Template(parsing: s)) } catch {
+            do {
+                let t = try Template(parsing: s)
+                if !t.isLiteral { templates[node.location] = t }
+                return .text(t)
+            } catch {
                 diagnostics.append(Diagnostic(node.location, "\(context): bad template: \(error.message)"))
                 return nil
             }
@@ -36,6 +42,11 @@ package struct ShapeChecker {
             error(node, "\(context) must be a percentage like 80 or 80%, not \(describe(node))")
         case .duration:
             if let s = node.scalar, !node.isNull, let d = Quantity.duration(s) { return .duration(d) }
+            if let s = node.scalar, !node.isNull, s.trimmingCharacters(in: .whitespaces).hasPrefix("-"),
+               Quantity.duration(String(s.trimmingCharacters(in: .whitespaces).dropFirst())) != nil {
+                error(node, "\(context) is negative ('\(s)'): a duration must be more than 0s, like 500ms or 10s")
+                return nil
+            }
             error(node, "\(context): bad duration \(describe(node)): write a number and a unit, like 250ms, 30s, 10m or 1h")
         case .size:
             if let s = node.scalar, !node.isNull, let d = Quantity.size(s) { return .size(d) }
@@ -70,7 +81,8 @@ package struct ShapeChecker {
                 // A step is named by its id where it has one: "step 'restart-shop'", not "steps[3]".
                 var name = "\(context)[\(i)]"
                 if context == "steps", let id = it["id"]?.scalar, !id.isEmpty, !(it["id"]?.isNull ?? true) { name = "step '\(id)'" }
-                if let c = check(it, item, context: name) { out.append(c) }
+                // A placeholder keeps items and their nodes aligned for the builder.
+                out.append(check(it, item, context: name) ?? .null)
             }
             return .list(out)
         case .dictionary(let value):

@@ -69,7 +69,6 @@ public struct StepRequest: Sendable {
 
     /// Renders a template against this request's values.
     public func render(_ t: Template) -> String { t.render(values.lookup) }
-    public func render(_ c: Config?) -> String? { c?.template.map(render) }
 }
 
 /// A snapshot of the values templates and `when` may read.

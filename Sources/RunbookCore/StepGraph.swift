@@ -1,142 +1,90 @@
-import Foundation
-
-/// The runbook's steps as a graph: phases in order, `needs` edges, a topological order.
+/// The runbook's steps as a graph, built once when the steps are set (at load): the index of each
+/// id, the `needs` edges both ways, ancestors, a topological order and the cycles. Validation
+/// (`GraphValidator`), rendering (`GraphRenderer`) and the run state machine all read this one.
 public struct StepGraph: Sendable {
-    public let runbook: Runbook
-    /// Step ids in an order where every step comes after its needs and its earlier phases.
+    /// Position of each step id in the runbook's steps (its first definition).
+    public let index: [String: Int]
+    /// The ids each step needs, as written.
+    public let needs: [String: [String]]
+    /// How many distinct ids each step needs.
+    public let needCount: [String: Int]
+    /// The steps that need each step, in file order, each once.
+    public let dependents: [String: [String]]
+    /// Step ids in an order where every step comes after its needs and its earlier phases
+    /// (cycles broken where they close).
     public let order: [String]
+    /// Each cycle of `needs` once, named from the step where it closes: `[a, b, a]`.
+    public let cycles: [[String]]
 
-    /// Builds the graph of a validated (acyclic) runbook.
-    public init(_ runbook: Runbook) {
-        self.runbook = runbook
+    /// Builds the graph of `steps` (in file order).
+    public init(_ steps: [Step]) {
+        var index: [String: Int] = [:]
+        var needs: [String: [String]] = [:]
+        var needCount: [String: Int] = [:]
+        var dependents: [String: [String]] = [:]
+        for (i, s) in steps.enumerated() where index[s.id] == nil {
+            index[s.id] = i
+            needs[s.id] = s.needs
+            let distinct = Set(s.needs)
+            needCount[s.id] = distinct.count
+            for n in s.needs where distinct.contains(n) && !(dependents[n]?.last == s.id) { dependents[n, default: []].append(s.id) }
+        }
+        self.index = index
+        self.needs = needs
+        self.needCount = needCount
+        self.dependents = dependents
+        self.order = Self.topologicalOrder(steps, index: index)
+        self.cycles = Self.findCycles(steps, index: index)
+    }
+
+    /// Every step `id` needs, directly or through other steps (not `id` itself).
+    public func ancestors(of id: String) -> Set<String> {
+        var out = Set<String>()
+        var queue = needs[id] ?? []
+        while let n = queue.popLast() {
+            guard n != id, index[n] != nil, out.insert(n).inserted else { continue }
+            queue += needs[n] ?? []
+        }
+        return out
+    }
+
+    static func topologicalOrder(_ steps: [Step], index: [String: Int]) -> [String] {
         var order: [String] = []
         var done = Set<String>()
-        let byID = Dictionary(runbook.steps.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         func visit(_ id: String, _ path: Set<String>) {
-            guard !done.contains(id), !path.contains(id), let s = byID[id] else { return }
-            for n in s.needs { visit(n, path.union([id])) }
+            guard !done.contains(id), !path.contains(id), let i = index[id] else { return }
+            for n in steps[i].needs { visit(n, path.union([id])) }
             if done.insert(id).inserted { order.append(id) }
         }
         for phase in Phase.allCases {
-            for s in runbook.steps where s.phase == phase { visit(s.id, []) }
+            for s in steps where s.phase == phase { visit(s.id, []) }
         }
-        self.order = order
+        return order
     }
 
-    /// Steps of one phase in file order.
-    public func steps(in phase: Phase) -> [Step] { runbook.steps.filter { $0.phase == phase } }
-
-    /// A one-line summary of what a step does: `check http`, `flag image-resize -> off`.
-    public static func summary(of action: Action) -> String {
-        let c = action.config
-        switch action.kind {
-        case .check:
-            let kind = action.checkKind ?? "?"
-            let inner = c[kind]
-            let target = inner?["url"]?.template?.source ?? inner?["host"]?.template?.source ?? inner?["pidfile"]?.template?.source ?? inner?["name"]?.template?.source ?? argvText(inner) ?? ""
-            return "check \(kind)\(target.isEmpty ? "" : " \(target)")"
-        case .flag:
-            let key = c["key"]?.template?.source ?? "?"
-            let to = c["variant"]?.template?.source ?? c["state"]?.template?.source ?? "?"
-            return c["http"] != nil ? "flag via \(c["http"]?["url"]?.template?.source ?? "http")" : "flag \(key) -> \(to)"
-        case .restart:
-            for k in ["systemd", "supervisor", "kubernetes"] { if let v = c[k]?.template?.source { return "restart \(k) \(v)" } }
-            return "restart \(argvText(c["command"]) ?? "")"
-        case .command: return "\(action.readOnly ? "read-only " : "")command \(argvText(c) ?? "")"
-        case .notify: return "notify \(c["url"]?.template?.source ?? "")"
-        case .wait: return "wait \(Quantity.formatDuration(c.number ?? 0))"
-        }
-    }
-
-    static func argvText(_ c: Config?) -> String? {
-        guard let argv = c?["argv"]?.list else { return nil }
-        return argv.compactMap { $0.template?.source }.joined(separator: " ")
-    }
-
-    /// The graph for people: phases, steps, needs and conditions.
-    public func text() -> String {
-        var out = "\(runbook.name): \(runbook.title) [\(runbook.severity)]\n"
-        out += "detect: \(runbook.detect.rawValue) (\(runbook.detect == .any ? "one passing detect step confirms the incident" : "every detect step must pass"))\n"
-        if runbook.guards.askBeforeChanges { out += "auto: ask (alert runs wait for approval before their first change)\n" }
-        if !runbook.abortIf.isEmpty { out += "abort if: \(runbook.abortIf.map(\.id).joined(separator: ", "))\n" }
-        for phase in Phase.allCases {
-            let steps = self.steps(in: phase)
-            guard !steps.isEmpty else { continue }
-            out += "\n\(phase.rawValue)\n"
-            // Changes in their one text (SPEC §6.3), with the params' defaults filled in.
-            let render: (Template) -> String = { t in
-                t.render { ref in
-                    if case .param(let p) = ref, let d = runbook.param(p)?.defaultValue { return d }
-                    return .string("{{ \(ref) }}")
+    /// Depth-first from each step in file order; a need on the current path closes a cycle.
+    static func findCycles(_ steps: [Step], index: [String: Int]) -> [[String]] {
+        var state: [String: Int] = [:]  // 1 visiting, 2 done
+        var stack: [String] = []
+        var reported = Set<Set<String>>()
+        var cycles: [[String]] = []
+        func visit(_ id: String) {
+            state[id] = 1
+            stack.append(id)
+            for need in index[id].map({ steps[$0].needs }) ?? [] where index[need] != nil && need != id {
+                if state[need] == 1 {
+                    let cycle = Array(stack[stack.lastIndex(of: need)!...]) + [need]
+                    if reported.insert(Set(cycle)).inserted { cycles.append(cycle) }
+                } else if state[need] == nil {
+                    visit(need)
                 }
             }
-            for s in steps {
-                var line = "  \(s.id): \(s.action.isChange ? ChangeText.describe(s.action, render: render) : Self.summary(of: s.action))"
-                if !s.needs.isEmpty { line += "  needs \(s.needs.joined(separator: ", "))" }
-                if let w = s.when { line += "  when \(w)" }
-                if s.confirm { line += "  [confirm]" }
-                if let g = s.gate {
-                    line += "  [approval: \(g.approvals) within \(Quantity.formatDuration(g.timeout)), then \(g.onTimeout.rawValue)]"
-                }
-                if s.retry.attempts > 1 { line += "  [retry x\(s.retry.attempts)]" }
-                out += line + "\n"
-            }
+            stack.removeLast()
+            state[id] = 2
         }
-        return out
-    }
-
-    /// Mermaid flowchart: one subgraph per phase, edges for needs and phase order.
-    public func mermaid() -> String {
-        var out = "flowchart TD\n"
-        var previousPhase: Phase?
-        for phase in Phase.allCases {
-            let steps = self.steps(in: phase)
-            guard !steps.isEmpty else { continue }
-            out += "  subgraph \(phase.rawValue)[\"\(phase.rawValue)\"]\n"
-            for s in steps {
-                out += "    \(Self.nodeID(s.id))[\"\(Self.escape(s.id))<br/>\(Self.escape(Self.summary(of: s.action)))\"]\n"
-            }
-            out += "  end\n"
-            if let p = previousPhase { out += "  \(p.rawValue) --> \(phase.rawValue)\n" }
-            previousPhase = phase
+        for step in steps where state[step.id] == nil && !step.id.isEmpty {
+            visit(step.id)
         }
-        for s in runbook.steps {
-            for n in s.needs {
-                out += "  \(Self.nodeID(n)) --> \(Self.nodeID(s.id))\n"
-            }
-            if let w = s.when {
-                out += "  \(Self.nodeID(s.id)) -.- when_\(Self.nodeID(s.id)){{\"when \(Self.escape(w.description))\"}}\n"
-            }
-        }
-        return out
-    }
-
-    /// Graphviz dot: clusters per phase, needs as edges.
-    public func dot() -> String {
-        var out = "digraph \"\(runbook.name)\" {\n  rankdir=TB;\n  node [shape=box];\n"
-        for phase in Phase.allCases {
-            let steps = self.steps(in: phase)
-            guard !steps.isEmpty else { continue }
-            out += "  subgraph cluster_\(phase.rawValue) {\n    label=\"\(phase.rawValue)\";\n"
-            for s in steps {
-                let label = "\(s.id)\\n\(Self.summary(of: s.action))".replacingOccurrences(of: "\"", with: "\\\"")
-                out += "    \"\(s.id)\" [label=\"\(label)\"];\n"
-            }
-            out += "  }\n"
-        }
-        for s in runbook.steps {
-            for n in s.needs { out += "  \"\(n)\" -> \"\(s.id)\";\n" }
-            if let w = s.when { out += "  \"\(s.id)\" [xlabel=\"when \(w.description.replacingOccurrences(of: "\"", with: "\\\""))\"];\n" }
-        }
-        // Phase order as invisible edges between first steps keeps clusters stacked.
-        let firsts = Phase.allCases.compactMap { steps(in: $0).first?.id }
-        for (a, b) in zip(firsts, firsts.dropFirst()) { out += "  \"\(a)\" -> \"\(b)\" [style=dashed];\n" }
-        return out + "}\n"
-    }
-
-    static func nodeID(_ id: String) -> String { "s_" + id.replacingOccurrences(of: "-", with: "_") }
-    static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "\"", with: "#quot;").replacingOccurrences(of: "<", with: "#lt;").replacingOccurrences(of: ">", with: "#gt;")
-            .replacingOccurrences(of: "{", with: "#123;").replacingOccurrences(of: "}", with: "#125;")
+        return cycles
     }
 }

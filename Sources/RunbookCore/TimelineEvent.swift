@@ -79,6 +79,10 @@ public struct TimelineEvent: Sendable, Hashable {
     public var deadline: Date?
     /// On `change.applied`: where (a flag file, a URL), so the change can be undone after a restart.
     public var location: String?
+    /// On `change.applied` of a flag file: the flag's key and the field set (`defaultVariant` or
+    /// `state`), so a takeover rebuilds the undo from fields, never from the text.
+    public var flagKey: String?
+    public var flagField: String?
 
     public init(time: Date, run: String, event: String) {
         self.time = time
@@ -151,6 +155,8 @@ extension TimelineEvent {
         add("gate", gate)
         if let deadline { add("deadline", Self.timestamp(deadline)) }
         add("location", location)
+        add("flag_key", flagKey)
+        add("flag_field", flagField)
         return out + "}"
     }
 
@@ -199,6 +205,8 @@ extension TimelineEvent: Codable {
         case until
         case exitCode = "exit_code"
         case stdout, stderr, undoable, gate, deadline, location
+        case flagKey = "flag_key"
+        case flagField = "flag_field"
     }
 }
 

@@ -56,9 +56,9 @@ public final class DrillExecutor: StepExecutor, @unchecked Sendable {
 
     /// Time a step takes when the scenario does not say: its own wait or sampling window.
     static func naturalDuration(_ action: Action) -> Double {
-        switch action.kind {
-        case .wait: return action.config.number ?? 0
-        case .check: return action.config["metric_trend"]?["window"]?.number ?? 0
+        switch action.spec {
+        case .wait(let seconds): return seconds
+        case .check(.metricTrend(let trend)): return trend.window
         default: return 0
         }
     }
@@ -67,7 +67,7 @@ public final class DrillExecutor: StepExecutor, @unchecked Sendable {
     /// read: a flag's current value comes from the scenario's `state`, else it is `?`.
     func wouldChange(_ action: Action, _ request: StepRequest) -> StepResult {
         let change = ChangeText.planned(action, render: request.render, flags: flags)
-            ?? AppliedChange(what: StepGraph.summary(of: action), from: "", to: "", simulated: true)
+            ?? AppliedChange(what: GraphRenderer.summary(of: action), from: "", to: "", simulated: true)
         return StepResult(.wouldChange, "would change \(change.summary)", change: change)
     }
 }

@@ -101,9 +101,8 @@ extension RunLauncher {
     /// its target: it happened, from an unknown value, so it cannot be undone; not: run it again);
     /// anything else cannot be told.
     static func readBack(_ step: Step, _ values: TemplateValues) -> InFlightVerdict {
-        let c = step.action.config
-        guard step.action.kind == .flag, c["file"] != nil else { return .unknown("a \(step.action.kind.rawValue) cannot be read back") }
-        let t = FlagFile.target(c) { $0?.template?.render(values.lookup) }
+        guard case .flag(let flag) = step.action.spec, let file = flag.file else { return .unknown("a \(step.action.kind.rawValue) cannot be read back") }
+        let t = FlagFile.target(flag, file: file) { $0.render(values.lookup) }
         guard let data = FileManager.default.contents(atPath: t.path), let (text, _) = try? FlagFile.locate(in: data, key: t.key, field: t.field) else {
             return .unknown("flag file \(t.path) cannot be read")
         }

@@ -203,7 +203,7 @@ struct ShowCommand: ParsableCommand {
     @OptionGroup var options: RunbookOptions
 
     func run() throws {
-        let graph = StepGraph(try loadRunbook(name, options))
+        let graph = GraphRenderer(try loadRunbook(name, options))
         switch format {
         case .text: print(graph.text(), terminator: "")
         case .mermaid: print(graph.mermaid(), terminator: "")

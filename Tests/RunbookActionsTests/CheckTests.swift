@@ -122,7 +122,8 @@ struct CheckTests {
         let ok = try await check("host: { disk: { path: /, max_used: 100 }, memory: { max_used: 100 }, load: { max: 100000 } }")
         #expect(ok?.status == "passed", "\(ok?.message ?? "")")
         #expect(ok?.output?["disk_used_percent"] != nil)
-        let symptom = try await check("host: { disk: { path: /, min_used: 100.1 } }")
+        // 100% is the most a percentage can say; a disk with any space left is under it.
+        let symptom = try await check("host: { disk: { path: /, min_used: 100 } }")
         #expect(symptom?.status == "failed")
     }
 

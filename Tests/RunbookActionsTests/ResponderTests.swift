@@ -81,8 +81,13 @@ struct ResponderTests {
                 phase: diagnose
                 check: { metric_trend: { url: "http://x/metrics", metric: requests_total, window: 10s, every: 1s, min_slope: 600/min } }
             """, file: "p.yaml")
-        #expect(rb.step("d")?.action.config["host"]?["disk"]?["max_used"]?.number == 100)
-        #expect(rb.step("t")?.action.config["metric_trend"]?["min_slope"]?.number == 10)
+        guard case .check(.host(let host))? = rb.step("d")?.action.spec, case .check(.metricTrend(let trend))? = rb.step("t")?.action.spec else {
+            Issue.record("the steps did not decode as a host check and a trend check")
+            return
+        }
+        #expect(host.disk?.used.max == 100)
+        #expect(host.memory?.min == 0.5)
+        #expect(trend.minSlope == 10)
     }
 
     @Test func aDryRunNeverSleepsNorAsksAndEndsWouldMitigate() async throws {

@@ -49,7 +49,7 @@ struct FirstHourTests {
         #expect(o == .notConfirmed)
         let (any, _) = try run(Self.twoDetects) { s in s == "a" ? StepResult(.failed) : StepResult(.passed) }
         #expect(any == .completed)
-        #expect(StepGraph(try load(all)).text().contains("detect: all"))
+        #expect(GraphRenderer(try load(all)).text().contains("detect: all"))
     }
 
     @Test func erroredIsReadableInWhenAndIsNotFailed() throws {
