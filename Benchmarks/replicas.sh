@@ -33,7 +33,7 @@ steps:
     needs: [first]
     wait: 3s
 YAML
-echo "bench:alerts:bench-token-0001" > "$work/tokens"
+echo "bench:alerts:bench-token-0001-0123456789" > "$work/tokens"; chmod 600 "$work/tokens"
 python3 - "$bin" "$work" "$url" "$rate" "$seconds" <<'PY'
 import json, os, random, signal, statistics, subprocess, sys, threading, time, urllib.request, datetime, socket, glob
 bin, work, url, rate, seconds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
@@ -56,7 +56,7 @@ def load(ports, pairs, kill=None):
     sent, lock = {}, threading.Lock()
     def post(port, body):
         r = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/hooks/alertmanager", data=body, method="POST",
-                                   headers={"Authorization": "Bearer bench-token-0001"}), timeout=15)
+                                   headers={"Authorization": "Bearer bench-token-0001-0123456789"}), timeout=15)
         return r.status
     def send(i):
         fp = f"fp{i:08d}"

@@ -23,7 +23,7 @@ steps:
     phase: detect
     check: { command: ["true"] }
 YAML
-echo "am:alerts:hostile-bench-token" > "$work/tokens"
+echo "am:alerts:hostile-bench-token-0123456789" > "$work/tokens"; chmod 600 "$work/tokens"
 "$bin" serve --listen 127.0.0.1:0 --runbooks "$work/rb" --state-dir "$work/state" --token-file "$work/tokens" >"$work/serve.log" 2>&1 &
 serve_pid=$!
 trap 'kill $serve_pid 2>/dev/null; rm -rf "$work"' EXIT
@@ -42,7 +42,7 @@ while True:
     alerts.append(a); i += 1
 body = json.dumps({"version": "4", "status": "firing", "alerts": alerts}).encode()
 req = urllib.request.Request(f"http://127.0.0.1:{port}/hooks/alertmanager", data=body, method="POST",
-                             headers={"Authorization": "Bearer hostile-bench-token"})
+                             headers={"Authorization": "Bearer hostile-bench-token-0123456789"})
 t = time.time(); r = urllib.request.urlopen(req, timeout=60); answer = r.read(); took = time.time() - t
 files = [f for f in os.listdir(os.path.join(state, "runs")) if f.endswith(".jsonl")] if os.path.isdir(os.path.join(state, "runs")) else []
 refused = answer.count(b'"status":"refused"')

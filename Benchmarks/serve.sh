@@ -22,7 +22,7 @@ steps:
     phase: diagnose
     wait: 0s
 YAML
-echo "bench:alerts:bench-token-0001" > "$work/tokens"
+echo "bench:alerts:bench-token-0001-0123456789" > "$work/tokens"; chmod 600 "$work/tokens"
 "$bin" serve --listen "127.0.0.1:$port" --runbooks "$work/rb" --state-dir "$work/state" --token-file "$work/tokens" >"$work/serve.log" 2>&1 &
 serve_pid=$!
 trap 'kill $serve_pid 2>/dev/null; rm -rf "$work"' EXIT
@@ -42,7 +42,7 @@ def send(i):
                     "startsAt": "2026-11-25T14:47:04.491259587Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": fp}]}).encode()
     t = time.time()
     try:
-        r = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/hooks/alertmanager", data=body, method="POST", headers={"Authorization": "Bearer bench-token-0001"}), timeout=10)
+        r = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/hooks/alertmanager", data=body, method="POST", headers={"Authorization": "Bearer bench-token-0001-0123456789"}), timeout=10)
         if r.status == 202:
             with lock: accepted[0] += 1; sent[fp] = t
     except Exception as e:

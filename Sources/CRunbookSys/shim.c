@@ -56,6 +56,102 @@ int crb_spawn_io(pid_t *pid, const char *path, char *const argv[], char *const e
     return rc;
 }
 
+#include <limits.h>
+#include <stdlib.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+/// execvp's search, done in the parent (before vfork) with the parent's PATH, as posix_spawnp does.
+static int crb_resolve(const char *file, char *out, size_t outlen) {
+    if (file[0] == 0) return ENOENT;
+    if (strchr(file, '/') != NULL) {
+        if (strlen(file) >= outlen) return ENAMETOOLONG;
+        strcpy(out, file);
+        return 0;
+    }
+    const char *path = getenv("PATH");
+    if (path == NULL || *path == 0) path = "/usr/local/bin:/usr/bin:/bin";
+    int denied = 0;
+    size_t flen = strlen(file);
+    for (const char *p = path;;) {
+        const char *colon = strchrnul(p, ':');
+        size_t dlen = (size_t)(colon - p);
+        if (dlen + 1 + flen + 1 <= outlen) {
+            if (dlen == 0) { strcpy(out, file); }
+            else { memcpy(out, p, dlen); out[dlen] = '/'; memcpy(out + dlen + 1, file, flen + 1); }
+            struct stat st;
+            if (stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
+                if (access(out, X_OK) == 0) return 0;
+                denied = 1;
+            }
+        }
+        if (*colon == 0) break;
+        p = colon + 1;
+    }
+    return denied ? EACCES : ENOENT;
+}
+
+int crb_spawn_bound(pid_t *pid_out, const char *file, char *const argv[], char *const envp[],
+                    const char *cwd, int out_fd, int err_fd) {
+    char exe[PATH_MAX];
+    int rc = crb_resolve(file, exe, sizeof exe);
+    if (rc != 0) return rc;
+    int ep[2];
+    if (pipe2(ep, O_CLOEXEC) != 0) return errno;
+    char *const *env = envp != NULL ? envp : environ;
+    pid_t parent = getpid();
+    // No signal handler may run in the vfork child (it shares our memory): block them all until exec.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = vfork();
+    if (pid == 0) {
+        int err = 0;
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        for (int s = 1; s < NSIG; s++) sigaction(s, &dfl, NULL);  /* fails harmlessly for KILL, STOP, glibc's own */
+        if (setpgid(0, 0) != 0) goto fail;
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) goto fail;
+        if (getppid() != parent) _exit(127);  /* the engine died before the line above */
+        /* Lift every descriptor above 2 first, so a pipe that landed on 0-2 (the engine's own were
+           closed) is not overwritten before it is moved into place. */
+        int o = fcntl(out_fd, F_DUPFD_CLOEXEC, 3);
+        int e = fcntl(err_fd, F_DUPFD_CLOEXEC, 3);
+        int n0 = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        int n = n0 < 0 ? -1 : fcntl(n0, F_DUPFD_CLOEXEC, 3);
+        if (o < 0 || e < 0 || n < 0) goto fail;
+        if (dup2(n, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0) goto fail;
+        if (cwd != NULL && chdir(cwd) != 0) goto fail;
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(exe, argv, env);
+    fail:
+        err = errno;
+        (void)!write(ep[1], &err, sizeof err);
+        _exit(127);
+    }
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(ep[1]);
+    if (pid < 0) { close(ep[0]); return saved; }
+    int child_err = 0;
+    ssize_t got;
+    do { got = read(ep[0], &child_err, sizeof child_err); } while (got < 0 && errno == EINTR);
+    close(ep[0]);
+    if (got == (ssize_t)sizeof child_err) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        return child_err != 0 ? child_err : EIO;
+    }
+    *pid_out = pid;
+    return 0;
+}
+
 int crb_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
 }

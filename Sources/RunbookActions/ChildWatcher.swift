@@ -162,11 +162,16 @@ public final class ChildWatcher: @unchecked Sendable {
         let cookie = "\(getpid())-\(id)"
         env[Self.cookieVariable] = cookie
         let envStrings = env.map { "\($0.key)=\($0.value)" }
-        var pid: pid_t = 0
-        let rc = ProcessRunner.withCStrings(argv) { cArgv in
-            ProcessRunner.withCStrings(envStrings) { cEnv in
-                crb_spawn(&pid, program, cArgv, cEnv, cwd, outPipe[1], errPipe[1])
+        // On the spawner thread: the child's PR_SET_PDEATHSIG follows the thread that made it.
+        let (outEnd, errEnd) = (outPipe[1], errPipe[1])
+        let (rc, pid) = SpawnerThread.shared.perform { () -> (Int32, pid_t) in
+            var spawned: pid_t = 0
+            let rc = ProcessRunner.withCStrings(argv) { cArgv in
+                ProcessRunner.withCStrings(envStrings) { cEnv in
+                    crb_spawn_bound(&spawned, program, cArgv, cEnv, cwd, outEnd, errEnd)
+                }
             }
+            return (rc, spawned)
         }
         close(outPipe[1])
         close(errPipe[1])

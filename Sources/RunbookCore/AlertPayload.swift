@@ -27,17 +27,31 @@ public struct AlertPayload: Sendable, Decodable {
     /// - Throws: `PayloadError` saying what is missing or malformed.
     public static func decode(_ data: Data) throws -> AlertPayload {
         do {
-            return try JSONDecoder().decode(AlertPayload.self, from: data)
+            var payload = try JSONDecoder().decode(AlertPayload.self, from: data)
+            // Alertmanager sends the zero time (0001-01-01T00:00:00Z) for "no end yet": that is no end.
+            for i in payload.alerts.indices where payload.alerts[i].endsAt?.hasPrefix("0001-01-01") == true {
+                payload.alerts[i].endsAt = nil
+            }
+            return payload
         } catch let DecodingError.keyNotFound(key, ctx) {
-            throw PayloadError(message: "missing field '\((ctx.codingPath + [key]).map(\.stringValue).joined(separator: "."))'")
+            throw PayloadError(message: "missing field '\(codingPathText(ctx.codingPath + [key]))'")
         } catch let DecodingError.typeMismatch(_, ctx) {
-            throw PayloadError(message: "wrong type at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'")
+            throw PayloadError(message: "wrong type at '\(codingPathText(ctx.codingPath))'")
         } catch let DecodingError.valueNotFound(_, ctx) {
-            throw PayloadError(message: "null at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'")
+            throw PayloadError(message: "null at '\(codingPathText(ctx.codingPath))'")
         } catch {
             throw PayloadError(message: "not an Alertmanager webhook payload (JSON with an alerts list)")
         }
     }
+}
+
+/// A coding path as a reader writes it: `alerts[0].status`.
+func codingPathText(_ keys: [any CodingKey]) -> String {
+    var out = ""
+    for k in keys {
+        if let i = k.intValue { out += "[\(i)]" } else { out += (out.isEmpty ? "" : ".") + k.stringValue }
+    }
+    return out
 }
 
 /// A payload that cannot be used.

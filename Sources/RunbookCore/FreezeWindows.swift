@@ -70,7 +70,11 @@ public struct FreezeWindow: Sendable {
 }
 
 /// Reads a freeze file: a list of windows (or `windows:` holding one), each located for errors.
+/// Unknown keys and impossible values are errors: a freeze that is misread must not fail open.
 public enum FreezeFile {
+    static let absoluteKeys = ["from", "to", "reason"]
+    static let weeklyKeys = ["days", "from", "to", "tz", "reason"]
+
     /// - Throws: `LoadError` with every problem, located.
     public static func load(path: String) throws -> [FreezeWindow] {
         let text = try RunbookLoader.readText(path: path)
@@ -82,11 +86,25 @@ public enum FreezeFile {
         var out: [FreezeWindow] = []
         var problems: [Diagnostic] = []
         for item in items {
+            // Fail closed: a key we do not know (`timezone:` for `tz:`) would silently widen or drop the window.
+            guard let entries = item.entries else {
+                problems.append(Diagnostic(item.location, "a window is a mapping: { from, to, reason } or { days, from, to, tz, reason }"))
+                continue
+            }
+            let allowed = item["days"] == nil ? absoluteKeys : weeklyKeys
+            for (key, keyNode, _) in entries where !allowed.contains(key) {
+                let hint = ["timezone", "time_zone", "zone"].contains(key.lowercased()) ? " (did you mean 'tz'?)" : Suggest.hint(for: key, among: allowed)
+                problems.append(Diagnostic(keyNode.location, "unknown key '\(key)' in a \(item["days"] == nil ? "dated" : "weekly") window\(hint): it takes \(allowed.joined(separator: ", "))"))
+            }
             func text(_ key: String) -> String? { item[key].flatMap { $0.isNull ? nil : $0.scalar } }
             let reason = text("reason") ?? "change freeze"
             if let days = item["days"] {
                 var set = Set<Int>()
-                for d in days.items ?? [] {
+                guard let dayItems = days.items, !dayItems.isEmpty else {
+                    problems.append(Diagnostic(days.location, "days is empty or not a list: name at least one day, like [sat, sun]; a window with no day never applies"))
+                    continue
+                }
+                for d in dayItems {
                     if let name = d.scalar?.lowercased().prefix(3), let n = FreezeWindow.dayNames[String(name)] { set.insert(n) } else {
                         problems.append(Diagnostic(d.location, "unknown day '\(d.scalar ?? "?")': use mon, tue, wed, thu, fri, sat, sun"))
                     }
@@ -99,6 +117,10 @@ public enum FreezeFile {
                 }
                 guard let from = minutes("from"), let to = minutes("to") else {
                     problems.append(Diagnostic(item.location, "a weekly window needs from and to as HH:MM"))
+                    continue
+                }
+                if from == to {
+                    problems.append(Diagnostic(item["to"]?.location ?? item.location, "the window's to equals its from (\(text("from") ?? "")): it would last one minute; give the time it ends"))
                     continue
                 }
                 let tzName = text("tz") ?? "UTC"

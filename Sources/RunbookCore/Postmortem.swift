@@ -17,9 +17,10 @@ public enum Postmortem {
         let outcome = finished?.outcome ?? "unfinished"
         func time(_ d: Date) -> String { String(TimelineEvent.timestamp(d).dropFirst(11).prefix(8)) }
         func step(_ id: String?) -> Step? { id.flatMap { runbook?.step($0) } }
+        let phaseOf = phases(events, runbook)
 
         var md = "# Postmortem draft\(drill ? " (DRILL: a rehearsal, not an incident)" : ""): \(title)\n\n"
-        md += "Runbook `\(started.runbook ?? "?")`, run `\(started.run)`, triggered by \(started.trigger ?? "?"), "
+        md += "Runbook `\(started.runbook ?? "?")`, run `\(started.run)`, \(triggerPhrase(started)), "
         md += "started \(TimelineEvent.timestamp(started.time)).\(started.dryRun == true && !drill ? " Dry run: nothing was changed." : "")\n\n"
 
         md += "## Issue Summary\n\n"
@@ -32,11 +33,11 @@ public enum Postmortem {
         }
         md += "- **Outcome**: \(outcome)\(finished?.message.map { " (\($0))" } ?? "").\n"
         md += "- **Impact**: _for humans to write: who was affected, for how long, and how badly (errors, latency, revenue)._\n"
-        let symptom = steps.filter { step($0.step)?.phase == .detect && $0.status == StepStatus.passed.rawValue }
+        let symptom = steps.filter { phaseOf($0) == .detect && $0.status == StepStatus.passed.rawValue }
         if !symptom.isEmpty {
             md += "- **Symptom confirmed**: " + symptom.map { "\($0.step ?? ""): \($0.message ?? "")" }.joined(separator: "; ") + ".\n"
         }
-        md += "- **Root cause (from the diagnosis)**: \(rootCauseSentence(steps, step))\n\n"
+        md += "- **Root cause (from the diagnosis)**: \(rootCauseSentence(steps, step, phaseOf, runbookKnown: runbook != nil))\n\n"
 
         md += "## Timeline\n\nAll times UTC.\n\n"
         for e in events {
@@ -44,7 +45,7 @@ public enum Postmortem {
             md += "- \(time(e.time)) - \(line)\n"
         }
         md += "\n## Root Cause and Resolution\n\n"
-        md += rootCauseSentence(steps, step) + "\n\n"
+        md += rootCauseSentence(steps, step, phaseOf, runbookKnown: runbook != nil) + "\n\n"
         if !changes.isEmpty {
             md += "What was changed:\n\n"
             for c in changes { md += "- \(c.message ?? c.what ?? "?") (step `\(c.step ?? "?")`)\n" }
@@ -76,7 +77,7 @@ public enum Postmortem {
                 md += "\n`\(s.step ?? "?")`:\n\n```\n\(capped.trimmingCharacters(in: .newlines).replacingOccurrences(of: "```", with: "` ` `"))\n```\n"
             }
         }
-        let verified = steps.filter { step($0.step)?.phase == .verify }
+        let verified = steps.filter { phaseOf($0) == .verify }
         if !verified.isEmpty {
             md += "\nVerification: " + verified.map { "\($0.step ?? "") \($0.status ?? "")\($0.message.map { " (\($0))" } ?? "")" }.joined(separator: "; ") + ".\n"
         }
@@ -89,8 +90,9 @@ public enum Postmortem {
 
     /// The diagnosis as facts: each check, its result and its key output. A passing check "rules
     /// something out" only when its step says what (`rules_out:`); `finding:` says what a pass found.
-    static func rootCauseSentence(_ steps: [TimelineEvent], _ step: (String?) -> Step?) -> String {
-        let diagnosis = steps.filter { step($0.step)?.phase == .diagnose && $0.status != StepStatus.skipped.rawValue }
+    static func rootCauseSentence(_ steps: [TimelineEvent], _ step: (String?) -> Step?, _ phaseOf: (TimelineEvent) -> Phase?,
+                                  runbookKnown: Bool) -> String {
+        let diagnosis = steps.filter { phaseOf($0) == .diagnose && $0.status != StepStatus.skipped.rawValue }
         var parts: [String] = []
         for d in diagnosis {
             let s = step(d.step)
@@ -104,10 +106,37 @@ public enum Postmortem {
             }
             parts.append(fact)
         }
-        let fixed = steps.filter { step($0.step)?.phase == .mitigate && ($0.status == StepStatus.passed.rawValue || $0.status == StepStatus.wouldChange.rawValue) }
+        let fixed = steps.filter { phaseOf($0) == .mitigate && ($0.status == StepStatus.passed.rawValue || $0.status == StepStatus.wouldChange.rawValue) }
         var text = parts.isEmpty ? "_no diagnosis ran; for humans to establish._" : "Diagnosis: " + parts.joined(separator: "; ") + "."
         if !fixed.isEmpty { text += " The response that followed: \(fixed.compactMap(\.step).joined(separator: ", "))." }
+        if !parts.isEmpty, !runbookKnown {
+            text += " (The runbook was not found in the runbooks folder, so what each check rules out is not shown: pass `--runbooks DIR`.)"
+        }
         return text + (parts.isEmpty ? "" : " _The cause is for humans to confirm._")
+    }
+
+    /// Each step's phase: from the timeline itself (`step.finished` carries it), else from the runbook,
+    /// so a postmortem drafted without the runbook at hand still knows what was a diagnosis.
+    static func phases(_ events: [TimelineEvent], _ runbook: Runbook?) -> (TimelineEvent) -> Phase? {
+        var recorded: [String: Phase] = [:]
+        for e in events { if let id = e.step, let p = e.phase.flatMap(Phase.init(rawValue:)) { recorded[id] = p } }
+        return { e in
+            guard let id = e.step else { return nil }
+            return recorded[id] ?? runbook?.step(id)?.phase
+        }
+    }
+
+    /// "triggered manually by alice", "triggered by alert AppMemoryHigh", "started through the API by bob".
+    static func triggerPhrase(_ started: TimelineEvent) -> String {
+        let by = started.by.map { " by \($0)" } ?? ""
+        switch started.trigger ?? "" {
+        case "manual": return "triggered manually\(by)"
+        case "api": return "started through the API\(by)"
+        case let t where t.hasPrefix("alert:"): return "triggered by alert \(t.dropFirst(6))"
+        case "drill": return "rehearsed in a drill"
+        case "": return "trigger unknown"
+        case let t: return "triggered by \(t)\(by)"
+        }
     }
 
     /// The most telling output of a step, `name=value`.
@@ -170,7 +199,8 @@ public enum Postmortem {
         if events.contains(where: { $0.event == "undo.finished" && $0.status != StepStatus.passed.rawValue }) {
             out.append("An undo did not complete: check the system by hand and fix the undo.")
         }
-        out.append("Review the runbook with what this run taught (rehearse the change with `runbook drill --replay \(events.first?.run ?? "RUN_ID")`).")
+        let name = events.first(where: { $0.runbook != nil })?.runbook ?? "RUNBOOK"
+        out.append("Review the runbook with what this run taught (rehearse the change with `runbook drill \(name) --replay \(events.first?.run ?? "RUN_ID")`).")
         return out
     }
 }

@@ -77,6 +77,9 @@ public enum YAMLReader {
     public static let maxFileBytes = 1 << 20
     /// Nodes visited at most (aliases count each time they are used): stops alias bombs.
     public static let maxNodes = 50_000
+    /// Scalar bytes at most after alias expansion (a 1 MiB string repeated through aliases is refused
+    /// here, before anything copies it): stops alias bombs made of a few large nodes.
+    public static let maxScalarBytes = 8 << 20
     /// Nesting deeper than this is refused.
     public static let maxDepth = 64
 
@@ -105,7 +108,7 @@ public enum YAMLReader {
             throw LoadError([Diagnostic(top, "YAML could not be read: \(error)")])
         }
         guard let root else { throw LoadError([Diagnostic(top, "file is empty: a runbook is a YAML mapping starting with 'runbook: NAME'")]) }
-        var budget = maxNodes
+        var budget = Budget()
         return try convert(root, file: file, depth: 0, budget: &budget)
     }
 
@@ -164,11 +167,23 @@ public enum YAMLReader {
         }
     }
 
-    private static func convert(_ node: Node, file: String, depth: Int, budget: inout Int) throws -> YAMLNode {
-        budget -= 1
+    /// What a document may still expand to: nodes and scalar bytes, aliases counted each time used.
+    struct Budget {
+        var nodes = maxNodes
+        var scalarBytes = maxScalarBytes
+    }
+
+    private static func convert(_ node: Node, file: String, depth: Int, budget: inout Budget) throws -> YAMLNode {
+        budget.nodes -= 1
         let mark = node.mark
         let location = SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
-        if budget < 0 {
+        if case .scalar(let s) = node {
+            budget.scalarBytes -= s.string.utf8.count
+            if budget.scalarBytes < 0 {
+                throw LoadError([Diagnostic(location, "document expands to more than \(maxScalarBytes >> 20) MiB of text (aliases of a large value?): refusing to load it")])
+            }
+        }
+        if budget.nodes < 0 {
             throw LoadError([Diagnostic(location, "document expands to more than \(maxNodes) nodes (alias bomb?): refusing to load it")])
         }
         if depth > maxDepth {

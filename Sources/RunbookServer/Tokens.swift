@@ -57,35 +57,62 @@ public struct TokenSet: Sendable {
 
     public init(tokens: [APIToken]) { self.tokens = tokens }
 
+    /// Tokens shorter than this are refused: a short secret can be guessed.
+    public static let minimumTokenLength = 16
+
     /// Reads a token file.
-    /// - Throws: `TokenFileError` for an unreadable or empty file, an unknown role, or two entries with one secret.
+    /// - Throws: `TokenFileError` for an unreadable, empty or unprotected file (readable or writable by
+    ///   group or others, as ssh refuses an unprotected key), a malformed line, an unknown role, a short
+    ///   token, or two entries with one secret.
     public static func load(path: String) throws -> TokenSet {
+        let attributes: [FileAttributeKey: Any]
+        do { attributes = try FileManager.default.attributesOfItem(atPath: path) } catch {
+            throw TokenFileError(path: path, line: 0, message: "cannot read the token file: \(String(cString: strerror(errno)))")
+        }
+        let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
+        if mode & 0o077 != 0 {
+            throw TokenFileError(path: path, line: 0, message: "the token file is open to others (mode \(String(mode, radix: 8))): anyone on this machine could read the tokens; make it private with: chmod 600 \(path)")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TokenFileError(path: path, line: 0, message: "cannot read the token file: \(String(cString: strerror(errno)))")
         }
         return try parse(String(decoding: data, as: UTF8.self), path: path)
     }
 
+    /// Parses a token file's text: each line `TOKEN` alone (no colon: name `default`, role `admin`) or
+    /// exactly `NAME:ROLE:TOKEN` with a known role; every token at least 16 characters, without spaces.
     public static func parse(_ text: String, path: String) throws -> TokenSet {
         var tokens: [APIToken] = []
         var lineNumber = 0
+        let roles = Role.allCases.map(\.rawValue).joined(separator: ", ")
         for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNumber += 1
             let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
             if line.isEmpty || line.hasPrefix("#") { continue }
+            func fail(_ message: String) -> TokenFileError { TokenFileError(path: path, line: lineNumber, message: message) }
             let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
             let token: APIToken
-            if parts.count == 3, let role = Role(rawValue: parts[1]) {
-                guard !parts[0].isEmpty else { throw TokenFileError(path: path, line: lineNumber, message: "a token needs a name: NAME:ROLE:TOKEN") }
-                token = APIToken(name: parts[0], role: role, secret: parts[2])
-            } else if parts.count == 3, !parts[0].isEmpty, parts[1].allSatisfy({ $0.isLetter }), !parts[1].isEmpty {
-                throw TokenFileError(path: path, line: lineNumber, message: "unknown role '\(parts[1])': use one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
-            } else {
+            switch parts.count {
+            case 1:
                 token = APIToken(name: "default", role: .admin, secret: line)
+            case 3:
+                guard !parts[0].isEmpty, !parts[0].contains(where: \.isWhitespace) else {
+                    throw fail("a token needs a name without spaces: NAME:ROLE:TOKEN")
+                }
+                guard let role = Role(rawValue: parts[1]) else {
+                    throw fail("unknown role '\(parts[1])': use one of \(roles) (NAME:ROLE:TOKEN)")
+                }
+                token = APIToken(name: parts[0], role: role, secret: parts[2])
+            default:
+                throw fail("a line is either a TOKEN alone (no colon) or NAME:ROLE:TOKEN with a role of \(roles); this one has one colon")
             }
-            guard !token.secret.isEmpty else { throw TokenFileError(path: path, line: lineNumber, message: "empty token") }
+            let secret = String(decoding: token.secret, as: UTF8.self)
+            if secret.contains(where: \.isWhitespace) { throw fail("a token has no spaces (NAME:ROLE:TOKEN, or TOKEN alone)") }
+            if secret.count < minimumTokenLength {
+                throw fail("token of \(secret.count) characters: use at least \(minimumTokenLength) (openssl rand -hex 24 makes one)")
+            }
             if tokens.contains(where: { $0.secret == token.secret }) {
-                throw TokenFileError(path: path, line: lineNumber, message: "the same token appears twice; give each caller its own")
+                throw fail("the same token appears twice; give each caller its own")
             }
             tokens.append(token)
         }
@@ -95,9 +122,13 @@ public struct TokenSet: Sendable {
 
     /// The token a request's `Authorization` header carries, if it is one of ours. Every known token
     /// is compared in full, in time that depends only on the lengths, so timing tells nothing.
+    /// The scheme is matched without regard to case (`bearer`, `BEARER`), as HTTP says.
     public func caller(authorization header: String?) -> APIToken? {
-        let given = Array((header ?? "").utf8)
+        var given = Array((header ?? "").utf8)
         let prefix = Array("Bearer ".utf8)
+        if given.count >= prefix.count, String(decoding: given[0..<prefix.count], as: UTF8.self).lowercased() == "bearer " {
+            given.replaceSubrange(0..<prefix.count, with: prefix)
+        }
         var found: APIToken?
         for t in tokens {
             let expected = prefix + t.secret

@@ -18,6 +18,25 @@ struct RunbookCommand: AsyncParsableCommand {
             ListCommand.self, ValidateCommand.self, ShowCommand.self, RunCommand.self, DrillCommand.self, TestCommand.self, HistoryCommand.self, TimelineCommand.self, PostmortemCommand.self, ServeCommand.self, SchemaCommand.self, ReferenceCommand.self, FreezeCommand.self, ApproveCommand.self,
         ]
     )
+
+    /// As ArgumentParser's own entry point, but a usage error (an unknown flag, a missing argument)
+    /// exits 2, as every command's `--help` says, not ArgumentParser's 64.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                StandardStreams.err(fullMessage(for: error) + "\n")
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every command that reads runbooks shares.

@@ -38,7 +38,7 @@ struct AlertChainTests {
             """])
         defer { traffic.stop() }
 
-        try "t0ken\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        try writeTokenFile("t0ken-0123456789\n", to: dir + "/token")
         let serve = try ChildServer(["sh", "-c", "cd \"$0\" && exec env \"$@\"", dir] + envArgs + [runbookBinary, "serve", "--listen", "127.0.0.1:0",
                                      "--runbooks", repoRoot + "/runbooks", "--state-dir", dir + "/state", "--token-file", dir + "/token"])
         defer { serve.stop() }
@@ -65,7 +65,7 @@ struct AlertChainTests {
             webhook_configs:
               - url: http://127.0.0.1:\(servePort)/hooks/alertmanager
                 send_resolved: true
-                http_config: { authorization: { credentials: t0ken } }
+                http_config: { authorization: { credentials: t0ken-0123456789 } }
 
         """.write(toFile: dir + "/alertmanager.yml", atomically: true, encoding: .utf8)
         let alertmanager = try ChildServer.daemon(["prometheus-alertmanager", "--config.file=\(dir)/alertmanager.yml", "--storage.path=\(dir)/am",
@@ -87,7 +87,7 @@ struct AlertChainTests {
         defer { prometheus.stop() }
 
         func runs() -> [[String: Any]] {
-            ((try? JSONSerialization.jsonObject(with: Data(http("GET", "http://127.0.0.1:\(servePort)/runs", headers: ["Authorization": "Bearer t0ken"]).body.utf8))) as? [[String: Any]]) ?? []
+            ((try? JSONSerialization.jsonObject(with: Data(http("GET", "http://127.0.0.1:\(servePort)/runs", headers: ["Authorization": "Bearer t0ken-0123456789"]).body.utf8))) as? [[String: Any]]) ?? []
         }
         let mitigated = await waitUntil(120) { runs().contains { $0["outcome"] as? String == "mitigated" } }
         let all = runs()
@@ -101,7 +101,7 @@ struct AlertChainTests {
         #expect(flags.contains("\"defaultVariant\": \"off\""))
         // Memory is flat now, so the rule stops firing and Alertmanager sends the resolve.
         let id = run["id"] as? String ?? ""
-        let resolved = await waitUntil(90) { ((try? http("GET", "http://127.0.0.1:\(servePort)/runs/\(id)", headers: ["Authorization": "Bearer t0ken"]).body) ?? "").contains("alert.resolved") }
+        let resolved = await waitUntil(90) { ((try? http("GET", "http://127.0.0.1:\(servePort)/runs/\(id)", headers: ["Authorization": "Bearer t0ken-0123456789"]).body) ?? "").contains("alert.resolved") }
         #expect(resolved, "the alert did not resolve on the run's timeline")
     }
 }

@@ -8,7 +8,7 @@ import Testing
 @Suite(.timeLimit(.minutes(5)))
 struct ApprovalTests {
     static func folder(_ yaml: String) throws -> String {
-        try runbookSandbox(yaml, name: "gate", tokens: "am:alerts:am-token-1\nops:operator:ops-token-1\nlead:operator:lead-token-1\n")
+        try runbookSandbox(yaml, name: "gate", tokens: "am:alerts:am-token-1-0123456789\nops:operator:ops-token-1-0123456789\nlead:operator:lead-token-1-0123456789\n")
     }
 
     static func gated(_ confirm: String) -> String {
@@ -84,7 +84,7 @@ struct ApprovalTests {
     }
 
     @Test func twoApprovalsNeedTwoPeopleAndOnePersonCountsOnce() async throws {
-        let dir = try Self.folder(Self.gated("{ approvals: 2, timeout: 60s }"))
+        let dir = try Self.folder(Self.gated("{ approvals: 2, timeout: 1h }"))
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let state = dir + "/state"
         let run = try LiveProgram([runbookBinary, "run", "gate", "--runbooks", dir + "/rb", "--state-dir", state, "--json"])
@@ -123,7 +123,7 @@ struct ApprovalTests {
               - id: off
                 phase: mitigate
                 needs: [first]
-                confirm: { timeout: 60s }
+                confirm: { timeout: 1h }
                 flag: { file: "DIR/flags.json", key: image-resize, variant: "off" }
 
             """)
@@ -151,14 +151,14 @@ struct ApprovalTests {
         let (server, port) = try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/tokens"])
         defer { server.stop() }
         let base = "http://127.0.0.1:\(port)"
-        let posted = try http("POST", base + "/hooks/alertmanager", body: Self.alert, headers: ["Authorization": "Bearer am-token-1"])
+        let posted = try http("POST", base + "/hooks/alertmanager", body: Self.alert, headers: ["Authorization": "Bearer am-token-1-0123456789"])
         let id = try #require(jsonRuns(posted.body).first, "\(posted.body)")
-        let ops = ["Authorization": "Bearer ops-token-1"]
+        let ops = ["Authorization": "Bearer ops-token-1-0123456789"]
         let paused = await waitUntil(20) { ((try? http("GET", base + "/runs", headers: ops).body) ?? "").contains(#""status":"awaiting-approval""#) }
         #expect(paused)
         #expect(try String(contentsOfFile: dir + "/flags.json", encoding: .utf8) == flagFileText, "an ask run changed things before approval")
         // The alerts token may not approve; the operator may.
-        #expect(try http("POST", base + "/runs/\(id)/approve", headers: ["Authorization": "Bearer am-token-1"]).status == 403)
+        #expect(try http("POST", base + "/runs/\(id)/approve", headers: ["Authorization": "Bearer am-token-1-0123456789"]).status == 403)
         let ok = try http("POST", base + "/runs/\(id)/approve", headers: ops)
         #expect(ok.status == 200, "\(ok.body)")
         #expect(ok.body.contains(#""by":"ops""#))
@@ -173,10 +173,10 @@ struct ApprovalTests {
         let dir = try Self.folder(Self.asks)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let args = ["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/tokens"]
-        let ops = ["Authorization": "Bearer ops-token-1"]
+        let ops = ["Authorization": "Bearer ops-token-1-0123456789"]
         let (first, port) = try await ChildServer.serve(args)
         defer { first.stop() }
-        let posted = try http("POST", "http://127.0.0.1:\(port)/hooks/alertmanager", body: Self.alert, headers: ["Authorization": "Bearer am-token-1"])
+        let posted = try http("POST", "http://127.0.0.1:\(port)/hooks/alertmanager", body: Self.alert, headers: ["Authorization": "Bearer am-token-1-0123456789"])
         let id = try #require(jsonRuns(posted.body).first, "\(posted.body)")
         let paused = await waitUntil(20) { ((try? http("GET", "http://127.0.0.1:\(port)/runs", headers: ops).body) ?? "").contains(#""status":"awaiting-approval""#) }
         #expect(paused)
@@ -213,10 +213,10 @@ struct ApprovalTests {
         let dir = try Self.folder(Self.asks)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let args = ["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/tokens"]
-        let ops = ["Authorization": "Bearer ops-token-1"]
+        let ops = ["Authorization": "Bearer ops-token-1-0123456789"]
         let (first, port) = try await ChildServer.serve(args)
         defer { first.stop() }
-        let posted = try http("POST", "http://127.0.0.1:\(port)/hooks/alertmanager", body: Self.alert, headers: ["Authorization": "Bearer am-token-1"])
+        let posted = try http("POST", "http://127.0.0.1:\(port)/hooks/alertmanager", body: Self.alert, headers: ["Authorization": "Bearer am-token-1-0123456789"])
         let id = try #require(jsonRuns(posted.body).first, "\(posted.body)")
         #expect(await waitUntil(20) { ((try? http("GET", "http://127.0.0.1:\(port)/runs", headers: ops).body) ?? "").contains(#""status":"awaiting-approval""#) })
         first.stop()
@@ -225,7 +225,7 @@ struct ApprovalTests {
         #expect(history.stdout.contains(#""outcome":null"#), "\(history.stdout)")
         let (second, port2) = try await ChildServer.serve(args)
         defer { second.stop() }
-        let denied = try http("POST", "http://127.0.0.1:\(port2)/runs/\(id)/deny", headers: ["Authorization": "Bearer lead-token-1"])
+        let denied = try http("POST", "http://127.0.0.1:\(port2)/runs/\(id)/deny", headers: ["Authorization": "Bearer lead-token-1-0123456789"])
         #expect(denied.status == 200, "\(denied.body)")
         let done = await waitUntil(20) { ((try? http("GET", "http://127.0.0.1:\(port2)/runs/\(id)", headers: ops).body) ?? "").contains(#""outcome":"refused""#) }
         #expect(done)
@@ -250,7 +250,7 @@ struct ApprovalTests {
                                                           "--freeze", dir + "/freeze.yaml", "--max-changes", "1/1h"])
         defer { server.stop() }
         let base = "http://127.0.0.1:\(port)"
-        let ops = ["Authorization": "Bearer ops-token-1"]
+        let ops = ["Authorization": "Bearer ops-token-1-0123456789"]
         let started = try http("POST", base + "/hooks/run", body: #"{"runbook": "gate"}"#, headers: ops)
         let id = try #require(jsonRuns(started.body).first, "\(started.body)")
         #expect(started.body.contains(#""status":"started""#), "a freeze with an approval path pauses, it does not refuse: \(started.body)")
@@ -265,14 +265,14 @@ struct ApprovalTests {
         #expect(told.contains("image-resize") && told.contains("/runs/\(id)/approve"), "\(told)")
         // The person who started it cannot approve it.
         #expect(try http("POST", base + "/runs/\(id)/approve", headers: ops).status == 409)
-        #expect(try http("POST", base + "/runs/\(id)/approve", headers: ["Authorization": "Bearer lead-token-1"]).status == 200)
+        #expect(try http("POST", base + "/runs/\(id)/approve", headers: ["Authorization": "Bearer lead-token-1-0123456789"]).status == 200)
         #expect(await waitUntil(20) { ((try? http("GET", base + "/runs/\(id)", headers: ops).body) ?? "").contains(#""outcome":"mitigated""#) })
         // The budget (1/1h) is spent: once the freeze is approved, the change itself waits for its own
         // approval, naming the breaker.
         let next = try http("POST", base + "/hooks/run", body: #"{"runbook": "gate"}"#, headers: ops)
         let nextID = try #require(jsonRuns(next.body).first)
         #expect(await waitUntil(20) { ((try? http("GET", base + "/runs/\(nextID)", headers: ops).body) ?? "").contains(#""awaiting":["changes"]"#) })
-        #expect(try http("POST", base + "/runs/\(nextID)/approve", headers: ["Authorization": "Bearer lead-token-1"]).status == 200)
+        #expect(try http("POST", base + "/runs/\(nextID)/approve", headers: ["Authorization": "Bearer lead-token-1-0123456789"]).status == 200)
         #expect(await waitUntil(20) { ((try? http("GET", base + "/runs/\(nextID)", headers: ops).body) ?? "").contains("change breaker: 1 change") })
         let run2 = try http("GET", base + "/runs/\(nextID)", headers: ops).body
         #expect(run2.contains(#""awaiting":["changes#2"]"#), "\(run2)")

@@ -146,7 +146,7 @@ struct CheckTests {
         steps:
           - id: page
             phase: mitigate
-            notify: { url: "http://127.0.0.1:\(port)/hook", text: "run {{ run.id }} is on it", headers: { Authorization: "Bearer t0ken" } }
+            notify: { url: "http://127.0.0.1:\(port)/hook", text: "run {{ run.id }} is on it", headers: { Authorization: "Bearer t0ken-0123456789" } }
           - id: broken
             phase: mitigate
             continue_on_failure: true
@@ -163,7 +163,7 @@ struct CheckTests {
         #expect((payload?["text"] as? String)?.hasPrefix("run r-") == true)
         #expect(payload?["runbook"] as? String == "tell")
         #expect(payload?["step"] as? String == "page")
-        #expect(hooks?.first?["auth"] as? String == "Bearer t0ken")
-        #expect(!r.events.contains { ($0.message ?? "").contains("t0ken") })
+        #expect(hooks?.first?["auth"] as? String == "Bearer t0ken-0123456789")
+        #expect(!r.events.contains { ($0.message ?? "").contains("t0ken-0123456789") })
     }
 }

@@ -90,7 +90,7 @@ struct EngineTrustTests {
         return box
     }
 
-    @Test(.timeLimit(.minutes(2)), arguments: [true, false])
+    @Test(.timeLimit(.minutes(5)), arguments: [true, false])
     func aClosedStdoutNeverStopsTheRun(json: Bool) async throws {
         let box = try Self.flipSandbox()
         defer { box.remove() }
@@ -113,7 +113,7 @@ struct EngineTrustTests {
         #expect(flags.contains("\"defaultVariant\": \"off\""))
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(5)))
     func tenRacingRunsUnderCooldownStartExactlyOne() async throws {
         let box = try Sandbox("cool", """
         runbook: cool
@@ -148,7 +148,7 @@ struct EngineTrustTests {
         return s != "Z" && s != "X"
     }
 
-    @Test(.timeLimit(.minutes(2)), arguments: [
+    @Test(.timeLimit(.minutes(5)), arguments: [
         // A grandchild in the step's process group that ignores TERM.
         "(trap '' TERM; exec sleep 300) & echo $! > PIDFILE; sleep 300",
         // A daemon that left the group (setsid) and ignores TERM: found by the engine's cookie.
@@ -210,7 +210,7 @@ struct EngineTrustTests {
         return box
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(5)))
     func aDoubleInterruptDuringASlowUndoWritesOneFinalRecord() async throws {
         let box = try Self.slowUndoSandbox()
         defer { box.remove() }
@@ -243,7 +243,7 @@ struct EngineTrustTests {
         if let undoPID { #expect(!Self.isAlive(undoPID), "the undo command outlived the run") }
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(5)))
     func aLiveRunIsNeverFinalisedByAnotherCommandAndADeadOneIsOnce() async throws {
         let box = try Self.slowUndoSandbox()
         defer { box.remove() }
@@ -267,7 +267,7 @@ struct EngineTrustTests {
         #expect(message.contains("left in place: flag image-resize"), "\(message)")
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func aDamagedTimelineLineIsSkippedAndTheRestShown() async throws {
         let box = try Self.flipSandbox()
         defer { box.remove() }
@@ -303,7 +303,7 @@ struct EngineTrustTests {
     }()
 
     /// A full state folder: the run is not started, nothing changes, and the reason is one line.
-    @Test(.timeLimit(.minutes(1)), .enabled(if: EngineTrustTests.canMountTmpfs))
+    @Test(.timeLimit(.minutes(5)), .enabled(if: EngineTrustTests.canMountTmpfs))
     func aFullStateFolderStartsNoRunAndChangesNothing() async throws {
         let box = try Self.flipSandbox()
         defer { box.remove() }
@@ -325,7 +325,7 @@ struct EngineTrustTests {
         #expect(flags == flagFileText, "the flag changed though the run was never recorded")
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func aReadOnlyStateFolderIsOneLineWithPathAndErrno() async throws {
         let box = try Sandbox("flip", Self.flagRunbook.replacingOccurrences(of: "FLAGS", with: "DIR/flags.json"))
         defer { box.remove() }
@@ -352,7 +352,7 @@ extension EngineTrustTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func aRecordThatFailsAfterAChangeStopsTheRunAndUndoesIt() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -37,7 +37,7 @@ enum TestPostgres {
 @Suite(.serialized, .timeLimit(.minutes(5)), .enabled(if: TestPostgres.available, "needs RUNBOOK_TEST_DATABASE_URL (scripts/test.sh starts a cluster)"))
 struct ReplicaTests {
     static func folder(_ yaml: String) throws -> String {
-        try runbookSandbox(yaml, name: "rep", tokens: "am:alerts:am-token-1\nops:operator:ops-token-1\n")
+        try runbookSandbox(yaml, name: "rep", tokens: "am:alerts:am-token-1-0123456789\nops:operator:ops-token-1-0123456789\n")
     }
 
     static let quick = """
@@ -80,7 +80,7 @@ struct ReplicaTests {
         let db = try TestPostgres.freshDatabase()
         let servers = try await replicas(3, dir, db)
         defer { servers.forEach { $0.0.stop() } }
-        let auth = ["Authorization": "Bearer am-token-1"]
+        let auth = ["Authorization": "Bearer am-token-1-0123456789"]
         for i in 0..<20 {
             let body = Self.payload("fp-\(i)", svc: "svc\(i)")
             // All three at once, as Alertmanager in HA mode delivers it.
@@ -127,7 +127,7 @@ struct ReplicaTests {
         let servers = try await replicas(3, dir, db)
         defer { servers.forEach { $0.0.stop() } }
         let posted = try http("POST", "http://127.0.0.1:\(servers[0].1)/hooks/alertmanager", body: Self.payload("fp-k", svc: "a"),
-                              headers: ["Authorization": "Bearer am-token-1"])
+                              headers: ["Authorization": "Bearer am-token-1-0123456789"])
         let id = try #require(jsonRuns(posted.body).first, "\(posted.body)")
         // Wait for the change, then kill its owner outright.
         #expect(await waitUntil(20) { ((try? TestPostgres.query(db, "select line from events where run = '\(id)'")) ?? []).contains { $0.contains("change.applied") } })
@@ -138,7 +138,7 @@ struct ReplicaTests {
         kill(victim.0.pid, SIGKILL)
         victim.0.stop()
         let other = try #require(servers.first { $0.0.pid != ownerPID })
-        let ops = ["Authorization": "Bearer ops-token-1"]
+        let ops = ["Authorization": "Bearer ops-token-1-0123456789"]
         let done = await waitUntil(40) { ((try? http("GET", "http://127.0.0.1:\(other.1)/runs/\(id)", headers: ops).body) ?? "").contains(#""outcome":"mitigated""#) }
         #expect(done)
         let run = try http("GET", "http://127.0.0.1:\(other.1)/runs/\(id)", headers: ops).body
@@ -163,7 +163,7 @@ struct ReplicaTests {
         let servers = try await replicas(1, dir, db)
         defer { servers.forEach { $0.0.stop() } }
         let posted = try http("POST", "http://127.0.0.1:\(servers[0].1)/hooks/alertmanager", body: Self.payload("fp-c", svc: "shop"),
-                              headers: ["Authorization": "Bearer am-token-1"])
+                              headers: ["Authorization": "Bearer am-token-1-0123456789"])
         #expect(posted.body.contains(#""status":"started""#), "\(posted.body)")
         let cli = try await offPool { try runCLI(["run", "rep", "--runbooks", dir + "/rb", "--database", db, "--param", "svc=shop"]) }
         #expect(cli.status == 3, "\(cli.stderr)")
@@ -180,7 +180,7 @@ struct ReplicaTests {
         let db = try TestPostgres.freshDatabase()
         let servers = try await replicas(2, dir, db)
         defer { servers.forEach { $0.0.stop() } }
-        let auth = ["Authorization": "Bearer am-token-1"]
+        let auth = ["Authorization": "Bearer am-token-1-0123456789"]
         // As Alertmanager does: send until accepted; a failure must be a 5xx (or no answer), never an accepted loss.
         func deliver(_ i: Int) async throws {
             let body = Self.payload("fp-r\(i)", svc: "r\(i)")

@@ -138,7 +138,7 @@ struct ResponderTests {
         #expect(run.status == 2)
         #expect(run.stderr.contains("a.yaml") && run.stderr.contains("b.yaml"), "\(run.stderr)")
         #expect(try await offPool { try box.cli(["run", "other"]) }.status == 0)
-        try "just-a-token".write(toFile: box.dir + "/tokens", atomically: true, encoding: .utf8)
+        try writeTokenFile("just-a-token-0123456789", to: box.dir + "/tokens")
         // Bounded: a server that wrongly started must not outlive the test.
         let serve = try await offPool {
             try Spawn.run(["timeout", "30", runbookBinary, "serve", "--listen", "127.0.0.1:0", "--token-file", box.dir + "/tokens",

@@ -92,8 +92,8 @@ struct SafetyRailTests {
             steps:
               - id: hold
                 phase: mitigate
-                command: ["sleep", "60"]
-                timeout: 10m
+                command: ["sleep", "3600"]
+                timeout: 2h
 
             """)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -121,12 +121,12 @@ struct SafetyRailTests {
 
             """)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try "ops:operator:breaker-token-1\n".write(toFile: dir + "/tokens", atomically: true, encoding: .utf8)
+        try writeTokenFile("ops:operator:breaker-token-1-0123456789\n", to: dir + "/tokens")
         let (server, port) = try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/tokens",
                                                           "--max-changes", "1/1h"])
         defer { server.stop() }
         let base = "http://127.0.0.1:\(port)"
-        let auth = ["Authorization": "Bearer breaker-token-1"]
+        let auth = ["Authorization": "Bearer breaker-token-1-0123456789"]
         let first = try http("POST", base + "/hooks/run", body: #"{"runbook": "rail"}"#, headers: auth)
         #expect(first.body.contains(#""status":"started""#), "\(first.body)")
         let id = try #require(jsonRuns(first.body).first)
@@ -158,11 +158,11 @@ struct SafetyRailTests {
         #expect(jsonLines(forced.stdout).contains { $0["event"] as? String == "guard.overridden" && ($0["message"] as? String ?? "").contains("test freeze") })
         let shown = try await offPool { try runCLI(["freeze", "--freeze", dir + "/freeze.yaml"]) }
         #expect(shown.stdout.contains("in force now:") && shown.stdout.contains("test freeze"), "\(shown.stdout)")
-        try "ops:operator:freeze-token-1\n".write(toFile: dir + "/tokens", atomically: true, encoding: .utf8)
+        try writeTokenFile("ops:operator:freeze-token-1-0123456789\n", to: dir + "/tokens")
         let (server, port) = try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state2", "--token-file", dir + "/tokens",
                                                           "--freeze", dir + "/freeze.yaml"])
         defer { server.stop() }
-        let r = try http("POST", "http://127.0.0.1:\(port)/hooks/run", body: #"{"runbook": "rail"}"#, headers: ["Authorization": "Bearer freeze-token-1"])
+        let r = try http("POST", "http://127.0.0.1:\(port)/hooks/run", body: #"{"runbook": "rail"}"#, headers: ["Authorization": "Bearer freeze-token-1-0123456789"])
         #expect(r.body.contains(#""guard":"freeze""#), "\(r.body)")
     }
 }

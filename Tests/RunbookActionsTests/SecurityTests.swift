@@ -9,10 +9,10 @@ import Testing
 struct SecurityTests {
     static let tokens = """
     # name:role:token
-    am:alerts:alerts-token-1
-    dash:reader:reader-token-1
-    alice:operator:operator-token-1
-    root:admin:admin-token-1
+    am:alerts:alerts-token-1-0123456789
+    dash:reader:reader-token-1-0123456789
+    alice:operator:operator-token-1-0123456789
+    root:admin:admin-token-1-0123456789
 
     """
 
@@ -82,7 +82,7 @@ struct SecurityTests {
         for (name, yaml) in runbooks {
             try yaml.replacingOccurrences(of: "DIR", with: dir).write(toFile: "\(dir)/rb/\(name).yaml", atomically: true, encoding: .utf8)
         }
-        try tokens.write(toFile: dir + "/tokens", atomically: true, encoding: .utf8)
+        try writeTokenFile(tokens, to: dir + "/tokens")
         return dir
     }
 
@@ -127,21 +127,21 @@ struct SecurityTests {
         for path in ["/runs", "/runs/nope", "/metrics"] {
             #expect(try Self.call(s, "GET", path, token: nil).status == 401, "\(path)")
             #expect(try Self.call(s, "GET", path, token: "wrong-token").status == 401, "\(path)")
-            #expect(try Self.call(s, "GET", path, token: "alerts-token-1").status == 403, "\(path)")
+            #expect(try Self.call(s, "GET", path, token: "alerts-token-1-0123456789").status == 403, "\(path)")
         }
-        #expect(try Self.call(s, "GET", "/runs", token: "reader-token-1").status == 200)
-        #expect(try Self.call(s, "GET", "/metrics", token: "reader-token-1").status == 200)
+        #expect(try Self.call(s, "GET", "/runs", token: "reader-token-1-0123456789").status == 200)
+        #expect(try Self.call(s, "GET", "/metrics", token: "reader-token-1-0123456789").status == 200)
         let alert = Self.alert(["alertname": "SvcDown", "service": "shop"], fingerprint: "f1")
-        #expect(try Self.call(s, "POST", "/hooks/alertmanager", token: "reader-token-1", body: alert).status == 403)
-        #expect(try Self.call(s, "POST", "/hooks/alertmanager", token: "operator-token-1", body: alert).status == 403)
+        #expect(try Self.call(s, "POST", "/hooks/alertmanager", token: "reader-token-1-0123456789", body: alert).status == 403)
+        #expect(try Self.call(s, "POST", "/hooks/alertmanager", token: "operator-token-1-0123456789", body: alert).status == 403)
         let run = #"{"runbook": "manual"}"#
-        #expect(try Self.call(s, "POST", "/hooks/run", token: "alerts-token-1", body: run).status == 403)
-        #expect(try Self.call(s, "POST", "/hooks/run", token: "reader-token-1", body: run).status == 403)
-        let accepted = try Self.call(s, "POST", "/hooks/alertmanager", token: "alerts-token-1", body: alert)
+        #expect(try Self.call(s, "POST", "/hooks/run", token: "alerts-token-1-0123456789", body: run).status == 403)
+        #expect(try Self.call(s, "POST", "/hooks/run", token: "reader-token-1-0123456789", body: run).status == 403)
+        let accepted = try Self.call(s, "POST", "/hooks/alertmanager", token: "alerts-token-1-0123456789", body: alert)
         #expect(accepted.status == 202, "\(accepted.body)")
         // The token's name is recorded as `by` on run.started.
         let id = try #require(jsonRuns(accepted.body).first)
-        let detail = try Self.call(s, "GET", "/runs/\(id)", token: "admin-token-1")
+        let detail = try Self.call(s, "GET", "/runs/\(id)", token: "admin-token-1-0123456789")
         #expect(detail.body.contains(#""by":"am""#), "\(detail.body)")
     }
 
@@ -158,7 +158,7 @@ struct SecurityTests {
         let s = try await Self.start()
         defer { s.stop() }
         func run(_ body: String) throws -> (status: Int, body: String) {
-            try Self.call(s, "POST", "/hooks/run", token: "operator-token-1", body: body)
+            try Self.call(s, "POST", "/hooks/run", token: "operator-token-1-0123456789", body: body)
         }
         #expect(try run(#"{"runbook": "svc", "params": {"nope": "x"}}"#).status == 400)
         #expect(try run(#"{"runbook": "svc", "params": {"service": null}}"#).status == 400)
@@ -171,9 +171,9 @@ struct SecurityTests {
         let number = try run(#"{"runbook": "svc", "params": {"count": 3}}"#)
         #expect(number.status == 202, "\(number.body)")
         let id = try #require(jsonRuns(number.body).first)
-        let done = await waitUntil(20) { (try? Self.call(s, "GET", "/runs/\(id)", token: "reader-token-1").body.contains("\"outcome\":\"")) ?? false }
+        let done = await waitUntil(20) { (try? Self.call(s, "GET", "/runs/\(id)", token: "reader-token-1-0123456789").body.contains("\"outcome\":\"")) ?? false }
         #expect(done)
-        let detail = try Self.call(s, "GET", "/runs/\(id)", token: "reader-token-1").body
+        let detail = try Self.call(s, "GET", "/runs/\(id)", token: "reader-token-1-0123456789").body
         #expect(detail.contains(#""count":"3""#), "a number is the text 3: \(detail)")
     }
 
@@ -185,15 +185,15 @@ struct SecurityTests {
             let id = try #require(jsonRuns(r.body).first, "\(r.body)")
             var out: String?
             _ = await waitUntil(20) {
-                let runs = (try? JSONSerialization.jsonObject(with: Data(Self.call(s, "GET", "/runs", token: "reader-token-1").body.utf8))) as? [[String: Any]]
+                let runs = (try? JSONSerialization.jsonObject(with: Data(Self.call(s, "GET", "/runs", token: "reader-token-1-0123456789").body.utf8))) as? [[String: Any]]
                 out = runs?.first { $0["id"] as? String == id }?["outcome"] as? String
                 return out != nil
             }
             return out
         }
-        #expect(try await outcome(#"{"runbook": "svc"}"#, token: "operator-token-1") == "refused")
-        #expect(try await outcome(#"{"runbook": "svc", "confirm": false}"#, token: "admin-token-1") == "refused")
-        #expect(try await outcome(#"{"runbook": "svc", "confirm": true}"#, token: "operator-token-1") == "mitigated")
+        #expect(try await outcome(#"{"runbook": "svc"}"#, token: "operator-token-1-0123456789") == "refused")
+        #expect(try await outcome(#"{"runbook": "svc", "confirm": false}"#, token: "admin-token-1-0123456789") == "refused")
+        #expect(try await outcome(#"{"runbook": "svc", "confirm": true}"#, token: "operator-token-1-0123456789") == "mitigated")
     }
 
     // MARK: 3. Params are values
@@ -202,7 +202,7 @@ struct SecurityTests {
     func aHostileLabelNeverMatchesAWholeValuePattern(value: String) async throws {
         let s = try await Self.start()
         defer { s.stop() }
-        let r = try Self.call(s, "POST", "/hooks/alertmanager", token: "alerts-token-1",
+        let r = try Self.call(s, "POST", "/hooks/alertmanager", token: "alerts-token-1-0123456789",
                               body: Self.alert(["alertname": "SvcDown", "service": value], fingerprint: "hostile"))
         #expect(r.status == 202)
         #expect(r.body.contains(#""status":"refused""#) && r.body.contains(#""guard":"params""#), "\(r.body)")
@@ -306,13 +306,13 @@ struct SecurityTests {
              "fingerprint": "fp\(i)", "startsAt": "2026-11-25T10:00:00Z"] as [String: Any]
         }
         let body = String(decoding: try JSONSerialization.data(withJSONObject: ["version": "4", "status": "firing", "alerts": alerts]), as: UTF8.self)
-        let r = try await offPool { try Self.call(s, "POST", "/hooks/alertmanager", token: "alerts-token-1", body: body) }
+        let r = try await offPool { try Self.call(s, "POST", "/hooks/alertmanager", token: "alerts-token-1-0123456789", body: body) }
         #expect(r.status == 202)
         #expect(r.body.components(separatedBy: #""guard":"params""#).count - 1 == 3000)
         let files = (try? FileManager.default.contentsOfDirectory(atPath: s.dir + "/state/runs")) ?? []
         #expect(files.filter { $0.hasSuffix(".jsonl") }.isEmpty, "a refused alert wrote a timeline file")
         // Repeats of one refused alert count in its row.
-        let again = try Self.call(s, "POST", "/hooks/alertmanager", token: "alerts-token-1",
+        let again = try Self.call(s, "POST", "/hooks/alertmanager", token: "alerts-token-1-0123456789",
                                   body: Self.alert(["alertname": "SvcDown", "service": "bad value 7"], fingerprint: "fp7"))
         #expect(again.status == 202)
         let history = try await offPool { try runCLI(["history", "--json", "--limit", "10000", "--state-dir", s.dir + "/state"]) }
@@ -327,9 +327,9 @@ struct SecurityTests {
     @Test func terminalEscapesInOutputNeverReachTheTerminalOrThePostmortem() async throws {
         let s = try await Self.start()
         defer { s.stop() }
-        let r = try Self.call(s, "POST", "/hooks/run", token: "operator-token-1", body: #"{"runbook": "esc"}"#)
+        let r = try Self.call(s, "POST", "/hooks/run", token: "operator-token-1-0123456789", body: #"{"runbook": "esc"}"#)
         let id = try #require(jsonRuns(r.body).first)
-        _ = await waitUntil(20) { (try? Self.call(s, "GET", "/runs/\(id)", token: "reader-token-1").body.contains("\"outcome\":\"not-confirmed\"")) ?? false }
+        _ = await waitUntil(20) { (try? Self.call(s, "GET", "/runs/\(id)", token: "reader-token-1-0123456789").body.contains("\"outcome\":\"not-confirmed\"")) ?? false }
         let timeline = try await offPool { try runCLI(["timeline", id, "--state-dir", s.dir + "/state"]) }
         #expect(!timeline.stdout.contains("\u{1B}"), "a raw escape reached the terminal timeline")
         #expect(timeline.stdout.contains("\\u{1B}"))
@@ -362,7 +362,7 @@ struct SecurityTests {
     @Test func sigtermInterruptsRunsLeftAfterTheGracePeriodListingChanges() async throws {
         let s = try await Self.start(["--shutdown-grace", "1"])
         defer { s.stop() }
-        let r = try Self.call(s, "POST", "/hooks/run", token: "operator-token-1", body: #"{"runbook": "slow"}"#)
+        let r = try Self.call(s, "POST", "/hooks/run", token: "operator-token-1-0123456789", body: #"{"runbook": "slow"}"#)
         let id = try #require(jsonRuns(r.body).first)
         _ = await waitUntil(20) { ((try? String(contentsOfFile: "\(s.dir)/state/runs/\(id).jsonl", encoding: .utf8)) ?? "").contains(#""step":"hold""#) }
         kill(s.child.pid, SIGTERM)

@@ -16,12 +16,12 @@ struct ServeStressTests {
         // (this suite runs beside the others) queues steps rather than timing them out.
         let steps = (0..<8).map { i in "  - id: c\(i)\n    phase: detect\n    timeout: 3m\n    check: { command: [\"sh\", \"-c\", \"echo \(i)\"] }\n" }
         try ("runbook: eight\nsteps:\n" + steps.joined()).write(toFile: dir + "/rb/eight.yaml", atomically: true, encoding: .utf8)
-        try "load-token\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        try writeTokenFile("load-token-0123456789\n", to: dir + "/token")
         let (server, port) = try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/token"])
         defer { server.stop() }
         let base = "http://127.0.0.1:\(port)"
         let load = try await offPool {
-            try Spawn.run(["python3", repoRoot + "/Tests/Fixtures/hook_load.py", base, "load-token", "eight", "2000", "32"])
+            try Spawn.run(["python3", repoRoot + "/Tests/Fixtures/hook_load.py", base, "load-token-0123456789", "eight", "2000", "32"])
         }
         let report = try #require(try JSONSerialization.jsonObject(with: Data(load.stdout.utf8)) as? [String: Any], "\(load.stderr)")
         let counts = report["counts"] as? [String: Int] ?? [:]

@@ -31,7 +31,7 @@ struct ServeTests {
         let dir = existing ?? temporaryFolder()
         try FileManager.default.createDirectory(atPath: dir + "/rb", withIntermediateDirectories: true)
         try runbook.write(toFile: dir + "/rb/node-down.yaml", atomically: true, encoding: .utf8)
-        try "t0ken\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        try writeTokenFile("t0ken-0123456789\n", to: dir + "/token")
         let (child, port) = try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/token"])
         let up = await waitUntil(20) { (try? http("GET", "http://127.0.0.1:\(port)/healthz"))?.status == 200 }
         #expect(up, "runbook serve did not come up")
@@ -56,7 +56,7 @@ struct ServeTests {
         return String(decoding: try JSONSerialization.data(withJSONObject: obj), as: UTF8.self)
     }
 
-    func post(_ s: Server, _ body: String, token: String? = "t0ken", path: String = "/hooks/alertmanager") throws -> (status: Int, body: String) {
+    func post(_ s: Server, _ body: String, token: String? = "t0ken-0123456789", path: String = "/hooks/alertmanager") throws -> (status: Int, body: String) {
         try http("POST", s.base + path, body: body, headers: token.map { ["Authorization": "Bearer \($0)"] } ?? [:])
     }
 
@@ -71,7 +71,7 @@ struct ServeTests {
     }
 
     func runs(_ s: Server) throws -> [[String: Any]] {
-        (try JSONSerialization.jsonObject(with: Data(http("GET", s.base + "/runs", headers: ["Authorization": "Bearer t0ken"]).body.utf8)) as? [[String: Any]]) ?? []
+        (try JSONSerialization.jsonObject(with: Data(http("GET", s.base + "/runs", headers: ["Authorization": "Bearer t0ken-0123456789"]).body.utf8)) as? [[String: Any]]) ?? []
     }
 
     @Test func hooksNeedTheTokenAndBadBodiesNeverStopTheServer() async throws {
@@ -102,7 +102,7 @@ struct ServeTests {
         #expect(resolved.body.contains(id))
         let finished = await waitUntil(15) { ((try? self.runs(s).first?["outcome"]) as? String) == "completed" }
         #expect(finished)
-        let detail = try http("GET", s.base + "/runs/\(id)", headers: ["Authorization": "Bearer t0ken"]).body
+        let detail = try http("GET", s.base + "/runs/\(id)", headers: ["Authorization": "Bearer t0ken-0123456789"]).body
         #expect(detail.contains("\"event\":\"alert.resolved\""), "\(detail)")
         // Resolved: the next firing of the same alert may start a new run.
         #expect(try post(s, payload()).body.contains("\"status\":\"started\""))
@@ -121,7 +121,7 @@ struct ServeTests {
             barrier, out = threading.Barrier(8), []
             def go():
                 barrier.wait()
-                req = urllib.request.Request(url, data=body, method="POST", headers={"Authorization": "Bearer t0ken"})
+                req = urllib.request.Request(url, data=body, method="POST", headers={"Authorization": "Bearer t0ken-0123456789"})
                 out.append(urllib.request.urlopen(req, timeout=30).read().decode())
             ts = [threading.Thread(target=go) for _ in range(8)]
             [t.start() for t in ts]; [t.join() for t in ts]
@@ -143,7 +143,7 @@ struct ServeTests {
         #expect(r.body.contains("\"status\":\"refused\"") && r.body.contains("\"guard\":\"params\""), "\(r.body)")
         let run = try #require(try runs(s).first)
         #expect(run["outcome"] as? String == "refused")
-        let detail = try http("GET", s.base + "/runs/\(run["id"] as? String ?? "")", headers: ["Authorization": "Bearer t0ken"]).body
+        let detail = try http("GET", s.base + "/runs/\(run["id"] as? String ?? "")", headers: ["Authorization": "Bearer t0ken-0123456789"]).body
         #expect(detail.contains("guard.refused"))
         #expect(!detail.contains("step.started"), "a step ran for a hostile label")
     }
@@ -228,7 +228,7 @@ struct ServeTests {
         defer { again.child.stop() }
         let run = try #require(try runs(again).first)
         #expect(run["outcome"] as? String == "interrupted")
-        let detail = try http("GET", again.base + "/runs/\(run["id"] as? String ?? "")", headers: ["Authorization": "Bearer t0ken"]).body
+        let detail = try http("GET", again.base + "/runs/\(run["id"] as? String ?? "")", headers: ["Authorization": "Bearer t0ken-0123456789"]).body
         #expect(detail.contains("cut off"), "\(detail)")
         // The still-firing alert does not start the cut-off run's changes again by itself.
         #expect(try runs(again).count == 1)

@@ -20,7 +20,7 @@ func runbookSandbox(_ yaml: String, name: String, tokens: String? = nil) throws 
     try FileManager.default.createDirectory(atPath: dir + "/rb/drills", withIntermediateDirectories: true)
     try yaml.replacingOccurrences(of: "DIR", with: dir).write(toFile: dir + "/rb/\(name).yaml", atomically: true, encoding: .utf8)
     try flagFileText.write(toFile: dir + "/flags.json", atomically: true, encoding: .utf8)
-    if let tokens { try tokens.write(toFile: dir + "/tokens", atomically: true, encoding: .utf8) }
+    if let tokens { try writeTokenFile(tokens, to: dir + "/tokens") }
     return dir
 }
 
@@ -289,4 +289,10 @@ func waitForListeningPort(under root: pid_t, seconds: Double = 30) async -> Int?
         return found != nil
     }
     return found
+}
+
+/// Writes a token file readable by its owner only, as `serve` requires.
+func writeTokenFile(_ text: String, to path: String) throws {
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    guard chmod(path, 0o600) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
 }

@@ -19,6 +19,7 @@ fi
 work=$root/.run/demo-$$
 mkdir -p "$work"
 export RUNBOOK_STATE_DIR=${RUNBOOK_STATE_DIR:-$work/state}
+echo "== history of this demo is kept in $RUNBOOK_STATE_DIR (runbook history --state-dir $RUNBOOK_STATE_DIR)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cp examples/leaky-shop/flags.json "$work/flags.json"
 export SHOP_PORT=$port SHOP_FLAGS=$work/flags.json SHOP_PIDFILE=$root/.run/shop.pid SHOP_BIN=$bin/leaky-shop SHOP_LOG=$work/shop.log
@@ -95,4 +96,9 @@ echo
 echo "== run $run_id: outcome $outcome in ${elapsed}s (exit $status); shop pid $first_pid -> $new_pid; image-resize flag: $variant"
 echo "== postmortem draft:"
 "$bin/runbook" postmortem "$run_id" --runbooks runbooks
+echo
+echo "== this run's history is kept in $RUNBOOK_STATE_DIR; see it again with:"
+echo "   $bin/runbook history --state-dir $RUNBOOK_STATE_DIR"
+echo "   $bin/runbook timeline $run_id --state-dir $RUNBOOK_STATE_DIR"
+echo "   $bin/runbook postmortem $run_id --state-dir $RUNBOOK_STATE_DIR --runbooks runbooks"
 [ "$outcome" = mitigated ] && [ "$status" = 0 ] && [ "$variant" = off ] && [ "$new_pid" != "$first_pid" ]

@@ -12,6 +12,12 @@ int crb_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp
               const char *cwd, int out_fd, int err_fd);
 
 
+/// Like crb_spawn, and the child gets PR_SET_PDEATHSIG(SIGKILL): it dies when the thread that
+/// spawned it ends (call it from a thread that lives as long as the process), so no command outlives
+/// a killed engine. Returns 0 and sets *pid, or an errno (ENOENT, EACCES, ETXTBSY, ...).
+int crb_spawn_bound(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                    const char *cwd, int out_fd, int err_fd);
+
 /// pipe2(fds, O_CLOEXEC): both ends close on exec, so children only see the ends dup'ed onto 1 and 2.
 int crb_pipe_cloexec(int fds[2]);
 /// Like crb_spawn, with stdin from `in_fd` (or /dev/null when it is -1).

@@ -1,0 +1,73 @@
+import CRunbookSys
+import Foundation
+import Testing
+import RunbookTestSupport
+
+/// No command outlives its engine: a child is bound to the engine's life (PR_SET_PDEATHSIG), so
+/// kill -9 of `runbook run` mid-command kills the command too, and the record it leaves is true.
+@Suite(.timeLimit(.minutes(5)))
+struct EngineDeathTests {
+    static let holding = """
+        runbook: hold
+        steps:
+          - id: hold
+            phase: mitigate
+            command: ["sh", "-c", "echo $$ > DIR/cmd.pid; exec sleep 3600"]
+            timeout: 2h
+          - id: after
+            phase: mitigate
+            needs: [hold]
+            command: ["touch", "DIR/after-ran"]
+
+        """
+
+    /// Waits (bounded far above any load) until `body` is true.
+    static func eventually(_ seconds: Double = 120, _ body: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if body() { return true }
+            usleep(20_000)
+        }
+        return body()
+    }
+
+    /// Blocks until `pid` has exited (its pidfd turns readable), at most `seconds`; true when it did.
+    static func waitForExit(_ pid: Int32, seconds: Int32 = 120) -> Bool {
+        let fd = crb_pidfd_open(pid)
+        guard fd >= 0 else { return errno == ESRCH }
+        defer { close(fd) }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, seconds * 1000) == 1
+    }
+
+    @Test func killingRunbookRunKillsTheRunningCommandAndTheRecordSaysSo() async throws {
+        let dir = try runbookSandbox(Self.holding, name: "hold")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let state = dir + "/state"
+        let run = try LiveProgram([runbookBinary, "run", "hold", "--runbooks", dir + "/rb", "--state-dir", state, "--json", "--yes"])
+        var ended = false
+        defer { if !ended { run.signal(SIGKILL); _ = run.wait() } }
+        let commandPID = try await offPool { () -> Int32? in
+            _ = run.readLine(containing: "\"event\":\"step.started\"")
+            var pid: Int32?
+            _ = Self.eventually {
+                pid = Int32((try? String(contentsOfFile: dir + "/cmd.pid", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+                return pid != nil
+            }
+            return pid
+        }
+        let pid = try #require(commandPID, "the command never started")
+        #expect(EngineTrustTests.isAlive(pid))
+        run.signal(SIGKILL)
+        _ = try await offPool { run.wait() }
+        ended = true
+        let died = try await offPool { Self.waitForExit(pid) }
+        if !died { kill(pid, SIGKILL) }
+        #expect(died, "the command outlived the engine that ran it")
+        // The next command finalises the dead run: interrupted at `hold`, and `after` never ran.
+        let history = try runCLI(["history", "--json", "--state-dir", state])
+        let row = try #require(jsonLines(history.stdout).first)
+        #expect(row["outcome"] as? String == "interrupted", "\(history.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/after-ran"))
+    }
+}
