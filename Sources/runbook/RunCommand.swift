@@ -26,6 +26,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let runbook = try loadRunbook(name, options)
         var request = RunRequest(runbook: runbook, given: try givenParams(), trigger: "manual")
+        request.by = ApproveCommand.currentUser
         request.mode = dryRun ? .dryRun : .live
         request.autoConfirm = yes
         request.noUndo = noUndo
@@ -52,7 +53,14 @@ struct RunCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
         let store = try state.openStore()
-        if state.isDefault, state.databaseURL == nil { printError("history: \(state.directory) (--state-dir DIR or $RUNBOOK_STATE_DIR to keep it elsewhere)") }
+        // The first line says where this run's history is kept, so it can be found again.
+        if let url = state.databaseURL {
+            printError("history: \(redactedPassword(url)) (runbook history --database URL)")
+        } else if state.isDefault {
+            printError("history: \(state.directory) (--state-dir DIR or $RUNBOOK_STATE_DIR to keep it elsewhere)")
+        } else {
+            printError("history: \(state.directory) (runbook history --state-dir \(state.directory))")
+        }
         let terminal: any TimelineSink = json ? JSONLinesStdout() : HumanTimeline(isTerminal: isatty(1) == 1)
 
         // Guards and the run's row in one transaction: of ten racing runs, the guards admit exactly
@@ -130,3 +138,11 @@ final class OutcomeBox: @unchecked Sendable {
     func get() -> RunOutcome? { lock.withLock { value } }
 }
 
+
+/// A database URL fit to print: the password, if any, replaced by `***`.
+func redactedPassword(_ url: String) -> String {
+    guard let at = url.range(of: "@"), let scheme = url.range(of: "://"), scheme.upperBound < at.lowerBound else { return url }
+    let userInfo = url[scheme.upperBound..<at.lowerBound]
+    guard let colon = userInfo.firstIndex(of: ":") else { return url }
+    return String(url[..<colon]) + ":***" + String(url[at.lowerBound...])
+}
