@@ -33,6 +33,8 @@ struct TimelineEventTests {
         e.gate = "changes"
         e.deadline = Date(timeIntervalSince1970: 1_780_628_000)
         e.location = "/srv/flags.json"
+        e.flagKey = "image-resize"
+        e.flagField = "defaultVariant"
         return e
     }
 
