@@ -80,7 +80,10 @@ enum MetricTrendCheck {
             let at = Date()
             let done: @Sendable (Double?, String?) -> Void = { value, problem in
                 sampler.record(i: i, t: at, value: value, problem: problem)
-                if i + 1 < count {
+                if let hopeless = sampler.hopeless(needed: max(2, count / 2)) {
+                    // A dead endpoint is said at once, not after the whole window.
+                    op.finish(StepResult(.errored, hopeless))
+                } else if i + 1 < count {
                     let next = max(0, every - Date().timeIntervalSince(at))
                     op.track(scheduler.schedule(after: next) { take(i + 1) })
                 } else {
@@ -148,6 +151,17 @@ final class TrendSampler: @unchecked Sendable {
             if origin == nil { origin = t }
             if let value { collected.append((t.timeIntervalSince(origin!), value)) }
             if let problem { errors.append(problem) }
+        }
+    }
+
+    /// Why the check can no longer pass, once that is certain: too many samples failed to leave
+    /// `needed` good ones, or the first three all failed (nothing answers; a retry may try again).
+    func hopeless(needed: Int) -> String? {
+        lock.withLock {
+            let failed = errors.count
+            if collected.isEmpty, failed >= 3 { return "the first \(failed) samples failed: \(errors.last ?? "")" }
+            if failed > count - needed { return "only \(collected.count) of \(count) samples can be taken (\(failed) failed): \(errors.last ?? "")" }
+            return nil
         }
     }
 

@@ -62,7 +62,11 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
         let duration = e.durationMs.map { Quantity.formatDuration(Double($0) / 1000) } ?? ""
         switch e.event {
         case "run.started":
-            return "\(time)  run \(e.run) started: \(e.runbook ?? "") \(e.message.map { "- \($0)" } ?? "")\(e.drill == true ? " [DRILL]" : e.dryRun == true ? " [dry run]" : "")"
+            // The start message already ends "(dry run)" or "(drill)"; the tag is added only when it does not.
+            let message = e.message ?? ""
+            let tag = e.drill == true ? (message.hasSuffix("(drill)") ? "" : " [DRILL]")
+                : e.dryRun == true ? (message.hasSuffix("(dry run)") ? "" : " [dry run]") : ""
+            return "\(time)  run \(e.run) started: \(e.runbook ?? "") \(e.message.map { "- \($0)" } ?? "")\(tag)"
         case "step.started":
             return "\(time)  \(phase) \(step) started"
         case "step.finished":

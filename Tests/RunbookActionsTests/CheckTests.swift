@@ -167,3 +167,17 @@ struct CheckTests {
         #expect(!r.events.contains { ($0.message ?? "").contains("t0ken-0123456789") })
     }
 }
+
+/// A trend against an endpoint that does not answer says so after its first samples fail, not after
+/// the whole window.
+@Suite(.timeLimit(.minutes(5)))
+struct TrendDeadEndpointTests {
+    @Test func aTrendAgainstADeadEndpointErrorsAfterItsFirstThreeSamples() async throws {
+        let port = freePort()
+        let finished = try await CheckTests().check(
+            "metric_trend: { url: \"http://127.0.0.1:\(port)/metrics\", metric: rss, window: 1h, every: 100ms, max_slope: 1KB/s }", timeout: "2h")
+        #expect(finished?.status == "errored", "\(finished?.message ?? "")")
+        #expect(finished?.message?.contains("the first 3 samples failed") == true, "\(finished?.message ?? "")")
+        #expect(finished?.message?.contains("refused") == true, "\(finished?.message ?? "")")
+    }
+}
