@@ -11,7 +11,7 @@ public enum FlagFileReader {
     /// The current JSON text of `flags.KEY.FIELD` (e.g. `"on"` with quotes), and its byte range.
     public static func locate(in data: Data, key: String, field: String) throws -> (text: String, range: Range<Int>) {
         let bytes = [UInt8](data)
-        var scanner = JSONSpanScanner(bytes: bytes)
+        let scanner = JSONSpanScanner(bytes: bytes)
         guard let root = try? scanner.objectMembers(at: scanner.skipSpace(0)) else {
             throw Failure(description: "not a JSON object")
         }

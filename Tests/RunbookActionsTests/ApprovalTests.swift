@@ -68,7 +68,7 @@ struct ApprovalTests {
         let asked = try #require(events.first { $0["event"] as? String == "approval.requested" })
         #expect(asked["status"] as? String == "awaiting-approval")
         #expect(asked["gate"] as? String == "off")
-        #expect((asked["message"] as? String ?? "").contains("flag image-resize"), "the planned change is shown: \(asked)")
+        #expect(jsonText(asked, "message").contains("flag image-resize"), "the planned change is shown: \(asked)")
         #expect(events.contains { $0["event"] as? String == "approval.timed_out" && $0["status"] as? String == "declined" })
         #expect(events.last?["outcome"] as? String == "refused")
         #expect(try String(contentsOfFile: dir + "/flags.json", encoding: .utf8) == flagFileText, "a declined gate changed the flag")

@@ -48,7 +48,7 @@ struct ResponderTests {
         let events = jsonLines(r.stdout)
         let up = events.first { $0["step"] as? String == "up" && $0["event"] as? String == "step.finished" }
         #expect(up?["status"] as? String == "errored")
-        #expect((up?["message"] as? String ?? "").contains("refused"), "the OS error is in the message: \(up ?? [:])")
+        #expect(jsonText(up, "message").contains("refused"), "the OS error is in the message: \(up ?? [:])")
         #expect(events.last?["outcome"] as? String == "inconclusive")
         #expect(events.contains { $0["step"] as? String == "fix" && $0["status"] as? String == "skipped" })
     }
@@ -122,7 +122,7 @@ struct ResponderTests {
         #expect(status("ok") == "skipped")
         #expect(events.last?["outcome"] as? String == "would-mitigate")
         let bounce = events.last { $0["step"] as? String == "bounce" && $0["event"] as? String == "step.finished" }
-        #expect((bounce?["message"] as? String ?? "").contains("echo restart 8080"), "rendered, not a template")
+        #expect(jsonText(bounce, "message").contains("echo restart 8080"), "rendered, not a template")
         let history = try box.cli(["history"])
         #expect(history.stdout.contains("[dry run]") && history.stdout.contains("would-mitigate"), "\(history.stdout)")
     }

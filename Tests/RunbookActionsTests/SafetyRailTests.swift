@@ -46,7 +46,7 @@ struct SafetyRailTests {
         #expect(events.contains { $0["event"] as? String == "alarm.fired" && $0["step"] as? String == "errors-up" })
         let end = events.last
         #expect(end?["outcome"] as? String == "aborted")
-        #expect((end?["message"] as? String ?? "").contains("alarm errors-up"), "\(end ?? [:])")
+        #expect(jsonText(end, "message").contains("alarm errors-up"), "\(end ?? [:])")
         #expect(events.contains { $0["event"] as? String == "undo.finished" && $0["step"] as? String == "off" })
         #expect(try String(contentsOfFile: dir + "/flags.json", encoding: .utf8) == flagFileText, "the flag change was not undone")
         #expect(RunOutcome.aborted.exitCode == 1)
@@ -59,7 +59,7 @@ struct SafetyRailTests {
         #expect(r.status == 1)
         let end = jsonLines(r.stdout).last
         #expect(end?["outcome"] as? String == "aborted")
-        #expect((end?["message"] as? String ?? "").contains("could not be evaluated 3 times"), "\(end ?? [:])")
+        #expect(jsonText(end, "message").contains("could not be evaluated 3 times"), "\(end ?? [:])")
     }
 
     @Test func aDrillRehearsesAnAlarm() async throws {

@@ -373,7 +373,7 @@ struct SecurityTests {
         let timeline = try await offPool { try runCLI(["timeline", id, "--json", "--state-dir", s.dir + "/state"]) }
         let end = jsonLines(timeline.stdout).last
         #expect(end?["outcome"] as? String == "interrupted")
-        #expect((end?["message"] as? String ?? "").contains("grace period"), "\(end ?? [:])")
+        #expect(jsonText(end, "message").contains("grace period"), "\(end ?? [:])")
         let hold = jsonLines(timeline.stdout).last { $0["step"] as? String == "hold" && $0["event"] as? String == "step.finished" }
         #expect(hold?["status"] as? String != "passed", "the 20 s step was waited out")
     }

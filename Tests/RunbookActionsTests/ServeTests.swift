@@ -143,7 +143,7 @@ struct ServeTests {
         #expect(r.body.contains("\"status\":\"refused\"") && r.body.contains("\"guard\":\"params\""), "\(r.body)")
         let run = try #require(try runs(s).first)
         #expect(run["outcome"] as? String == "refused")
-        let detail = try http("GET", s.base + "/runs/\(run["id"] as? String ?? "")", headers: ["Authorization": "Bearer t0ken-0123456789"]).body
+        let detail = try http("GET", s.base + "/runs/\(jsonText(run, "id"))", headers: ["Authorization": "Bearer t0ken-0123456789"]).body
         #expect(detail.contains("guard.refused"))
         #expect(!detail.contains("step.started"), "a step ran for a hostile label")
     }
@@ -228,7 +228,7 @@ struct ServeTests {
         defer { again.child.stop() }
         let run = try #require(try runs(again).first)
         #expect(run["outcome"] as? String == "interrupted")
-        let detail = try http("GET", again.base + "/runs/\(run["id"] as? String ?? "")", headers: ["Authorization": "Bearer t0ken-0123456789"]).body
+        let detail = try http("GET", again.base + "/runs/\(jsonText(run, "id"))", headers: ["Authorization": "Bearer t0ken-0123456789"]).body
         #expect(detail.contains("cut off"), "\(detail)")
         // The still-firing alert does not start the cut-off run's changes again by itself.
         #expect(try runs(again).count == 1)

@@ -296,3 +296,7 @@ func writeTokenFile(_ text: String, to path: String) throws {
     try text.write(toFile: path, atomically: true, encoding: .utf8)
     guard chmod(path, 0o600) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
 }
+
+/// A JSON object's field as text ("" when the object or field is missing, or not a string), for
+/// expectations on messages.
+func jsonText(_ object: [String: Any]?, _ key: String) -> String { object?[key] as? String ?? "" }
