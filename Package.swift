@@ -53,17 +53,24 @@ let package = Package(
             dependencies: ["RunbookCore"],
             swiftSettings: swiftSettings
         ),
-        // Run history in SQLite.
+        // The store contract both stores conform to: the protocol, records, admission and approval
+        // rules, store-neutral sinks, and the bounded thread pool blocking store calls run on.
+        .target(
+            name: "RunbookStoreContract",
+            dependencies: ["RunbookCore", .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // Run history in SQLite (`SQLiteRunStore`).
         .target(
             name: "RunbookStore",
-            dependencies: ["RunbookCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["RunbookCore", "RunbookStoreContract", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         // Run history, timelines, gates and leases in PostgreSQL, for replicas (SPEC §6.8).
         .target(
             name: "RunbookPostgres",
             dependencies: [
-                "RunbookCore", "RunbookStore",
+                "RunbookCore", "RunbookStoreContract",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -73,7 +80,7 @@ let package = Package(
         .target(
             name: "RunbookServer",
             dependencies: [
-                "RunbookCore", "RunbookActions", "RunbookStore",
+                "RunbookCore", "RunbookActions", "RunbookStoreContract",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -90,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "runbook",
             dependencies: [
-                "RunbookCore", "RunbookActions", "RunbookStore", "RunbookDrills", "RunbookServer", "RunbookPostgres",
+                "RunbookCore", "RunbookActions", "RunbookStoreContract", "RunbookStore", "RunbookDrills", "RunbookServer", "RunbookPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -116,6 +123,12 @@ let package = Package(
         .testTarget(
             name: "RunbookActionsTests",
             dependencies: ["RunbookCore", "RunbookActions", "RunbookStore", "RunbookDrills", "CRunbookSys", "RunbookTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // One conformance suite run against both stores (SQLite always; PostgreSQL with RUNBOOK_TEST_DATABASE_URL).
+        .testTarget(
+            name: "RunbookStoreTests",
+            dependencies: ["RunbookCore", "RunbookStoreContract", "RunbookStore", "RunbookPostgres", "RunbookTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,6 +1,6 @@
 import Foundation
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// The hooks' logic, without HTTP: each call returns a status code and a JSON body.
 public struct AlertIntake: Sendable {

@@ -6,11 +6,11 @@ import Logging
 import NIOCore
 import RunbookActions
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// `runbook serve`: the hooks and the API on Hummingbird, run as a service with graceful shutdown.
 public enum AlertServer {
-    /// Largest request body accepted (413 beyond).
+    /// Largest request body accepted by default (413 beyond; `serve --max-body`).
     public static let maxBody = 1 << 20
 
     /// Where hook requests are handled, one at a time.
@@ -30,6 +30,8 @@ public enum AlertServer {
         public var idleTimeout: Double = 60
         /// Connections accepted at once; more wait in the listen backlog.
         public var maxConnections = 512
+        /// Largest request body accepted (413 beyond).
+        public var maxBody = AlertServer.maxBody
         /// On SIGTERM, running steps may finish for this long; then the runs are interrupted.
         public var shutdownGrace: Double = 10
 
@@ -70,8 +72,8 @@ public enum AlertServer {
             case .success(let t): who = t
             }
             let body: ByteBuffer
-            do { body = try await request.body.collect(upTo: maxBody) } catch {
-                return answer(AlertIntake.error(413, "body over \(maxBody) bytes"))
+            do { body = try await request.body.collect(upTo: options.maxBody) } catch {
+                return answer(AlertIntake.error(413, "body over \(options.maxBody) bytes"))
             }
             let data = Data(body.readableBytesView)
             // Recording runs does blocking SQLite writes: keep them off the event loop and the
@@ -114,7 +116,11 @@ public enum AlertServer {
         }
         router.get("/healthz") { _, _ in answer((200, "{\"status\":\"ok\",\"active_runs\":\(intake.launcher.activeCount)}")) }
         router.get("/metrics") { request, _ in
-            if options.metricsPublic { return answer((200, intake.launcher.metricsText()), type: "text/plain; version=0.0.4") }
+            if options.metricsPublic {
+                // metricsText reads the store: on the stores' threads, never the cooperative pool.
+                let text = (try? await StoreThreads.run { intake.launcher.metricsText() }) ?? ""
+                return answer((200, text), type: "text/plain; version=0.0.4")
+            }
             return await read(request, { (200, intake.launcher.metricsText()) }, type: "text/plain; version=0.0.4")
         }
 
@@ -144,7 +150,7 @@ public enum AlertServer {
         try await app.runService()
         // Stopped taking requests: running steps may finish for the grace period; then every run
         // still going is interrupted, its completed changes left in place and listed.
-        let (n, paused) = intake.launcher.drainAll()
+        let (n, paused) = (try? await StoreThreads.run { intake.launcher.drainAll() }) ?? (0, 0)
         if paused > 0 { logger.info("left \(paused) run(s) paused for approval: the next server resumes them") }
         let deadline = Date().addingTimeInterval(options.shutdownGrace)
         while intake.launcher.activeCount > 0, Date() < deadline {
@@ -152,7 +158,8 @@ public enum AlertServer {
         }
         let cut = intake.launcher.activeCount
         if cut > 0 {
-            intake.launcher.interruptAll(reason: "server shut down: the \(Quantity.formatDuration(options.shutdownGrace)) grace period ended")
+            let reason = "server shut down: the \(Quantity.formatDuration(options.shutdownGrace)) grace period ended"
+            _ = try? await StoreThreads.run { intake.launcher.interruptAll(reason: reason) }
         }
         // Stopped process trees are owed their KILL: do not exit before it is sent.
         ChildWatcher.shared.waitForOwedKills(timeout: ChildWatcher.killGrace + 5)

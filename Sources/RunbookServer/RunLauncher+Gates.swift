@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 import RunbookActions
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// What makes a server run wait for approval: `guards.auto: ask`, a freeze, the change breaker.
 extension RunLauncher {

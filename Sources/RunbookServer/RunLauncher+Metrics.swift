@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 import RunbookActions
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// `/metrics`: the server's counters in Prometheus text.
 extension RunLauncher {

@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 import RunbookActions
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// Starts runs for the server: checks params and guards, records each run durably before it starts,
 /// runs it on its own queue, and keeps counts for /metrics.
@@ -84,7 +84,7 @@ public final class RunLauncher: @unchecked Sendable {
         var runID: String
         var values: [String: Value]
         var start: TimelineEvent
-        var admission: RunStore.AdmissionRequest
+        var admission: AdmissionRequest
     }
 
     /// Starts `runbook` with `given` params, unless a param or a guard refuses it.
@@ -99,7 +99,7 @@ public final class RunLauncher: @unchecked Sendable {
     public func launchAll(_ requests: [LaunchRequest]) -> [Decision] {
         let now = Date()
         let prepared = requests.map { prepare($0, now: now) }
-        let decisions: [RunStore.AdmissionDecision]
+        let decisions: [AdmissionDecision]
         do { decisions = try store.admitAll(prepared.map(\.admission), now: now) } catch {
             return prepared.map { .refused(runID: $0.runID, guardName: "store", until: nil, message: "could not record the run: \(error)") }
         }
@@ -143,7 +143,7 @@ public final class RunLauncher: @unchecked Sendable {
         }
         var record = RunRecord(id: runID, runbook: runbook.name, trigger: request.trigger, fingerprint: request.fingerprint, started: now, dryRun: false, drill: false)
         record.lockKey = lockKey
-        var admission = RunStore.AdmissionRequest(runbook: runbook, record: record)
+        var admission = AdmissionRequest(runbook: runbook, record: record)
         admission.refusal = refusal
         // With an approval path (an approvals channel, or guards.auto: ask) the breaker and a freeze
         // make the run pause before its first change; without one, they refuse it here.

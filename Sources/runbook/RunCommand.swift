@@ -3,7 +3,7 @@ import Dispatch
 import Foundation
 import RunbookActions
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -54,7 +54,7 @@ struct RunCommand: ParsableCommand {
 
         // Guards and the run's row in one transaction: of ten racing runs, the guards admit exactly
         // those they should. A dry run changes nothing, so it is never refused.
-        var request = RunStore.AdmissionRequest(runbook: runbook, record: record)
+        var request = AdmissionRequest(runbook: runbook, record: record)
         request.checkGuards = !dryRun
         request.force = force
         if let freeze {
@@ -66,7 +66,7 @@ struct RunCommand: ParsableCommand {
             // A freeze is about changes: a runbook with no change step is not held by it.
             if runbook.steps.contains(where: { $0.action.isChange }) { request.freeze = FreezeFile.refusal(windows, at: now) }
         }
-        let decision: RunStore.AdmissionDecision
+        let decision: AdmissionDecision
         do { decision = try store.admitAll([request], now: now)[0] } catch {
             printError("error: run not started: \(error)")
             throw ExitCode(2)
@@ -79,7 +79,7 @@ struct RunCommand: ParsableCommand {
         case .refused(let r, _):
             // The refusal is a row in the history (its timeline is told from it), shown here too.
             let out = SecretRedactor(secrets: secrets, next: json ? JSONLinesStdout() : HumanTimeline(isTerminal: isatty(1) == 1))
-            for event in RunStore.refusalEvents(start: start, refusal: r) { out.record(event) }
+            for event in RunEndings.refusalEvents(start: start, refusal: r) { out.record(event) }
             printError("error: run refused by guard \(r.guardName)\(r.until.map { " until \(TimelineEvent.timestamp($0))" } ?? ""): \(r.message)\(["lock", "max_active"].contains(r.guardName) ? "" : " (use --force to override)")")
             throw ExitCode(3)
         case .admitted(let l, let held, let o):
@@ -137,8 +137,9 @@ struct RunCommand: ParsableCommand {
                 if interrupts.increment() > 1 {
                     // The final record is written before the process goes: the run never stays "running".
                     printError("second interrupt: killing running commands and exiting now; changes not yet undone stay in place")
-                    ChildWatcher.shared.killEverything()
+                    // Stop the run first, so that no further undo starts when the kill ends the one running.
                     driver.abandon()
+                    ChildWatcher.shared.killEverything()
                     lease.release()
                     Foundation.exit(130)
                 }

@@ -4,7 +4,7 @@ import Logging
 import RunbookActions
 import RunbookCore
 import RunbookServer
-import RunbookStore
+import RunbookStoreContract
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,6 +24,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a connection has to send its request head.") var headTimeout: Double = 10
     @Option(help: "Seconds an idle connection is kept.") var idleTimeout: Double = 60
     @Option(help: "Connections served at once.") var maxConnections = 512
+    @Option(help: "Largest request body accepted, in bytes (413 beyond); raise it for Alertmanager payloads of many thousand alerts.") var maxBody = AlertServer.maxBody
     @Option(help: "Seconds running steps may finish after SIGTERM before their runs are interrupted.") var shutdownGrace: Double = 10
     @Option(help: "Change breaker: no new run while N changes were applied across all runbooks within the window, e.g. 10/1h.") var maxChanges: String?
     @Option(help: "Change freeze windows (a YAML list): runs that would change things are refused during one.") var freeze: String?
@@ -79,8 +80,8 @@ struct ServeCommand: AsyncParsableCommand {
             printError("error: runbook serve needs --token-file FILE (one token a line, or NAME:ROLE:TOKEN): without it anyone who can reach the port could run runbooks; --no-auth runs without tokens on a loopback address")
             throw ExitCode(2)
         }
-        guard headTimeout > 0, idleTimeout > 0, maxConnections > 0, shutdownGrace >= 0 else {
-            printError("error: --head-timeout, --idle-timeout and --max-connections must be positive, --shutdown-grace not negative")
+        guard headTimeout > 0, idleTimeout > 0, maxConnections > 0, maxBody > 0, shutdownGrace >= 0 else {
+            printError("error: --head-timeout, --idle-timeout, --max-connections and --max-body must be positive, --shutdown-grace not negative")
             throw ExitCode(2)
         }
         let (runbooks, errors): ([Runbook], [LoadError])
@@ -97,7 +98,8 @@ struct ServeCommand: AsyncParsableCommand {
         signal(SIGXFSZ, SIG_IGN)
         // Only runs whose owner is dead (their lease is free) are marked interrupted: a live
         // `runbook run` on the same state folder is left alone.
-        let store = try state.openStore(owner: "serve")
+        let state = self.state
+        let store = try await StoreThreads.run { try state.openStore(owner: "serve") }
         ChildWatcher.shared.becomeSubreaper()
         var logger = Logger(label: "runbook.serve")
         logger.logLevel = .info
@@ -118,7 +120,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         let launcher = RunLauncher(store: store, maxChanges: breaker, freezes: freezes)
-        let resumed = launcher.resumePaused(runbooks: runbooks)
+        let resumed = try await StoreThreads.run { launcher.resumePaused(runbooks: runbooks) }
         if !resumed.isEmpty { printError("resumed \(resumed.count) run(s) paused for approval: \(resumed.joined(separator: ", "))") }
         // With PostgreSQL: take over runs whose owner died (the first claim comes within 2 s).
         let takeoverLogger = logger
@@ -130,6 +132,7 @@ struct ServeCommand: AsyncParsableCommand {
         serverOptions.headTimeout = headTimeout
         serverOptions.idleTimeout = idleTimeout
         serverOptions.maxConnections = maxConnections
+        serverOptions.maxBody = maxBody
         serverOptions.shutdownGrace = shutdownGrace
         try await AlertServer.run(serverOptions, intake: intake, logger: logger)
     }

@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// Run history, timelines, guards, gates and leases in PostgreSQL, shared by any number of `serve`
 /// replicas and the CLI (SPEC §6.8).
@@ -17,8 +17,9 @@ import RunbookStore
 /// - Timelines are rows of the `events` table, so every replica and the CLI read the same runs.
 ///
 /// The engine's callers are Dispatch threads; each call here blocks its caller until PostgreSQL
-/// answers (or 15 s pass), never a Swift concurrency thread.
-public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
+/// answers (or 15 s pass), never a Swift concurrency thread (debug builds check it; async code goes
+/// through `StoreThreads.run`).
+public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable {
     // `held` is guarded by `lock`; everything else is immutable after init.
     public let location: String
     /// This process, as recorded in `runs.owner`.
@@ -94,6 +95,7 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
 
     /// Runs `body` on the client and waits for it (at most `queryTimeout`).
     func sync<T: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> T) throws -> T {
+        StoreThreads.assertNotInTask("PostgreSQL query on \(location)")
         let box = ResultBox<T>()
         let done = DispatchSemaphore(value: 0)
         let client = self.client
@@ -132,12 +134,6 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
         _ = try sync { try await $0.query(query).drain() }
     }
 
-}
-
-struct ApprovalReceiptGate: Sendable {
-    var gate: String
-    var approvals: Int
-    var needed: Int
 }
 
 /// A PostgreSQL store that cannot do what was asked: the URL, the server, a query.
