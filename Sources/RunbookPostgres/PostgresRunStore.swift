@@ -60,7 +60,9 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
         self.owner = owner
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
         self.client = client
-        runTask = Task.detached { await client.run() }
+        // The client's loop and every query run on the stores' own executor, never waiting for a
+        // cooperative thread the host program may be using.
+        runTask = Task(executorPreference: StoreThreads.executor) { await client.run() }
         do {
             try migrate()
         } catch {
@@ -100,7 +102,7 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
         let done = DispatchSemaphore(value: 0)
         let client = self.client
         let started = Date()
-        Task.detached {
+        Task(executorPreference: StoreThreads.executor) {
             do { box.set(.success(try await body(client))) } catch { box.set(.failure(error)) }
             done.signal()
         }

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import NIOPosix
 
@@ -19,6 +20,11 @@ public enum StoreThreads {
         try await pool.runIfActive(body)
     }
 
+    /// Where the stores' own async work runs (PostgreSQL queries bridged to blocking callers, the
+    /// client's connection loop): a serial Dispatch queue, which always gets a thread, so that a
+    /// cooperative pool saturated by the host program never delays a store.
+    public static let executor = StoreTaskExecutor()
+
     /// Stops the program in debug builds when a blocking call is made from inside a Swift task: its
     /// thread belongs to the cooperative pool, which must never wait on a semaphore or a lock held
     /// across I/O. Release builds skip the check.
@@ -28,5 +34,16 @@ public enum StoreThreads {
         let inTask = withUnsafeCurrentTask { $0 != nil }
         precondition(!inTask, "blocking store call (\(what())) from inside a Swift task: go through StoreThreads.run", file: file, line: line)
         #endif
+    }
+}
+
+/// A task executor on a serial Dispatch queue of the stores' own (see `StoreThreads.executor`).
+/// Jobs are short: the I/O itself happens on NIO's event loops.
+public final class StoreTaskExecutor: TaskExecutor {
+    private let queue = DispatchQueue(label: "runbook.store.async")
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -142,12 +142,16 @@ enum Cases {
     }
 }
 
-/// Leases of admitted runs, kept for the whole test process: on SQLite a lease dropped is an owner
-/// gone, and the cases decide when an owner dies (`release()`).
+/// SQLite leases of admitted runs, kept for the whole test process: on SQLite a lease dropped is an
+/// owner gone, and the cases decide when an owner dies (`release()`). PostgreSQL leases are rows
+/// renewed by their store, which is closed (with its connections) when its test ends.
 final class HeldLeases: @unchecked Sendable {
     static let shared = HeldLeases()
     // Guarded by `lock`.
     private let lock = NSLock()
     private var leases: [any RunHold] = []
-    func keep(_ lease: any RunHold) { lock.withLock { leases.append(lease) } }
+    func keep(_ lease: any RunHold) {
+        guard lease is RunLease else { return }
+        lock.withLock { leases.append(lease) }
+    }
 }
