@@ -54,7 +54,7 @@ let package = Package(
         // release), the event stream and its watchers.
         .target(
             name: "RunbookRuntime",
-            dependencies: ["RunbookCore", "RunbookStore"],
+            dependencies: ["RunbookCore", "RunbookStoreContract"],
             swiftSettings: swiftSettings
         ),
         // Drills: scenarios, the rehearsal executor, expectations, replay. Touches nothing outside.
@@ -63,17 +63,24 @@ let package = Package(
             dependencies: ["RunbookCore", "RunbookRuntime"],
             swiftSettings: swiftSettings
         ),
-        // Run history in SQLite.
+        // The store contract both stores conform to: the protocol, records, admission and approval
+        // rules, store-neutral sinks, and the bounded thread pool blocking store calls run on.
+        .target(
+            name: "RunbookStoreContract",
+            dependencies: ["RunbookCore", .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // Run history in SQLite (`SQLiteRunStore`).
         .target(
             name: "RunbookStore",
-            dependencies: ["RunbookCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["RunbookCore", "RunbookStoreContract", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         // Run history, timelines, gates and leases in PostgreSQL, for replicas (SPEC §6.8).
         .target(
             name: "RunbookPostgres",
             dependencies: [
-                "RunbookCore", "RunbookStore",
+                "RunbookCore", "RunbookStoreContract",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -83,7 +90,7 @@ let package = Package(
         .target(
             name: "RunbookServer",
             dependencies: [
-                "RunbookCore", "RunbookActions", "RunbookStore", "RunbookRuntime",
+                "RunbookCore", "RunbookActions", "RunbookStoreContract", "RunbookRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -106,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "runbook",
             dependencies: [
-                "RunbookCore", "RunbookActions", "RunbookStore", "RunbookRuntime", "RunbookDrills", "RunbookServer", "RunbookPostgres",
+                "RunbookCore", "RunbookActions", "RunbookStoreContract", "RunbookStore", "RunbookRuntime", "RunbookDrills", "RunbookServer", "RunbookPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -131,7 +138,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RunbookRuntimeTests",
-            dependencies: ["RunbookCore", "RunbookRuntime", "RunbookStore", "RunbookDrills"],
+            dependencies: ["RunbookCore", "RunbookRuntime", "RunbookStoreContract", "RunbookStore", "RunbookDrills"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -147,6 +154,12 @@ let package = Package(
         .testTarget(
             name: "RunbookActionsTests",
             dependencies: ["RunbookCore", "RunbookActions", "RunbookStore", "RunbookDrills", "CRunbookSys", "RunbookTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // One conformance suite run against both stores (SQLite always; PostgreSQL with RUNBOOK_TEST_DATABASE_URL).
+        .testTarget(
+            name: "RunbookStoreTests",
+            dependencies: ["RunbookCore", "RunbookStoreContract", "RunbookStore", "RunbookPostgres", "RunbookTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

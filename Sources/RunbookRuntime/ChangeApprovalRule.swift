@@ -1,6 +1,6 @@
 import Foundation
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// When a run's changes wait for approval instead of being refused: one rule for the server (alert
 /// runs and `/hooks/run`), resume and takeover, and drills (which rehearse the server's path).

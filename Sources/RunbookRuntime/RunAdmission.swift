@@ -1,6 +1,6 @@
 import Foundation
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// What admission decided for one prepared run.
 public enum RunAdmission: Sendable {

@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// What a front end gives a run: where it is recorded, what performs its steps, its clock, who
 /// answers its confirmations and gates, and who else watches it. Everything else about a run is

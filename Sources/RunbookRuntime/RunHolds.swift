@@ -1,5 +1,5 @@
 import Foundation
-import RunbookStore
+import RunbookStoreContract
 
 /// What an admitted run holds while it lives (its ownership lease and its lock key), each given up
 /// exactly once, whichever way the run ends.

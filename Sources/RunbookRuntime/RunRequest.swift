@@ -1,6 +1,6 @@
 import Foundation
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// One request to start a run, from any front end: the CLI's arguments, an alert, `/hooks/run`, a drill.
 public struct RunRequest: Sendable {
@@ -45,7 +45,7 @@ public struct PreparedRun: Sendable {
     public var paramError: (any Error)?
     /// `run.started`, not yet redacted.
     public var start: TimelineEvent
-    public var admission: RunStore.AdmissionRequest
+    public var admission: AdmissionRequest
 
     /// Values of the run's secret params, kept off every record.
     public var secrets: [String] { RunInputs.secrets(request.runbook, values) }
@@ -82,7 +82,7 @@ public struct PreparedRun: Sendable {
         var record = RunRecord(id: runID, runbook: runbook.name, trigger: request.trigger, fingerprint: request.fingerprint, started: now,
                                dryRun: request.mode.recordedAsDryRun, drill: request.mode.recordedAsDrill)
         record.lockKey = lockKey
-        var admission = RunStore.AdmissionRequest(runbook: runbook, record: record)
+        var admission = AdmissionRequest(runbook: runbook, record: record)
         admission.refusal = refusal
         admission.checkGuards = request.mode.checksGuards
         admission.force = request.force

@@ -1,6 +1,6 @@
 import Foundation
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// Going on with a run another process left: a paused run after a restart, a run whose owner died.
 extension RunSession {

@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// One run, from admission to release, the same for every front end (`runbook run`, the server's
 /// alerts and `/hooks/run`, resume and takeover, drills): it records the run's start, builds its

@@ -1,6 +1,6 @@
 import Foundation
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// A run as `GET /runs`, `GET /runs/ID` and `runbook history --json` show it: one name per field
 /// everywhere (SPEC §7.1).

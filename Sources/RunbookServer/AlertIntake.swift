@@ -1,7 +1,7 @@
 import Foundation
 import RunbookCore
 import RunbookRuntime
-import RunbookStore
+import RunbookStoreContract
 
 /// The hooks' logic, without HTTP: each call returns a status code and a JSON body.
 public struct AlertIntake: Sendable {

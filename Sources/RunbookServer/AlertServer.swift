@@ -7,13 +7,13 @@ import NIOCore
 import NIOPosix
 import RunbookActions
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 import ServiceLifecycle
 import UnixSignals
 
 /// `runbook serve`: the hooks and the API on Hummingbird, run as a service with graceful shutdown.
 public enum AlertServer {
-    /// Largest request body accepted (413 beyond).
+    /// Largest request body accepted by default (413 beyond; `serve --max-body`).
     public static let maxBody = 1 << 20
 
     /// How the server listens and whom it lets in.
@@ -30,6 +30,8 @@ public enum AlertServer {
         public var idleTimeout: Double = 60
         /// Connections accepted at once; more wait in the listen backlog.
         public var maxConnections = 512
+        /// Largest request body accepted (413 beyond).
+        public var maxBody = AlertServer.maxBody
         /// On SIGTERM, running steps may finish for this long; then the runs are interrupted.
         public var shutdownGrace: Double = 10
 
@@ -82,8 +84,8 @@ public enum AlertServer {
             case .success(let t): who = t
             }
             let body: ByteBuffer
-            do { body = try await request.body.collect(upTo: maxBody) } catch {
-                return answer(AlertIntake.error(413, "body over \(maxBody) bytes"))
+            do { body = try await request.body.collect(upTo: options.maxBody) } catch {
+                return answer(AlertIntake.error(413, "body over \(options.maxBody) bytes"))
             }
             let data = Data(body.readableBytesView)
             return answer(await offload(pool) { handle(data, who) })

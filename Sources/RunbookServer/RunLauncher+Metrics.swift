@@ -1,7 +1,7 @@
 import CoreMetrics
 import Foundation
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// `/metrics`: the server's counters, gauges and step durations (`ServerMetrics`), in Prometheus text.
 extension RunLauncher {

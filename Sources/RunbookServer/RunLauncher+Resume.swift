@@ -4,37 +4,26 @@ import Foundation
 import RunbookActions
 import RunbookCore
 import RunbookRuntime
-import RunbookStore
+import RunbookStoreContract
 
-/// Going on with runs another process left: paused runs after a restart (SQLite), and runs whose
-/// owner died (PostgreSQL replicas).
+/// Going on with runs another process left: paused runs after a restart (either store), and runs
+/// whose owner died (PostgreSQL replicas).
 extension RunLauncher {
     /// Resumes runs left paused for approval by a server that stopped (or died): each goes on from
-    /// its timeline, still paused, its gates' deadlines and approvals kept. A run that can no longer
-    /// go on (its runbook is gone, its params no longer pass, its lock is taken) ends `interrupted`.
+    /// its timeline, still paused, its gates' deadlines and approvals kept, its lock key still held by
+    /// its open row. A run that can no longer go on (its runbook is gone, its params no longer pass)
+    /// ends `interrupted`; one whose deadline passed meanwhile is ended by the store, not resumed.
     /// Returns the ids resumed.
     @discardableResult
     public func resumePaused(runbooks: [Runbook], now: Date = Date()) -> [String] {
-        guard let store = store as? RunStore else { return [] }
         var resumed: [String] = []
-        for id in (try? store.pausedRunIDs(now: now)) ?? [] {
-            guard let lease = store.takePausedRun(id) else { continue }
+        for (id, lease) in (try? store.takePausedRuns(now: now)) ?? [] {
             guard let record = try? store.run(id), record.outcome == nil else {
                 lease.release()
                 continue
             }
-            var held: (any RunHold)?
-            if let key = record.lockKey {
-                held = try? store.tryLock(runbook: record.runbook, key: key)
-                if held == nil {
-                    try? store.finalize(runID: id, started: record.started,
-                                        message: "could not be resumed after a restart: its lock '\(key)' was taken while it was paused (see runbook history)", now: now)
-                    lease.release()
-                    continue
-                }
-            }
             let note = "resumed by a new server process: still waiting for approval; finished steps are not run again"
-            if resume(record, lease: lease, runLock: held, runbooks: runbooks, event: "run.resumed", message: note, now: now) { resumed.append(id) }
+            if resume(record, lease: lease, runLock: nil, runbooks: runbooks, event: "run.resumed", message: note, now: now) { resumed.append(id) }
         }
         return resumed
     }

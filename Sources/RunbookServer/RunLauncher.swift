@@ -4,7 +4,7 @@ import Foundation
 import RunbookActions
 import RunbookCore
 import RunbookRuntime
-import RunbookStore
+import RunbookStoreContract
 
 /// Starts runs for the server: checks params and guards, records each run durably before it starts,
 /// runs it on its own queue, and keeps counts for /metrics.

@@ -2,7 +2,7 @@ import CoreMetrics
 import Foundation
 import Prometheus
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// The server's metrics: swift-metrics instruments on a Prometheus registry of the server's own
 /// (nothing global), served as Prometheus text on `/metrics`. Histograms keep counting for as long

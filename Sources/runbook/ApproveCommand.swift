@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RunbookCore
 import RunbookStore
+import RunbookStoreContract
 
 struct ApproveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

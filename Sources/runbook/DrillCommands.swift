@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import RunbookCore
 import RunbookDrills
-import RunbookStore
+import RunbookStoreContract
 
 struct DrillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@ import Foundation
 import RunbookCore
 import RunbookRuntime
 import RunbookStore
+import RunbookStoreContract
 
 struct HistoryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "history", abstract: "Past runs: id, runbook, trigger, outcome, start, duration (--json: the fields of GET /runs).")

@@ -4,7 +4,7 @@ import Foundation
 import RunbookActions
 import RunbookCore
 import RunbookRuntime
-import RunbookStore
+import RunbookStoreContract
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -74,7 +74,7 @@ struct RunCommand: ParsableCommand {
             case .refused(let r, _, _):
                 // The refusal is a row in the history (its timeline is told from it), shown here too.
                 let out = SecretRedactor(secrets: prepared.secrets, next: terminal)
-                for event in RunStore.refusalEvents(start: prepared.start, refusal: r) { out.record(event) }
+                for event in RunEndings.refusalEvents(start: prepared.start, refusal: r) { out.record(event) }
                 printError("error: run refused by guard \(r.guardName)\(r.until.map { " until \(TimelineEvent.timestamp($0))" } ?? ""): \(r.message)\(["lock", "max_active"].contains(r.guardName) ? "" : " (use --force to override)")")
                 throw ExitCode(3)
             case .admitted(let a):

@@ -21,8 +21,9 @@ final class RunInterrupts: @unchecked Sendable {
                 if increment() > 1 {
                     // The final record is written before the process goes: the run never stays "running".
                     printError("second interrupt: killing running commands and exiting now; changes not yet undone stay in place")
-                    ChildWatcher.shared.killEverything()
+                    // Stop the run first, so that no further undo starts when the kill ends the one running.
                     session.abandon()
+                    ChildWatcher.shared.killEverything()
                     Foundation.exit(130)
                 }
                 printError("\ninterrupt: stopping running steps\(noUndo ? "" : " and undoing completed changes") (again to exit at once)")

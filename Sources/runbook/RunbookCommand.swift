@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RunbookCore
 import RunbookStore
+import RunbookStoreContract
 import RunbookPostgres
 
 @main
@@ -19,15 +20,17 @@ struct RunbookCommand: AsyncParsableCommand {
         ]
     )
 
-    /// As ArgumentParser's own entry point, but a usage error (an unknown flag, a missing argument)
-    /// exits 2, as every command's `--help` says, not ArgumentParser's 64.
+    /// Parses and runs a command. Every command but `serve` blocks (on the store, on its run), so it
+    /// runs on a thread of its own, never on Swift concurrency's cooperative pool. A usage error (an
+    /// unknown flag, a missing argument) exits 2, as every command's `--help` says, not
+    /// ArgumentParser's 64.
     static func main() async {
         do {
-            var command = try parseAsRoot()
+            let command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
-                try command.run()
+                try await BlockingCommand(command).runOnOwnThread()
             }
         } catch {
             if exitCode(for: error) == .validationFailure {
@@ -35,6 +38,26 @@ struct RunbookCommand: AsyncParsableCommand {
                 Foundation.exit(2)
             }
             exit(withError: error)
+        }
+    }
+}
+
+/// A command that blocks, run on a thread of its own.
+final class BlockingCommand: @unchecked Sendable {
+    // Only touched by the one thread that runs it.
+    private var command: any ParsableCommand
+
+    init(_ command: any ParsableCommand) { self.command = command }
+
+    /// Runs the command on a new thread (8 MiB of stack, like the main thread's) and waits without
+    /// blocking the caller's thread.
+    func runOnOwnThread() async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let thread = Thread { [self] in
+                do { try command.run(); c.resume() } catch { c.resume(throwing: error) }
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
         }
     }
 }
@@ -82,7 +105,7 @@ extension StateOptions {
     func openStore(owner kind: String = "cli") throws -> any RunDatabase {
         let store: any RunDatabase
         if let url = databaseURL, url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
-            do { store = try PostgresStore(url: url, owner: "\(kind):\(ProcessInfo.processInfo.hostName):\(getpid())") } catch {
+            do { store = try PostgresRunStore(url: url, owner: "\(kind):\(ProcessInfo.processInfo.hostName):\(getpid())") } catch {
                 printError("error: \(error)")
                 throw ExitCode(2)
             }
@@ -97,7 +120,7 @@ extension StateOptions {
                 let path = String(url.dropFirst("sqlite:".count))
                 folder = path.hasSuffix(".sqlite") ? ((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent) : path
             }
-            do { store = try RunStore(directory: folder) } catch {
+            do { store = try SQLiteRunStore(directory: folder) } catch {
                 printError("error: \(StoreError(path: folder, error))")
                 throw ExitCode(2)
             }
@@ -301,7 +324,7 @@ enum Completions {
     static let runIDs: CompletionKind = .custom { words, _, prefix in
         var state = StateOptions()
         state.stateDir = option("--state-dir", in: words)
-        let ids = ((try? RunStore(directory: state.directory).runs(limit: 200)) ?? []).map(\.id)
+        let ids = ((try? SQLiteRunStore(directory: state.directory).runs(limit: 200)) ?? []).map(\.id)
         return (["last"] + ids).filter { $0.hasPrefix(prefix) }
     }
 

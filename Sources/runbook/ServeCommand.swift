@@ -4,7 +4,7 @@ import Logging
 import RunbookActions
 import RunbookCore
 import RunbookServer
-import RunbookStore
+import RunbookStoreContract
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,6 +24,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a connection has to send its request head.") var headTimeout: Double = 10
     @Option(help: "Seconds an idle connection is kept.") var idleTimeout: Double = 60
     @Option(help: "Connections served at once.") var maxConnections = 512
+    @Option(help: "Largest request body accepted, in bytes (413 beyond); raise it for Alertmanager payloads of many thousand alerts.") var maxBody = AlertServer.maxBody
     @Option(help: "Seconds running steps may finish after SIGTERM before their runs are interrupted.") var shutdownGrace: Double = 10
     @Option(help: "Change breaker: no new run while N changes were applied across all runbooks within the window, e.g. 10/1h.") var maxChanges: String?
     @Option(help: "Change freeze windows (a YAML list): runs that would change things are refused during one.") var freeze: String?
@@ -79,8 +80,8 @@ struct ServeCommand: AsyncParsableCommand {
             printError("error: runbook serve needs --token-file FILE (one token a line, or NAME:ROLE:TOKEN): without it anyone who can reach the port could run runbooks; --no-auth runs without tokens on a loopback address")
             throw ExitCode(2)
         }
-        guard headTimeout > 0, idleTimeout > 0, maxConnections > 0, shutdownGrace >= 0 else {
-            printError("error: --head-timeout, --idle-timeout and --max-connections must be positive, --shutdown-grace not negative")
+        guard headTimeout > 0, idleTimeout > 0, maxConnections > 0, maxBody > 0, shutdownGrace >= 0 else {
+            printError("error: --head-timeout, --idle-timeout, --max-connections and --max-body must be positive, --shutdown-grace not negative")
             throw ExitCode(2)
         }
         let (runbooks, errors): ([Runbook], [LoadError])
@@ -135,6 +136,7 @@ struct ServeCommand: AsyncParsableCommand {
         serverOptions.headTimeout = headTimeout
         serverOptions.idleTimeout = idleTimeout
         serverOptions.maxConnections = maxConnections
+        serverOptions.maxBody = maxBody
         serverOptions.shutdownGrace = shutdownGrace
         // With PostgreSQL, runs whose owner died are taken over (the first claim comes within 2 s).
         do { try await AlertServer.run(serverOptions, intake: intake, threads: threads, logger: logger) } catch {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RunbookCore
 import RunbookStore
+import RunbookStoreContract
 
 struct TimelineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "timeline", abstract: "A past run's timeline.")

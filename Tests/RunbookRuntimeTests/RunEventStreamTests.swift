@@ -2,6 +2,7 @@ import Foundation
 import RunbookCore
 import RunbookRuntime
 import RunbookStore
+import RunbookStoreContract
 import Testing
 
 /// One stream per run: the record is complete whatever its watchers do.
@@ -9,7 +10,7 @@ struct RunEventStreamTests {
     @Test func aWatcherThatNeverReadsIsDroppedWhileTheRunCompletesOnRecord() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try RunStore(directory: dir)
+        let store = try SQLiteRunStore(directory: dir)
         let (session, outcome, watched) = try await Self.runWatched(checks: 40, bufferSize: 4, store: store)
         #expect(outcome == .mitigated)
         let record = store.timeline(session.runID)
@@ -32,7 +33,7 @@ struct RunEventStreamTests {
     @Test func aWatcherThatKeepsUpSeesWhatTheRecordHolds() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try RunStore(directory: dir)
+        let store = try SQLiteRunStore(directory: dir)
         let (session, _, watched) = try await Self.runWatched(checks: 5, bufferSize: 1000, store: store)
         var seen: [TimelineEvent] = []
         for try await e in watched { seen.append(e) }
@@ -64,7 +65,7 @@ struct RunEventStreamTests {
 extension RunEventStreamTests {
     /// Admits and runs a runbook of `checks` checks on `store`, with one watcher attached before
     /// the steps start.
-    static func runWatched(checks: Int, bufferSize: Int, store: RunStore) async throws
+    static func runWatched(checks: Int, bufferSize: Int, store: SQLiteRunStore) async throws
         -> (RunSession, RunOutcome, AsyncThrowingStream<TimelineEvent, any Error>) {
         let rule = ChangeApprovalRule(mayPause: false)
         let request = RunRequest(runbook: try runbook(checks: checks), given: [:], trigger: "manual")

@@ -2,6 +2,7 @@ import Foundation
 import RunbookCore
 import RunbookRuntime
 import RunbookStore
+import RunbookStoreContract
 import Testing
 
 /// One session for every front end: admission, the start on record, the mode, the holds.
@@ -9,7 +10,7 @@ struct RunSessionTests {
     @Test func aStartThatCannotBeRecordedGivesUpTheLeaseAndTheLock() throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let base = try RunStore(directory: dir)
+        let base = try SQLiteRunStore(directory: dir)
         let store = TimelineRefusingStore(base)
         let rule = ChangeApprovalRule(mayPause: false)
         let request = RunRequest(runbook: try runbook(), given: [:], trigger: "manual")
@@ -59,7 +60,7 @@ struct RunSessionTests {
     @Test func aLiveRunReleasesItsLockWhenItEnds() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try RunStore(directory: dir)
+        let store = try SQLiteRunStore(directory: dir)
         let rule = ChangeApprovalRule(mayPause: false)
         let request = RunRequest(runbook: try runbook(), given: [:], trigger: "manual")
         guard case .admitted(let admitted) = try admitOne(request, rule: rule, store: store) else {

@@ -2,6 +2,7 @@ import Foundation
 import RunbookCore
 import RunbookRuntime
 import RunbookStore
+import RunbookStoreContract
 import Testing
 
 /// One name per field in `/runs`, `/runs/ID` and `history --json` (SPEC §7.1).

@@ -2,6 +2,7 @@ import Foundation
 import RunbookCore
 import RunbookRuntime
 import RunbookStore
+import RunbookStoreContract
 
 /// A fresh folder under the system's temporary folder.
 func temporaryFolder() -> String {
@@ -72,7 +73,7 @@ final class TimelineRefusingStore: RunDatabase, @unchecked Sendable {
 
     var location: String { base.location }
     func insert(_ record: RunRecord) throws { try base.insert(record) }
-    func admitAll(_ requests: [RunStore.AdmissionRequest], now: Date) throws -> [RunStore.AdmissionDecision] { try base.admitAll(requests, now: now) }
+    func admitAll(_ requests: [AdmissionRequest], now: Date) throws -> [AdmissionDecision] { try base.admitAll(requests, now: now) }
     func timelineSink(runID: String, health: RecordHealth?) throws -> any DurableTimeline { throw Refused() }
     func timelineReport(_ runID: String) -> (events: [TimelineEvent], damagedLines: [Int]) { base.timelineReport(runID) }
     func finish(runID: String, outcome: RunOutcome, durationMs: Int) throws { try base.finish(runID: runID, outcome: outcome, durationMs: durationMs) }
@@ -83,7 +84,8 @@ final class TimelineRefusingStore: RunDatabase, @unchecked Sendable {
     func resolveRunID(_ text: String) throws -> String { try base.resolveRunID(text) }
     func resolve(fingerprint: String, at: Date) throws -> [String] { try base.resolve(fingerprint: fingerprint, at: at) }
     func finalizeDeadRuns(now: Date) throws -> [String] { try base.finalizeDeadRuns(now: now) }
-    func finalize(runID: String, started: Date, message: String, now: Date) throws { try base.finalize(runID: runID, started: started, message: message, now: now) }
+    func close(_ runID: String, _ closing: RunEndings.Closing) throws { try base.close(runID, closing) }
+    func takePausedRuns(now: Date) throws -> [(runID: String, lease: any RunHold)] { try base.takePausedRuns(now: now) }
     func openGate(runID: String, gate: GateRequest, startedBy: String?, resumable: Bool, now: Date) throws {
         try base.openGate(runID: runID, gate: gate, startedBy: startedBy, resumable: resumable, now: now)
     }

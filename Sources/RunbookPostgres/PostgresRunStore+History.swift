@@ -2,25 +2,24 @@ import Foundation
 import Logging
 import PostgresNIO
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// Runs, timelines (the `events` table), changes, run ids, and ending runs nobody took over.
-extension PostgresStore {
+extension PostgresRunStore {
     /// Inserts a row as it is (drills record themselves this way).
     public func insert(_ record: RunRecord) throws {
-        try execute("""
-            INSERT INTO runs (id, runbook, trigger, fingerprint, outcome, started, duration_ms, dry_run, drill, lock_key)
-            VALUES (\(record.id), \(record.runbook), \(record.trigger), \(record.fingerprint), \(record.outcome), \(record.started),
-                \(record.durationMs), \(record.dryRun), \(record.drill), \(record.lockKey))
-            """)
+        let log = logger
+        try sync { client in
+            try await client.withConnection { conn in try await Self.insert(conn, [record], owner: nil, leaseSeconds: 0, log) }
+        }
     }
 
     /// Appends events to the `events` table, one row an event.
     final class Timeline: DurableTimeline, @unchecked Sendable {
-        let store: PostgresStore
+        let store: PostgresRunStore
         let runID: String
         let health: RecordHealth?
-        init(store: PostgresStore, runID: String, health: RecordHealth?) {
+        init(store: PostgresRunStore, runID: String, health: RecordHealth?) {
             self.store = store
             self.runID = runID
             self.health = health
@@ -45,7 +44,7 @@ extension PostgresStore {
         for (i, l) in lines.enumerated() {
             if let e = TimelineEvent.parse(jsonLine: l) { events.append(e) } else { damaged.append(i + 1) }
         }
-        if events.isEmpty, let r = try? run(runID), let refused = RunStore.refusedTimeline(r) { return (refused, []) }
+        if events.isEmpty, let r = try? run(runID), let refused = RunEndings.refusedTimeline(r) { return (refused, []) }
         return (events, damaged)
     }
 
@@ -114,7 +113,7 @@ extension PostgresStore {
         let pattern = given.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
         let suffix = "%-" + pattern
         let ids = try sync { try await $0.query("SELECT id FROM runs WHERE id = \(given) OR id LIKE \(pattern) OR id LIKE \(suffix) LIMIT 20").all(String.self) }
-        return try RunStore.uniqueRun(given, text: text, among: ids, location: location)
+        return try RunIDError.uniqueRun(given, text: text, among: ids, location: location)
     }
 
     public func resolve(fingerprint: String, at: Date) throws -> [String] {
@@ -122,34 +121,54 @@ extension PostgresStore {
     }
 
     /// Runs whose lease expired a minute ago are ones no replica took over (none is running): they
-    /// are ended `interrupted`, as on one machine. Replicas take over runs long before that.
+    /// are ended, as on one machine (their own `run.finished` adopted when written). A run paused at a
+    /// resumable gate whose deadline is ahead is left for a server to resume. Replicas take over runs
+    /// long before that.
     public func finalizeDeadRuns(now: Date) throws -> [String] {
         let stale = now.addingTimeInterval(-60)
         let open = try sync { try await Self.records(try await $0.query("""
             SELECT \(unescaped: Self.runColumns) FROM runs WHERE outcome IS NULL AND lease_until < \(stale)
             AND NOT EXISTS (SELECT 1 FROM gates g WHERE g.run = runs.id AND g.status = 'open' AND g.resumable AND g.deadline > \(now))
             """)) }
+        guard !open.isEmpty else { return [] }
+        let staleGates = try self.staleGates(now: now)
         var done: [String] = []
         for r in open {
-            try finalize(runID: r.id, started: r.started, message: RunStore.cutOffMessage(timeline(r.id)) + "; no replica took it over", now: now)
+            try closeAbandoned(r, staleDeadline: staleGates[r.id], note: "; no replica took it over", now: now)
             done.append(r.id)
         }
         return done
     }
 
-    public func finalize(runID: String, started: Date, message: String, now: Date) throws {
-        let e = RunStore.interruptedEnd(runID: runID, started: started, message: message, events: timeline(runID), now: now)
-        let line = e.jsonLine(), ms = e.durationMs ?? 0, log = logger
+    /// Writes a closing in one transaction, once: the row (only while it is open), the interrupted
+    /// event when there is one, the gates closed.
+    public func close(_ runID: String, _ closing: RunEndings.Closing) throws {
+        let (outcome, ms, line): (String, Int, String?)
+        switch closing {
+        case .adopt(let o, let d): (outcome, ms, line) = (o.rawValue, d, nil)
+        case .interrupt(let e): (outcome, ms, line) = (RunOutcome.interrupted.rawValue, e.durationMs ?? 0, e.jsonLine())
+        }
+        let log = logger
         _ = try sync { client in
             try await client.withTransaction(logger: log) { conn in
-                let changed = try await conn.query("UPDATE runs SET outcome = 'interrupted', duration_ms = \(ms) WHERE id = \(runID) AND outcome IS NULL RETURNING id",
+                let changed = try await conn.query("UPDATE runs SET outcome = \(outcome), duration_ms = \(ms) WHERE id = \(runID) AND outcome IS NULL RETURNING id",
                                                    logger: log).all(String.self)
                 if !changed.isEmpty {
-                    try await conn.query("INSERT INTO events (run, line) VALUES (\(runID), \(line))", logger: log).drain()
+                    if let line { try await conn.query("INSERT INTO events (run, line) VALUES (\(runID), \(line))", logger: log).drain() }
                     try await conn.query("UPDATE gates SET status = 'closed' WHERE run = \(runID) AND status = 'open'", logger: log).drain()
                 }
                 return changed.count
             }
         }
+        lock.withLock { _ = held.remove(runID) }
+    }
+
+    /// Open runs at a resumable gate whose deadline passed, with that deadline.
+    func staleGates(now: Date) throws -> [String: Date] {
+        let rows = try sync { try await $0.query("""
+            SELECT g.run, min(g.deadline) FROM gates g JOIN runs r ON r.id = g.run
+            WHERE g.status = 'open' AND g.resumable AND r.outcome IS NULL AND g.deadline <= \(now) GROUP BY g.run
+            """).all((String, Date).self) }
+        return Dictionary(rows.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
     }
 }

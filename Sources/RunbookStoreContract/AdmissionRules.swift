@@ -1,8 +1,8 @@
 import Foundation
 import RunbookCore
 
-/// What admission reads from a store before deciding. Each store reads only what the request's
-/// guards need (`AdmissionRequest.checksGuards`, `startsWindow`), inside its admission transaction.
+/// What admission knows about one request when deciding it: taken from the `AdmissionSnapshot` a
+/// store read for the whole batch, plus the requests decided before it.
 public struct AdmissionFacts: Sendable {
     /// Another open run holds the request's lock key (and which one, when known).
     public var lockBusy = false
@@ -17,14 +17,6 @@ public struct AdmissionFacts: Sendable {
     public init() {}
 }
 
-extension RunStore.AdmissionRequest {
-    /// Whether the guards are checked at all: nothing refused the run before admission, and it is not
-    /// a dry run or a drill.
-    public var checksGuards: Bool { refusal == nil && checkGuards }
-    /// How far back cooldown and max_runs look (0: neither applies).
-    public var startsWindow: Double { max(runbook.guards.cooldown ?? 0, runbook.guards.maxRuns?.per ?? 0) }
-}
-
 /// The admission rules both stores apply, in order: a refusal decided before (params, auto), lock,
 /// the change breaker, max_active, cooldown and max_runs, a freeze; then `--force`, which sets aside
 /// what a human may override (never lock, max_active, params, auto or the breaker).
@@ -33,7 +25,7 @@ public enum AdmissionRules {
     static let neverOverridden: Set<String> = ["lock", "max_active", "params", "auto", "breaker"]
 
     /// The refusal that holds, and the one `--force` set aside.
-    public static func decide(_ request: RunStore.AdmissionRequest, facts: AdmissionFacts, now: Date)
+    public static func decide(_ request: AdmissionRequest, facts: AdmissionFacts, now: Date)
         -> (refusal: GuardCheck.Refusal?, overridden: GuardCheck.Refusal?) {
         let runbook = request.runbook
         var refusal = request.refusal

@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// Run history, timelines, guards, gates and leases in PostgreSQL, shared by any number of `serve`
 /// replicas and the CLI (SPEC §6.8).
@@ -17,8 +17,9 @@ import RunbookStore
 /// - Timelines are rows of the `events` table, so every replica and the CLI read the same runs.
 ///
 /// The engine's callers are Dispatch threads; each call here blocks its caller until PostgreSQL
-/// answers (or 15 s pass), never a Swift concurrency thread.
-public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
+/// answers (or 15 s pass), never a Swift concurrency thread (debug builds check it; async code goes
+/// through `StoreThreads.run`).
+public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable {
     // `held` is guarded by `lock`; everything else is immutable after init.
     public let location: String
     /// This process, as recorded in `runs.owner`.
@@ -59,7 +60,9 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
         self.owner = owner
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
         self.client = client
-        runTask = Task.detached { await client.run() }
+        // The client's loop and every query run on the stores' own executor, never waiting for a
+        // cooperative thread the host program may be using.
+        runTask = Task(executorPreference: StoreThreads.executor) { await client.run() }
         do {
             try migrate()
         } catch {
@@ -94,11 +97,12 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
 
     /// Runs `body` on the client and waits for it (at most `queryTimeout`).
     func sync<T: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> T) throws -> T {
+        StoreThreads.assertNotInTask("PostgreSQL query on \(location)")
         let box = ResultBox<T>()
         let done = DispatchSemaphore(value: 0)
         let client = self.client
         let started = Date()
-        Task.detached {
+        Task(executorPreference: StoreThreads.executor) {
             do { box.set(.success(try await body(client))) } catch { box.set(.failure(error)) }
             done.signal()
         }
@@ -132,12 +136,6 @@ public final class PostgresStore: ReplicatedRunDatabase, @unchecked Sendable {
         _ = try sync { try await $0.query(query).drain() }
     }
 
-}
-
-struct ApprovalReceiptGate: Sendable {
-    var gate: String
-    var approvals: Int
-    var needed: Int
 }
 
 /// A PostgreSQL store that cannot do what was asked: the URL, the server, a query.

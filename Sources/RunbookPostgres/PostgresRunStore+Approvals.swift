@@ -2,10 +2,10 @@ import Foundation
 import Logging
 import PostgresNIO
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// Approval gates and the answers given at them (SPEC §6.9).
-extension PostgresStore {
+extension PostgresRunStore {
     public func openGate(runID: String, gate: GateRequest, startedBy: String?, resumable: Bool, now: Date) throws {
         let (id, n, deadline) = (gate.id, gate.gate.approvals, gate.deadline)
         try execute("""
@@ -34,34 +34,35 @@ extension PostgresStore {
         Set(try sync { try await $0.query("SELECT DISTINCT run FROM gates WHERE status = 'open'").all(String.self) })
     }
 
+    /// Answers every open gate of `runID` as `name`, in one transaction with the gates locked:
+    /// `ApprovalRules` decides from the open gates and the answers given.
     public func answer(runID: String, approve: Bool, by name: String, via: String, now: Date) throws -> ApprovalReceipt {
         let log = logger
-        let result: Result<[ApprovalReceiptGate], ApprovalError> = try sync { client in
+        let result: Result<ApprovalReceipt, ApprovalError> = try sync { client in
             try await client.withTransaction(logger: log) { conn in
-                let rows = try await conn.query("SELECT gate, approvals, started_by FROM gates WHERE run = \(runID) AND status = 'open' ORDER BY gate FOR UPDATE",
-                                                logger: log).all((String, Int, String?).self)
-                guard !rows.isEmpty else {
-                    let outcome = try await conn.query("SELECT outcome FROM runs WHERE id = \(runID)", logger: log).all(String?.self).first ?? nil
-                    return .failure(ApprovalError.notWaiting(runID, outcome: outcome))
+                let gates = try await conn.query("SELECT gate, approvals, started_by FROM gates WHERE run = \(runID) AND status = 'open' ORDER BY gate FOR UPDATE",
+                                                 logger: log).all((String, Int, String?).self)
+                    .map { ApprovalRules.OpenGate(gate: $0.0, needed: $0.1, startedBy: $0.2) }
+                let given = try await conn.query("""
+                    SELECT a.gate, a.name, a.approve FROM approvals a JOIN gates g ON g.run = a.run AND g.gate = a.gate
+                    WHERE a.run = \(runID) AND g.status = 'open'
+                    """, logger: log).all((String, String, Bool).self).map { ApprovalRules.Given(gate: $0.0, name: $0.1, approve: $0.2) }
+                let outcome = gates.isEmpty ? (try await conn.query("SELECT outcome FROM runs WHERE id = \(runID)", logger: log).all(String?.self).first ?? nil) : nil
+                let receipt: ApprovalReceipt
+                do {
+                    receipt = try ApprovalRules.answer(runID: runID, gates: gates, given: given, approve: approve, by: name, outcome: outcome)
+                } catch let e as ApprovalError {
+                    return .failure(e)
                 }
-                var gates: [ApprovalReceiptGate] = []
-                for (gate, needed, starter) in rows {
-                    if starter == name { return .failure(ApprovalError.ownRun(name, runID)) }
-                    if let earlier = try await conn.query("SELECT approve FROM approvals WHERE run = \(runID) AND gate = \(gate) AND name = \(name)",
-                                                          logger: log).all(Bool.self).first {
-                        return .failure(ApprovalError.answered(name, approved: earlier, gate: gate, runID))
-                    }
-                    try await conn.query("INSERT INTO approvals (run, gate, name, approve, at, via) VALUES (\(runID), \(gate), \(name), \(approve), \(now), \(via))",
+                for g in receipt.gates {
+                    try await conn.query("INSERT INTO approvals (run, gate, name, approve, at, via) VALUES (\(runID), \(g.gate), \(name), \(approve), \(now), \(via))",
                                          logger: log).drain()
-                    let count = try await conn.query("SELECT count(*) FROM approvals WHERE run = \(runID) AND gate = \(gate) AND approve",
-                                                     logger: log).all(Int.self).first ?? 0
-                    gates.append(ApprovalReceiptGate(gate: gate, approvals: count, needed: needed))
                 }
-                return .success(gates)
+                return .success(receipt)
             }
         }
         switch result {
-        case .success(let gates): return ApprovalReceipt(runID: runID, gates: gates.map { ($0.gate, $0.approvals, $0.needed) })
+        case .success(let receipt): return receipt
         case .failure(let e): throw e
         }
     }

@@ -3,10 +3,10 @@ import Foundation
 import Logging
 import PostgresNIO
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// Ownership: leases renewed every 2 s, and claims of runs whose owner stopped renewing.
-extension PostgresStore {
+extension PostgresRunStore {
     /// Renews the leases of the runs this process holds, every 2 s, on a Dispatch timer.
     func startRenewal() {
         let t = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "runbook.postgres.renew"))
@@ -49,9 +49,9 @@ extension PostgresStore {
     /// A run this process owns: renewed until released; released early (a paused run left at
     /// shutdown) it expires at once, so another replica takes it.
     final class Lease: RunHold, @unchecked Sendable {
-        let store: PostgresStore
+        let store: PostgresRunStore
         let runID: String
-        init(store: PostgresStore, runID: String) {
+        init(store: PostgresRunStore, runID: String) {
             self.store = store
             self.runID = runID
             store.lock.withLock { _ = store.held.insert(runID) }
@@ -66,23 +66,51 @@ extension PostgresStore {
 
     /// Claims open runs whose lease expired (their owner died), at most `limit`, skipping rows another
     /// replica is claiming and runs this process owns (a late renewal of its own is not a death).
-    /// Returns each run with its previous owner; the caller takes them over.
+    /// A claimed run paused at a resumable gate whose deadline passed is ended here (not resumed,
+    /// the same rule as on SQLite). Returns the others, each with its previous owner; the caller
+    /// takes them over.
     public func claimExpiredRuns(limit: Int = 20) throws -> [(runID: String, previousOwner: String?, lease: any RunHold)] {
+        try claim(limit: limit, pausedOnly: false, now: Date()).map { ($0.runID, $0.previousOwner, $0.lease) }
+    }
+
+    /// Takes the paused runs a new server resumes: open, their lease expired (a server left them
+    /// paused at shutdown, or died), waiting at a resumable gate whose deadline is ahead.
+    public func takePausedRuns(now: Date) throws -> [(runID: String, lease: any RunHold)] {
+        try claim(limit: 200, pausedOnly: true, now: now).map { ($0.runID, $0.lease) }
+    }
+
+    /// Claims expired runs in one transaction (`FOR UPDATE SKIP LOCKED`); ends those paused past
+    /// their deadline.
+    func claim(limit: Int, pausedOnly: Bool, now: Date) throws -> [(runID: String, previousOwner: String?, lease: any RunHold)] {
         let owner = self.owner, secs = Self.leaseSeconds, log = logger
         let rows = try sync { client in
             try await client.withTransaction(logger: log) { conn in
                 let claimed = try await conn.query("""
-                    SELECT id, owner FROM runs WHERE outcome IS NULL AND NOT dry_run AND NOT drill AND lease_until < now()
+                    SELECT id, owner, EXISTS (SELECT 1 FROM gates g WHERE g.run = runs.id AND g.status = 'open' AND g.resumable AND g.deadline <= \(now))
+                    FROM runs WHERE outcome IS NULL AND NOT dry_run AND NOT drill AND lease_until < now()
                     AND owner IS DISTINCT FROM \(owner)
+                    AND (NOT \(pausedOnly) OR EXISTS (SELECT 1 FROM gates g WHERE g.run = runs.id AND g.status = 'open' AND g.resumable AND g.deadline > \(now)))
                     ORDER BY started LIMIT \(limit) FOR UPDATE SKIP LOCKED
-                    """, logger: log).all((String, String?).self)
-                for (id, _) in claimed {
-                    try await conn.query("UPDATE runs SET owner = \(owner), lease_until = now() + make_interval(secs => \(secs)) WHERE id = \(id)",
-                                         logger: log).collect()
+                    """, logger: log).all((String, String?, Bool).self)
+                let ids = claimed.map(\.0)
+                if !ids.isEmpty {
+                    try await conn.query("UPDATE runs SET owner = \(owner), lease_until = now() + make_interval(secs => \(secs)) WHERE id = ANY(\(ids))",
+                                         logger: log).drain()
                 }
-                return claimed.map { ($0.0, $0.1) }
+                return claimed.map { ($0.0, $0.1, $0.2) }
             }
         }
-        return rows.map { ($0.0, $0.1, Lease(store: self, runID: $0.0)) }
+        var out: [(runID: String, previousOwner: String?, lease: any RunHold)] = []
+        let stale = rows.contains(where: \.2) ? try staleGates(now: now) : [:]
+        for (id, previous, pastDeadline) in rows {
+            let lease = Lease(store: self, runID: id)
+            if pastDeadline, let deadline = stale[id], let record = try run(id) {
+                try finalize(runID: id, started: record.started, message: RunEndings.staleGateMessage(deadline: deadline), now: now)
+                lease.release()
+                continue
+            }
+            out.append((id, previous, lease))
+        }
+        return out
     }
 }

@@ -1,13 +1,12 @@
 import Foundation
-import GRDB
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The state folder could not be read or written: which path, what was being done, and the OS's
-/// reason, in one line a responder can act on (`cannot write /var/lib/runbook/runbook.sqlite: No
-/// space left on device (errno 28)`).
+/// The store could not be read or written: which path, what was being done, and the OS's reason,
+/// in one line a responder can act on (`cannot write /var/lib/runbook/runbook.sqlite: No space
+/// left on device (errno 28)`).
 public struct StoreError: Error, CustomStringConvertible, Sendable {
     public var path: String
     public var operation: String
@@ -22,36 +21,29 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         self.reason = String(cString: strerror(code))
     }
 
-    /// Wraps whatever SQLite or Foundation threw, naming the errno where SQLite's code implies one.
+    public init(path: String, operation: String, code: Int32?, reason: String) {
+        self.path = path
+        self.operation = operation
+        self.code = code
+        self.reason = reason
+    }
+
+    /// Wraps whatever a store or Foundation threw: a store's own error (`StoreErrorConvertible`,
+    /// like SQLite's) says what it means, a POSIX error names its errno.
     public init(path: String, _ error: any Error) {
         if let e = error as? StoreError {
             self = e
             return
         }
+        if let c = error as? any StoreErrorConvertible {
+            self = c.storeError(path: path)
+            return
+        }
         self.path = path
         self.operation = "write"
-        if let db = error as? DatabaseError {
-            switch db.resultCode {
-            case .SQLITE_FULL: code = ENOSPC
-            case .SQLITE_READONLY: code = EROFS
-            case .SQLITE_PERM, .SQLITE_AUTH: code = EACCES
-            case .SQLITE_CANTOPEN:
-                let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-                code = access(folder.isEmpty ? "/" : folder, W_OK) == 0 ? nil : errno
-                operation = "open"
-            case .SQLITE_IOERR:
-                // SQLite says "disk I/O error" for a full disk too; ask the file system.
-                let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-                var fs = statvfs()
-                code = statvfs(folder.isEmpty ? "/" : folder, &fs) == 0 && fs.f_bavail < 16 ? ENOSPC : EIO
-            case .SQLITE_BUSY, .SQLITE_LOCKED: code = nil; operation = "lock"
-            default: code = nil
-            }
-            reason = code.map { String(cString: strerror($0)) } ?? (db.message ?? "\(db.resultCode)")
-            if db.resultCode == .SQLITE_READONLY { reason = "the database or its folder is read-only" }
-        } else if let ns = error as NSError?, let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        if let ns = error as NSError?, let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
             code = Int32(underlying.code)
-            reason = String(cString: strerror(code!))
+            reason = String(cString: strerror(Int32(underlying.code)))
         } else {
             code = nil
             reason = "\(error)"
@@ -63,7 +55,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     }
 
     /// Creates a folder and its parents (like `mkdir -p`), naming the errno when it cannot.
-    static func makeFolder(_ path: String) throws {
+    public static func makeFolder(_ path: String) throws {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
             guard isDir.boolValue else { throw StoreError(path: path, operation: "use", errno: ENOTDIR) }
@@ -76,6 +68,12 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         }
         if mkdir(path, 0o755) != 0, errno != EEXIST { throw StoreError(path: path, operation: "create", errno: errno) }
     }
+}
+
+/// An error of a store's driver that knows which `StoreError` it is (SQLite's result codes).
+public protocol StoreErrorConvertible: Error {
+    /// This error, as a `StoreError` about `path`.
+    func storeError(path: String) -> StoreError
 }
 
 /// A run id given on the command line that names no run, or more than one.
@@ -95,5 +93,14 @@ public struct RunIDError: Error, CustomStringConvertible, Sendable {
             return given == "last" ? "no runs yet in \(directory)" : "no run '\(given)' in \(directory): see runbook history"
         }
         return "run id '\(given)' is ambiguous: it matches \(matches.prefix(10).joined(separator: ", "))\(matches.count > 10 ? ", ..." : ""); give more of it"
+    }
+
+    /// The one run `given` names among `ids` (whole, or a prefix of an id or of its final hex part).
+    /// - Throws: `RunIDError` when none or several match.
+    public static func uniqueRun(_ given: String, text: String, among ids: [String], location: String) throws -> String {
+        if ids.contains(given) { return given }
+        let unique = Array(Set(ids.filter { id in id.hasPrefix(given) || (id.split(separator: "-").last.map { $0.hasPrefix(given) } ?? false) })).sorted()
+        guard unique.count == 1 else { throw RunIDError(given: text, matches: unique, directory: location) }
+        return unique[0]
     }
 }

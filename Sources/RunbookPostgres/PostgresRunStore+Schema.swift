@@ -2,10 +2,10 @@ import Foundation
 import Logging
 import PostgresNIO
 import RunbookCore
-import RunbookStore
+import RunbookStoreContract
 
 /// Versioned migrations, run at start under an advisory lock.
-extension PostgresStore {
+extension PostgresRunStore {
     static let migrationLock: Int64 = 0x7275_6e62_6f6f_6b01  // "runbook" + 1
     static let admissionLock: Int64 = 0x7275_6e62_6f6f_6b02
 
@@ -42,6 +42,11 @@ extension PostgresStore {
                 run TEXT NOT NULL, gate TEXT NOT NULL, name TEXT NOT NULL, approve BOOLEAN NOT NULL, at TIMESTAMPTZ NOT NULL,
                 via TEXT, PRIMARY KEY (run, gate, name))
             """,
+        ]),
+        (2, [
+            // Admission looks up a whole payload's fingerprints and lock keys at once, across runbooks.
+            "CREATE INDEX IF NOT EXISTS runs_unresolved_fingerprint ON runs (fingerprint) WHERE resolved_at IS NULL",
+            "CREATE INDEX IF NOT EXISTS runs_open_lock ON runs (lock_key) WHERE outcome IS NULL",
         ]),
     ]
 

@@ -1,0 +1,44 @@
+import Foundation
+import RunbookCore
+
+/// A run asking to start: its row as it will be written, and what admission must check.
+public struct AdmissionRequest: Sendable {
+    public var runbook: Runbook
+    public var record: RunRecord
+    /// Check cooldown, max_runs and lock (not for dry runs and drills, which change nothing).
+    public var checkGuards = true
+    /// `--force`: cooldown and max_runs refusals are overridden (a lock never is).
+    public var force = false
+    /// The change breaker (`serve --max-changes N/PER`): no new run while N changes were applied,
+    /// by all runbooks, within PER seconds.
+    public var maxChanges: (count: Int, per: Double)?
+    /// A change freeze in force (checked after lock, max_active, cooldown and max_runs; `--force`
+    /// overrides it on the CLI, recorded).
+    public var freeze: GuardCheck.Refusal?
+    /// A refusal decided before admission (a param that failed its pattern, `guards.auto`): it is
+    /// recorded, counted, with the others.
+    public var refusal: GuardCheck.Refusal?
+
+    public init(runbook: Runbook, record: RunRecord) {
+        self.runbook = runbook
+        self.record = record
+    }
+
+    /// Whether the guards are checked at all: nothing refused the run before admission, and it is not
+    /// a dry run or a drill.
+    public var checksGuards: Bool { refusal == nil && checkGuards }
+    /// How far back cooldown and max_runs look (0: neither applies).
+    public var startsWindow: Double { max(runbook.guards.cooldown ?? 0, runbook.guards.maxRuns?.per ?? 0) }
+}
+
+/// What admission decided.
+public enum AdmissionDecision: Sendable {
+    /// The run's row is written and its lease held; `overridden` is the refusal `--force` set aside.
+    /// `lock` is nil on both stores (the lock is the open row itself) and kept for callers that
+    /// release it.
+    case admitted(lease: any RunHold, lock: (any RunHold)?, overridden: GuardCheck.Refusal?)
+    /// Refused by a guard; recorded in `runID`'s row (a new row, or one counting repeats of this alert's refusal).
+    case refused(GuardCheck.Refusal, runID: String)
+    /// The alert already started this run, which is not resolved yet; nothing is written.
+    case duplicate(runID: String)
+}

@@ -1,0 +1,115 @@
+import Foundation
+import RunbookCore
+
+/// Something a run holds while it lives: its ownership lease. Released when the run ends; the SQLite
+/// store's is a file lock the kernel drops when the process dies, PostgreSQL's a lease row that
+/// expires when the owner stops renewing it.
+public protocol RunHold: Sendable {
+    /// Gives it up (the run is over, or left paused for the next server).
+    func release()
+}
+
+/// Where a run's timeline is appended: a JSON Lines file (SQLite store) or the events table (PostgreSQL).
+public protocol DurableTimeline: TimelineSink {
+    /// Appends one event, or throws where and why it could not.
+    func write(_ event: TimelineEvent) throws
+}
+
+/// Run history, timelines, guards, gates and ownership: SQLite in the state folder (one machine),
+/// or PostgreSQL (replicas, SPEC §6.8). The server and the CLI use only this.
+///
+/// Both stores give each question one meaning (the conformance suite in Tests/RunbookStoreTests
+/// proves it on both):
+/// - a `lock` is held by an open run with that key (live, paused or with a dead owner not yet
+///   finalised), never by a file or a process;
+/// - a dead owner's own `run.finished` is adopted when its run is finalised or taken over, never
+///   doubled;
+/// - a paused run is resumed while its gate's deadline is ahead; one whose deadline passed while no
+///   server held it is ended `interrupted`, whatever its `on_timeout`.
+///
+/// Every method blocks its caller: call it from a Dispatch queue or a thread, or from async code
+/// through `StoreThreads.run` (debug builds check this).
+public protocol RunDatabase: AnyObject, Sendable {
+    /// Where it is, for messages: a folder, or a PostgreSQL URL without its password.
+    var location: String { get }
+    /// Writes a row as it is (drills record themselves this way).
+    func insert(_ record: RunRecord) throws
+
+    /// Decides and records runs in one transaction: dedupe, guards, each admitted run's row and hold.
+    /// A payload of N requests costs a constant number of queries per guard kind.
+    func admitAll(_ requests: [AdmissionRequest], now: Date) throws -> [AdmissionDecision]
+    /// The timeline a run appends to; write failures go to `health`.
+    func timelineSink(runID: String, health: RecordHealth?) throws -> any DurableTimeline
+    /// A run's events, and the line numbers of damaged ones (files only).
+    func timelineReport(_ runID: String) -> (events: [TimelineEvent], damagedLines: [Int])
+    /// Closes a run's row with its outcome.
+    func finish(runID: String, outcome: RunOutcome, durationMs: Int) throws
+    /// Records that a run applied a change (for the change breaker).
+    func recordChange(runID: String, at: Date) throws
+    /// Changes applied by any run since `since`.
+    func changesApplied(since: Date) throws -> Int
+    /// Runs, newest first.
+    func runs(limit: Int) throws -> [RunRecord]
+    /// One run's row, or nil.
+    func run(_ id: String) throws -> RunRecord?
+    /// `last`, a whole id, or a unique prefix (SPEC §6.6).
+    func resolveRunID(_ text: String) throws -> String
+    /// Marks the runs of an alert resolved; returns their ids.
+    func resolve(fingerprint: String, at: Date) throws -> [String]
+    /// Ends runs whose owner is gone and that nobody will resume; returns their ids. A run whose own
+    /// `run.finished` is written gets that outcome (adopted); the others one `run.finished interrupted`.
+    func finalizeDeadRuns(now: Date) throws -> [String]
+    /// Writes how a run whose owner is gone ends (`RunEndings.closing`), once: its row while it is
+    /// open, the interrupted event when there is one, its gates closed.
+    func close(_ runID: String, _ closing: RunEndings.Closing) throws
+    /// Takes the paused runs a server should resume: open, waiting at a resumable gate whose deadline
+    /// is ahead, their owner gone. Each comes with its lease; its lock key stays held by its open row.
+    func takePausedRuns(now: Date) throws -> [(runID: String, lease: any RunHold)]
+
+    /// Records that a gate is open (or finds it open from before a restart, keeping its deadline).
+    func openGate(runID: String, gate: GateRequest, startedBy: String?, resumable: Bool, now: Date) throws
+    /// Closes a gate: `approved`, `declined` or `closed`.
+    func closeGate(runID: String, gate: String, status: String) throws
+    /// The answers recorded at a gate, oldest first.
+    func answers(runID: String, gate: String) throws -> [ApprovalRecord]
+    /// Gate ids open for a run.
+    func openGates(runID: String) throws -> [String]
+    /// Runs waiting for approval now, for `/runs`.
+    func runsAwaitingApproval() throws -> Set<String>
+    /// Answers every open gate of `runID` as `name`, in one transaction (`ApprovalRules`).
+    /// - Throws: `ApprovalError` when the answer is not taken, `StoreError` when the store fails.
+    func answer(runID: String, approve: Bool, by name: String, via: String, now: Date) throws -> ApprovalReceipt
+}
+
+/// A database several processes share, where each open run has an owner renewing a lease: another
+/// process takes over a run whose owner stopped renewing (SPEC §6.8).
+public protocol ReplicatedRunDatabase: RunDatabase {
+    /// This process, as recorded as a run's owner.
+    var owner: String { get }
+    /// Claims open runs whose lease expired, each with its previous owner and the new lease.
+    func claimExpiredRuns(limit: Int) throws -> [(runID: String, previousOwner: String?, lease: any RunHold)]
+    /// Called with runs this process held whose lease another process took meanwhile.
+    var onLost: (@Sendable ([String]) -> Void)? { get set }
+    /// Median and worst recent query latency, in seconds.
+    var latency: (p50: Double, max: Double)? { get }
+}
+
+extension RunDatabase {
+    /// A run's events (damaged lines skipped).
+    public func timeline(_ runID: String) -> [TimelineEvent] { timelineReport(runID).events }
+
+    /// Ends an open run `interrupted` with `message`, unless its own `run.finished` is already
+    /// written (then that outcome is adopted).
+    public func finalize(runID: String, started: Date, message: String, now: Date) throws {
+        try close(runID, RunEndings.closing(runID: runID, started: started, message: message, events: timeline(runID), now: now))
+    }
+
+    /// Ends a run whose owner is gone and that nobody resumes: its own end adopted when written;
+    /// else interrupted, saying that its gate's deadline passed (`staleDeadline`) or where it was cut
+    /// off (and `note`).
+    public func closeAbandoned(_ r: RunRecord, staleDeadline: Date?, note: String = "", now: Date) throws {
+        let events = timeline(r.id)
+        let message = staleDeadline.map(RunEndings.staleGateMessage) ?? RunEndings.cutOffMessage(events) + note
+        try close(r.id, RunEndings.closing(runID: r.id, started: r.started, message: message, events: events, now: now))
+    }
+}
