@@ -10,10 +10,10 @@ struct RunEventStreamTests {
     @Test func aWatcherThatNeverReadsIsDroppedWhileTheRunCompletesOnRecord() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try SQLiteRunStore(directory: dir)
+        let store = try await blocking { try SQLiteRunStore(directory: dir) }
         let (session, outcome, watched) = try await Self.runWatched(checks: 40, bufferSize: 4, store: store)
         #expect(outcome == .mitigated)
-        let record = store.timeline(session.runID)
+        let record = try await blocking { store.timeline(session.runID) }
         #expect(record.first?.event == "run.started")
         #expect(record.last?.event == "run.finished")
         #expect(record.filter { $0.event == "step.finished" }.count == 42)
@@ -33,12 +33,12 @@ struct RunEventStreamTests {
     @Test func aWatcherThatKeepsUpSeesWhatTheRecordHolds() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try SQLiteRunStore(directory: dir)
+        let store = try await blocking { try SQLiteRunStore(directory: dir) }
         let (session, _, watched) = try await Self.runWatched(checks: 5, bufferSize: 1000, store: store)
         var seen: [TimelineEvent] = []
         for try await e in watched { seen.append(e) }
         // The start was on record before the watcher came; every later event reached both, in order.
-        let record = store.timeline(session.runID).dropFirst()
+        let record = try await blocking { store.timeline(session.runID) }.dropFirst()
         #expect(seen.map(\.event) == record.map(\.event))
         #expect(seen.map(\.step) == record.map(\.step))
         // A watcher that comes after the end is ended at once.
@@ -69,7 +69,7 @@ extension RunEventStreamTests {
         -> (RunSession, RunOutcome, AsyncThrowingStream<TimelineEvent, any Error>) {
         let rule = ChangeApprovalRule(mayPause: false)
         let request = RunRequest(runbook: try runbook(checks: checks), given: [:], trigger: "manual")
-        guard case .admitted(let admitted) = try admitOne(request, rule: rule, store: store) else {
+        guard case .admitted(let admitted) = try await admitOne(request, rule: rule, store: store) else {
             throw NotAdmitted()
         }
         let box = WatchBox()

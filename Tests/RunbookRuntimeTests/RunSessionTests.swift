@@ -7,24 +7,24 @@ import Testing
 
 /// One session for every front end: admission, the start on record, the mode, the holds.
 struct RunSessionTests {
-    @Test func aStartThatCannotBeRecordedGivesUpTheLeaseAndTheLock() throws {
+    @Test func aStartThatCannotBeRecordedGivesUpTheLeaseAndTheLock() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let base = try SQLiteRunStore(directory: dir)
+        let base = try await blocking { try SQLiteRunStore(directory: dir) }
         let store = TimelineRefusingStore(base)
         let rule = ChangeApprovalRule(mayPause: false)
         let request = RunRequest(runbook: try runbook(), given: [:], trigger: "manual")
-        guard case .admitted(let admitted) = try admitOne(request, rule: rule, store: store) else {
+        guard case .admitted(let admitted) = try await admitOne(request, rule: rule, store: store) else {
             Issue.record("the first run was not admitted")
             return
         }
         #expect(admitted.prepared.admission.record.lockKey == "shop")
         let env = RunEnvironment(store: store, executor: ScriptedExecutor(), rule: rule)
-        #expect(throws: RunStartError.self) { _ = try RunSession.open(admitted, environment: env) }
-        #expect(try base.run(admitted.prepared.runID)?.outcome == RunOutcome.failed.rawValue)
+        await #expect(throws: RunStartError.self) { _ = try await blocking { try RunSession.open(admitted, environment: env) } }
+        #expect(try await blocking { try base.run(admitted.prepared.runID)?.outcome } == RunOutcome.failed.rawValue)
         #expect(!FileManager.default.fileExists(atPath: dir + "/runs/\(admitted.prepared.runID).lease"), "the lease was kept")
         // The lock went with it: the next run of the same key is admitted.
-        switch try admitOne(request, rule: rule, store: base) {
+        switch try await admitOne(request, rule: rule, store: base) {
         case .admitted(let next): next.holds.release()
         case .refused(let r, _, _): Issue.record("the next run was refused by \(r.guardName): \(r.message)")
         case .duplicate: Issue.record("the next run was a duplicate")
@@ -60,15 +60,15 @@ struct RunSessionTests {
     @Test func aLiveRunReleasesItsLockWhenItEnds() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try SQLiteRunStore(directory: dir)
+        let store = try await blocking { try SQLiteRunStore(directory: dir) }
         let rule = ChangeApprovalRule(mayPause: false)
         let request = RunRequest(runbook: try runbook(), given: [:], trigger: "manual")
-        guard case .admitted(let admitted) = try admitOne(request, rule: rule, store: store) else {
+        guard case .admitted(let admitted) = try await admitOne(request, rule: rule, store: store) else {
             Issue.record("not admitted")
             return
         }
         // While it is admitted, the lock refuses another run.
-        guard case .refused(let r, _, _) = try admitOne(request, rule: rule, store: store) else {
+        guard case .refused(let r, _, _) = try await admitOne(request, rule: rule, store: store) else {
             Issue.record("a second run of the same lock was admitted")
             return
         }
@@ -77,8 +77,8 @@ struct RunSessionTests {
         let (_, outcome) = try await runToEnd(admitted, RunEnvironment(store: store, executor: executor, rule: rule))
         #expect(outcome == .mitigated)
         #expect(executor.requests.allSatisfy { !$0.dryRun })
-        #expect(try store.run(admitted.prepared.runID)?.outcome == RunOutcome.mitigated.rawValue)
-        guard case .admitted(let next) = try admitOne(request, rule: rule, store: store) else {
+        #expect(try await blocking { try store.run(admitted.prepared.runID)?.outcome } == RunOutcome.mitigated.rawValue)
+        guard case .admitted(let next) = try await admitOne(request, rule: rule, store: store) else {
             Issue.record("the lock was not given up when the run ended")
             return
         }

@@ -100,7 +100,7 @@ final class TimelineRefusingStore: RunDatabase, @unchecked Sendable {
 
 /// Runs a session to its end and returns the outcome.
 func runToEnd(_ admitted: AdmittedRun, _ env: RunEnvironment, watch: ((RunSession) -> Void)? = nil) async throws -> (RunSession, RunOutcome) {
-    let session = try RunSession.open(admitted, environment: env)
+    let session = try await blocking { try RunSession.open(admitted, environment: env) }
     watch?(session)
     let outcome = await withCheckedContinuation { (c: CheckedContinuation<RunOutcome, Never>) in
         session.begin { _, o in c.resume(returning: o) }
@@ -109,7 +109,13 @@ func runToEnd(_ admitted: AdmittedRun, _ env: RunEnvironment, watch: ((RunSessio
 }
 
 /// Admits one request on `store`; fails the test's expectation if it was not admitted.
-func admitOne(_ request: RunRequest, rule: ChangeApprovalRule, store: any RunDatabase) throws -> RunAdmission {
+func admitOne(_ request: RunRequest, rule: ChangeApprovalRule, store: any RunDatabase) async throws -> RunAdmission {
     let p = PreparedRun(request, rule: rule, now: Date())
-    return try RunAdmission.decide([p], store: store, now: p.start.time)[0]
+    return try await blocking { try RunAdmission.decide([p], store: store, now: p.start.time)[0] }
+}
+
+/// A blocking store call from a test, on the stores' own threads (never on the cooperative pool,
+/// which the stores check in debug builds).
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await StoreThreads.run(body)
 }
