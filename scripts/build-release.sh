@@ -31,7 +31,7 @@ def walk(d):
         walk(x)
 walk(json.load(sys.stdin))')
 run_quiet swift build --package-path "$parser" --scratch-path .build/manual-tool --product generate-manual
-rm -rf .build/manual-out
+rm -rf .build/manual-out && mkdir -p .build/manual-out
 run_quiet "$(swift build --package-path "$parser" --scratch-path .build/manual-tool --show-bin-path)/generate-manual" \
   "$out/runbook" --output-directory .build/manual-out
 cp .build/manual-out/runbook.1 "$out/man/runbook.1"
