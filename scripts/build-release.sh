@@ -3,7 +3,7 @@
 # (default .build/dist):
 #   DIR/runbook                      stripped; Swift's runtime and Foundation linked in statically, so it
 #                                    needs only glibc, libstdc++, zlib and libsqlite3 at run time
-#   DIR/man/runbook.1                from swift-argument-parser's generate-manual plugin
+#   DIR/man/runbook.1                from swift-argument-parser's generate-manual tool
 #   DIR/completions/{runbook.bash,_runbook,runbook.fish}
 # Usage: scripts/build-release.sh [DIR]
 set -euo pipefail
@@ -13,19 +13,28 @@ mkdir -p "$out/man" "$out/completions"
 log=$(mktemp /tmp/runbook-release.XXXXXX); trap 'rm -f "$log"' EXIT
 run_quiet() { "$@" >"$log" 2>&1 || { cat "$log" >&2; echo "failed: $*" >&2; exit 1; }; }
 
-# The man page first: the plugin builds every product in release mode (dynamically linked); the static
-# link below then relinks the same objects, so the binary installed is the static one.
-echo "building the man page (swift-argument-parser's generate-manual plugin)..."
-run_quiet swift package --disable-sandbox plugin generate-manual --configuration release
-man=$(find .build/plugins -name runbook.1 -path '*GenerateManual*' | head -1)
-[ -n "$man" ] || { echo "generate-manual made no runbook.1" >&2; exit 1; }
-cp "$man" "$out/man/runbook.1"
-
 echo "building the release binary (static Swift runtime)..."
 run_quiet swift build -c release --static-swift-stdlib --product runbook
-bin=$(swift build -c release --show-bin-path)/runbook
+bin=$(swift build -c release --static-swift-stdlib --show-bin-path)/runbook
 cp "$bin" "$out/runbook"
 strip "$out/runbook"
+
+# The man page from swift-argument-parser's generate-manual tool (what its GenerateManual plugin runs;
+# the plugin itself would rebuild every product without the static runtime), built from the
+# checkout SwiftPM already has, in a scratch folder of its own.
+echo "building the man page (swift-argument-parser's generate-manual)..."
+parser=$(swift package show-dependencies --format json | python3 -c '
+import json, sys
+def walk(d):
+    for x in d.get("dependencies", []):
+        if x["identity"] == "swift-argument-parser": print(x["path"]); sys.exit()
+        walk(x)
+walk(json.load(sys.stdin))')
+run_quiet swift build --package-path "$parser" --scratch-path .build/manual-tool --product generate-manual
+rm -rf .build/manual-out && mkdir -p .build/manual-out
+run_quiet "$(swift build --package-path "$parser" --scratch-path .build/manual-tool --show-bin-path)/generate-manual" \
+  "$out/runbook" --output-directory .build/manual-out
+cp .build/manual-out/runbook.1 "$out/man/runbook.1"
 
 "$out/runbook" --generate-completion-script bash >"$out/completions/runbook.bash"
 "$out/runbook" --generate-completion-script zsh >"$out/completions/_runbook"
