@@ -115,7 +115,13 @@ public final class ChildWatcher: @unchecked Sendable {
         startWaiting()
     }
 
+    /// Starts a spawn on the spawner thread (children are bound to it, `SpawnerThread`); the caller
+    /// goes on at once.
     private func start(_ pending: PendingSpawn) {
+        SpawnerThread.shared.async { [self] in launchOnSpawner(pending) }
+    }
+
+    private func launchOnSpawner(_ pending: PendingSpawn) {
         switch launch(pending) {
         case .success(let child):
             pending.started(child)
@@ -162,16 +168,13 @@ public final class ChildWatcher: @unchecked Sendable {
         let cookie = "\(getpid())-\(id)"
         env[Self.cookieVariable] = cookie
         let envStrings = env.map { "\($0.key)=\($0.value)" }
-        // On the spawner thread: the child's PR_SET_PDEATHSIG follows the thread that made it.
         let (outEnd, errEnd) = (outPipe[1], errPipe[1])
-        let (rc, pid) = SpawnerThread.shared.perform { () -> (Int32, pid_t) in
-            var spawned: pid_t = 0
-            let rc = ProcessRunner.withCStrings(argv) { cArgv in
-                ProcessRunner.withCStrings(envStrings) { cEnv in
-                    crb_spawn_bound(&spawned, program, cArgv, cEnv, cwd, outEnd, errEnd)
-                }
+        // On the spawner thread (`start`): the child's PR_SET_PDEATHSIG follows the thread that made it.
+        var pid: pid_t = 0
+        let rc = ProcessRunner.withCStrings(argv) { cArgv in
+            ProcessRunner.withCStrings(envStrings) { cEnv in
+                crb_spawn_bound(&pid, program, cArgv, cEnv, cwd, outEnd, errEnd)
             }
-            return (rc, spawned)
         }
         close(outPipe[1])
         close(errPipe[1])

@@ -19,20 +19,13 @@ final class SpawnerThread: @unchecked Sendable {
         thread.start()
     }
 
-    /// Runs `body` on the spawner thread and returns its result; the caller waits (a spawn takes
-    /// about as long as `posix_spawn` would have taken on the caller's own thread).
-    func perform<T>(_ body: @escaping () -> T) -> T {
-        var result: T?
-        let done = DispatchSemaphore(value: 0)
+    /// Runs `job` on the spawner thread, later; the caller never waits (it may be a Swift concurrency
+    /// thread, which must never park).
+    func async(_ job: @escaping () -> Void) {
         condition.withLock {
-            jobs.append {
-                result = body()
-                done.signal()
-            }
+            jobs.append(job)
             condition.signal()
         }
-        done.wait()
-        return result!
     }
 
     private func loop() -> Never {

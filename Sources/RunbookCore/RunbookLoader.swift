@@ -301,7 +301,7 @@ package struct RunbookBuilder {
             }
             let every = text(item["every"]).flatMap(Quantity.duration) ?? 5
             if let e = item["every"], every <= 0 { error(e.location, "every must be more than 0s") }
-            let timeout = config["timeout"]?.number ?? Step.defaultTimeout
+            let timeout = text(item["timeout"]).flatMap(Quantity.duration) ?? Step.defaultTimeout
             if let t = item["timeout"], timeout <= 0 { error(t.location, "abort_if '\(id)' timeout must be more than 0s: write how long one evaluation may take, like 10s") }
             out.append(Alarm(id: id, action: action, every: max(0.01, every), timeout: timeout, location: item.location))
         }

@@ -105,6 +105,8 @@ struct RunCommand: ParsableCommand {
             result.set(outcome)
             done.signal()
         }
+        // This command runs on a thread of its own (`BlockingCommand`), never the cooperative pool.
+        StoreThreads.assertNotInTask("runbook run waiting for its run to end")
         done.wait()
         interrupts.stop()
         let outcome = result.get() ?? .failed
