@@ -13,49 +13,57 @@ public struct GraphRenderer: Sendable {
     public func steps(in phase: Phase) -> [Step] { runbook.steps.filter { $0.phase == phase } }
 
     /// A one-line summary of what a step does: `check http`, `flag image-resize -> off`.
-    public static func summary(of action: Action) -> String {
+    public static func summary(of action: Action, render: (Template) -> String = { $0.source }) -> String {
         switch action.spec {
         case .check(let check):
             let target: String
             switch check {
-            case .http(let h): target = h.url.source
-            case .tcp(let t): target = t.host.source
-            case .prometheus(let p): target = p.url.source
-            case .metricTrend(let m): target = m.url.source
+            case .http(let h): target = render(h.url)
+            case .tcp(let t): target = render(t.host)
+            case .prometheus(let p): target = render(p.url)
+            case .metricTrend(let m): target = render(m.url)
             case .process(let p):
                 switch p.target {
-                case .pidfile(let f): target = f.source
-                case .name(let n): target = n.source
+                case .pidfile(let f): target = render(f)
+                case .name(let n): target = render(n)
                 case .pid: target = ""
                 }
             case .host: target = ""
-            case .command(let c): target = argvText(c)
+            case .command(let c): target = argvText(c, render: render)
             }
             return "check \(check.kind)\(target.isEmpty ? "" : " \(target)")"
         case .flag(let f):
             let to: String
             switch f.setting {
-            case .variant(let v)?: to = v.source
+            case .variant(let v)?: to = render(v)
             case .state(let s)?: to = s
             case nil: to = "?"
             }
-            if case .http(let h) = f.provider { return "flag via \(h.url.source)" }
-            return "flag \(f.key?.source ?? "?") -> \(to)"
+            if case .http(let h) = f.provider { return "flag via \(render(h.url))" }
+            return "flag \(f.key.map(render) ?? "?") -> \(to)"
         case .restart(let r):
             switch r.provider {
-            case .systemd(let unit): return "restart systemd \(unit.source)"
-            case .supervisor(let program, _, _): return "restart supervisor \(program.source)"
-            case .kubernetes(let target, _): return "restart kubernetes \(target.source)"
-            case .command(let c): return "restart \(argvText(c))"
+            case .systemd(let unit): return "restart systemd \(render(unit))"
+            case .supervisor(let program, _, _): return "restart supervisor \(render(program))"
+            case .kubernetes(let target, _): return "restart kubernetes \(render(target))"
+            case .command(let c): return "restart \(argvText(c, render: render))"
             }
-        case .command(let c): return "\(action.readOnly ? "read-only " : "")command \(argvText(c))"
-        case .notify(let n): return "notify \(n.url.source)"
+        case .command(let c): return "\(action.readOnly ? "read-only " : "")command \(argvText(c, render: render))"
+        case .notify(let n): return "notify \(render(n.url))"
         case .wait(let seconds): return "wait \(Quantity.formatDuration(seconds))"
         }
     }
 
-    static func argvText(_ c: CommandSpec) -> String {
-        c.argv.map(\.source).joined(separator: " ")
+    static func argvText(_ c: CommandSpec, render: (Template) -> String = { $0.source }) -> String {
+        c.argv.map(render).joined(separator: " ")
+    }
+
+    /// A template with the params' defaults filled in (SPEC §6.3); other references stay as written.
+    func render(_ t: Template) -> String {
+        t.render { ref in
+            if case .param(let p) = ref, let d = runbook.param(p)?.defaultValue { return d }
+            return .string("{{ \(ref) }}")
+        }
     }
 
     /// The graph for people: phases, steps, needs and conditions.
@@ -68,15 +76,8 @@ public struct GraphRenderer: Sendable {
             let steps = self.steps(in: phase)
             guard !steps.isEmpty else { continue }
             out += "\n\(phase.rawValue)\n"
-            // Changes in their one text (SPEC §6.3), with the params' defaults filled in.
-            let render: (Template) -> String = { t in
-                t.render { ref in
-                    if case .param(let p) = ref, let d = runbook.param(p)?.defaultValue { return d }
-                    return .string("{{ \(ref) }}")
-                }
-            }
             for s in steps {
-                var line = "  \(s.id): \(s.action.isChange ? ChangeText.describe(s.action, render: render) : Self.summary(of: s.action))"
+                var line = "  \(s.id): \(s.action.isChange ? ChangeText.describe(s.action, render: render) : Self.summary(of: s.action, render: render))"
                 if !s.needs.isEmpty { line += "  needs \(s.needs.joined(separator: ", "))" }
                 if let w = s.when { line += "  when \(w)" }
                 if s.confirm { line += "  [confirm]" }

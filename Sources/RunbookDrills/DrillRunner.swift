@@ -245,7 +245,19 @@ extension Scenario {
         }
         for p in runbook.params where p.secret { params[p.name] = nil }
         let run = events.first?.run ?? "?"
-        return Scenario(name: "replay of \(run)", runbook: runbook.name, description: "", params: params.filter { k, _ in runbook.param(k) != nil },
+        // A dry run changes nothing, so it never reaches what checks a change (verify): the replay
+        // assumes those checks pass, as the dry run's `would-mitigate` did, and says so.
+        var description = ""
+        if events.first(where: { $0.event == "run.started" })?.dryRun == true {
+            let assumed = runbook.steps.filter { $0.action.kind == .check && outcomes[$0.id] == nil }.map(\.id)
+            for id in assumed {
+                outcomes[id] = Outcome(status: .passed, times: nil, output: [:], duration: nil, message: "assumed passed: the dry run did not run it")
+            }
+            if !assumed.isEmpty {
+                description = "replay of a dry run: checks it did not run are assumed to pass (\(assumed.joined(separator: ", "))); write a scenario file with outcomes to rehearse them failing"
+            }
+        }
+        return Scenario(name: "replay of \(run)", runbook: runbook.name, description: description, params: params.filter { k, _ in runbook.param(k) != nil },
                         alertPath: nil, outcomes: outcomes, expect: Expectation(), file: "replay:\(run)",
                         locations: ["": SourceLocation(file: "replay:\(run)", line: 1, column: 1)])
     }

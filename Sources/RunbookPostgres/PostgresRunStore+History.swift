@@ -88,6 +88,13 @@ extension PostgresRunStore {
         try sync { try await Self.records(try await $0.query("SELECT \(unescaped: Self.runColumns) FROM runs ORDER BY started DESC, id DESC LIMIT \(limit)")) }
     }
 
+    public func runs(limit: Int, kinds: Set<RunKind>) throws -> [RunRecord] {
+        guard let condition = RunKind.sqlCondition(kinds) else { return try runs(limit: limit) }
+        return try sync {
+            try await Self.records(try await $0.query("SELECT \(unescaped: Self.runColumns) FROM runs WHERE \(unescaped: condition) ORDER BY started DESC, id DESC LIMIT \(limit)"))
+        }
+    }
+
     public func run(_ id: String) throws -> RunRecord? {
         try sync { try await Self.records(try await $0.query("SELECT \(unescaped: Self.runColumns) FROM runs WHERE id = \(id)")).first }
     }

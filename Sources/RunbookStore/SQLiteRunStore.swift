@@ -176,6 +176,13 @@ public final class SQLiteRunStore: RunDatabase, Sendable {
         try read { db in try RunRecord.order(Column("started").desc, Column("id").desc).limit(limit).fetchAll(db) }
     }
 
+    public func runs(limit: Int, kinds: Set<RunKind>) throws -> [RunRecord] {
+        guard let condition = RunKind.sqlCondition(kinds) else { return try runs(limit: limit) }
+        return try read { db in
+            try RunRecord.filter(sql: condition).order(Column("started").desc, Column("id").desc).limit(limit).fetchAll(db)
+        }
+    }
+
     public func run(_ id: String) throws -> RunRecord? {
         try read { db in try RunRecord.fetchOne(db, key: id) }
     }

@@ -50,6 +50,8 @@ public protocol RunDatabase: AnyObject, Sendable {
     func changesApplied(since: Date) throws -> Int
     /// Runs, newest first.
     func runs(limit: Int) throws -> [RunRecord]
+    /// Runs of the given kinds, newest first (`runbook history --kind`).
+    func runs(limit: Int, kinds: Set<RunKind>) throws -> [RunRecord]
     /// One run's row, or nil.
     func run(_ id: String) throws -> RunRecord?
     /// `last`, a whole id, or a unique prefix (SPEC §6.6).

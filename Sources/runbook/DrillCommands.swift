@@ -33,6 +33,7 @@ struct DrillCommand: ParsableCommand {
             printError("error: give exactly one of --scenario FILE or --replay RUN_ID")
             throw ExitCode(2)
         }
+        if !json, !scenario.description.isEmpty, replay != nil { print("note: " + scenario.description) }
         let report = try runDrill(scenario, runbook: runbook, store: store, json: json)
         if !json { printReport(report) }
         if !report.passed { throw ExitCode(1) }
@@ -45,18 +46,32 @@ struct DrillCommand: ParsableCommand {
     }
 }
 
-/// Runs one drill, recording it in the history marked as a drill. Exits 2 for an invalid scenario.
+/// Runs one drill, then records it in the history marked as a drill. Exits 2 for an invalid scenario,
+/// which leaves no row: nothing is written until the rehearsal is known to be valid.
 func runDrill(_ scenario: Scenario, runbook: Runbook, store: any RunDatabase, json: Bool) throws -> DrillReport {
-    let runID = RunInputs.newRunID()
-    let record = RunRecord(id: runID, runbook: runbook.name, trigger: "drill", started: Date(), dryRun: true, drill: true)
-    try store.insert(record)
-    var sinks: [any TimelineSink] = [try store.timelineSink(runID: runID, health: nil), HistorySink(store: store)]
-    if json { sinks.append(JSONLinesStdout()) }
+    let report: DrillReport
     do {
-        return try DrillRunner.run(scenario, runbook: runbook, runID: runID, extraSink: TimelineFanOut(sinks))
+        report = try DrillRunner.run(scenario, runbook: runbook, extraSink: json ? JSONLinesStdout() : nil)
     } catch let e as DrillInvalid {
         printError(e.description)
         throw ExitCode(2)
+    }
+    recordDrill(report, runbook: runbook.name, store: store)
+    return report
+}
+
+/// Writes a finished, valid drill to the history: its row, its timeline and its outcome. A drill's
+/// record is a convenience (the report is the result), so a store that fails is only warned about.
+func recordDrill(_ report: DrillReport, runbook: String, store: any RunDatabase) {
+    guard let first = report.events.first else { return }
+    do {
+        try store.insert(RunRecord(id: report.runID, runbook: runbook, trigger: "drill", started: first.time, dryRun: true, drill: true))
+        let file = try store.timelineSink(runID: report.runID, health: nil)
+        for e in report.events { try file.write(e) }
+        let duration = report.events.last { $0.event == "run.finished" }?.durationMs ?? 0
+        try store.finish(runID: report.runID, outcome: report.outcome, durationMs: duration)
+    } catch {
+        printError("warning: the drill's record was not kept in \(store.location): \(error)")
     }
 }
 
@@ -87,7 +102,8 @@ struct TestCommand: ParsableCommand {
                 let scenario = try ScenarioLoader.load(path: file)
                 name = scenario.name
                 let runbook = try options.catalog.runbook(named: scenario.runbook)
-                let report = try DrillRunner.run(scenario, runbook: runbook, extraSink: DrillHistorySink(store: store, runbook: runbook.name))
+                let report = try DrillRunner.run(scenario, runbook: runbook)
+                recordDrill(report, runbook: runbook.name, store: store)
                 if !report.passed { failure = report.failures.joined(separator: "\n") }
             } catch let e as LoadError {
                 failure = "invalid: " + e.description
@@ -130,30 +146,6 @@ struct TestCommand: ParsableCommand {
         }
         xml += "  </testsuite>\n</testsuites>\n"
         try xml.write(toFile: path, atomically: true, encoding: .utf8)
-    }
-}
-
-/// Records each drill of a test run in the history and its timeline file, marked as a drill.
-final class DrillHistorySink: TimelineSink, @unchecked Sendable {
-    // `file` is set at run.started and used after; a drill's events arrive in order on one queue.
-    let store: any RunDatabase
-    let runbook: String
-    private var file: (any DurableTimeline)?
-
-    init(store: any RunDatabase, runbook: String) {
-        self.store = store
-        self.runbook = runbook
-    }
-
-    func record(_ e: TimelineEvent) {
-        if e.event == "run.started" {
-            try? store.insert(RunRecord(id: e.run, runbook: runbook, trigger: "drill", started: e.time, dryRun: true, drill: true))
-            file = try? store.timelineSink(runID: e.run, health: nil)
-        }
-        file?.record(e)
-        if e.event == "run.finished", let o = e.outcome.flatMap(RunOutcome.init(rawValue:)) {
-            try? store.finish(runID: e.run, outcome: o, durationMs: e.durationMs ?? 0)
-        }
     }
 }
 

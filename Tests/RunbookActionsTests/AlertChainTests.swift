@@ -14,12 +14,12 @@ struct AlertChainTests {
         // A workspace laid out like the repository, so the runbook's relative paths resolve in it.
         try FileManager.default.createDirectory(atPath: dir + "/examples/leaky-shop", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/.run", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: repoRoot + "/examples/leaky-shop/flags.json", toPath: dir + "/examples/leaky-shop/flags.json")
+        try FileManager.default.copyItem(atPath: repoRoot + "/examples/leaky-shop/flags.json", toPath: dir + "/.run/flags.json")
         try FileManager.default.createSymbolicLink(atPath: dir + "/examples/leaky-shop/restart.sh", withDestinationPath: repoRoot + "/examples/leaky-shop/restart.sh")
         // The shop keeps a fixed port: the runbook restarts it and Prometheus must find it again there.
         // Every other server binds port 0 and its port is read back.
         let shopPort = freePort()
-        let env = ["SHOP_PORT": "\(shopPort)", "SHOP_FLAGS": dir + "/examples/leaky-shop/flags.json", "SHOP_PIDFILE": dir + "/.run/shop.pid",
+        let env = ["SHOP_PORT": "\(shopPort)", "SHOP_FLAGS": dir + "/.run/flags.json", "SHOP_PIDFILE": dir + "/.run/shop.pid",
                    "SHOP_BIN": binDir + "/leaky-shop", "SHOP_LOG": dir + "/shop.log"]
         let envArgs = env.map { "\($0.key)=\($0.value)" }
         defer { if let pid = try? String(contentsOfFile: dir + "/.run/shop.pid", encoding: .utf8), let p = Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(p, SIGTERM) } }
@@ -97,7 +97,7 @@ struct AlertChainTests {
         #expect(all.filter { $0["outcome"] as? String != "refused" }.count == 1, "repeat notifications started more runs: \(all)")
         let newPid = try String(contentsOfFile: dir + "/.run/shop.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(newPid != firstPid)
-        let flags = try String(contentsOfFile: dir + "/examples/leaky-shop/flags.json", encoding: .utf8)
+        let flags = try String(contentsOfFile: dir + "/.run/flags.json", encoding: .utf8)
         #expect(flags.contains("\"defaultVariant\": \"off\""))
         // Memory is flat now, so the rule stops firing and Alertmanager sends the resolve.
         let id = run["id"] as? String ?? ""

@@ -104,4 +104,11 @@ struct CLITests {
         #expect(d.stdout.hasPrefix("digraph"))
         #expect(d.stdout.contains("\"disable-image-resize\" -> \"restart-shop\""))
     }
+
+    @Test func showFillsParamDefaultsIntoChecksAsIntoChanges() throws {
+        let t = try runCLI(["show", "memory-leak", "--runbooks", repoRoot + "/runbooks"])
+        #expect(t.status == 0)
+        #expect(t.stdout.contains("check http http://127.0.0.1:8080/health/db"), "\(t.stdout)")
+        #expect(!t.stdout.contains("{{ params."), "a param with a default is shown raw:\n\(t.stdout)")
+    }
 }

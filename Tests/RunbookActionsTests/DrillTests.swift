@@ -12,8 +12,13 @@ struct DrillTests {
         #expect(r.stdout.hasSuffix(" passed, 0 failed\n"))
         let junit = try String(contentsOfFile: dir + "/junit.xml", encoding: .utf8)
         #expect(junit.contains("<testsuite name=\"runbook drills\"") && junit.contains("failures=\"0\""))
-        let history = try runCLI(["history", "--json", "--state-dir", dir])
-        #expect(jsonLines(history.stdout).allSatisfy { $0["drill"] as? Bool == true })
+        let drills = jsonLines(try runCLI(["history", "--json", "--kind", "drill", "--limit", "1000", "--state-dir", dir]).stdout)
+        #expect(!drills.isEmpty && drills.allSatisfy { $0["drill"] as? Bool == true })
+        let shown = try runCLI(["history", "--state-dir", dir])
+        #expect(shown.status == 0 && !shown.stdout.contains("[drill]"), "drill rows bury real runs:\n\(shown.stdout)")
+        #expect(shown.stderr.contains("--all"), "history does not say drills are hidden")
+        let all = jsonLines(try runCLI(["history", "--json", "--all", "--limit", "1000", "--state-dir", dir]).stdout)
+        #expect(all.count == drills.count)
     }
 
     func sandbox(port: Int = 9) throws -> String {
@@ -132,5 +137,43 @@ struct DrillTests {
         let events = jsonLines(replay.stdout)
         #expect(events.first?["drill"] as? Bool == true)
         #expect(events.contains { $0["step"] as? String == "b" && $0["status"] as? String == "failed" })
+    }
+
+    @Test func anInvalidDrillLeavesNoRowInTheHistory() throws {
+        let dir = try sandbox()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Invalid only once the rehearsal reaches check 'ok': events were already flowing.
+        try "drill: gap\nrunbook: toucher\noutcomes:\n  look: passed\nexpect: { outcome: mitigated }\n".write(toFile: dir + "/gap.yaml", atomically: true, encoding: .utf8)
+        let r = try runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/gap.yaml"])
+        #expect(r.status == 2)
+        let rows = jsonLines(try runCLI(["history", "--all", "--json", "--state-dir", dir + "/state"]).stdout)
+        #expect(rows.isEmpty, "an invalid drill left rows: \(rows)")
+        let test = try runCLI(["test", dir + "/rb/drills", "--runbooks", dir + "/rb", "--state-dir", dir + "/state"])
+        #expect(!test.stderr.contains("marked"), "\(test.stderr)")
+    }
+
+    @Test func replayingADryRunAssumesTheChecksItDidNotRunAndSaysSo() throws {
+        let dir = try sandbox()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+        runbook: fixer
+        steps:
+          - id: sick
+            phase: detect
+            check: { command: ["true"] }
+          - id: fix
+            phase: mitigate
+            command: ["touch", "\(dir)/fixed"]
+          - id: well
+            phase: verify
+            check: { command: ["true"] }
+        """.write(toFile: dir + "/rb/fixer.yaml", atomically: true, encoding: .utf8)
+        let dry = try runCLI(["run", "fixer", "--dry-run", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        let runID = try #require(jsonLines(dry.stdout).first?["run"] as? String)
+        let replay = try runCLI(["drill", "fixer", "--replay", runID, "--runbooks", dir + "/rb", "--state-dir", dir + "/state"])
+        #expect(replay.status == 0, "\(replay.stdout)\n\(replay.stderr)")
+        #expect(replay.stdout.contains("assumed to pass (well)"), "\(replay.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/fixed"), "a dry run or a drill changed something")
     }
 }

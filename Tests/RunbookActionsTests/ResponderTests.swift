@@ -123,8 +123,10 @@ struct ResponderTests {
         #expect(events.last?["outcome"] as? String == "would-mitigate")
         let bounce = events.last { $0["step"] as? String == "bounce" && $0["event"] as? String == "step.finished" }
         #expect(jsonText(bounce, "message").contains("echo restart 8080"), "rendered, not a template")
-        let history = try box.cli(["history"])
+        let history = try box.cli(["history", "--kind", "dry-run"])
         #expect(history.stdout.contains("[dry run]") && history.stdout.contains("would-mitigate"), "\(history.stdout)")
+        let live = try box.cli(["history"])
+        #expect(!live.stdout.contains("[dry run]"), "a dry run is listed among live runs:\n\(live.stdout)")
     }
 
     @Test func twoFilesWithOneNameAreRefusedNamingBoth() async throws {

@@ -80,6 +80,7 @@ final class TimelineRefusingStore: RunDatabase, @unchecked Sendable {
     func recordChange(runID: String, at: Date) throws { try base.recordChange(runID: runID, at: at) }
     func changesApplied(since: Date) throws -> Int { try base.changesApplied(since: since) }
     func runs(limit: Int) throws -> [RunRecord] { try base.runs(limit: limit) }
+    func runs(limit: Int, kinds: Set<RunKind>) throws -> [RunRecord] { try base.runs(limit: limit, kinds: kinds) }
     func run(_ id: String) throws -> RunRecord? { try base.run(id) }
     func resolveRunID(_ text: String) throws -> String { try base.resolveRunID(text) }
     func resolve(fingerprint: String, at: Date) throws -> [String] { try base.resolve(fingerprint: fingerprint, at: at) }

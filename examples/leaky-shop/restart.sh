@@ -2,18 +2,20 @@
 # Restarts the leaky shop and waits until the new process has written its pidfile.
 # Under supervisord (SHOP_SUPERVISOR_CONF set) it asks supervisorctl; otherwise it stops the pid in the
 # pidfile and starts a new process itself.
-# Usage: restart.sh [SERVICE]   Env: SHOP_PORT (8080), SHOP_FLAGS (examples/leaky-shop/flags.json),
+# Usage: restart.sh [SERVICE]   Env: SHOP_PORT (8080), SHOP_FLAGS (.run/flags.json, made from
+#        examples/leaky-shop/flags.json when missing, so the tracked template never changes),
 #        SHOP_PIDFILE (.run/shop.pid), SHOP_BIN (.build/debug/leaky-shop), SHOP_LOG (.run/shop.log),
 #        SHOP_SUPERVISOR_CONF (unset)
 set -euo pipefail
 service=${1:-shop}
 port=${SHOP_PORT:-8080}
-flags=${SHOP_FLAGS:-examples/leaky-shop/flags.json}
+flags=${SHOP_FLAGS:-.run/flags.json}
 pidfile=${SHOP_PIDFILE:-.run/shop.pid}
 bin=${SHOP_BIN:-.build/debug/leaky-shop}
 log=${SHOP_LOG:-.run/shop.log}
 [[ "$service" =~ ^[a-z0-9-]+$ ]] || { echo "bad service name" >&2; exit 2; }
-mkdir -p "$(dirname "$pidfile")" "$(dirname "$log")"
+mkdir -p "$(dirname "$pidfile")" "$(dirname "$log")" "$(dirname "$flags")"
+[ -e "$flags" ] || cp "$(dirname "$0")/flags.json" "$flags"
 if [ -n "${SHOP_SUPERVISOR_CONF:-}" ]; then
   rm -f "$pidfile"
   supervisorctl -c "$SHOP_SUPERVISOR_CONF" restart "$service" >/dev/null

@@ -12,7 +12,7 @@ import NIOPosix
 
 struct Options {
     var port = 8080
-    var flags = "examples/leaky-shop/flags.json"
+    var flags = ".run/flags.json"
     var pidfile: String?
 
     init(_ args: [String]) {
