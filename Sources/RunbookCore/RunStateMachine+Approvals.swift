@@ -70,6 +70,7 @@ extension RunStateMachine {
               changeGate == .passed, !breakerCleared.contains(s.id) else { return nil }
         guard let why = check(now) else {
             breakerCleared.insert(s.id)
+            breakerHeld.insert(s.id)
             return nil
         }
         guard options.breakerMayAsk else {

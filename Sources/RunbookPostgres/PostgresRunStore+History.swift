@@ -54,10 +54,6 @@ extension PostgresRunStore {
         lock.withLock { _ = held.remove(runID) }
     }
 
-    public func recordChange(runID: String, at: Date) throws {
-        try execute("INSERT INTO changes (run, at) VALUES (\(runID), \(at))")
-    }
-
     public func changesApplied(since: Date) throws -> Int {
         try sync { try await $0.query("SELECT count(*) FROM changes WHERE at >= \(since)").all(Int.self).first ?? 0 }
     }

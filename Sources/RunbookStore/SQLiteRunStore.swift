@@ -108,6 +108,15 @@ public final class SQLiteRunStore: RunDatabase, Sendable {
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_unresolved_fingerprint ON runs(fingerprint) WHERE resolved_at IS NULL")
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_open_lock ON runs(lock_key) WHERE outcome IS NULL")
         }
+        migrator.registerMigration("v8-decided-gates") { db in
+            // A gate is decided once, by the first decisive event, and the decision is kept
+            // (SPEC §6.9); a change reserves its place in the breaker's window before it is applied.
+            try db.execute(sql: "ALTER TABLE gates ADD COLUMN decision TEXT")
+            try db.execute(sql: "ALTER TABLE gates ADD COLUMN decided_by TEXT")
+            try db.execute(sql: "ALTER TABLE gates ADD COLUMN decided_at DATETIME")
+            try db.execute(sql: "ALTER TABLE changes ADD COLUMN state TEXT")
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS changes_reserved ON changes(run) WHERE state = 'reserved'")
+        }
         try migrator.migrate(pool)
     }
 
@@ -151,13 +160,6 @@ public final class SQLiteRunStore: RunDatabase, Sendable {
 
     public func insert(_ record: RunRecord) throws {
         try write { db in try record.insert(db) }
-    }
-
-    /// Records that a run applied a change (for the change breaker).
-    public func recordChange(runID: String, at: Date) throws {
-        try write { db in
-            try db.execute(sql: "INSERT INTO changes (run, at) VALUES (?, ?)", arguments: [runID, at])
-        }
     }
 
     /// Changes applied by any run since `since`.
