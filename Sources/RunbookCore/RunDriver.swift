@@ -253,7 +253,7 @@ public final class RunDriver: @unchecked Sendable {
         let n = request.gate.approvals
         let text = "runbook \(runbook.name) run \(runID) waits for \(n) approval\(n == 1 ? "" : "s") (\(request.reasons.joined(separator: "; "))): "
             + (request.changes.isEmpty ? "no change planned" : request.changes.joined(separator: "; "))
-            + ". Approve: POST /runs/\(runID)/approve, deny: POST /runs/\(runID)/deny, or runbook approve \(runID) [--deny] --as NAME."
+            + ". Approve: POST /runs/\(runID)/approve, deny: POST /runs/\(runID)/deny, or runbook approve \(runID) [--deny] (as yourself)."
             + " Times out at \(TimelineEvent.timestamp(request.deadline)) (then \(request.gate.onTimeout == .proceed ? "proceeds" : "declines"))."
         let action = Action(.notify(NotifySpec(url: channel, text: Template(literal: text))))
         let step = Step(id: "approvals-channel", phase: .mitigate, description: "", needs: [], when: nil, timeout: 10, retry: RetryPolicy(),

@@ -11,7 +11,7 @@ public struct ApprovalError: Error, Sendable, CustomStringConvertible {
         ApprovalError("run \(runID) is not waiting for approval" + (outcome.map { " (it ended \($0))" } ?? " (see runbook timeline \(runID))"))
     }
     public static func ownRun(_ name: String, _ runID: String) -> ApprovalError {
-        ApprovalError("\(name) started run \(runID) and cannot answer its own gate: another person must (runbook approve \(runID) --as THEIR-NAME)")
+        ApprovalError("\(name) started run \(runID) and cannot answer its own gate: another person must (runbook approve \(runID) from their own account, or POST /runs/\(runID)/approve with their token)")
     }
     public static func answered(_ name: String, approved: Bool, gate: String, _ runID: String) -> ApprovalError {
         ApprovalError("\(name) already \(approved ? "approved" : "denied") gate \(gate) of run \(runID): one person counts once")

@@ -6,7 +6,7 @@ import Testing
 
 /// The change breaker's window, the same on both stores: a change reserves its place before it is
 /// applied, in one transaction with the count, so concurrent runs on any process never pass the cap.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(5)))
 struct StoreBreakerTests {
     @Test(arguments: StoreKind.available)
     func twentyConcurrentReservationsUnderACapOfTwoTakeExactlyTwoTenTimesOver(_ kind: StoreKind) async throws {
