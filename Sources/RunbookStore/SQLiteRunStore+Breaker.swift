@@ -26,17 +26,4 @@ extension SQLiteRunStore {
                 """, arguments: [runID])
         }
     }
-
-    /// Records that a run applied a change: one of its reserved places becomes it (keeping the time
-    /// it was reserved, so the window never shrinks), else a change is added.
-    public func recordChange(runID: String, at: Date) throws {
-        try write { db in
-            try db.execute(sql: """
-                UPDATE changes SET state = NULL WHERE rowid = (SELECT rowid FROM changes WHERE run = ? AND state = 'reserved' ORDER BY rowid LIMIT 1)
-                """, arguments: [runID])
-            if db.changesCount == 0 {
-                try db.execute(sql: "INSERT INTO changes (run, at) VALUES (?, ?)", arguments: [runID, at])
-            }
-        }
-    }
 }
