@@ -116,6 +116,29 @@ struct GateRaceTests {
         print("approve won \(approvedWins) of \(ids.count) races")
     }
 
+    @Test func aRunStartedByAliceIsNotApprovedByAliceUnderAnotherCaseAndOnePersonCountsOnce() async throws {
+        let names = "alice:operator:alice-token-1-0123456789\nAlice:operator:alice-token-2-0123456789\nBOB:operator:bob-token-1-0123456789\nbob:operator:bob-token-2-0123456789\ncarol:operator:carol-token-1-012345678\nops:reader:ops-token-1-0123456789\n"
+        let dir = try runbookSandbox(Self.runbook(confirm: "{ approvals: 2, timeout: 1h }"), name: "gate", tokens: names)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (server, base) = try await Self.serve(dir)
+        defer { server.stop() }
+        func token(_ t: String) -> [String: String] { ["Authorization": "Bearer \(t)"] }
+        let started = try http("POST", base + "/hooks/run", body: #"{"runbook": "gate"}"#, headers: token("alice-token-1-0123456789"))
+        let id = try #require(jsonRuns(started.body).first, "\(started.body)")
+        #expect(await waitUntil(30) { ((try? http("GET", base + "/runs/\(id)", headers: Self.ops).body) ?? "").contains(#""awaiting":["change"]"#) })
+        let own = try http("POST", base + "/runs/\(id)/approve", headers: token("alice-token-2-0123456789"))
+        #expect(own.status == 409 && own.body.contains("cannot answer its own gate"), "Alice is alice: \(own.body)")
+        let first = try http("POST", base + "/runs/\(id)/approve", headers: token("bob-token-1-0123456789"))
+        #expect(first.status == 200 && first.body.contains(#""approvals":1,"needed":2"#), "\(first.body)")
+        let twice = try http("POST", base + "/runs/\(id)/approve", headers: token("bob-token-2-0123456789"))
+        #expect(twice.status == 409 && twice.body.contains("already approved"), "bob is BOB: \(twice.body)")
+        let second = try http("POST", base + "/runs/\(id)/approve", headers: token("carol-token-1-012345678"))
+        #expect(second.status == 200 && second.body.contains(#""status":"approved""#), "\(second.body)")
+        let run = await Self.ended(base, id)
+        #expect(run.outcome == "mitigated")
+        #expect(run.events.filter { $0["event"] as? String == "approval.granted" }.compactMap { $0["by"] as? String } == ["BOB", "carol"])
+    }
+
     @Test func answersJustBeforeTheDeadlineAreDecidedEitherWayAndConsistently() async throws {
         let dir = try runbookSandbox(Self.runbook(confirm: "{ approvals: 1, timeout: 3s, on_timeout: decline }"), name: "gate", tokens: Self.tokens)
         defer { try? FileManager.default.removeItem(atPath: dir) }
