@@ -25,6 +25,32 @@ public protocol ApprovalDesk: Sendable {
     func watch(runID: String, gate: String, answers: @escaping @Sendable ([ApprovalRecord]) -> Void) -> any Cancellable
     /// The gate is closed (`approved`, `declined`, or `closed` because the run stopped): answers are refused from now on.
     func close(runID: String, gate: String, status: String)
+    /// The gate's deadline came on the run's clock. Where the desk decides gates (the store), it
+    /// decides this one timed out unless an answer decided it first, and says which: the answers
+    /// taken, in order, and whether the deadline decided. Nil: by the desk's comparison the deadline
+    /// is still ahead (ask again later).
+    /// - Throws: when the decision cannot be read or written (the run then stops, fail closed).
+    func deadlinePassed(runID: String, gate: String, now: Date) throws -> GateState?
+}
+
+extension ApprovalDesk {
+    /// A desk that does not decide gates: the deadline decides on the run's clock.
+    public func deadlinePassed(runID: String, gate: String, now: Date) throws -> GateState? {
+        GateState(answers: [], timedOut: true)
+    }
+}
+
+/// A gate as the desk decided it: every answer it took (in the order taken), and whether its
+/// deadline decided it. Answers reaching the count or a denial decide it otherwise; fed in order
+/// to the run, they reach the same decision the desk recorded.
+public struct GateState: Sendable, Equatable {
+    public var answers: [ApprovalRecord]
+    public var timedOut: Bool
+
+    public init(answers: [ApprovalRecord], timedOut: Bool) {
+        self.answers = answers
+        self.timedOut = timedOut
+    }
 }
 
 /// A desk that only keeps time: gates time out (runs with no store, tests).

@@ -138,6 +138,9 @@ public final class RunDriver: @unchecked Sendable {
         applying += 1
         defer {
             applying -= 1
+            if applying == 0, let release = machine.options.breakerRelease {
+                for _ in 0..<machine.takeBreakerReleases() { release() }
+            }
             // Fail closed: once the record cannot be written, nothing new starts and completed changes are undone.
             if applying == 0, !recordFailureHandled, let why = health?.failure {
                 recordFailureHandled = true
@@ -210,18 +213,39 @@ public final class RunDriver: @unchecked Sendable {
             return
         }
         let id = request.id
-        let timeout = scheduler.schedule(after: max(0, request.deadline.timeIntervalSince(scheduler.now))) { [self] in
-            apply(machine.gateAnswered(id: id, answer: .timedOut, now: scheduler.now))
-        }
         let watch = desk.watch(runID: runID, gate: id) { [self] answers in
-            queue.async {
-                for a in answers {
-                    self.apply(self.machine.gateAnswered(id: id, answer: a.approve ? .approved(by: a.name) : .denied(by: a.name), now: self.scheduler.now))
-                }
-            }
+            queue.async { self.feed(answers, gate: id) }
         }
-        gates[id] = [timeout, watch]
+        gates[id] = [armDeadline(id, request.deadline), watch]
         if let channel = runbook.approvalsChannel { notifyApprovers(channel, request) }
+    }
+
+    /// At the gate's deadline the desk decides (in the store, in one transaction with the answers):
+    /// the run learns every answer taken, then the timeout only when the deadline decided. A desk
+    /// whose clock says the deadline is still ahead is asked again shortly.
+    func armDeadline(_ id: String, _ deadline: Date) -> any Cancellable {
+        scheduler.schedule(after: max(0, deadline.timeIntervalSince(scheduler.now))) { [self] in
+            guard gates[id] != nil else { return }
+            let state: GateState?
+            do { state = try desk.deadlinePassed(runID: runID, gate: id, now: scheduler.now) } catch {
+                health?.report("cannot decide approval gate \(id) at its deadline: \(error)")
+                apply([])
+                return
+            }
+            guard let state else {
+                gates[id]?[0] = armDeadline(id, scheduler.now.addingTimeInterval(0.05))
+                return
+            }
+            feed(state.answers, gate: id)
+            if state.timedOut { apply(machine.gateAnswered(id: id, answer: .timedOut, now: scheduler.now)) }
+        }
+    }
+
+    /// Answers taken at a gate, oldest first (the machine ignores those it has seen).
+    func feed(_ answers: [ApprovalRecord], gate id: String) {
+        for a in answers {
+            apply(machine.gateAnswered(id: id, answer: a.approve ? .approved(by: a.name) : .denied(by: a.name), now: scheduler.now))
+        }
     }
 
     /// Posts the pause to `approvals_channel`: the run, its planned changes and how to answer.
@@ -229,7 +253,7 @@ public final class RunDriver: @unchecked Sendable {
         let n = request.gate.approvals
         let text = "runbook \(runbook.name) run \(runID) waits for \(n) approval\(n == 1 ? "" : "s") (\(request.reasons.joined(separator: "; "))): "
             + (request.changes.isEmpty ? "no change planned" : request.changes.joined(separator: "; "))
-            + ". Approve: POST /runs/\(runID)/approve, deny: POST /runs/\(runID)/deny, or runbook approve \(runID) [--deny] --as NAME."
+            + ". Approve: POST /runs/\(runID)/approve, deny: POST /runs/\(runID)/deny, or runbook approve \(runID) [--deny] (as yourself)."
             + " Times out at \(TimelineEvent.timestamp(request.deadline)) (then \(request.gate.onTimeout == .proceed ? "proceeds" : "declines"))."
         let action = Action(.notify(NotifySpec(url: channel, text: Template(literal: text))))
         let step = Step(id: "approvals-channel", phase: .mitigate, description: "", needs: [], when: nil, timeout: 10, retry: RetryPolicy(),

@@ -70,6 +70,7 @@ extension RunStateMachine {
               changeGate == .passed, !breakerCleared.contains(s.id) else { return nil }
         guard let why = check(now) else {
             breakerCleared.insert(s.id)
+            breakerHeld.insert(s.id)
             return nil
         }
         guard options.breakerMayAsk else {
@@ -109,7 +110,7 @@ extension RunStateMachine {
         e.message = "\(resumed ? "still " : "")waiting for \(n) approval\(n == 1 ? "" : "s") (\(reasons.joined(separator: "; "))) until "
             + "\(TimelineEvent.timestamp(deadline)), then \(gate.onTimeout == .proceed ? "proceeds" : "declines"): "
             + (changes.isEmpty ? "no change planned" : changes.joined(separator: "; "))
-            + "; answer with: runbook approve \(options.runID) [--deny] --as NAME"
+            + "; answer with: runbook approve \(options.runID) [--deny] (as yourself), or POST /runs/\(options.runID)/approve"
         if let got = approvers[id], !got.isEmpty { e.message! += " (approved so far by \(got.joined(separator: ", ")))" }
         return [.emit(e), .openGate(request)]
     }

@@ -55,9 +55,12 @@ public struct RunStateMachine: Sendable {
         public var beforeChanges: @Sendable (Date) -> [String] = { _ in [] }
         /// The gate the run's changes wait at when `beforeChanges` gives reasons.
         public var changesGate = ApprovalGate()
-        /// `serve --max-changes`: why the next change would pass the cap, asked before each change step
-        /// (nil: it may go on).
+        /// `serve --max-changes`: asked before each change step, it reserves the change's place in the
+        /// breaker's window (nil: reserved, the step may go on) or says why the change would pass the cap.
         public var breakerBeforeChange: (@Sendable (Date) -> String?)?
+        /// Gives back one place `breakerBeforeChange` reserved, for a change step that ended without
+        /// applying its change (failed, declined, skipped, the run stopped).
+        public var breakerRelease: (@Sendable () -> Void)?
         /// Whether a run over the breaker's cap waits for approval (true) or stops, refused (false).
         public var breakerMayAsk = false
         /// Random number in 0..<1 for jitter.
@@ -131,6 +134,10 @@ public struct RunStateMachine: Sendable {
     var breakerCleared = Set<String>()
     var breakerPending: String?
     var breakerGates = 0
+    /// Change steps holding a place in the breaker's window, and places to give back (steps that
+    /// ended without applying their change); the driver takes the latter after each batch of effects.
+    var breakerHeld = Set<String>()
+    var breakerReleasesDue = 0
     /// Events a resumed run emits first (changes verified after a takeover).
     var resumeEffects: [Effect] = []
     /// Alarms are evaluated from the first change until the run stops or ends.
@@ -193,6 +200,8 @@ public struct RunStateMachine: Sendable {
     /// Records that a step finished (any status) and releases the steps that need it.
     mutating func markDone(_ id: String, _ status: StepStatus) {
         states[id] = .done(status)
+        // A step that applied its change keeps its place (its `change.applied` records it); `finish` takes it out first.
+        if breakerHeld.remove(id) != nil { breakerReleasesDue += 1 }
         values.statuses[id] = status
         if let s = runbook.step(id), let p = phases.firstIndex(of: s.phase) { unfinished[p] -= 1 }
         for d in graph.dependents[id] ?? [] {
@@ -203,6 +212,17 @@ public struct RunStateMachine: Sendable {
 
     /// The outcome once finished.
     public var outcome: RunOutcome? { finishedOutcome }
+
+    /// How many breaker places to give back now (steps that ended without applying their change,
+    /// and every place still held once the run has finished); counted once.
+    public mutating func takeBreakerReleases() -> Int {
+        if finishedOutcome != nil {
+            breakerReleasesDue += breakerHeld.count
+            breakerHeld.removeAll()
+        }
+        defer { breakerReleasesDue = 0 }
+        return breakerReleasesDue
+    }
 
     func event(_ name: String, _ now: Date, step: Step? = nil) -> TimelineEvent {
         var e = TimelineEvent(time: now, run: options.runID, event: name)
@@ -298,6 +318,7 @@ public struct RunStateMachine: Sendable {
 
     mutating func finish(_ step: Step, result: StepResult, attempt: Int, now: Date) -> [Effect] {
         if !result.output.isEmpty { values.outputs[step.id] = result.output }
+        if result.change != nil, result.status == .passed { breakerHeld.remove(step.id) }
         markDone(step.id, result.status)
         var effects: [Effect] = []
         var e = event("step.finished", now, step: step)

@@ -54,8 +54,16 @@ extension PostgresRunStore {
         lock.withLock { _ = held.remove(runID) }
     }
 
+    /// Records that a run applied a change: one of its reserved places becomes it (keeping the time
+    /// it was reserved, so the window never shrinks), else a change is added.
     public func recordChange(runID: String, at: Date) throws {
-        try execute("INSERT INTO changes (run, at) VALUES (\(runID), \(at))")
+        try execute("""
+            WITH used AS (
+                UPDATE changes SET state = NULL
+                WHERE ctid = (SELECT ctid FROM changes WHERE run = \(runID) AND state = 'reserved' LIMIT 1 FOR UPDATE SKIP LOCKED)
+                RETURNING 1)
+            INSERT INTO changes (run, at) SELECT \(runID), \(at) WHERE NOT EXISTS (SELECT 1 FROM used)
+            """)
     }
 
     public func changesApplied(since: Date) throws -> Int {

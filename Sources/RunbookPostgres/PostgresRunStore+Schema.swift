@@ -48,6 +48,16 @@ extension PostgresRunStore {
             "CREATE INDEX IF NOT EXISTS runs_unresolved_fingerprint ON runs (fingerprint) WHERE resolved_at IS NULL",
             "CREATE INDEX IF NOT EXISTS runs_open_lock ON runs (lock_key) WHERE outcome IS NULL",
         ]),
+        (3, [
+            // A gate is decided once, by the first decisive event, and the decision is kept; answers
+            // keep the order they were taken in; a change reserves its place before it is applied.
+            "ALTER TABLE gates ADD COLUMN IF NOT EXISTS decision TEXT",
+            "ALTER TABLE gates ADD COLUMN IF NOT EXISTS decided_by TEXT",
+            "ALTER TABLE gates ADD COLUMN IF NOT EXISTS decided_at TIMESTAMPTZ",
+            "ALTER TABLE approvals ADD COLUMN IF NOT EXISTS seq BIGSERIAL",
+            "ALTER TABLE changes ADD COLUMN IF NOT EXISTS state TEXT",
+            "CREATE INDEX IF NOT EXISTS changes_reserved ON changes (run) WHERE state = 'reserved'",
+        ]),
     ]
 
     func migrate() throws {

@@ -57,14 +57,24 @@ public struct ChangeApprovalRule: Sendable {
         }
     }
 
-    /// `serve --max-changes N/PER`: why one more change would pass the cap now (nil: it may go on).
-    public func breakerCheck(store: (any RunDatabase)?) -> (@Sendable (Date) -> String?)? {
+    /// `serve --max-changes N/PER`, for run `runID`: before each change step, reserve its place in
+    /// the window (in the store, in one transaction with the count, so that no two runs on any
+    /// replica take the last place); nil when reserved, else why the change would pass the cap.
+    public func breakerCheck(store: (any RunDatabase)?, runID: String) -> (@Sendable (Date) -> String?)? {
         guard let b = maxChanges, let store else { return nil }
         return { now in
-            // A count that cannot be read is treated as over the cap: fail closed.
-            let used = (try? store.changesApplied(since: now.addingTimeInterval(-b.per))) ?? b.count
-            guard used >= b.count else { return nil }
-            return "change breaker: \(used) change\(used == 1 ? "" : "s") in the last \(Quantity.formatDuration(b.per)) (cap \(b.count))"
+            // A reservation that cannot be made is treated as over the cap: fail closed.
+            switch (try? store.reserveChange(runID: runID, cap: b.count, per: b.per, now: now)) ?? .full(used: b.count) {
+            case .reserved: return nil
+            case .full(let used):
+                return "change breaker: \(used) change\(used == 1 ? "" : "s") in the last \(Quantity.formatDuration(b.per)) (cap \(b.count))"
+            }
         }
+    }
+
+    /// Gives back a place `breakerCheck` reserved for a change that was not applied.
+    public func breakerRelease(store: (any RunDatabase)?, runID: String) -> (@Sendable () -> Void)? {
+        guard maxChanges != nil, let store else { return nil }
+        return { try? store.releaseChange(runID: runID) }
     }
 }

@@ -92,7 +92,8 @@ public final class RunSession: @unchecked Sendable {
         var options = RunStateMachine.Options(runID: runID, params: values)
         if let n = env.maxParallel { options.maxParallel = n }
         options.beforeChanges = env.rule.reasonsBeforeChanges(runbook, alertRun: alertRun)
-        options.breakerBeforeChange = env.rule.breakerCheck(store: env.store)
+        options.breakerBeforeChange = env.rule.breakerCheck(store: env.store, runID: runID)
+        options.breakerRelease = env.rule.breakerRelease(store: env.store, runID: runID)
         options.breakerMayAsk = env.rule.pauses(runbook)
         if let r = env.random { options.random = r }
         return options

@@ -108,6 +108,15 @@ public final class SQLiteRunStore: RunDatabase, Sendable {
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_unresolved_fingerprint ON runs(fingerprint) WHERE resolved_at IS NULL")
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_open_lock ON runs(lock_key) WHERE outcome IS NULL")
         }
+        migrator.registerMigration("v8-decided-gates") { db in
+            // A gate is decided once, by the first decisive event, and the decision is kept
+            // (SPEC §6.9); a change reserves its place in the breaker's window before it is applied.
+            try db.execute(sql: "ALTER TABLE gates ADD COLUMN decision TEXT")
+            try db.execute(sql: "ALTER TABLE gates ADD COLUMN decided_by TEXT")
+            try db.execute(sql: "ALTER TABLE gates ADD COLUMN decided_at DATETIME")
+            try db.execute(sql: "ALTER TABLE changes ADD COLUMN state TEXT")
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS changes_reserved ON changes(run) WHERE state = 'reserved'")
+        }
         try migrator.migrate(pool)
     }
 
@@ -153,10 +162,16 @@ public final class SQLiteRunStore: RunDatabase, Sendable {
         try write { db in try record.insert(db) }
     }
 
-    /// Records that a run applied a change (for the change breaker).
+    /// Records that a run applied a change: one of its reserved places becomes it (keeping the time
+    /// it was reserved, so the window never shrinks), else a change is added.
     public func recordChange(runID: String, at: Date) throws {
         try write { db in
-            try db.execute(sql: "INSERT INTO changes (run, at) VALUES (?, ?)", arguments: [runID, at])
+            try db.execute(sql: """
+                UPDATE changes SET state = NULL WHERE rowid = (SELECT rowid FROM changes WHERE run = ? AND state = 'reserved' ORDER BY rowid LIMIT 1)
+                """, arguments: [runID])
+            if db.changesCount == 0 {
+                try db.execute(sql: "INSERT INTO changes (run, at) VALUES (?, ?)", arguments: [runID, at])
+            }
         }
     }
 

@@ -44,10 +44,18 @@ public protocol RunDatabase: AnyObject, Sendable {
     func timelineReport(_ runID: String) -> (events: [TimelineEvent], damagedLines: [Int])
     /// Closes a run's row with its outcome.
     func finish(runID: String, outcome: RunOutcome, durationMs: Int) throws
-    /// Records that a run applied a change (for the change breaker).
+    /// Records that a run applied a change (for the change breaker): one of the run's reserved
+    /// places becomes the change, or, with none reserved, a change is added.
     func recordChange(runID: String, at: Date) throws
-    /// Changes applied by any run since `since`.
+    /// Changes applied and places reserved by any run since `since`.
     func changesApplied(since: Date) throws -> Int
+    /// Reserves a place for one change of `runID` in the breaker's window (`cap` changes per `per`
+    /// seconds), in one transaction with the count and serialised across every process on the
+    /// store (SQLite `BEGIN IMMEDIATE`, PostgreSQL an advisory lock): a reserved place counts as
+    /// a change until `recordChange` makes it one or `releaseChange` gives it back.
+    func reserveChange(runID: String, cap: Int, per: Double, now: Date) throws -> ChangeReservation
+    /// Gives back one place `runID` reserved and did not use (its change was not applied).
+    func releaseChange(runID: String) throws
     /// Runs, newest first.
     func runs(limit: Int) throws -> [RunRecord]
     /// Runs of the given kinds, newest first (`runbook history --kind`).
@@ -78,9 +86,15 @@ public protocol RunDatabase: AnyObject, Sendable {
     func openGates(runID: String) throws -> [String]
     /// Runs waiting for approval now, for `/runs`.
     func runsAwaitingApproval() throws -> Set<String>
-    /// Answers every open gate of `runID` as `name`, in one transaction (`ApprovalRules`).
+    /// Answers every undecided gate of `runID` as `name`, in one transaction (`ApprovalRules`): the
+    /// answer that reaches the count, a denial, or `now` at or past the stored deadline decides a
+    /// gate, once.
     /// - Throws: `ApprovalError` when the answer is not taken, `StoreError` when the store fails.
     func answer(runID: String, approve: Bool, by name: String, via: String, now: Date) throws -> ApprovalReceipt
+    /// The gate's deadline came on its run's clock: in one transaction, decides it timed out unless
+    /// it was decided before (or its stored deadline is after `now`: nil). Returns the answers
+    /// taken, in order, and whether the deadline decided.
+    func decideDeadline(runID: String, gate: String, now: Date) throws -> GateState?
 }
 
 /// A database several processes share, where each open run has an owner renewing a lease: another

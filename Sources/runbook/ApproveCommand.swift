@@ -7,23 +7,38 @@ import RunbookStoreContract
 struct ApproveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "approve", abstract: "Approve (or deny) a run waiting at an approval gate.",
-        discussion: "The run goes on once its gate has the approvals it needs (a server or a `runbook run` waiting on the same state folder sees the answer within a second). Whoever started the run cannot answer its gate, and one person counts once.\n\nExit codes: 0 answer recorded; 1 not recorded (the run waits at no gate, you started it, or you answered already); 2 unknown run or usage.")
+        discussion: "The run goes on once its gate has the approvals it needs (a server or a `runbook run` waiting on the same state folder sees the answer within a second). The approver is the operating-system user running the command (`--as` may only name that user); whoever started the run cannot answer its gate, and one person counts once.\n\nExit codes: 0 answer recorded; 1 not recorded (the run waits at no gate, you started it, or you answered already); 2 unknown run or usage (--as naming someone else).")
 
     @Argument(help: "Run id: the whole id, a unique prefix of it or of its final hex part, or 'last'.", completion: Completions.runIDs) var runID: String
     @Flag(help: "Deny instead: the run stops, undoes what it changed and ends refused.") var deny = false
-    @Option(name: .customLong("as"), help: "Your name, recorded as the approver (default: $USER).") var approver: String?
+    @Option(name: .customLong("as"), help: "Must name you: the CLI approves as the operating-system user running it (answer as someone else through the server with their token).") var approver: String?
     @OptionGroup var state: StateOptions
 
-    /// The login name: `$USER`, else the password entry, else the uid.
+    /// The operating-system user running this process (from the password entry of the real uid;
+    /// `$USER` is not asked: anyone can set it), else `uid N`.
     static var currentUser: String {
-        if let u = ProcessInfo.processInfo.environment["USER"], !u.isEmpty { return u }
-        if let pw = getpwuid(getuid()), let name = pw.pointee.pw_name { return String(cString: name) }
+        if let pw = getpwuid(getuid()), let name = pw.pointee.pw_name, name.pointee != 0 { return String(cString: name) }
         return "uid \(getuid())"
     }
 
+    /// The approver: the OS user. `--as NAME` is accepted only when NAME is that user (names compare
+    /// trimmed and case-folded), so one person typing twice counts once.
+    static func approverName(given: String?, user: String) throws(ApprovalError) -> String {
+        guard let given else { return user }
+        guard ApprovalRules.identity(given) == ApprovalRules.identity(user) else {
+            throw ApprovalError("--as \(given): the CLI approves as the user running it (\(user)); another person answers as themselves, from their own account or with their own token (POST /runs/ID/approve)")
+        }
+        return user
+    }
+
     func run() throws {
-        guard let name = ApprovalError.approverName(approver ?? Self.currentUser) else {
-            printError("error: --as takes a name of 1 to 100 printable characters")
+        let name: String
+        do { name = try Self.approverName(given: approver, user: Self.currentUser) } catch {
+            printError("error: \(Escape.text(error.description))")
+            throw ExitCode(2)
+        }
+        guard ApprovalError.approverName(name) != nil else {
+            printError("error: the user name \(Escape.text(name)) cannot be recorded as an approver")
             throw ExitCode(2)
         }
         let store = try state.openStore()

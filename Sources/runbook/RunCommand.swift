@@ -9,7 +9,7 @@ import RunbookStoreContract
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run a runbook now, with a live timeline.",
-        discussion: "A step with an approval gate (confirm: {approvals, timeout, on_timeout}) pauses the run until others answer with `runbook approve RUN_ID [--deny] --as NAME`; you started the run, so you cannot approve it yourself.\n\nExit codes: 0 mitigated, completed, not-confirmed or would-mitigate (dry run); 1 failed or aborted (after undo); 2 invalid runbook, bad param or usage; 3 refused (a guard, a declined confirmation, a gate not approved); 4 inconclusive (a detect check could not measure); 130 interrupted.")
+        discussion: "A step with an approval gate (confirm: {approvals, timeout, on_timeout}) pauses the run until others answer with `runbook approve RUN_ID [--deny]` from their own accounts (or a server's POST /runs/ID/approve with their tokens); you started the run, so you cannot approve it yourself.\n\nExit codes: 0 mitigated, completed, not-confirmed or would-mitigate (dry run); 1 failed or aborted (after undo); 2 invalid runbook, bad param or usage; 3 refused (a guard, a declined confirmation, a gate not approved); 4 inconclusive (a detect check could not measure); 130 interrupted.")
 
     @Argument(help: "Runbook name.", completion: Completions.runbookNames) var name: String
     @Option(name: .customLong("param"), help: "A param value, K=V (repeatable).") var params: [String] = []

@@ -55,6 +55,19 @@ struct ApprovalTests {
         }
     }
 
+    /// A server on the state folder of a `runbook run`, for answers by other people (their tokens):
+    /// the CLI approves only as the user running it, who started the run.
+    static func answerDesk(_ dir: String) async throws -> (ChildServer, String) {
+        let (server, port) = try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/tokens"])
+        return (server, "http://127.0.0.1:\(port)")
+    }
+
+    static let opsToken = ["Authorization": "Bearer ops-token-1-0123456789"]
+    static let leadToken = ["Authorization": "Bearer lead-token-1-0123456789"]
+
+    /// The operating-system user running the tests: the CLI's approver.
+    static var osUser: String { getpwuid(getuid()).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "uid \(getuid())" }
+
     func flagIsOff(_ dir: String) throws -> Bool {
         try String(contentsOfFile: dir + "/flags.json", encoding: .utf8).contains(#""defaultVariant": "off""#)
     }
@@ -93,24 +106,32 @@ struct ApprovalTests {
         defer { if !ended { run.signal(SIGKILL); _ = run.wait() } }
         let asked = try await offPool { run.readLine(containing: "\"event\":\"approval.requested\"") }
         let id = try #require(jsonLines(asked ?? "").first?["run"] as? String)
-        let first = try await offPool { try runCLI(["approve", id, "--as", "alice", "--state-dir", state]) }
-        #expect(first.status == 0, "\(first.stderr)")
-        #expect(first.stdout.contains("1 of 2"), "\(first.stdout)")
-        let again = try await offPool { try runCLI(["approve", id, "--as", "alice", "--state-dir", state]) }
-        #expect(again.status == 1)
-        #expect(again.stderr.contains("already approved"), "\(again.stderr)")
+        // The user who started the run cannot approve it from the CLI, under any name.
+        let own = try await offPool { try runCLI(["approve", id, "--state-dir", state]) }
+        #expect(own.status == 1 && own.stderr.contains("cannot answer its own gate"), "\(own.stderr)")
+        let renamed = try await offPool { try runCLI(["approve", id, "--as", "alice", "--state-dir", state]) }
+        #expect(renamed.status == 2 && renamed.stderr.contains("approves as the user running it"), "\(renamed.stderr)")
+        let (desk, base) = try await Self.answerDesk(dir)
+        defer { desk.stop() }
+        let first = try http("POST", base + "/runs/\(id)/approve", headers: Self.opsToken)
+        #expect(first.status == 200 && first.body.contains(#""approvals":1,"needed":2"#), "\(first.body)")
+        let again = try http("POST", base + "/runs/\(id)/approve", headers: Self.opsToken)
+        #expect(again.status == 409)
+        #expect(again.body.contains("already approved"), "\(again.body)")
         #expect(try String(contentsOfFile: dir + "/flags.json", encoding: .utf8) == flagFileText, "one approval of two let the change through")
-        let second = try await offPool { try runCLI(["approve", "last", "--as", "bob", "--state-dir", state]) }
-        #expect(second.status == 0, "\(second.stderr)")
+        let second = try http("POST", base + "/runs/last/approve", headers: Self.leadToken)
+        #expect(second.status == 200, "\(second.body)")
         let (end, rest) = try await Self.finish(run)
         ended = true
         #expect(end.status == 0, "\(end.stderr)")
         let granted = jsonLines(rest).filter { $0["event"] as? String == "approval.granted" }.compactMap { $0["by"] as? String }
-        #expect(granted == ["alice", "bob"])
+        #expect(granted == ["ops", "lead"])
         #expect(try flagIsOff(dir))
-        let late = try await offPool { try runCLI(["approve", id, "--as", "carol", "--state-dir", state]) }
-        #expect(late.status == 1)
-        #expect(late.stderr.contains("not waiting for approval"), "\(late.stderr)")
+        let late = try http("POST", base + "/runs/\(id)/deny", headers: ["Authorization": "Bearer am-token-1-0123456789"])
+        #expect(late.status == 403)
+        let lateCLI = try await offPool { try runCLI(["approve", id, "--state-dir", state]) }
+        #expect(lateCLI.status == 1)
+        #expect(lateCLI.stderr.contains("not waiting for approval") && lateCLI.stderr.contains("approved by ops, lead"), "\(lateCLI.stderr)")
     }
 
     @Test func aDeniedGateStopsTheRunAndUndoesEarlierChanges() async throws {
@@ -134,8 +155,10 @@ struct ApprovalTests {
         // A failed expectation before the end must not leave the run waiting at its gate.
         defer { if !ended { run.signal(SIGKILL); _ = run.wait() } }
         _ = try await offPool { run.readLine(containing: "\"event\":\"approval.requested\"") }
-        let denied = try await offPool { try runCLI(["approve", "last", "--deny", "--as", "lead", "--state-dir", state]) }
-        #expect(denied.status == 0, "\(denied.stderr)")
+        let (desk, base) = try await Self.answerDesk(dir)
+        defer { desk.stop() }
+        let denied = try http("POST", base + "/runs/last/deny", headers: Self.leadToken)
+        #expect(denied.status == 200, "\(denied.body)")
         let (end, rest) = try await Self.finish(run)
         ended = true
         #expect(end.status == 3)
@@ -192,11 +215,11 @@ struct ApprovalTests {
         let deadlines = jsonLines(try String(contentsOfFile: dir + "/state/runs/\(id).jsonl", encoding: .utf8))
             .filter { $0["event"] as? String == "approval.requested" }.compactMap { $0["deadline"] as? String }
         #expect(deadlines.count == 2 && deadlines[0] == deadlines[1], "the timeout was not kept: \(deadlines)")
-        // The alert token's name started the run; it cannot approve it, from the CLI either.
-        let own = try await offPool { try runCLI(["approve", id, "--as", "am", "--state-dir", dir + "/state"]) }
-        #expect(own.status == 1)
-        #expect(own.stderr.contains("cannot answer its own gate"), "\(own.stderr)")
-        let ok = try await offPool { try runCLI(["approve", id, "--as", "alice", "--state-dir", dir + "/state"]) }
+        // The CLI answers as the user running it, never as the alert token's name (or anyone else's).
+        let posing = try await offPool { try runCLI(["approve", id, "--as", "am", "--state-dir", dir + "/state"]) }
+        #expect(posing.status == 2)
+        #expect(posing.stderr.contains("approves as the user running it"), "\(posing.stderr)")
+        let ok = try await offPool { try runCLI(["approve", id, "--as", " \(Self.osUser.uppercased()) ", "--state-dir", dir + "/state"]) }
         #expect(ok.status == 0, "\(ok.stderr)")
         let done = await waitUntil(20) { ((try? http("GET", base + "/runs/\(id)", headers: ops).body) ?? "").contains(#""outcome":"mitigated""#) }
         #expect(done)
@@ -206,7 +229,7 @@ struct ApprovalTests {
         #expect(jsonLines(timeline).filter { $0["event"] as? String == "step.started" && $0["step"] as? String == "look" }.count == 1)
         // The postmortem tells who approved, and the restart.
         let pm = try await offPool { try runCLI(["postmortem", id, "--state-dir", dir + "/state"]) }
-        #expect(pm.stdout.contains("Approved by alice") && pm.stdout.contains("Run resumed"), "\(pm.stdout)")
+        #expect(pm.stdout.contains("Approved by \(Self.osUser)") && pm.stdout.contains("Run resumed"), "\(pm.stdout)")
     }
 
     @Test func aGracefulShutdownLeavesAPausedRunForTheNextServer() async throws {

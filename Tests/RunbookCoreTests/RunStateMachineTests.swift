@@ -612,6 +612,30 @@ extension RunStateMachineTests {
         #expect(h.gatesOpened.first?.changes.first?.contains("flag g") == true, "\(h.gatesOpened.first?.changes ?? [])")
         #expect(h.attempts.map(\.step) == ["first", "second"])
     }
+
+    @Test func aPlaceReservedForAChangeThatWasNotAppliedIsGivenBackAndAPlaceUsedIsKept() throws {
+        var h = try Harness(Self.breakerRunbook)
+        var o = RunStateMachine.Options(runID: "r-test", params: ["service": .string("shop")])
+        o.random = { 0.5 }
+        let reserved = LockedCount()
+        o.breakerBeforeChange = { _ in reserved.add(); return nil }
+        h.machine = RunStateMachine(runbook: try load(Self.breakerRunbook), options: o)
+        let outcome = h.run { step, _ in step == "first" ? StepResult(.passed, change: Self.flagChange) : StepResult(.failed, "exit 1") }
+        #expect(outcome == .failed)
+        #expect(reserved.value == 2, "each change step reserves its place before it starts")
+        // `second` failed: its place is given back; `first` applied its change, which keeps its place
+        // even though the failed run undid it (it happened).
+        #expect(h.machine.takeBreakerReleases() == 1)
+        #expect(h.machine.takeBreakerReleases() == 0, "a place is given back once")
+    }
+}
+
+/// A count kept from any thread.
+final class LockedCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.withLock { n += 1 } }
+    var value: Int { lock.withLock { n } }
 }
 
 /// A flag set from any thread.

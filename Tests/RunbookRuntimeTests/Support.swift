@@ -79,6 +79,11 @@ final class TimelineRefusingStore: RunDatabase, @unchecked Sendable {
     func finish(runID: String, outcome: RunOutcome, durationMs: Int) throws { try base.finish(runID: runID, outcome: outcome, durationMs: durationMs) }
     func recordChange(runID: String, at: Date) throws { try base.recordChange(runID: runID, at: at) }
     func changesApplied(since: Date) throws -> Int { try base.changesApplied(since: since) }
+    func reserveChange(runID: String, cap: Int, per: Double, now: Date) throws -> ChangeReservation {
+        try base.reserveChange(runID: runID, cap: cap, per: per, now: now)
+    }
+    func releaseChange(runID: String) throws { try base.releaseChange(runID: runID) }
+    func decideDeadline(runID: String, gate: String, now: Date) throws -> GateState? { try base.decideDeadline(runID: runID, gate: gate, now: now) }
     func runs(limit: Int) throws -> [RunRecord] { try base.runs(limit: limit) }
     func runs(limit: Int, kinds: Set<RunKind>) throws -> [RunRecord] { try base.runs(limit: limit, kinds: kinds) }
     func run(_ id: String) throws -> RunRecord? { try base.run(id) }
