@@ -48,7 +48,7 @@ struct EngineTrustTests {
 
     /// The stress case: 400 parallel `command` steps, 20 times over. Before the engine owned its
     /// child descriptors on its own epoll thread, 64 parallel commands crashed 8 runs in 100.
-    @Test(.timeLimit(.minutes(5)))
+    @Test(.timeLimit(.minutes(10)))
     func fourHundredParallelCommandsTwentyTimesNeverCrash() async throws {
         let box = try Sandbox("many", Self.parallelCommands(400))
         defer { box.remove() }

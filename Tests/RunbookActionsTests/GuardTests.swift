@@ -57,7 +57,7 @@ struct GuardTests {
         #expect(third.stderr.contains("max_runs 2 per 1h00m reached"), "\(third.stderr)")
     }
 
-    @Test(.timeLimit(.minutes(2))) func aLockIsNeverOverriddenAcrossProcesses() async throws {
+    @Test(.timeLimit(.minutes(5))) func aLockIsNeverOverriddenAcrossProcesses() async throws {
         // The first run holds the lock until it is interrupted: no timing assumption about a loaded machine.
         let dir = try sandbox(guards: "{ lock: \"{{ params.svc }}\" }", command: "[\"sleep\", \"{{ params.secs }}\"]")
         defer { try? FileManager.default.removeItem(atPath: dir) }

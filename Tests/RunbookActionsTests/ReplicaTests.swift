@@ -34,7 +34,7 @@ enum TestPostgres {
 /// Replicas of `runbook serve` on one PostgreSQL (SPEC §6.8): one run per alert across replicas,
 /// takeover of a dead owner's run, guards shared with the CLI, a database restart, migrations.
 /// Serialized: one test restarts the cluster the others use.
-@Suite(.serialized, .timeLimit(.minutes(5)), .enabled(if: TestPostgres.available, "needs RUNBOOK_TEST_DATABASE_URL (scripts/test.sh starts a cluster)"))
+@Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: TestPostgres.available, "needs RUNBOOK_TEST_DATABASE_URL (scripts/test.sh starts a cluster)"))
 struct ReplicaTests {
     static func folder(_ yaml: String) throws -> String {
         try runbookSandbox(yaml, name: "rep", tokens: "am:alerts:am-token-1-0123456789\nops:operator:ops-token-1-0123456789\n")

@@ -172,15 +172,18 @@ struct ServeTests {
         #expect(second.body.contains("\"guard\":\"max_runs\""), "\(second.body)")
         s.child.stop()
 
+        // The first run holds the lock until the test lets it go (no sleep that a slow POST could outlast).
+        let lockDir = temporaryFolder()
         let locked = ServeTests.runbook
             .replacingOccurrences(of: "guards: { auto: true }", with: "guards: { auto: true, lock: \"{{ params.instance }}\" }")
-            .replacingOccurrences(of: "[\"sleep\", \"1\"]", with: "[\"sleep\", \"3\"]")
-        let t = try await start(locked)
+            .replacingOccurrences(of: "    check: { command: [\"sleep\", \"1\"] }", with: "    timeout: 10m\n    check: { command: [\"sh\", \"-c\", \"while [ ! -e \\\"$0\\\" ]; do sleep 0.05; done\", \"\(lockDir)/release\"] }")
+        let t = try await start(locked, dir: lockDir)
         defer { t.child.stop(); try? FileManager.default.removeItem(atPath: t.dir) }
         #expect(try post(t, payload(labels: ["instance": "same:1"], fingerprint: "l1")).body.contains("started"))
         let held = try post(t, payload(labels: ["instance": "same:1", "job": "other"], fingerprint: "l2"))
         #expect(held.body.contains("\"guard\":\"lock\""), "\(held.body)")
-        let free = await waitUntil(15) { ((try? self.runs(t))?.contains { $0["outcome"] as? String == "completed" }) ?? false }
+        _ = FileManager.default.createFile(atPath: lockDir + "/release", contents: Data())
+        let free = await waitUntil(60) { ((try? self.runs(t))?.contains { $0["outcome"] as? String == "completed" }) ?? false }
         #expect(free)
         #expect(try post(t, payload(labels: ["instance": "same:1", "job": "third"], fingerprint: "l3")).body.contains("started"))
     }

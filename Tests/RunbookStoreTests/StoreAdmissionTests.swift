@@ -6,7 +6,7 @@ import Testing
 
 /// Admission, the same on both stores: races, lock, cooldown, max_runs, max_active, the breaker,
 /// dedupe and counted refusals, for one request and for a payload at once.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(5)))
 struct StoreAdmissionTests {
     @Test(arguments: StoreKind.available)
     func twentyConcurrentCallersOnOneLockKeyAdmitExactlyOne(_ kind: StoreKind) async throws {

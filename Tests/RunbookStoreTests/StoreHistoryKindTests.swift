@@ -4,7 +4,7 @@ import RunbookStoreContract
 import Testing
 
 /// `runbook history` shows live runs unless asked for drills or dry runs: the same on both stores.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(5)))
 struct StoreHistoryKindTests {
     @Test(arguments: StoreKind.available)
     func historyPicksRunsByKindNewestFirst(_ kind: StoreKind) async throws {

@@ -4,7 +4,7 @@ import RunbookStoreContract
 import Testing
 
 /// Owners, paused runs, approvals and history, the same on both stores.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(5)))
 struct StoreOwnershipTests {
     /// scripts/test.sh starts a cluster: there the suite must run against PostgreSQL too, not skip it.
     @Test(.enabled(if: ProcessInfo.processInfo.environment["RUNBOOK_TEST_PG_DIR"] != nil))
