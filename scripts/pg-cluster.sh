@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for tests and benchmarks (see ECOSYSTEM.md, "PostgreSQL").
 #   scripts/pg-cluster.sh start DIR   -> prints postgres://runbook@127.0.0.1:PORT/rb
-#   scripts/pg-cluster.sh stop DIR
+#                                        (a cluster DIR already holds, stopped: started again on its port)
+#   scripts/pg-cluster.sh stop DIR       (the data and the port are kept: `start DIR` brings it back)
 #   scripts/pg-cluster.sh restart DIR (same port; for tests of replicas riding out a restart)
 # Needs Debian's postgresql (15) and root (initdb runs as the postgres user).
 set -euo pipefail
@@ -11,6 +12,12 @@ bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 case "$cmd" in
 start)
+  if [ -d "$dir/data" ] && [ -f "$dir/port" ]; then
+    port=$(cat "$dir/port")
+    as_pg "$bin/pg_ctl" -D "$dir/data" -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" -l "$dir/log" -w start >/dev/null
+    echo "postgres://runbook@127.0.0.1:$port/rb"
+    exit 0
+  fi
   mkdir -p "$dir"; [ "$(id -u)" = 0 ] && chown postgres "$dir"
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   as_pg "$bin/initdb" -D "$dir/data" -A trust -U runbook >"$dir/initdb.log" 2>&1

@@ -39,6 +39,13 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
     static let queryTimeout = 15.0
     /// Latency of the last queries, for /metrics.
     private var latencies: [Double] = []
+    /// What the health probe last found (`startMonitoring`).
+    public let reachability = StoreReachability()
+    /// Where the probe connects.
+    let target: (host: String, port: Int, user: String, password: String?, database: String)
+    /// The probe, once started (guarded by `lock`).
+    var monitoring = false
+    var probe: Task<Void, Never>?
 
     /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`) and runs the migrations under
     /// an advisory lock.
@@ -49,6 +56,7 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
             throw PostgresStoreError("database URL \(Self.redacted(url)): expected postgres://USER[:PASSWORD]@HOST[:PORT]/DB")
         }
         let db = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
+        target = (host, c.port ?? 5432, user, c.password, db.isEmpty ? user : db)
         var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user, password: c.password,
                                                   database: db.isEmpty ? user : db, tls: .disable)
         config.options.maximumConnections = 8
@@ -76,6 +84,7 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
 
     deinit {
         renewal?.cancel()
+        probe?.cancel()
         runTask.cancel()
     }
 
@@ -95,19 +104,34 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
 
     // MARK: Blocking bridge
 
-    /// Runs `body` on the client and waits for it (at most `queryTimeout`).
+    /// Runs `body` on the client and waits for it (at most `queryTimeout`). A call that gives up
+    /// cancels `body`, so a query still waiting for a connection never runs later. Inside
+    /// `StoreReachability.failingFast` it fails at once while the probe finds the store unreachable,
+    /// and gives up as soon as the probe finds it gone.
     func sync<T: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> T) throws -> T {
         StoreThreads.assertNotInTask("PostgreSQL query on \(location)")
+        if let why = unreachableForFailFast() { throw StoreUnreachableError(location: location, reason: why) }
         let box = ResultBox<T>()
         let done = DispatchSemaphore(value: 0)
         let client = self.client
         let started = Date()
-        Task(executorPreference: StoreThreads.executor) {
+        let task = Task(executorPreference: StoreThreads.executor) {
             do { box.set(.success(try await body(client))) } catch { box.set(.failure(error)) }
             done.signal()
         }
-        guard done.wait(timeout: .now() + Self.queryTimeout) == .success, let result = box.get() else {
-            throw PostgresStoreError("\(location): no answer within \(Int(Self.queryTimeout)) s (is PostgreSQL up and reachable from this machine?)")
+        let slice = StoreReachability.failsFast ? 0.1 : Self.queryTimeout
+        while done.wait(timeout: .now() + slice) != .success {
+            if let why = unreachableForFailFast() {
+                task.cancel()
+                throw StoreUnreachableError(location: location, reason: why)
+            }
+            if Date().timeIntervalSince(started) >= Self.queryTimeout {
+                task.cancel()
+                throw PostgresStoreError("\(location): no answer within \(Int(Self.queryTimeout)) s (is PostgreSQL up and reachable from this machine?)")
+            }
+        }
+        guard let result = box.get() else {
+            throw PostgresStoreError("\(location): the query ended without an answer")
         }
         record(latency: Date().timeIntervalSince(started))
         switch result {

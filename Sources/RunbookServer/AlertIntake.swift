@@ -38,7 +38,10 @@ public struct AlertIntake: Sendable {
         for alert in payload.alerts {
             let fingerprint = alert.fingerprint ?? Self.fingerprint(alert.labels)
             if !alert.isFiring {
-                let ids = (try? store.resolve(fingerprint: fingerprint, at: now)) ?? []
+                let ids: [String]
+                do { ids = try store.resolve(fingerprint: fingerprint, at: now) } catch {
+                    return (Self.error(503, "could not record the resolved alert, send again: \(error)"), "alertmanager payload: resolved alert not recorded: \(error)")
+                }
                 // Refused runs have no timeline of their own (their row tells it).
                 for id in ids where (try? store.run(id))?.outcome != RunOutcome.refused.rawValue {
                     var e = TimelineEvent(time: now, run: id, event: "alert.resolved")
@@ -153,14 +156,19 @@ public struct AlertIntake: Sendable {
 
     /// `GET /runs`: newest first.
     public func runs() -> (Int, String) {
-        let all = (try? store.runs(limit: 500)) ?? []
-        let awaiting = (try? store.runsAwaitingApproval()) ?? []
+        let all: [RunRecord], awaiting: Set<String>
+        do {
+            all = try store.runs(limit: 500)
+            awaiting = try store.runsAwaitingApproval()
+        } catch { return Self.readFailed(error) }
         return (200, APIJSON.text(all.map { RunSummary($0, awaiting: awaiting.contains($0.id)) }))
     }
 
     /// `GET /runs/ID`: the run, the gates it waits at, and its timeline.
     public func run(id: String) -> (Int, String) {
-        guard let r = try? store.run(id) else { return Self.error(404, "no run '\(id)'") }
+        let found: RunRecord?
+        do { found = try store.run(id) } catch { return Self.readFailed(error) }
+        guard let r = found else { return Self.error(404, "no run '\(id)'") }
         let events = store.timeline(id)
         let gates = r.outcome == nil ? ((try? store.openGates(runID: id)) ?? []) : []
         // The timeline's lines exactly as the run's record holds them.

@@ -26,10 +26,19 @@ public enum AlertServer {
         public var metricsPublic = false
         /// A connection must deliver its request head within this many seconds.
         public var headTimeout: Double = 10
+        /// A connection that has not yet sent a request with a known token must deliver its head
+        /// within this many seconds (the shorter of this and `headTimeout`).
+        public var unauthenticatedHeadTimeout: Double = 2
         /// A connection idle this long is closed.
         public var idleTimeout: Double = 60
-        /// Connections accepted at once; more wait in the listen backlog.
-        public var maxConnections = 512
+        /// Connections held at once (at most half the descriptor limit). When full, the oldest
+        /// connection that has not authenticated is closed to make room; when every one has, more
+        /// wait in the listen backlog. Holding is cheap; closing makes a hostile client reopen at
+        /// once and fill the listen backlog that alerts wait in, so the default is high.
+        public var maxConnections = 4096
+        /// Connections from one address that have not authenticated (nil: half of `maxConnections`);
+        /// beyond it the address's oldest such connection is closed. Authenticated ones do not count.
+        public var maxConnectionsPerAddress: Int?
         /// Largest request body accepted (413 beyond).
         public var maxBody = AlertServer.maxBody
         /// On SIGTERM, running steps may finish for this long; then the runs are interrupted.
@@ -67,9 +76,17 @@ public enum AlertServer {
             }
             return .success(t)
         }
-        /// Blocking work on `pool`, never on the cooperative pool; 503 once the pool stopped.
-        @Sendable func offload(_ pool: NIOThreadPool, _ work: @escaping @Sendable () -> (Int, String)) async -> (Int, String) {
-            do { return try await pool.runIfActive(work) } catch {
+        /// Blocking work on `pool`, never on the cooperative pool; 503 once the pool stopped. Work
+        /// that `needsStore` gets 503 at once while the store is known unreachable; its store calls
+        /// fail fast (`StoreReachability.failingFast`), so nobody waits out a database outage.
+        @Sendable func offload(_ pool: NIOThreadPool, needsStore: Bool = true, _ work: @escaping @Sendable () -> (Int, String)) async -> (Int, String) {
+            if needsStore, let down = intake.storeUnavailable() { return down }
+            do {
+                return try await pool.runIfActive {
+                    if needsStore, let down = intake.storeUnavailable() { return down }
+                    return StoreReachability.failingFast(work)
+                }
+            } catch {
                 return AlertIntake.error(503, "the server is shutting down: send again")
             }
         }
@@ -90,9 +107,10 @@ public enum AlertServer {
             let data = Data(body.readableBytesView)
             return answer(await offload(pool) { handle(data, who) })
         }
-        @Sendable func read(_ request: Request, _ body: @escaping @Sendable () -> (Int, String), type: String = "application/json") async -> Response {
+        @Sendable func read(_ request: Request, needsStore: Bool = true, _ body: @escaping @Sendable () -> (Int, String),
+                            type: String = "application/json") async -> Response {
             if case .failure(let r) = caller(request, .read) { return answer(r.answer) }
-            return answer(await offload(threads.store, body), type: type)
+            return answer(await offload(threads.store, needsStore: needsStore, body), type: type)
         }
         router.post("/hooks/alertmanager") { request, _ in
             await hook(request, .postAlerts, on: threads.intake) { data, who in
@@ -119,20 +137,27 @@ public enum AlertServer {
             let id = context.parameters.get("id") ?? ""
             return await read(request) { intake.run(id: id) }
         }
-        router.get("/healthz") { _, _ in answer((200, "{\"status\":\"ok\",\"active_runs\":\(intake.launcher.activeCount)}")) }
+        router.get("/healthz") { _, _ in answer(intake.health()) }
+        router.get("/readyz") { _, _ in answer(intake.readiness()) }
         router.get("/metrics") { request, _ in
             if options.metricsPublic {
-                return answer(await offload(threads.store) { (200, intake.launcher.metricsText()) }, type: "text/plain; version=0.0.4")
+                return answer(await offload(threads.store, needsStore: false) { (200, intake.launcher.metricsText()) }, type: "text/plain; version=0.0.4")
             }
-            return await read(request, { (200, intake.launcher.metricsText()) }, type: "text/plain; version=0.0.4")
+            return await read(request, needsStore: false, { (200, intake.launcher.metricsText()) }, type: "text/plain; version=0.0.4")
         }
 
+        // The store's health probe: webhooks and reads answer 503 at once while it finds the store gone.
+        (intake.store as? any ReachabilityMonitored)?.startMonitoring()
+        let capacity = min(options.maxConnections, max(64, ConnectionGate.descriptorLimit() / 2))
+        let gate = ConnectionGate(capacity: capacity, unauthenticatedPerAddress: options.maxConnectionsPerAddress ?? max(1, capacity / 2))
         let configuration = ApplicationConfiguration(
             address: .hostname(options.host, port: options.port), serverName: "runbook",
-            availableConnectionsDelegate: MaximumAvailableConnections(options.maxConnections))
+            availableConnectionsDelegate: ConnectionGate.Availability(gate: gate))
         var app = Application(
             router: router,
-            server: .guardedHTTP1(headTimeout: options.headTimeout, idleTimeout: options.idleTimeout),
+            server: .guardedHTTP1(headTimeout: options.headTimeout, unauthenticatedHeadTimeout: options.unauthenticatedHeadTimeout,
+                                  idleTimeout: options.idleTimeout,
+                                  admission: ConnectionAdmission(gate: gate, tokens: options.tokens)),
             configuration: configuration,
             onServerRunning: { channel in
                 // The bound address, port 0 resolved: scripts and tests read this line.

@@ -5,9 +5,10 @@ import Logging
 import NIOCore
 
 /// Closes a connection that does not deliver a complete request head (up to the blank line) within
-/// `limit` of being accepted, or of the first byte of its next request. A client that sends a byte
-/// every few seconds (slowloris) no longer holds a connection for minutes; idle keep-alive
-/// connections are left to the server's idle timeout.
+/// `limit` of being accepted, or of the first byte of its next request; until a head on it carried
+/// a known token (`admission`), within the shorter `unauthenticatedLimit`. A client that sends a
+/// byte every few seconds (slowloris) no longer holds a connection for minutes; idle keep-alive
+/// connections are left to the server's idle timeout (and, unauthenticated, to `ConnectionGate`).
 ///
 /// It reads the raw bytes before the HTTP decoder and follows request boundaries through
 /// `Content-Length`; a chunked request body stops the tracking for that connection (the idle
@@ -26,11 +27,19 @@ final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     let limit: TimeAmount
+    let unauthenticatedLimit: TimeAmount
+    let admission: ConnectionAdmission?
     // Touched only on the channel's event loop.
     var state: State = .head([])
     var timer: Scheduled<Void>?
+    /// A head on this connection carried a known token.
+    var authenticated = false
 
-    init(limit: TimeAmount) { self.limit = limit }
+    init(limit: TimeAmount, unauthenticatedLimit: TimeAmount? = nil, admission: ConnectionAdmission? = nil) {
+        self.limit = limit
+        self.unauthenticatedLimit = min(limit, unauthenticatedLimit ?? limit)
+        self.admission = admission
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { arm(context) }
@@ -51,7 +60,7 @@ final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler 
     func arm(_ context: ChannelHandlerContext) {
         guard timer == nil else { return }
         let channel = context.channel
-        timer = context.eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
+        timer = context.eventLoop.scheduleTask(in: authenticated ? limit : unauthenticatedLimit) { channel.close(promise: nil) }
     }
 
     func disarm() {
@@ -78,7 +87,12 @@ final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler 
                     let consumed = end - start
                     bytes = bytes.dropFirst(consumed)
                     disarm()
-                    let text = String(decoding: head[..<end], as: UTF8.self).lowercased()
+                    let original = String(decoding: head[..<end], as: UTF8.self)
+                    if !authenticated, let admission, admission.authenticates(head: original) {
+                        authenticated = true
+                        admission.gate.authenticated(context.channel)
+                    }
+                    let text = original.lowercased()
                     if text.contains("transfer-encoding:") {
                         state = .untracked
                     } else {
@@ -120,16 +134,24 @@ final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler 
     }
 }
 
-/// HTTP/1 with a request-head deadline in front of Hummingbird's own channel.
+/// HTTP/1 with a request-head deadline in front of Hummingbird's own channel; each connection is
+/// held by the `ConnectionGate`, which may close it to make room while it has not authenticated.
 struct DeadlineHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
     let inner: HTTP1Channel
     let headTimeout: TimeAmount
+    let unauthenticatedHeadTimeout: TimeAmount
+    let admission: ConnectionAdmission?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let limit = headTimeout
+        let (limit, short, admission) = (headTimeout, unauthenticatedHeadTimeout, self.admission)
+        if let gate = admission?.gate {
+            let evicted = gate.opened(channel, address: channel.remoteAddress?.ipAddress ?? "?")
+            channel.closeFuture.whenComplete { _ in gate.closed(channel) }
+            for c in evicted { c.close(promise: nil) }
+        }
         return channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(RequestHeadDeadline(limit: limit))
+            try channel.pipeline.syncOperations.addHandler(RequestHeadDeadline(limit: limit, unauthenticatedLimit: short, admission: admission))
         }.flatMap { inner.setup(channel: channel, logger: logger) }
     }
 
@@ -139,12 +161,16 @@ struct DeadlineHTTP1Channel: ServerChildChannel {
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1 with a head deadline and an idle timeout.
-    static func guardedHTTP1(headTimeout: Double, idleTimeout: Double) -> HTTPServerBuilder {
+    /// HTTP/1 with head deadlines (a shorter one until a connection authenticated), an idle
+    /// timeout and, with `admission`, the connection gate.
+    static func guardedHTTP1(headTimeout: Double, unauthenticatedHeadTimeout: Double, idleTimeout: Double,
+                             admission: ConnectionAdmission?) -> HTTPServerBuilder {
         .init { responder in
             DeadlineHTTP1Channel(
                 inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: .milliseconds(Int64(idleTimeout * 1000)))),
-                headTimeout: .milliseconds(Int64(headTimeout * 1000)))
+                headTimeout: .milliseconds(Int64(headTimeout * 1000)),
+                unauthenticatedHeadTimeout: .milliseconds(Int64(unauthenticatedHeadTimeout * 1000)),
+                admission: admission)
         }
     }
 }

@@ -23,7 +23,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Serve /metrics without a token.") var metricsPublic = false
     @Option(help: "Seconds a connection has to send its request head.") var headTimeout: Double = 10
     @Option(help: "Seconds an idle connection is kept.") var idleTimeout: Double = 60
-    @Option(help: "Connections served at once.") var maxConnections = 512
+    @Option(help: "Seconds a connection that has not yet sent a known token has to send its request head.") var unauthenticatedHeadTimeout: Double = 2
+    @Option(help: "Connections held at once (at most half the descriptor limit); when full, the oldest one without a known token is closed to make room.") var maxConnections = 4096
+    @Option(help: "Connections without a known token held from one address (default: half of --max-connections); beyond it the oldest is closed.") var maxConnectionsPerAddress: Int?
     @Option(help: "Largest request body accepted, in bytes (413 beyond); raise it for Alertmanager payloads of many thousand alerts.") var maxBody = AlertServer.maxBody
     @Option(help: "Seconds running steps may finish after SIGTERM before their runs are interrupted.") var shutdownGrace: Double = 10
     @Option(help: "Change breaker: no new run while N changes were applied across all runbooks within the window, e.g. 10/1h.") var maxChanges: String?
@@ -80,8 +82,9 @@ struct ServeCommand: AsyncParsableCommand {
             printError("error: runbook serve needs --token-file FILE (one token a line, or NAME:ROLE:TOKEN): without it anyone who can reach the port could run runbooks; --no-auth runs without tokens on a loopback address")
             throw ExitCode(2)
         }
-        guard headTimeout > 0, idleTimeout > 0, maxConnections > 0, maxBody > 0, shutdownGrace >= 0 else {
-            printError("error: --head-timeout, --idle-timeout, --max-connections and --max-body must be positive, --shutdown-grace not negative")
+        guard headTimeout > 0, unauthenticatedHeadTimeout > 0, idleTimeout > 0, maxConnections > 0, (maxConnectionsPerAddress ?? 1) > 0,
+              maxBody > 0, shutdownGrace >= 0 else {
+            printError("error: --head-timeout, --unauthenticated-head-timeout, --idle-timeout, --max-connections, --max-connections-per-address and --max-body must be positive, --shutdown-grace not negative")
             throw ExitCode(2)
         }
         let (runbooks, errors): ([Runbook], [LoadError])
@@ -136,6 +139,8 @@ struct ServeCommand: AsyncParsableCommand {
         serverOptions.headTimeout = headTimeout
         serverOptions.idleTimeout = idleTimeout
         serverOptions.maxConnections = maxConnections
+        serverOptions.unauthenticatedHeadTimeout = unauthenticatedHeadTimeout
+        serverOptions.maxConnectionsPerAddress = maxConnectionsPerAddress
         serverOptions.maxBody = maxBody
         serverOptions.shutdownGrace = shutdownGrace
         // With PostgreSQL, runs whose owner died are taken over (the first claim comes within 2 s).
