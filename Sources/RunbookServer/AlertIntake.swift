@@ -195,7 +195,7 @@ public struct AlertIntake: Sendable {
             }
         }
         let runID: String
-        do { runID = try store.resolveRunID(id) } catch { return Self.error(404, "\(error)") }
+        do { runID = try store.resolveRunID(id) } catch let e as RunIDError { return Self.error(404, "\(e)") } catch { return storeUnavailable() ?? Self.readFailed(error) }
         do {
             let receipt = try store.answer(runID: runID, approve: approve, by: name, via: "http", now: Date())
             let gates = receipt.gates.map { "{\"gate\":\(JSONText.string($0.gate)),\"approvals\":\($0.approvals),\"needed\":\($0.needed)}" }
@@ -204,8 +204,11 @@ public struct AlertIntake: Sendable {
             return (200, "{\"run\":\(JSONText.string(runID)),\"by\":\(JSONText.string(name)),\"status\":\"\(status)\",\"gates\":[\(gates.joined(separator: ","))]}")
         } catch let e as ApprovalError {
             return Self.error(409, e.description)
+        } catch let e as StoreUnreachableError {
+            return Self.unavailable(e)
         } catch {
-            return Self.error(500, "\(error)")
+            // The answer was not taken: the approver should send it again, as after any store failure.
+            return storeUnavailable() ?? Self.readFailed(error)
         }
     }
 }
