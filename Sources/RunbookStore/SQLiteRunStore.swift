@@ -108,6 +108,7 @@ public final class SQLiteRunStore: RunDatabase, Sendable {
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_unresolved_fingerprint ON runs(fingerprint) WHERE resolved_at IS NULL")
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_open_lock ON runs(lock_key) WHERE outcome IS NULL")
         }
+        registerFencingMigration(&migrator)
         try migrator.migrate(pool)
     }
 
