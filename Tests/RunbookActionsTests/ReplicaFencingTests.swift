@@ -56,7 +56,7 @@ struct ReplicaFencingTests {
     }
 
     /// Each command appends `WHAT PID-OF-ITS-ENGINE` to the run's own file, so the file tells what
-    /// really happened to the world, and which replica did it.
+    /// really happened to the world, and which replica did it; the long command adds its own pid.
     static let outage = """
         runbook: out
         triggers:
@@ -76,8 +76,8 @@ struct ReplicaFencingTests {
           - id: long
             phase: mitigate
             needs: [first]
-            command: ["sh", "-c", "echo \\"long $PPID\\" >> \\"$1\\"; sleep 15; echo \\"long-end $PPID\\" >> \\"$1\\"", "sh", "DIR/changes/{{ params.svc }}"]
-            timeout: 2m
+            command: ["sh", "-c", "echo \\"long $PPID $$\\" >> \\"$1\\"; exec sleep 3600", "sh", "DIR/changes/{{ params.svc }}"]
+            timeout: 2h
           - id: fine
             phase: verify
             check: { command: ["true"] }
@@ -129,16 +129,24 @@ struct ReplicaFencingTests {
             let recordedApplied = events.filter { $0["event"] as? String == "change.applied" && $0["step"] as? String == "first" }.count
             let recordedUndone = events.filter { $0["event"] as? String == "undo.finished" && $0["step"] as? String == "first" }.count
             #expect(applied == recordedApplied && undone == recordedUndone, "run \(id): file \(lines), timeline \(events.map { $0["event"] ?? "" })")
-            // A command that ran to its end is on record as passed; none did after its owner lost the run.
-            let longEnded = lines.contains { $0.hasPrefix("long-end ") }
-            let longPassed = events.contains { $0["event"] as? String == "step.finished" && $0["step"] as? String == "long" && $0["status"] as? String == "passed" }
-            #expect(longEnded == longPassed, "run \(id): long ran to its end \(longEnded), recorded passed \(longPassed): \(lines)")
+            // The long command was running when its owner lost the database: it was killed, never left running.
+            let longPIDs = lines.filter { $0.hasPrefix("long ") }.compactMap { $0.split(separator: " ").last.flatMap { Int32($0) } }
+            #expect(longPIDs.count == 1, "run \(id): \(lines)")
+            for pid in longPIDs {
+                let died = try await offPool { EngineDeathTests.waitForExit(pid) }
+                if !died { kill(pid, SIGKILL) }
+                #expect(died, "run \(id): its long command outlived the owner that lost it")
+            }
             // One owner at a time: once a replica acted after another, the first never acts again.
             var owners: [String] = []
-            for l in lines { if let pid = l.split(separator: " ").last.map(String.init), owners.last != pid { owners.append(pid) } }
+            for l in lines {
+                let fields = l.split(separator: " ").map(String.init)
+                if fields.count > 1, owners.last != fields[1] { owners.append(fields[1]) }
+            }
             #expect(Set(owners).count == owners.count, "run \(id): two owners interleaved: \(lines)")
         }
-        #expect(takenOver > 0, "the outage took no run over: the test proved nothing")
+        // Every owner lost the database for longer than it may hold a lease: each run was given up and taken over.
+        #expect(takenOver == 20, "taken over: \(takenOver) of 20 (\(ids))")
     }
 
     static let killed = """
