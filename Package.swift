@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "RunbookActions",
             dependencies: [
-                "RunbookCore", "CRunbookSys",
+                "RunbookCore", "CRunbookSys", "RunbookStoreContract",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

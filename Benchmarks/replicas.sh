@@ -27,7 +27,7 @@ guards: { auto: true }
 steps:
   - id: first
     phase: diagnose
-    wait: 0s
+    wait: 10ms
   - id: hold
     phase: diagnose
     needs: [first]

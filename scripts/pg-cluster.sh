@@ -4,9 +4,10 @@
 #                                        (a cluster DIR already holds, stopped: started again on its port)
 #   scripts/pg-cluster.sh stop DIR       (the data and the port are kept: `start DIR` brings it back)
 #   scripts/pg-cluster.sh restart DIR (same port; for tests of replicas riding out a restart)
+#   scripts/pg-cluster.sh down DIR / up DIR (an outage: stopped fast, later started on the same port)
 # Needs Debian's postgresql (15) and root (initdb runs as the postgres user).
 set -euo pipefail
-cmd=${1:?start|stop|restart}; dir=${2:?cluster folder}
+cmd=${1:?start|stop|restart|down|up}; dir=${2:?cluster folder}
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$bin/initdb" ] || { echo "pg-cluster: PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 2; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -29,10 +30,12 @@ start)
 stop)
   [ -d "$dir/data" ] && as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
   ;;
-restart)
+restart|down|up)
   port=$(cat "$dir/port")
-  as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
-  as_pg "$bin/pg_ctl" -D "$dir/data" -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" -l "$dir/log" -w start >/dev/null
+  if [ "$cmd" != up ]; then as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null; fi
+  if [ "$cmd" != down ]; then
+    as_pg "$bin/pg_ctl" -D "$dir/data" -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" -l "$dir/log" -w start >/dev/null
+  fi
   ;;
-*) echo "usage: $0 start|stop|restart DIR" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|restart|down|up DIR" >&2; exit 2 ;;
 esac

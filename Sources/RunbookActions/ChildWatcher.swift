@@ -2,6 +2,7 @@ import CRunbookSys
 import Dispatch
 import Foundation
 import RunbookCore
+import RunbookStoreContract
 
 #if canImport(Glibc)
 import Glibc
@@ -471,37 +472,6 @@ extension ChildWatcher {
 enum ProcessTree {
     /// Sends `sig` to every process (not this one) whose environment holds `RUNBOOK_STEP_COOKIE=cookie`.
     static func signalMarked(cookie: String, _ sig: Int32) {
-        let needle = Array("\(ChildWatcher.cookieVariable)=\(cookie)\u{0}".utf8)
-        guard let dir = opendir("/proc") else { return }
-        defer { closedir(dir) }
-        let me = getpid()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
-            guard let pid = Int32(name), pid != me, pid > 1 else { continue }
-            let fd = open("/proc/\(pid)/environ", O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            var data: [UInt8] = []
-            while data.count < 1 << 20 {
-                let n = read(fd, &buffer, buffer.count)
-                if n <= 0 { break }
-                data.append(contentsOf: buffer[0..<n])
-            }
-            close(fd)
-            // Every entry ends with NUL; look for the whole entry at the start or after a NUL.
-            let entryBytes = [0] + data
-            if contains(entryBytes, [0] + needle) { kill(pid, sig) }
-        }
-    }
-
-    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard needle.count <= hay.count else { return false }
-        let first = needle[0]
-        var i = 0
-        while i <= hay.count - needle.count {
-            if hay[i] == first, hay[i..<(i + needle.count)].elementsEqual(needle) { return true }
-            i += 1
-        }
-        return false
+        ProcessScan.forEachProcess(withEnvironmentEntry: "\(ChildWatcher.cookieVariable)=\(cookie)") { kill($0, sig) }
     }
 }

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import RunbookCore
+import RunbookStoreContract
 
 /// Performs steps for real (or, with `dryRun`, runs the read-only ones and describes the changes).
 public struct LiveExecutor: StepExecutor {
@@ -92,6 +93,8 @@ public struct LiveExecutor: StepExecutor {
         }
         var env: [String: String] = [:]
         for e in c.env { env[e.name] = request.render(e.value) }
+        // Marks the run's processes, so whoever ends the run after its owner died kills what is left (`RunLeftovers`).
+        env[RunLeftovers.variable] = RunLeftovers.mark(runID: request.runID, step: request.step.id)
         let cwd = c.cwd.map(request.render)
         let expected = c.exit
         let contains = c.stdoutContains.map(request.render)

@@ -43,6 +43,10 @@ public final class RunDriver: @unchecked Sendable {
     var gates: [String: [any Cancellable]] = [:]
     /// Set when a paused run is left for a later process to resume: it takes no more events.
     var detached = false
+    /// Called once, on the run's queue, when a write was fenced and the run stopped without a word.
+    var onFenced: (@Sendable (String) -> Void)?
+    /// Attempts and undos in flight, killed from any thread when the run's lease is lost (`stopNow`).
+    let killSwitch = RunKillSwitch()
 
     /// - Parameters:
     ///   - queue: the serial queue that owns the run; the scheduler's blocks must run on it too.
@@ -78,6 +82,19 @@ public final class RunDriver: @unchecked Sendable {
         }
     }
 
+    /// Stops driving the run without a word, from any thread and without waiting for the run's
+    /// queue (which may be waiting for the database): running commands are killed now, nothing new
+    /// starts, nothing more is written. Returns false when it was stopped already.
+    public func stopNow() -> Bool {
+        guard killSwitch.throwNow() else { return false }
+        queue.async { [self] in
+            guard !detached else { return }
+            detached = true
+            cancelAllWork()
+        }
+        return true
+    }
+
     /// Stops driving the run without a word (another process owns it now): timers, watches and
     /// alarms stop; steps in flight are cancelled; nothing more is written.
     public func detach() -> Bool {
@@ -97,10 +114,13 @@ public final class RunDriver: @unchecked Sendable {
     }
 
     /// Starts the run after emitting `startEvent` (nil when the caller recorded it already);
-    /// `completion` gets the outcome on the run queue.
-    public func start(startEvent: TimelineEvent?, completion: @escaping @Sendable (RunOutcome) -> Void) {
+    /// `completion` gets the outcome on the run queue; `onFenced` is called instead when a write is
+    /// refused because another owner holds the run (the run then stops without a word).
+    public func start(startEvent: TimelineEvent?, onFenced: (@Sendable (String) -> Void)? = nil,
+                      completion: @escaping @Sendable (RunOutcome) -> Void) {
         queue.async {
             self.completion = completion
+            self.onFenced = onFenced
             if let startEvent { self.sink.record(startEvent) }
             self.apply(self.machine.start(now: self.scheduler.now))
         }
@@ -129,17 +149,25 @@ public final class RunDriver: @unchecked Sendable {
         assert(withUnsafeCurrentTask { $0 == nil }, "RunDriver.\(what) blocks on the run queue: never call it from a task")
     }
 
-    /// True once a sink said the run's record could not be written.
-    var recordFailed: Bool { health?.failure != nil }
+    /// True once a sink said the run's record could not be written, or that the run is fenced.
+    var recordFailed: Bool { health?.failure != nil || health?.fenced != nil }
 
     func apply(_ effects: [RunStateMachine.Effect]) {
         dispatchPrecondition(condition: .onQueue(queue))
-        if detached { return }
+        if detached || killSwitch.isThrown { return }
         applying += 1
         defer {
             applying -= 1
             if applying == 0, let release = machine.options.breakerRelease {
                 for _ in 0..<machine.takeBreakerReleases() { release() }
+            }
+            // Fenced: another owner holds the run. Stop at once: kill what runs, undo nothing, write nothing.
+            if let why = health?.fenced, !detached {
+                detached = true
+                cancelAllWork()
+                onFenced?(why)
+                onFenced = nil
+                completion = nil
             }
             // Fail closed: once the record cannot be written, nothing new starts and completed changes are undone.
             if applying == 0, !recordFailureHandled, let why = health?.failure {
@@ -185,6 +213,7 @@ public final class RunDriver: @unchecked Sendable {
                     queue.async { self.apply(self.machine.undoFinished(index: index, result: result, now: self.scheduler.now)) }
                 }
                 undos[index] = (handle, timeout)
+                killSwitch.add("undo:\(index)", handle)
             case .endUndo(let index):
                 if let u = undos.removeValue(forKey: index) { u.timeout.cancel(); u.handle.cancel() }
             case .openGate(let request):
@@ -340,6 +369,7 @@ public final class RunDriver: @unchecked Sendable {
         }
         // The executor may have answered synchronously; its completion hops through the queue, so this runs first.
         attempts[id] = (attempt, handle, timeout)
+        killSwitch.add("step:\(id)", handle)
     }
 }
 
@@ -349,6 +379,7 @@ public final class RecordHealth: @unchecked Sendable {
     // Guarded by `lock`.
     private let lock = NSLock()
     private var first: String?
+    private var fencedBecause: String?
 
     public init() {}
 
@@ -357,4 +388,11 @@ public final class RecordHealth: @unchecked Sendable {
 
     /// Reports a failed write; the first report wins.
     public func report(_ why: String) { lock.withLock { if first == nil { first = why } } }
+
+    /// Set once a write was refused because another owner holds the run (a fenced lease): the run
+    /// stops at once, undoes nothing and writes nothing more.
+    public var fenced: String? { lock.withLock { fencedBecause } }
+
+    /// Reports a write refused by the run's fence; the first report wins.
+    public func reportFenced(_ why: String) { lock.withLock { if fencedBecause == nil { fencedBecause = why } } }
 }

@@ -333,7 +333,8 @@ public struct RunStateMachine: Sendable {
         if let c = result.change, result.status == .wouldChange {
             e.what = c.what; e.from = c.from; e.to = c.to
         }
-        effects.append(.emit(e))
+        // The change goes on record before the step's end: an owner cut off between the two leaves
+        // a recorded change (undone by its next owner), never an unrecorded one.
         if let c = result.change, result.status.succeeded {
             changes.append((step.id, c))
             if !alarmsRunning, !runbook.abortIf.isEmpty, case .running = lifecycle {
@@ -351,6 +352,7 @@ public struct RunStateMachine: Sendable {
                 effects.append(.emit(ce))
             }
         }
+        effects.append(.emit(e))
         if result.status.isFailure, !step.continueOnFailure, step.phase == .mitigate || step.phase == .verify, case .running = lifecycle {
             lifecycle = .stopping(.failed(step.id))
         }

@@ -51,7 +51,7 @@ extension PostgresRunStore {
     public func finish(runID: String, outcome: RunOutcome, durationMs: Int) throws {
         let o = outcome.rawValue
         try execute("UPDATE runs SET outcome = \(o), duration_ms = \(durationMs) WHERE id = \(runID)")
-        lock.withLock { _ = held.remove(runID) }
+        lock.withLock { _ = held.removeValue(forKey: runID) }
     }
 
     /// Records that a run applied a change: one of its reserved places becomes it (keeping the time
@@ -175,7 +175,7 @@ extension PostgresRunStore {
                 return changed.count
             }
         }
-        lock.withLock { _ = held.remove(runID) }
+        lock.withLock { _ = held.removeValue(forKey: runID) }
     }
 
     /// Open runs at a resumable gate whose deadline passed, with that deadline.

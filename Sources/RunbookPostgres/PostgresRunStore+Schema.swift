@@ -69,7 +69,7 @@ extension PostgresRunStore {
                     try await conn.query("CREATE TABLE IF NOT EXISTS runbook_migrations (version BIGINT PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())", logger: log).drain()
                     var applied = Set<Int>()
                     for try await v in try await conn.query("SELECT version FROM runbook_migrations", logger: log).decode(Int.self) { applied.insert(v) }
-                    for (version, statements) in Self.migrations where !applied.contains(version) {
+                    for (version, statements) in Self.migrations + Self.fencingMigrations where !applied.contains(version) {
                         try await conn.query("BEGIN", logger: log).drain()
                         for s in statements { try await conn.query(PostgresQuery(unsafeSQL: s), logger: log).drain() }
                         try await conn.query("INSERT INTO runbook_migrations (version) VALUES (\(version))", logger: log).drain()

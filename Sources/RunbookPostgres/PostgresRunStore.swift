@@ -20,21 +20,22 @@ import RunbookStoreContract
 /// answers (or 15 s pass), never a Swift concurrency thread (debug builds check it; async code goes
 /// through `StoreThreads.run`).
 public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable {
-    // `held` is guarded by `lock`; everything else is immutable after init.
+    // `held`, `timers`, `lostHandler` and `latencies` are guarded by `lock`; everything else is immutable after init.
     public let location: String
     /// This process, as recorded in `runs.owner`.
     public let owner: String
     let client: PostgresClient
     let logger: Logger
     let lock = NSLock()
-    var held = Set<String>()
-    var renewal: (any DispatchSourceTimer)?
+    var held: [String: HeldLease] = [:]
+    /// The store's own renewal and give-up timers (nil once `renewsOnItsOwn` is false).
+    var timers: [any DispatchSourceTimer] = []
     /// Told of runs another process took while this one held them (see `onLost`).
     var lostHandler: (@Sendable ([String]) -> Void)?
     private let runTask: Task<Void, Never>
-    /// Seconds a lease lasts without renewal; renewed every `renewEvery`.
-    public static let leaseSeconds = 6.0
-    public static let renewEvery = 2.0
+    /// Seconds a lease lasts without renewal; renewed every `renewEvery` (`LeaseTiming`).
+    public static let leaseSeconds = LeaseTiming.leaseSeconds
+    public static let renewEvery = LeaseTiming.renewEvery
     /// Every query's longest wait.
     static let queryTimeout = 15.0
     /// Latency of the last queries, for /metrics.
@@ -83,7 +84,7 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
     }
 
     deinit {
-        renewal?.cancel()
+        lock.withLock { timers }.forEach { $0.cancel() }
         probe?.cancel()
         runTask.cancel()
     }

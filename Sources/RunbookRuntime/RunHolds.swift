@@ -14,6 +14,9 @@ public final class RunHolds: @unchecked Sendable {
         self.runLock = lock
     }
 
+    /// The fence the run's writes carry (its lease's epoch); nil when its lease fences nothing.
+    public var fence: RunFence? { lock.withLock { lease?.fence } }
+
     /// Nothing held (a drill).
     public static var none: RunHolds { RunHolds(lease: nil, lock: nil) }
 

@@ -25,6 +25,8 @@ extension RunSession {
         let id = record.id
         let now = note.time
         let events = store.timeline(id)
+        // What is left of the last owner's running commands dies before anything is written or run.
+        RunLeftovers.kill(runID: id, events: events)
         let start = events.first { $0.event == "run.started" }
         func giveUp(_ why: String) -> Resumption {
             try? store.finalize(runID: id, started: record.started, message: "could not go on after its owner stopped: \(why)", now: now)
@@ -42,14 +44,22 @@ extension RunSession {
         let values: [String: Value]
         do { values = try RunInputs.resolve(runbook, given: start?.params ?? [:]) } catch { return giveUp("\(error)") }
         let health = RecordHealth()
-        guard let file = try? store.timelineSink(runID: id, health: health) else { return giveUp("its timeline cannot be written") }
+        let fence = holds.fence
+        guard let file = try? fence.map({ try store.timelineSink(fence: $0, health: health) }) ?? store.timelineSink(runID: id, health: health) else {
+            return giveUp("its timeline cannot be written")
+        }
         file.record(note)
+        if health.fenced != nil {
+            // Another owner took the run between the claim and this note: it is theirs.
+            holds.release()
+            return .ended("another owner holds it now")
+        }
         var env = environment(start?.by)
         env.store = store
         let alertRun = record.trigger.hasPrefix("alert:")
         var options = options(for: runbook, runID: id, values: values, alertRun: alertRun, environment: env)
         options.autoConfirm = alertRun
-        let stream = RunEventStream(secrets: RunInputs.secrets(runbook, values), record: [file, HistorySink(store: store, health: health)],
+        let stream = RunEventStream(secrets: RunInputs.secrets(runbook, values), record: [file, HistorySink(store: store, health: health, fence: fence)],
                                     subscribers: env.subscribers)
         return .resumed(make(runbook, options: options, mode: .live, stream: stream, health: health, holds: holds,
                              environment: env, resuming: events))

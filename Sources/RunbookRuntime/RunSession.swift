@@ -59,9 +59,10 @@ public final class RunSession: @unchecked Sendable {
         var record: [any TimelineSink] = []
         if let store = env.store {
             do {
-                let file = try store.timelineSink(runID: p.runID, health: health)
+                let fence = admitted.holds.fence
+                let file = try fence.map { try store.timelineSink(fence: $0, health: health) } ?? store.timelineSink(runID: p.runID, health: health)
                 try file.write(SecretRedactor.redact(p.start, p.secrets))
-                record = [file, HistorySink(store: store, health: health)]
+                record = [file, HistorySink(store: store, health: health, fence: fence)]
             } catch {
                 try? store.finish(runID: p.runID, outcome: .failed, durationMs: 0)
                 admitted.holds.release()
@@ -120,8 +121,17 @@ public final class RunSession: @unchecked Sendable {
 
     /// Runs the steps. `onEnd` gets the outcome once, on the run's queue, after `settle` and after
     /// the run's lease and lock are given up and its watchers ended. Call once.
-    public func begin(onEnd: @escaping @Sendable (RunSession, RunOutcome) -> Void = { _, _ in }) {
-        driver.start(startEvent: nil) { [self] outcome in
+    /// - Parameters:
+    ///   - onLost: called instead of `onEnd` when a write was fenced (another owner holds the run):
+    ///     the run stopped at once, its commands killed, nothing undone, nothing more written.
+    public func begin(onEnd: @escaping @Sendable (RunSession, RunOutcome) -> Void = { _, _ in },
+                      onLost: @escaping @Sendable (RunSession, String) -> Void = { _, _ in }) {
+        let fenced: @Sendable (String) -> Void = { [self] why in
+            holds.releaseLock()
+            events.finish()
+            onLost(self, why)
+        }
+        driver.start(startEvent: nil, onFenced: fenced) { [self] outcome in
             settle?()
             holds.release()
             events.finish()
@@ -147,6 +157,16 @@ public final class RunSession: @unchecked Sendable {
     /// Blocks the caller on the run's queue: never call it from a task.
     public func detachIfPaused() -> Bool {
         guard driver.detachIfPaused() else { return false }
+        holds.releaseLock()
+        events.finish()
+        return true
+    }
+
+    /// Stops driving the run without a word, from any thread, without waiting for the run's queue:
+    /// its lease was lost or given up. Running commands are killed now; nothing is undone or
+    /// written. Returns false when it was stopped already.
+    public func stopNow() -> Bool {
+        guard driver.stopNow() else { return false }
         holds.releaseLock()
         events.finish()
         return true

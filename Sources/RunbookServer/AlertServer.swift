@@ -180,9 +180,10 @@ public enum AlertServer {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: RunDrainService(launcher: intake.launcher, threads: threads, grace: options.shutdownGrace, logger: logger)),
         ]
-        if intake.store is any ReplicatedRunDatabase {
+        if let shared = intake.store as? any ReplicatedRunDatabase {
+            services.append(.init(service: LeaseService(store: shared, threads: threads, logger: logger)))
             services.append(.init(service: TakeoverService(launcher: intake.launcher, runbooks: intake.runbooks, threads: threads,
-                                                           every: 2, logger: logger)))
+                                                           every: LeaseTiming.renewEvery, logger: logger)))
         }
         services.append(.init(service: app))
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(

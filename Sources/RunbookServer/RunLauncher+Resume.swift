@@ -46,8 +46,11 @@ extension RunLauncher {
         }
     }
 
-    /// With a database replicas share: runs this process held and another took meanwhile are
-    /// dropped here without a word (their new owner writes on).
+    /// With a database replicas share: runs this process held and another took meanwhile, or whose
+    /// lease it gave up because it could not renew it in time, are dropped here without a word:
+    /// their running commands are killed, nothing is undone or written (their next owner goes on
+    /// from the timeline). The run queues may be waiting for the database: stopping never waits
+    /// for them (`RunSession.stopNow`).
     func watchLostRuns(logger: @escaping @Sendable (String) -> Void) {
         guard let shared = store as? any ReplicatedRunDatabase else { return }
         shared.onLost = { [weak self] ids in
@@ -55,7 +58,10 @@ extension RunLauncher {
             for id in ids {
                 let (s, waiters) = self.lock.withLock { (self.sessions.removeValue(forKey: id), self.takeIdleWaiters()) }
                 waiters.forEach { $0() }
-                if let s, s.detach() { logger("lost run \(id) to another replica: stopped driving it") }
+                if let s, s.stopNow() {
+                    self.metrics.leasesLost?.increment()
+                    logger("lost run \(id) (another replica holds it, or its lease could not be renewed in time): its commands killed, stopped driving it")
+                }
             }
         }
     }

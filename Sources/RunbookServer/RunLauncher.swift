@@ -144,14 +144,23 @@ public final class RunLauncher: @unchecked Sendable {
     func drive(_ session: RunSession) {
         let runID = session.runID
         lock.withLock { sessions[runID] = session }
-        session.begin { [self] session, outcome in
-            let waiters = lock.withLock { () -> [@Sendable () -> Void] in
-                sessions[runID] = nil
-                return takeIdleWaiters()
-            }
+        session.begin(onEnd: { [self] session, outcome in
+            forget(runID)
             metrics.runEnded(runbook: session.runbook.name, outcome: outcome.rawValue)
-            waiters.forEach { $0() }
+        }, onLost: { [self] _, _ in
+            // Fenced: another owner holds the run; it stopped without a word.
+            forget(runID)
+            metrics.leasesLost?.increment()
+        })
+    }
+
+    /// Drops a run that is no longer driven here, and wakes the idle waiters when it was the last.
+    func forget(_ runID: String) {
+        let waiters = lock.withLock { () -> [@Sendable () -> Void] in
+            sessions[runID] = nil
+            return takeIdleWaiters()
         }
+        waiters.forEach { $0() }
     }
 
     /// Calls `callback` once no run is active: now, or when the last one ends.

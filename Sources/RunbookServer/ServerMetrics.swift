@@ -15,6 +15,8 @@ final class ServerMetrics: Sendable {
     let activeRuns: CoreMetrics.Gauge
     /// With a shared database only.
     let takeovers: CoreMetrics.Counter?
+    /// Runs this replica stopped driving: fenced by a takeover, or its lease given up in time.
+    let leasesLost: CoreMetrics.Counter?
 
     /// Step duration buckets, in seconds.
     static let stepBuckets: [Double] = [0.1, 0.5, 1, 5, 15, 30, 60, 300]
@@ -27,6 +29,7 @@ final class ServerMetrics: Sendable {
         stepDurations = Recorder(label: "runbook_step_duration_seconds", aggregate: true, factory: f)
         activeRuns = CoreMetrics.Gauge(label: "runbook_active_runs", factory: f)
         takeovers = replicated ? Counter(label: "runbook_lease_takeovers_total", factory: f) : nil
+        leasesLost = replicated ? Counter(label: "runbook_leases_lost_total", factory: f) : nil
     }
 
     /// A run ended (or was refused) with `outcome`.

@@ -4,6 +4,7 @@ import Logging
 import NIOPosix
 import RunbookActions
 import RunbookCore
+import RunbookStoreContract
 import ServiceLifecycle
 
 /// The server's runs as a service: it does nothing until the group shuts down (after the HTTP
@@ -54,6 +55,43 @@ struct TakeoverService: Service {
                 return
             }
             _ = try? await threads.store.runIfActive { [launcher, runbooks] in launcher.takeOverExpiredRuns(runbooks: runbooks, logger: log) }
+        }
+    }
+}
+
+/// With a database replicas share: renews the leases of the runs this replica owns every
+/// `LeaseTiming.renewEvery` seconds, and gives up in time those it could not renew
+/// (`giveUpLapsedLeases`, four times a second, on a thread of its own so that a renewal waiting
+/// for a database that went away never holds it up). Stops when the group shuts down; the runs'
+/// drain goes on renewing through the store's own timers.
+struct LeaseService: Service {
+    let store: any ReplicatedRunDatabase
+    let threads: ServerThreads
+    let logger: Logger
+
+    func run() async throws {
+        let store = self.store
+        store.renewsOnItsOwn = false
+        let watch = Thread { [store] in
+            while store.renewsOnItsOwn == false, !Thread.current.isCancelled {
+                store.giveUpLapsedLeases()
+                usleep(250_000)
+            }
+        }
+        watch.name = "runbook.serve.lease-watch"
+        watch.start()
+        defer {
+            watch.cancel()
+            // The drain after this service stops still needs its leases renewed.
+            store.renewsOnItsOwn = true
+        }
+        while !Task.isShuttingDownGracefully {
+            _ = try? await threads.store.runIfActive { store.renewLeases() }
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(LeaseTiming.renewEvery * 1000))) }
+            } catch {
+                return
+            }
         }
     }
 }

@@ -45,11 +45,21 @@ public final class TimelineFileSink: DurableTimeline, @unchecked Sendable {
 /// A run's liveness lease: an exclusive `flock` on `runs/ID.lease`, held by the process that runs
 /// it. The kernel drops it when that process dies, however it dies, so a free lease on an open run
 /// means its owner is gone.
-public final class RunLease: RunHold, @unchecked Sendable {
-    // The descriptor is closed once, guarded by `lock`.
+public final class RunLease: FencedRunHold, @unchecked Sendable {
+    // The descriptor is closed once and the epoch set on a takeover, both guarded by `lock`.
     private let lock = NSLock()
     private var fd: Int32
+    private var epoch: Int64 = 1
     let path: String
+
+    /// The run (the lease file's name) and the epoch its owner writes under.
+    public var currentFence: RunFence {
+        let name = (path as NSString).lastPathComponent
+        return RunFence(runID: name.hasSuffix(".lease") ? String(name.dropLast(6)) : name, epoch: lock.withLock { epoch })
+    }
+
+    /// This owner took the run over: it writes under `epoch` from now on.
+    func takeOver(epoch e: Int64) { lock.withLock { epoch = e } }
 
     init(fd: Int32, path: String) {
         self.fd = fd

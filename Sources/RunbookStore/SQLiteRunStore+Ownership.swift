@@ -72,15 +72,17 @@ extension SQLiteRunStore {
         return candidates.filter { RunEndings.isQuietlyPaused(timeline($0)) }
     }
 
-    /// Takes the paused runs whose owner is gone (their lease is free), each with its lease.
+    /// Takes the paused runs whose owner is gone (their lease is free), each with its lease under
+    /// one more epoch (the old owner's writes are refused from then on).
     public func takePausedRuns(now: Date) throws -> [(runID: String, lease: any RunHold)] {
         try pausedRunIDs(now: now).compactMap { id in
-            guard let lease = RunLease.takeIfFree(path: leasePath(id)) else { return nil }
+            guard var lease = RunLease.takeIfFree(path: leasePath(id)) else { return nil }
             if lease.isPlaceholder {
                 lease.release(removing: false)
                 guard let fresh = try? RunLease.take(path: leasePath(id)) else { return nil }
-                return (id, fresh)
+                lease = fresh
             }
+            try bumpEpoch(lease)
             return (id, lease)
         }
     }

@@ -117,6 +117,7 @@ public final class SQLiteRunStore: RunDatabase, Sendable {
             try db.execute(sql: "ALTER TABLE changes ADD COLUMN state TEXT")
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS changes_reserved ON changes(run) WHERE state = 'reserved'")
         }
+        registerFencingMigration(&migrator)
         try migrator.migrate(pool)
     }
 

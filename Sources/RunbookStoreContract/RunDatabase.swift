@@ -95,6 +95,15 @@ public protocol RunDatabase: AnyObject, Sendable {
     /// it was decided before (or its stored deadline is after `now`: nil). Returns the answers
     /// taken, in order, and whether the deadline decided.
     func decideDeadline(runID: String, gate: String, now: Date) throws -> GateState?
+
+    /// The timeline a run's owner appends to: each write is conditional on the owner's epoch and
+    /// throws `FencedError` once another owner holds the run (`Fencing.swift`).
+    func timelineSink(fence: RunFence, health: RecordHealth?) throws -> any DurableTimeline
+    /// Closes a run's row with its outcome, if `fence` still owns it.
+    /// - Throws: `FencedError` when another owner holds the run (nothing is written).
+    func finish(_ fence: RunFence, outcome: RunOutcome, durationMs: Int) throws
+    /// A run's ownership epoch now (1 when admitted, one more on each takeover); nil for no such run.
+    func epoch(of runID: String) throws -> Int64?
 }
 
 /// A database several processes share, where each open run has an owner renewing a lease: another
@@ -108,9 +117,32 @@ public protocol ReplicatedRunDatabase: RunDatabase {
     var onLost: (@Sendable ([String]) -> Void)? { get set }
     /// Median and worst recent query latency, in seconds.
     var latency: (p50: Double, max: Double)? { get }
+    /// Renews the lease of every run this process holds, conditional on each run's epoch; runs
+    /// another process took are reported to `onLost`. Blocks until the database answers.
+    func renewLeases()
+    /// Gives up every lease not confirmed within the margin (`LeaseTiming`) before it could expire:
+    /// the run is reported to `onLost` and its writes are fenced from then on, so a takeover never
+    /// overlaps a live owner. Never waits for the database.
+    func giveUpLapsedLeases()
+    /// True while the store renews its leases on timers of its own (the CLI); a host that runs
+    /// `renewLeases` and `giveUpLapsedLeases` itself (the server's `LeaseService`) sets it false.
+    var renewsOnItsOwn: Bool { get set }
 }
 
 extension RunDatabase {
+    /// Stores with no owners to fence (test doubles): the plain timeline.
+    public func timelineSink(fence: RunFence, health: RecordHealth?) throws -> any DurableTimeline {
+        try timelineSink(runID: fence.runID, health: health)
+    }
+
+    /// Stores with no owners to fence (test doubles): the plain finish.
+    public func finish(_ fence: RunFence, outcome: RunOutcome, durationMs: Int) throws {
+        try finish(runID: fence.runID, outcome: outcome, durationMs: durationMs)
+    }
+
+    /// Stores with no owners to fence (test doubles): every run is at its first epoch.
+    public func epoch(of runID: String) throws -> Int64? { try run(runID) == nil ? nil : 1 }
+
     /// A run's events (damaged lines skipped).
     public func timeline(_ runID: String) -> [TimelineEvent] { timelineReport(runID).events }
 
@@ -125,6 +157,8 @@ extension RunDatabase {
     /// off (and `note`).
     public func closeAbandoned(_ r: RunRecord, staleDeadline: Date?, note: String = "", now: Date) throws {
         let events = timeline(r.id)
+        // What is left of the dead owner's running commands dies before the record says what it left.
+        RunLeftovers.kill(runID: r.id, events: events)
         let message = staleDeadline.map(RunEndings.staleGateMessage) ?? RunEndings.cutOffMessage(events) + note
         try close(r.id, RunEndings.closing(runID: r.id, started: r.started, message: message, events: events, now: now))
     }

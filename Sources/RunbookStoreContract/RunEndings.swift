@@ -86,10 +86,13 @@ public enum RunEndings {
 public struct HistorySink: TimelineSink {
     let store: any RunDatabase
     let health: RecordHealth?
+    /// The owner's fence: the row is closed only while it owns the run.
+    let fence: RunFence?
 
-    public init(store: any RunDatabase, health: RecordHealth? = nil) {
+    public init(store: any RunDatabase, health: RecordHealth? = nil, fence: RunFence? = nil) {
         self.store = store
         self.health = health
+        self.fence = fence
     }
 
     public func record(_ event: TimelineEvent) {
@@ -99,8 +102,12 @@ public struct HistorySink: TimelineSink {
             }
         }
         if event.event == "run.finished", let o = event.outcome.flatMap(RunOutcome.init(rawValue:)) {
-            do { try store.finish(runID: event.run, outcome: o, durationMs: event.durationMs ?? 0) } catch {
-                health?.report("\(StoreError(path: store.location, error))")
+            do {
+                if let fence { try store.finish(fence, outcome: o, durationMs: event.durationMs ?? 0) } else {
+                    try store.finish(runID: event.run, outcome: o, durationMs: event.durationMs ?? 0)
+                }
+            } catch {
+                health?.report(error, location: store.location)
             }
         }
     }

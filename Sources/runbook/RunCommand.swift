@@ -101,14 +101,32 @@ struct RunCommand: ParsableCommand {
         let interrupts = RunInterrupts(session: session, noUndo: noUndo)
         let done = DispatchSemaphore(value: 0)
         let result = OutcomeBox()
-        session.begin { _, outcome in
+        let lost = LostBox()
+        session.begin(onEnd: { _, outcome in
             result.set(outcome)
             done.signal()
+        }, onLost: { _, why in
+            lost.set(why)
+            done.signal()
+        })
+        if let shared = store as? any ReplicatedRunDatabase {
+            // Its lease taken by another process, or given up because it could not be renewed in time.
+            shared.onLost = { [runID = session.runID] ids in
+                guard ids.contains(runID), session.stopNow() else { return }
+                lost.set("its lease could not be renewed in time, or another process took the run over")
+                done.signal()
+            }
         }
         // This command runs on a thread of its own (`BlockingCommand`), never the cooperative pool.
         StoreThreads.assertNotInTask("runbook run waiting for its run to end")
         done.wait()
         interrupts.stop()
+        if let why = lost.get() {
+            // Fenced: another process took the run over. Its commands were stopped; they get their KILL before we go.
+            ChildWatcher.shared.waitForOwedKills(timeout: ChildWatcher.killGrace + 5)
+            printError("error: run \(session.runID) is no longer this process's: \(why); stopped without undoing (its new owner goes on)")
+            throw ExitCode(1)
+        }
         let outcome = result.get() ?? .failed
         if let why = session.health?.failure {
             printError("error: run \(session.runID) could not be fully recorded: \(why); outcome \(outcome == .mitigated || outcome == .completed ? "unrecorded" : outcome.rawValue)")
@@ -138,6 +156,15 @@ final class OutcomeBox: @unchecked Sendable {
     private var value: RunOutcome?
     func set(_ v: RunOutcome) { lock.withLock { value = v } }
     func get() -> RunOutcome? { lock.withLock { value } }
+}
+
+/// Why the run stopped being this process's (fenced, or its lease given up), set once.
+final class LostBox: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var value: String?
+    func set(_ v: String) { lock.withLock { if value == nil { value = v } } }
+    func get() -> String? { lock.withLock { value } }
 }
 
 

@@ -40,6 +40,52 @@ struct EngineDeathTests {
         return poll(&p, 1, seconds * 1000) == 1
     }
 
+    /// A command that leaves a grandchild in its process group (not bound to the engine's life).
+    static let leaving = """
+        runbook: hold
+        steps:
+          - id: hold
+            phase: mitigate
+            command: ["sh", "-c", "(exec sleep 3600) & echo $! > DIR/gc.pid; echo $$ > DIR/cmd.pid; wait"]
+            timeout: 2h
+
+        """
+
+    /// Reads a pid a command wrote to `path`, waiting (bounded far above any load) until it is there.
+    static func pid(in path: String) -> Int32? {
+        var pid: Int32?
+        _ = eventually {
+            pid = Int32((try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+            return pid != nil
+        }
+        return pid
+    }
+
+    @Test func whatADeadRunLeftInItsStepsProcessGroupIsKilledBeforeItIsFinalised() async throws {
+        let dir = try runbookSandbox(Self.leaving, name: "hold")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let state = dir + "/state"
+        let run = try LiveProgram([runbookBinary, "run", "hold", "--runbooks", dir + "/rb", "--state-dir", state, "--json", "--yes"])
+        var ended = false
+        defer { if !ended { run.signal(SIGKILL); _ = run.wait() } }
+        let pids = try await offPool { () -> (Int32?, Int32?) in
+            _ = run.readLine(containing: "\"event\":\"step.started\"")
+            return (Self.pid(in: dir + "/cmd.pid"), Self.pid(in: dir + "/gc.pid"))
+        }
+        let (command, grandchild) = (try #require(pids.0, "the command never started"), try #require(pids.1, "no grandchild"))
+        defer { kill(grandchild, SIGKILL) }
+        run.signal(SIGKILL)
+        _ = try await offPool { run.wait() }
+        ended = true
+        #expect(try await offPool { Self.waitForExit(command) }, "the command outlived the engine")
+        // The grandchild is not bound to the engine: it is still there until someone ends the run.
+        #expect(EngineTrustTests.isAlive(grandchild), "the grandchild died before the run was finalised")
+        let history = try runCLI(["history", "--json", "--state-dir", state])
+        #expect(try await offPool { Self.waitForExit(grandchild) }, "finalising the dead run left its step's grandchild running")
+        let row = try #require(jsonLines(history.stdout).first)
+        #expect(row["outcome"] as? String == "interrupted", "\(history.stdout)")
+    }
+
     @Test func killingRunbookRunKillsTheRunningCommandAndTheRecordSaysSo() async throws {
         let dir = try runbookSandbox(Self.holding, name: "hold")
         defer { try? FileManager.default.removeItem(atPath: dir) }

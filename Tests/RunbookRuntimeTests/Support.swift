@@ -64,17 +64,60 @@ final class ScriptedExecutor: StepExecutor, @unchecked Sendable {
     }
 }
 
-/// A store whose timelines cannot be opened (a full disk, a lost database), everything else forwarded.
+/// A store whose timelines cannot be opened (a full disk, a lost database), everything else
+/// forwarded; or, with `fenceAt`, whose owner is fenced (another took the run over) at the first
+/// event of that name (`step.finished`, or `step.finished:STEP`): from it on, every write of the
+/// owner's is refused.
 final class TimelineRefusingStore: RunDatabase, @unchecked Sendable {
     let base: any RunDatabase
-    init(_ base: any RunDatabase) { self.base = base }
+    let fenceAt: String?
+    init(_ base: any RunDatabase, fenceAt: String? = nil) {
+        self.base = base
+        self.fenceAt = fenceAt
+    }
 
     struct Refused: Error, CustomStringConvertible { var description: String { "no space left on device (test)" } }
+
+    /// The owner's timeline, fenced from the first `event` on.
+    final class FencedFrom: DurableTimeline, @unchecked Sendable {
+        // `tripped` is guarded by `lock`; the rest is immutable.
+        let base: any DurableTimeline
+        let fence: RunFence
+        let event: String
+        let health: RecordHealth?
+        private let lock = NSLock()
+        private var tripped = false
+        init(base: any DurableTimeline, fence: RunFence, event: String, health: RecordHealth?) {
+            (self.base, self.fence, self.event, self.health) = (base, fence, event, health)
+        }
+        func write(_ e: TimelineEvent) throws {
+            let refuse = lock.withLock { () -> Bool in
+                if e.event == event || "\(e.event):\(e.step ?? "")" == event { tripped = true }
+                return tripped
+            }
+            if refuse { throw FencedError(fence: fence, current: fence.epoch + 1, operation: "append to the timeline") }
+            try base.write(e)
+        }
+        func record(_ e: TimelineEvent) {
+            do { try write(e) } catch { health?.report(error, location: "test") }
+        }
+    }
 
     var location: String { base.location }
     func insert(_ record: RunRecord) throws { try base.insert(record) }
     func admitAll(_ requests: [AdmissionRequest], now: Date) throws -> [AdmissionDecision] { try base.admitAll(requests, now: now) }
-    func timelineSink(runID: String, health: RecordHealth?) throws -> any DurableTimeline { throw Refused() }
+    func timelineSink(runID: String, health: RecordHealth?) throws -> any DurableTimeline {
+        guard fenceAt != nil else { throw Refused() }
+        return try base.timelineSink(runID: runID, health: health)
+    }
+    func timelineSink(fence: RunFence, health: RecordHealth?) throws -> any DurableTimeline {
+        guard let fenceAt else { throw Refused() }
+        return FencedFrom(base: try base.timelineSink(fence: fence, health: nil), fence: fence, event: fenceAt, health: health)
+    }
+    func finish(_ fence: RunFence, outcome: RunOutcome, durationMs: Int) throws {
+        if fenceAt != nil { throw FencedError(fence: fence, current: fence.epoch + 1, operation: "finish") }
+        try base.finish(fence, outcome: outcome, durationMs: durationMs)
+    }
     func timelineReport(_ runID: String) -> (events: [TimelineEvent], damagedLines: [Int]) { base.timelineReport(runID) }
     func finish(runID: String, outcome: RunOutcome, durationMs: Int) throws { try base.finish(runID: runID, outcome: outcome, durationMs: durationMs) }
     func recordChange(runID: String, at: Date) throws { try base.recordChange(runID: runID, at: at) }

@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+import PostgresNIO
+import RunbookCore
+import RunbookStoreContract
+
+/// Fenced writes: every write an owner makes for its run carries its epoch and is refused once
+/// another owner holds the run (`FencedError`).
+extension PostgresRunStore {
+    /// The epoch column, added after the tables (a version of its own, apart from the others').
+    static let fencingMigrations: [(Int, [String])] = [
+        (11, ["ALTER TABLE runs ADD COLUMN IF NOT EXISTS epoch BIGINT NOT NULL DEFAULT 1"]),
+    ]
+
+    /// Appends events to the `events` table only while the run's epoch is the owner's. The row
+    /// of the run is share-locked for the insert, so a claim (which updates it) waits for an append
+    /// in progress, and an append waits for a claim in progress and is then refused: the new
+    /// owner reads every event its predecessor wrote, and none arrives after.
+    final class FencedTimeline: DurableTimeline, @unchecked Sendable {
+        // Immutable.
+        let store: PostgresRunStore
+        let fence: RunFence
+        let health: RecordHealth?
+        init(store: PostgresRunStore, fence: RunFence, health: RecordHealth?) {
+            self.store = store
+            self.fence = fence
+            self.health = health
+        }
+
+        func write(_ event: TimelineEvent) throws {
+            guard store.holds(fence) else { throw FencedError(fence: fence, current: nil, operation: "append to the timeline") }
+            let (id, epoch, line) = (fence.runID, fence.epoch, event.jsonLine())
+            let written = try store.sync { client in
+                try await client.query("""
+                    WITH owned AS (SELECT id FROM runs WHERE id = \(id) AND epoch = \(epoch) FOR SHARE)
+                    INSERT INTO events (run, line) SELECT id, \(line) FROM owned RETURNING seq
+                    """).drain()
+            }
+            if written == 0 { throw FencedError(fence: fence, current: try? store.epoch(of: id), operation: "append to the timeline") }
+        }
+
+        func record(_ event: TimelineEvent) {
+            do { try write(event) } catch { health?.report(error, location: store.location) }
+        }
+    }
+
+    public func timelineSink(fence: RunFence, health: RecordHealth?) throws -> any DurableTimeline {
+        FencedTimeline(store: self, fence: fence, health: health)
+    }
+
+    /// Closes the row while `fence` owns the run; the lease is given up with it. Finishing a run
+    /// this owner finished already changes nothing.
+    /// - Throws: `FencedError` when another owner holds the run (nothing is written).
+    public func finish(_ fence: RunFence, outcome: RunOutcome, durationMs: Int) throws {
+        let (id, epoch, o) = (fence.runID, fence.epoch, outcome.rawValue)
+        // The outer SELECT sees the row as it was before the UPDATE (one snapshot per statement).
+        let rows = try sync { client in
+            try await client.query("""
+                WITH u AS (UPDATE runs SET outcome = \(o), duration_ms = \(durationMs)
+                           WHERE id = \(id) AND epoch = \(epoch) AND outcome IS NULL RETURNING id)
+                SELECT (SELECT count(*) FROM u), epoch, outcome FROM runs WHERE id = \(id)
+                """).all((Int, Int64, String?).self)
+        }
+        lock.withLock { if held[id]?.epoch == epoch { held[id] = nil } }
+        guard let (updated, current, before) = rows.first else { return }
+        if updated > 0 || (before != nil && current == epoch) { return }
+        throw FencedError(fence: fence, current: current == epoch ? nil : current, operation: "finish")
+    }
+
+    public func epoch(of runID: String) throws -> Int64? {
+        try sync { try await $0.query("SELECT epoch FROM runs WHERE id = \(runID)").all(Int64.self).first }
+    }
+}

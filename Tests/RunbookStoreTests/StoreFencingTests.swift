@@ -1,0 +1,138 @@
+import Foundation
+import RunbookCore
+import RunbookStoreContract
+import RunbookTestSupport
+import Testing
+
+/// Fenced leases, the same on both stores: a takeover moves the run's epoch on, and every write
+/// the old owner makes under its epoch (events, its finish, a renewal) is refused and writes nothing.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct StoreFencingTests {
+    /// The old owner, cut off while it still believes it owns the run, and the new owner's lease.
+    struct TakenOver {
+        var runID: String
+        var old: any RunDatabase
+        var oldFence: RunFence
+        var new: any RunDatabase
+        var newLease: any RunHold
+    }
+
+    /// Owner A admits a run that waits at a resumable gate; A is cut off without knowing it (SQLite:
+    /// its file lease is gone; PostgreSQL: it stops renewing and its lease expires); owner B takes
+    /// the run over.
+    static func takeOver(_ db: StoreFixture) async throws -> TakenOver {
+        let a = try await db.open()
+        (a as? any ReplicatedRunDatabase)?.renewsOnItsOwn = false
+        let rb = try Cases.runbook("fenced", guards: "{}")
+        let admitted = try await Cases.admit(a, [Cases.request(rb)])
+        let lease = try #require(admitted.first?.lease)
+        let fence = try #require(lease.fence, "an admitted run's lease carries its fence")
+        #expect(fence.epoch == 1)
+        try await Cases.write(a, fence.runID, ["run.started", "approval.requested"])
+        let gate = Cases.gate("changes", approvals: 1, deadline: Date().addingTimeInterval(3600))
+        try await off { try a.openGate(runID: fence.runID, gate: gate, startedBy: nil, resumable: true, now: Date()) }
+        try await db.cutOff(lease)
+        let b = try await db.open()
+        let taken = try await off { try b.takePausedRuns(now: Date()) }
+        let mine = try #require(taken.first { $0.runID == fence.runID }, "the run was not taken over")
+        return TakenOver(runID: fence.runID, old: a, oldFence: fence, new: b, newLease: mine.lease)
+    }
+
+    @Test(arguments: StoreKind.available)
+    func aTakeoverMovesTheEpochOn(_ kind: StoreKind) async throws {
+        let db = try await StoreFixture.make(kind)
+        let t = try await Self.takeOver(db)
+        #expect(t.newLease.fence == RunFence(runID: t.runID, epoch: 2))
+        #expect(try await off { try t.old.epoch(of: t.runID) } == 2)
+        #expect(try await off { try t.new.epoch(of: t.runID) } == 2)
+    }
+
+    @Test(arguments: StoreKind.available)
+    func aWriteUnderAStaleEpochIsRefusedAndWritesNothing(_ kind: StoreKind) async throws {
+        let db = try await StoreFixture.make(kind)
+        let t = try await Self.takeOver(db)
+        let before = try await off { t.new.timeline(t.runID) }.count
+        let (old, fence) = (t.old, t.oldFence)
+        let refused = await #expect(throws: FencedError.self) {
+            try await off {
+                let sink = try old.timelineSink(fence: fence, health: nil)
+                try sink.write(TimelineEvent(time: Date(), run: fence.runID, event: "step.started"))
+            }
+        }
+        #expect(refused?.fence == fence)
+        #expect(try await off { t.new.timeline(t.runID) }.count == before, "a fenced write reached the timeline")
+        // Through `record` (the way a run writes), the refusal reaches the run's health as fenced, not as a failure.
+        let health = RecordHealth()
+        try await off { try old.timelineSink(fence: fence, health: health).record(TimelineEvent(time: Date(), run: fence.runID, event: "step.started")) }
+        #expect(health.fenced != nil && health.failure == nil)
+        // The new owner writes under its own epoch.
+        let newFence = try #require(t.newLease.fence)
+        try await off { try t.new.timelineSink(fence: newFence, health: nil).write(TimelineEvent(time: Date(), run: t.runID, event: "run.taken_over")) }
+        #expect(try await off { t.new.timeline(t.runID) }.count == before + 1)
+    }
+
+    @Test(arguments: StoreKind.available)
+    func aFencedFinishWritesNothingAndTheLastOwnersFinishHolds(_ kind: StoreKind) async throws {
+        let db = try await StoreFixture.make(kind)
+        let t = try await Self.takeOver(db)
+        let (old, fence) = (t.old, t.oldFence)
+        await #expect(throws: FencedError.self) { try await off { try old.finish(fence, outcome: .mitigated, durationMs: 5) } }
+        let row = try await off { try t.new.run(t.runID) }
+        #expect(row?.outcome == nil, "a fenced owner closed the run")
+        let newFence = try #require(t.newLease.fence)
+        try await off { try t.new.finish(newFence, outcome: .interrupted, durationMs: 7) }
+        #expect(try await off { try t.new.run(t.runID) }?.outcome == "interrupted")
+        // Finishing again under its own epoch changes nothing; the old owner is still refused.
+        try await off { try t.new.finish(newFence, outcome: .interrupted, durationMs: 7) }
+        await #expect(throws: FencedError.self) { try await off { try old.finish(fence, outcome: .failed, durationMs: 9) } }
+        #expect(try await off { try t.new.run(t.runID) }?.outcome == "interrupted")
+    }
+
+    @Test(arguments: StoreKind.available)
+    func aFencedRenewalReportsTheRunLost(_ kind: StoreKind) async throws {
+        let db = try await StoreFixture.make(kind)
+        let t = try await Self.takeOver(db)
+        guard let old = t.old as? any ReplicatedRunDatabase else {
+            // One machine: a lease is a file lock the kernel holds; there is nothing to renew.
+            #expect(kind == .sqlite)
+            return
+        }
+        let lost = LostRuns()
+        old.onLost = { ids in lost.add(ids) }
+        try await off { old.renewLeases() }
+        #expect(lost.ids == [t.runID])
+        // Lost is fenced locally too: the next write is refused without asking the database.
+        let fence = t.oldFence
+        await #expect(throws: FencedError.self) {
+            try await off { try old.timelineSink(fence: fence, health: nil).write(TimelineEvent(time: Date(), run: fence.runID, event: "step.started")) }
+        }
+    }
+}
+
+/// Run ids reported lost, collected across threads.
+final class LostRuns: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var all: [String] = []
+    func add(_ ids: [String]) { lock.withLock { all += ids } }
+    var ids: [String] { lock.withLock { all } }
+}
+
+extension StoreFixture {
+    /// Cuts the owner holding `lease` off without telling it: on SQLite its file lease is dropped
+    /// (as when its process dies); on PostgreSQL its lease expires in the database (the owner stopped
+    /// renewing, `renewsOnItsOwn = false`, and still believes it owns the run).
+    func cutOff(_ lease: any RunHold) async throws {
+        let fence = try #require(lease.fence)
+        switch kind {
+        case .sqlite:
+            try await off { lease.release() }
+        case .postgres:
+            let c = try #require(URLComponents(string: location))
+            let argv = ["psql", "-q", "-h", c.host ?? "127.0.0.1", "-p", "\(c.port ?? 5432)", "-U", c.user ?? "runbook", "-d", String(c.path.dropFirst()),
+                        "-c", "UPDATE runs SET lease_until = now() - interval '1 minute' WHERE id = '\(fence.runID)'"]
+            let r = try await off { try Spawn.run(argv) }
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+    }
+}
