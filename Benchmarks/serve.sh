@@ -20,7 +20,7 @@ guards: { auto: true }
 steps:
   - id: first
     phase: diagnose
-    wait: 0s
+    wait: 1ms
 YAML
 echo "bench:alerts:bench-token-0001-0123456789" > "$work/tokens"; chmod 600 "$work/tokens"
 "$bin" serve --listen "127.0.0.1:$port" --runbooks "$work/rb" --state-dir "$work/state" --token-file "$work/tokens" >"$work/serve.log" 2>&1 &
