@@ -48,6 +48,13 @@ extension PostgresRunStore {
             "CREATE INDEX IF NOT EXISTS runs_unresolved_fingerprint ON runs (fingerprint) WHERE resolved_at IS NULL",
             "CREATE INDEX IF NOT EXISTS runs_open_lock ON runs (lock_key) WHERE outcome IS NULL",
         ]),
+        (3, [
+            // `runbook cancel` and a replica that does not own the run leave a request for the owner.
+            // The console's run list: newest first within one runbook or one outcome.
+            "CREATE INDEX IF NOT EXISTS runs_by_runbook_started ON runs (runbook, started DESC)",
+            "CREATE INDEX IF NOT EXISTS runs_by_outcome_started ON runs (outcome, started DESC)",
+            "CREATE TABLE IF NOT EXISTS cancel_requests (run TEXT PRIMARY KEY, by_name TEXT NOT NULL, undo BOOLEAN NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        ]),
     ]
 
     func migrate() throws {

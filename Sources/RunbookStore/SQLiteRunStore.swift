@@ -108,6 +108,11 @@ public final class SQLiteRunStore: RunDatabase, Sendable {
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_unresolved_fingerprint ON runs(fingerprint) WHERE resolved_at IS NULL")
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_open_lock ON runs(lock_key) WHERE outcome IS NULL")
         }
+        migrator.registerMigration("v8-run-list") { db in
+            // The console's run list: newest first within one runbook or one outcome.
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_by_runbook_started ON runs(runbook, started)")
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_by_outcome_started ON runs(outcome, started)")
+        }
         try migrator.migrate(pool)
     }
 

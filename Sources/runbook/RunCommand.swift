@@ -99,6 +99,9 @@ struct RunCommand: ParsableCommand {
         }
         if let r = admitted.overridden { printError("warning: overriding guard \(r.guardName): \(r.message)") }
         let interrupts = RunInterrupts(session: session, noUndo: noUndo)
+        // `runbook cancel` from another terminal (or the server) leaves a request in the store.
+        let cancels = (store as? any CancelRequests).map { CancelWatch(store: $0) }
+        cancels?.add(session)
         let done = DispatchSemaphore(value: 0)
         let result = OutcomeBox()
         session.begin { _, outcome in
@@ -109,6 +112,7 @@ struct RunCommand: ParsableCommand {
         StoreThreads.assertNotInTask("runbook run waiting for its run to end")
         done.wait()
         interrupts.stop()
+        cancels?.stop()
         let outcome = result.get() ?? .failed
         if let why = session.health?.failure {
             printError("error: run \(session.runID) could not be fully recorded: \(why); outcome \(outcome == .mitigated || outcome == .completed ? "unrecorded" : outcome.rawValue)")
