@@ -7,6 +7,7 @@ import NIOCore
 import NIOPosix
 import RunbookActions
 import RunbookCore
+import RunbookRuntime
 import RunbookStoreContract
 import ServiceLifecycle
 import UnixSignals

@@ -44,7 +44,7 @@ struct CancelCommand: ParsableCommand {
                 StandardStreams.out("cancelled run \(id) as \(Escape.text(by))\(noUndo ? " (changes left in place)" : ""): it stops and ends interrupted\n")
                 return
             }
-            if events.contains(where: { $0.event == "run.finished" }) || (try store.run(id))?.outcome != nil {
+            if try events.contains(where: { $0.event == "run.finished" }) || store.run(id)?.outcome != nil {
                 try? requests.clearCancelRequest(runID: id)
                 printError("run \(id) finished before the cancel was taken: nothing to cancel")
                 throw ExitCode(1)

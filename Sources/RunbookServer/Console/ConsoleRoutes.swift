@@ -25,7 +25,6 @@ enum ConsoleRoutes {
         let signIn = gate.tokens != nil
 
         router.get("/") { _, _ in redirect("/ui/") }
-        router.get("/ui") { _, _ in redirect("/ui/") }
         router.get("/ui/login") { request, _ in
             if !signIn || caller(gate, request) != nil { return redirect("/ui/") }
             return html(200, ConsolePages.login(message: nil))

@@ -40,14 +40,21 @@ enum EventStreamRoutes {
             if case .failure(let r) = gate.caller(request, .read) { return plain(r.answer) }
             let given = context.parameters.get("id") ?? ""
             let lastID = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters.get("after")
-            guard let after = lastID.map({ Int($0.trimmingCharacters(in: .whitespaces)) }) ?? 0, after >= 0 else {
-                return plain(AlertIntake.error(400, "Last-Event-ID (or after=) must be an event number from this stream"))
+            let after: Int
+            if let text = lastID {
+                guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= 0 else {
+                    return plain(AlertIntake.error(400, "Last-Event-ID (or after=) must be an event number from this stream"))
+                }
+                after = n
+            } else {
+                after = 0
             }
             let found = try? await threads.blocking { () -> (String, Bool, Int)? in
                 guard let id = try? store.resolveRunID(given), let r = try? store.run(id) else { return nil }
                 return (id, r.outcome != nil, r.outcome != nil ? store.timeline(id).count : 0)
             }
-            guard let (runID, closed, count) = found ?? nil else { return plain(AlertIntake.error(404, "no run '\(given)'")) }
+            guard let run = found ?? nil else { return plain(AlertIntake.error(404, "no run '\(given)'")) }
+            let (runID, closed, count) = run
             if closed, after >= count { return Response(status: .noContent) }
             guard limit.take() else { return tooMany(limit) }
             let stream = feeds.watch(runID, after: after)

@@ -53,7 +53,7 @@ struct Gatekeeper: Sendable {
     /// Whether the request's `Origin` (else `Referer`) names this server (its `Host`); a request with
     /// neither is taken as same-site (a browser sends `Origin` with every POST).
     static func sameOrigin(_ request: Request) -> Bool {
-        let host = (request.headers[.host] ?? request.head.authority ?? "").lowercased()
+        let host = (request.head.authority ?? "").lowercased()
         let given = request.headers[.origin] ?? request.headers[.referer]
         guard let given else { return true }
         guard given != "null", let url = URL(string: given), let h = url.host?.lowercased() else { return false }

@@ -21,7 +21,8 @@ final class RunFeed: @unchecked Sendable {
     let runID: String
     private var events: [TimelineEvent] = []
     private var ended = false
-    private var subscribers: [Int: AsyncThrowingStream<FeedItem, any Error>.Continuation] = [:]
+    /// Each watcher, and the last event it was given (or had before it came).
+    private var subscribers: [Int: (continuation: AsyncThrowingStream<FeedItem, any Error>.Continuation, after: Int)] = [:]
     private var next = 0
 
     init(runID: String) { self.runID = runID }
@@ -32,14 +33,16 @@ final class RunFeed: @unchecked Sendable {
         lock.withLock {
             let backlog = max(0, events.count - after)
             let (stream, c) = AsyncThrowingStream<FeedItem, any Error>.makeStream(bufferingPolicy: .bufferingOldest(buffer + backlog))
-            for i in max(0, after)..<events.count { c.yield(.event(id: i + 1, events[i])) }
+            if after < events.count {
+                for i in after..<events.count { c.yield(.event(id: i + 1, events[i])) }
+            }
             if ended {
                 c.finish()
                 return stream
             }
             next += 1
             let id = next
-            subscribers[id] = c
+            subscribers[id] = (c, max(after, events.count))
             c.onTermination = { [weak self] _ in self?.lock.withLock { _ = self?.subscribers.removeValue(forKey: id) } }
             return stream
         }
@@ -51,34 +54,40 @@ final class RunFeed: @unchecked Sendable {
     /// Takes a fresh read of the run's record: new events go out; returns whether the run is over.
     @discardableResult
     func publish(_ read: [TimelineEvent], finished: Bool) -> Bool {
-        lock.withLock {
+        // Finishing a stream calls its termination handler, which takes `lock`: finish outside it.
+        var behind: [AsyncThrowingStream<FeedItem, any Error>.Continuation] = []
+        var done: [AsyncThrowingStream<FeedItem, any Error>.Continuation] = []
+        let over = lock.withLock { () -> Bool in
             guard !ended else { return true }
             if read.count > events.count {
                 let fresh = read[events.count...]
                 events = read
-                var behind: [Int] = []
-                for (id, c) in subscribers {
-                    for (offset, e) in zip(fresh.indices, fresh) {
-                        if case .dropped = c.yield(.event(id: offset + 1, e)) {
-                            behind.append(id)
+                for (id, sub) in subscribers {
+                    // A watcher that resumed after event N gets only the events after N.
+                    for (offset, e) in zip(fresh.indices, fresh) where offset + 1 > sub.after {
+                        if case .dropped = sub.continuation.yield(.event(id: offset + 1, e)) {
+                            if let gone = subscribers.removeValue(forKey: id) { behind.append(gone.continuation) }
                             break
                         }
+                        subscribers[id]?.after = offset + 1
                     }
                 }
-                for id in behind { subscribers.removeValue(forKey: id)?.finish(throwing: RunWatchEnd.fellBehind(run: runID, bufferSize: 0)) }
             }
             if finished || events.contains(where: { $0.event == "run.finished" }) {
                 ended = true
-                for c in subscribers.values { c.finish() }
+                done = subscribers.values.map(\.continuation)
                 subscribers.removeAll()
             }
             return ended
         }
+        for c in behind { c.finish(throwing: RunWatchEnd.fellBehind(run: runID, bufferSize: 0)) }
+        for c in done { c.finish() }
+        return over
     }
 
     /// A keep-alive to every watcher (a proxy, and the server, keep the connection open).
     func keepAlive() {
-        let all = lock.withLock { Array(subscribers.values) }
+        let all = lock.withLock { subscribers.values.map(\.continuation) }
         for c in all { c.yield(.keepAlive) }
     }
 }
@@ -106,13 +115,14 @@ final class RunFeeds: @unchecked Sendable {
 
     /// A watcher's view of `runID` after event `after`.
     func watch(_ runID: String, after: Int, buffer: Int = 512) -> AsyncThrowingStream<FeedItem, any Error> {
-        let (feed, isNew) = lock.withLock { () -> (RunFeed, Bool) in
-            if let f = feeds[runID], !f.isEnded { return (f, false) }
+        // Under the lock: a reader leaving because nobody watches removes its feed under it too, so a
+        // new watcher never joins a feed whose reader is gone.
+        let (feed, stream, isNew) = lock.withLock { () -> (RunFeed, AsyncThrowingStream<FeedItem, any Error>, Bool) in
+            if let f = feeds[runID], !f.isEnded { return (f, f.subscribe(after: after, buffer: buffer), false) }
             let f = RunFeed(runID: runID)
             feeds[runID] = f
-            return (f, true)
+            return (f, f.subscribe(after: after, buffer: buffer), true)
         }
-        let stream = feed.subscribe(after: after, buffer: buffer)
         if isNew { Task { await self.read(feed) } }
         return stream
     }
@@ -123,7 +133,10 @@ final class RunFeeds: @unchecked Sendable {
         let id = feed.runID
         var lastKeepAlive = Date()
         var bell: Doorbell?
-        defer { lock.withLock { if feeds[id] === feed { feeds[id] = nil } } }
+        defer {
+            bell?.stop()
+            lock.withLock { if feeds[id] === feed { feeds[id] = nil } }
+        }
         while true {
             if bell == nil, let session = launcher.session(id) {
                 let b = Doorbell()
@@ -138,7 +151,12 @@ final class RunFeeds: @unchecked Sendable {
             }
             if let read, feed.publish(read.0, finished: read.1) { return }
             if read == nil { return }  // the server is shutting down
-            if feed.watcherCount == 0 { return }
+            let alone = lock.withLock { () -> Bool in
+                guard feed.watcherCount == 0 else { return false }
+                if feeds[id] === feed { feeds[id] = nil }
+                return true
+            }
+            if alone { return }
             if Date().timeIntervalSince(lastKeepAlive) >= keepAliveEvery {
                 feed.keepAlive()
                 lastKeepAlive = Date()
@@ -146,6 +164,7 @@ final class RunFeeds: @unchecked Sendable {
             if let b = bell, !b.isSilent {
                 await b.wait(upTo: 2)
             } else {
+                bell?.stop()
                 bell = nil
                 try? await Task.sleep(for: .milliseconds(Int64(pollEvery * 1000)))
             }
@@ -160,14 +179,21 @@ final class Doorbell: @unchecked Sendable {
     private var rung = false
     private var silent = false
     private var waiter: CheckedContinuation<Void, Never>?
+    private var listener: Task<Void, Never>?
 
     /// Rings once per event of `events`; goes silent when they end (the run ended or left).
     func ring(from events: AsyncThrowingStream<TimelineEvent, any Error>) {
-        Task {
+        let task = Task {
             do { for try await _ in events { self.ring() } } catch {}
             lock.withLock { silent = true }
             self.ring()
         }
+        lock.withLock { listener = task }
+    }
+
+    /// Stops listening: the run's watcher is given up.
+    func stop() {
+        lock.withLock { listener }?.cancel()
     }
 
     var isSilent: Bool { lock.withLock { silent } }

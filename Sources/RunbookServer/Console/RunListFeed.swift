@@ -59,17 +59,20 @@ final class RunListFeed: @unchecked Sendable {
             first = false
             let keepAlive = Date().timeIntervalSince(lastKeepAlive) >= keepAliveEvery
             if keepAlive { lastKeepAlive = Date() }
-            let done = lock.withLock { () -> Bool in
-                var behind: [Int] = []
+            // Finishing a stream calls its termination handler, which takes `lock`: finish outside it.
+            let (done, behind) = lock.withLock { () -> (Bool, [AsyncThrowingStream<ListItem, any Error>.Continuation]) in
+                var behind: [AsyncThrowingStream<ListItem, any Error>.Continuation] = []
                 for r in changed {
                     seq += 1
-                    for (id, c) in subscribers { if case .dropped = c.yield(.changed(id: seq, r)) { behind.append(id) } }
+                    for (id, c) in subscribers {
+                        if case .dropped = c.yield(.changed(id: seq, r)), let gone = subscribers.removeValue(forKey: id) { behind.append(gone) }
+                    }
                 }
                 if keepAlive { for c in subscribers.values { c.yield(.keepAlive) } }
-                for id in Set(behind) { subscribers.removeValue(forKey: id)?.finish(throwing: RunWatchEnd.fellBehind(run: "*", bufferSize: 0)) }
                 if subscribers.isEmpty { reading = false }
-                return subscribers.isEmpty
+                return (subscribers.isEmpty, behind)
             }
+            for c in behind { c.finish(throwing: RunWatchEnd.fellBehind(run: "*", bufferSize: 0)) }
             if done { return }
             try? await Task.sleep(for: .milliseconds(Int64(pollEvery * 1000)))
         }
