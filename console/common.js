@@ -67,7 +67,7 @@ RB.post = function (path, body) {
 RB.state = function (summary) {
   const o = summary.outcome;
   const map = {
-    "running": ["▶", "running", "run"], "awaiting-approval": ["⏸", "awaiting approval", "warn"],
+    "running": ["▶", "running", "run"], "awaiting-approval": ["‖", "awaiting approval", "warn"],
     "mitigated": ["✓", "mitigated", "ok"], "completed": ["✓", "completed", "ok"], "not-confirmed": ["✓", "not confirmed", "ok"], "inconclusive": ["?", "inconclusive", "warn"],
     "would-mitigate": ["✓", "would mitigate", "ok"], "failed": ["✗", "failed", "bad"], "aborted": ["✗", "aborted", "bad"],
     "interrupted": ["■", "interrupted", "bad"], "refused": ["⊘", "refused", "warn"], "declined": ["⊘", "declined", "warn"],

@@ -24,7 +24,7 @@
   const changes = RB.el("ul", { id: "changes" });
   const postmortem = RB.el("section", { id: "postmortem" }, RB.el("p", { class: "muted" }, "The draft appears when the run finishes."));
   main.append(RB.el("h1", {}, "Run ", RB.el("code", {}, run.id)), header, gatePanel, controls,
-    RB.el("h2", {}, "Timeline"), timeline, RB.el("h2", {}, "Steps over time"), gantt,
+    RB.el("h2", {}, "Steps over time"), gantt, RB.el("h2", {}, "Timeline"), timeline,
     RB.el("h2", {}, "Step graph"), graph, RB.el("h2", {}, "Changes"), changes,
     RB.el("h2", {}, "Postmortem draft"), postmortem);
   if (runbook) graph.innerHTML = runbook.graph_svg; // server-rendered SVG, its text escaped there
@@ -57,7 +57,7 @@
     gatePanel.hidden = gates.length === 0;
     if (!gates.length) { gatePanel.replaceChildren(); return; }
     const g = gates[0];
-    const parts = [RB.el("h2", {}, RB.el("span", { "aria-hidden": "true" }, "⏸ "), "Waiting for approval"),
+    const parts = [RB.el("h2", {}, RB.el("span", { "aria-hidden": "true" }, "‖ "), "Waiting for approval"),
       RB.el("p", {}, g.request.message || ""),
       RB.el("p", {}, "Deadline: ", RB.time(g.request.deadline)),
       RB.el("p", {}, "Approved so far by: ", g.approvers.length ? g.approvers.join(", ") : "nobody yet")];
@@ -96,7 +96,8 @@
 
   function line(id, e) {
     const t = e.time ? e.time.slice(11, 23) : "";
-    const detail = [e.step, e.status, e.by && "by " + e.by, e.message, e.what && e.what + (e.from != null ? ": " + e.from + " → " + e.to : "")].filter(Boolean).join("  ");
+    const change = e.what && e.from && e.to ? e.what + ": " + e.from + " → " + e.to : null;
+    const detail = [e.step, e.status, e.outcome, e.by && "by " + e.by, e.message, change].filter(Boolean).join("  ");
     return RB.el("li", { "data-id": id, "data-event": e.event },
       RB.el("span", { class: "t" }, t), RB.el("span", { class: "e" }, e.event), detail);
   }
@@ -119,6 +120,19 @@
         else s.segments.push({ from: e.time, to: e.time, status: e.status });
         s.status = e.status;
       }
+    }
+    // A step waiting at its approval gate shows the wait until it is answered.
+    if (e.step && e.event === "approval.requested") {
+      const s = steps.get(e.step) || { phase: e.phase, segments: [], status: "awaiting approval" };
+      steps.set(e.step, s);
+      s.segments.push({ from: e.time, to: null, wait: true });
+    }
+    if (e.step && (e.event === "approval.denied" || e.event === "approval.timed_out" || (e.event === "approval.granted" && e.status === "approved"))) {
+      const last = (steps.get(e.step) || { segments: [] }).segments.slice(-1)[0];
+      if (last && last.wait && !last.to) last.to = e.time;
+    }
+    if (e.event === "run.finished") {
+      for (const s of steps.values()) for (const seg of s.segments) if (!seg.to) { seg.to = e.time; seg.status = seg.status === "running" ? "failed" : seg.status; }
     }
     if (e.event === "change.applied" || e.event.startsWith("undo.")) {
       changes.append(RB.el("li", {}, RB.el("span", { "aria-hidden": "true" }, e.event === "change.applied" ? "＋ " : "↺ "),
@@ -150,13 +164,14 @@
       for (const seg of s.segments) {
         const to = seg.to || (finished ? finished.time : new Date(tEnd).toISOString());
         const x1 = x(seg.from), w = Math.max(2, x(to) - x1);
-        if (seg.wait) svg.append(RB.svg("rect", { class: "wait", x: x1, y: y + 5, width: w, height: 8 }, RB.svg("title", {}, id + ": waiting to retry")));
-        else svg.append(RB.svg("rect", { class: "bar " + (seg.to ? seg.status : "running"), x: x1, y: y + 2, width: w, height: 14, rx: 2 },
+        const ms = new Date(to) - new Date(seg.from);
+        if (seg.wait) svg.append(RB.svg("rect", { class: "wait", x: x1, y: y + 5, width: w, height: 8, "data-step": id, "data-ms": ms }, RB.svg("title", {}, id + ": waiting to retry")));
+        else svg.append(RB.svg("rect", { class: "bar " + (seg.to ? seg.status : "running"), x: x1, y: y + 2, width: w, height: 14, rx: 2, "data-step": id, "data-ms": ms },
           RB.svg("title", {}, id + ": " + (seg.to ? seg.status : "running") + ", " + RB.duration(new Date(to) - new Date(seg.from)))));
       }
     });
     svg.append(RB.svg("text", { class: "sub", x: left, y: rows.length * rowH + 18 }, "0 s"),
-      RB.svg("text", { class: "sub", x: W - 60, y: rows.length * rowH + 18 }, RB.duration(span)));
+      RB.svg("text", { class: "sub", x: W - 10, y: rows.length * rowH + 18, "text-anchor": "end" }, RB.duration(span)));
     gantt.replaceChildren(svg);
   }
 

@@ -204,6 +204,47 @@ struct ConsoleTests {
         #expect(try exchange("GET", s.base + "/runs?status=bogus", headers: bearer(Self.reader)).status == 400)
     }
 
+    @Test func withoutAuthOnLoopbackTheConsoleOpensAndForeignOriginsAreStillRefused() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/rb", withIntermediateDirectories: true)
+        try Self.runbook.write(toFile: dir + "/rb/slow.yaml", atomically: true, encoding: .utf8)
+        let (child, port) = try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--no-auth"])
+        defer { child.stop() }
+        let base = "http://127.0.0.1:\(port)"
+        let page = try exchange("GET", base + "/ui/")
+        #expect(page.status == 200 && page.body.contains("data-page=\"runs\""))
+        #expect(try exchange("GET", base + "/ui/login").headers["location"] == "/ui/")
+        let start = try exchange("POST", base + "/hooks/run", body: "{\"runbook\":\"slow\",\"params\":{\"seconds\":\"299\"}}")
+        let id = try #require(((try JSONSerialization.jsonObject(with: Data(start.body.utf8)) as? [String: Any])?["runs"] as? [[String: Any]])?.first?["run"] as? String)
+        #expect(try exchange("POST", base + "/runs/\(id)/cancel", body: "{}", headers: ["Origin": "http://evil.example"]).status == 403)
+        #expect(try exchange("POST", base + "/runs/\(id)/cancel", body: "{}", headers: ["Origin": base]).status == 200)
+    }
+
+    @Test func aDryRunFromTheConsoleDescribesTheChangeAndMakesNone() async throws {
+        let dir = temporaryFolder()
+        let s = try await start("""
+        runbook: slow
+        steps:
+          - id: look
+            phase: detect
+            check: { command: ["true"] }
+          - id: make
+            phase: mitigate
+            command: ["touch", "\(dir)/made"]
+
+        """)
+        defer { s.stop(); try? FileManager.default.removeItem(atPath: dir) }
+        let r = try exchange("POST", s.base + "/hooks/dry-run", body: "{\"runbook\":\"slow\"}", headers: bearer(Self.op))
+        #expect(r.status == 202, "\(r.body)")
+        #expect(try exchange("POST", s.base + "/hooks/dry-run", body: "{\"runbook\":\"slow\"}", headers: bearer(Self.reader)).status == 403)
+        let id = try #require(((try JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any])?["runs"] as? [[String: Any]])?.first?["run"] as? String)
+        let events = try exchange("GET", s.base + "/runs/\(id)/events", headers: bearer(Self.reader)).body
+        #expect(events.contains("\"status\":\"would-change\""), "\(events)")
+        #expect(events.contains("\"outcome\":\"would-mitigate\""))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/made"))
+    }
+
     @Test func aCLIRunIsCancelledFromAnotherProcessThroughTheStore() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }

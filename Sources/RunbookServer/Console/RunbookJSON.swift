@@ -65,7 +65,9 @@ enum StepGraphSVG {
             for n in rb.graph.needs[st.id] ?? st.needs {
                 guard let from = pos[n] else { continue }
                 if from.x == to.x {
-                    edges += "<path class=\"need\" d=\"M\(from.x + 12) \(from.y + boxH) C\(from.x - 14) \(from.y + boxH + 10) \(to.x - 14) \(to.y - 10) \(to.x + 12) \(to.y)\" marker-end=\"url(#arrow)\"/>"
+                    // Within a phase: down from the step needed (boxes in between are stepped round on the left).
+                    let mid = from.x - (to.y - from.y > boxH + gapY ? 10 : -boxW / 2)
+                    edges += "<path class=\"need\" d=\"M\(from.x + boxW / 2) \(from.y + boxH) C\(mid) \(from.y + boxH + gapY) \(mid) \(to.y - gapY) \(to.x + boxW / 2) \(to.y)\" marker-end=\"url(#arrow)\"/>"
                 } else {
                     edges += "<path class=\"need\" d=\"M\(from.x + boxW) \(from.y + boxH / 2) L\(to.x) \(to.y + boxH / 2)\" marker-end=\"url(#arrow)\"/>"
                 }
