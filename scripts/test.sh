@@ -17,6 +17,9 @@ command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 # starts none by itself here).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v psql >/dev/null || need_apt+=(postgresql-client)
+# The web console's browser tests: headless Chromium and its WebDriver.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
@@ -24,6 +27,9 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
 fi
 # The JSON Schema test validates the bundled runbooks with a real validator.
 python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install --quiet jsonschema pyyaml || exit 1
+# Selenium drives the browser tests.
+python3 -c 'import selenium' 2>/dev/null || python3 -m pip install --quiet selenium 2>/dev/null \
+  || python3 -m pip install --quiet --break-system-packages selenium || exit 1
 
 failed=()
 stage() { # stage NAME COMMAND...: runs it, remembers a failure, goes on
@@ -60,6 +66,8 @@ stage "swift test" swift test --skip-build
 bin=$(swift build --show-bin-path)
 stage "validate bundled runbooks" "$bin/runbook" validate runbooks
 stage "bundled drills" "$bin/runbook" test --runbooks runbooks --state-dir "$(mktemp -d)"
+# The web console in headless Chromium against the debug `runbook serve` (builds nothing).
+stage "browser tests" python3 Tests/browser/console_test.py --binary "$bin/runbook"
 
 echo
 if [ "${#failed[@]}" -gt 0 ]; then

@@ -57,6 +57,11 @@ extension PostgresRunStore {
             "ALTER TABLE approvals ADD COLUMN IF NOT EXISTS seq BIGSERIAL",
             "ALTER TABLE changes ADD COLUMN IF NOT EXISTS state TEXT",
             "CREATE INDEX IF NOT EXISTS changes_reserved ON changes (run) WHERE state = 'reserved'",
+            // `runbook cancel` and a replica that does not own the run leave a request for the owner.
+            // The console's run list: newest first within one runbook or one outcome.
+            "CREATE INDEX IF NOT EXISTS runs_by_runbook_started ON runs (runbook, started DESC)",
+            "CREATE INDEX IF NOT EXISTS runs_by_outcome_started ON runs (outcome, started DESC)",
+            "CREATE TABLE IF NOT EXISTS cancel_requests (run TEXT PRIMARY KEY, by_name TEXT NOT NULL, undo BOOLEAN NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())",
         ]),
     ]
 

@@ -90,7 +90,7 @@ public struct AlertIntake: Sendable {
     /// manual run over HTTP. Only declared params, of those JSON types; anything else is a 400 with
     /// the reason. Guards apply. `confirm: true` steps run only when the request says `"confirm": true`
     /// and `mayConfirm` (an operator's or admin's token); otherwise they are declined.
-    public func run(_ body: Data, by caller: String? = nil, mayConfirm: Bool = true) -> (Int, String) {
+    public func run(_ body: Data, by caller: String? = nil, mayConfirm: Bool = true, mode: RunMode = .live) -> (Int, String) {
         guard let obj = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
             return Self.error(400, "body must be a JSON object like {\"runbook\": \"memory-leak\", \"params\": {}, \"confirm\": false}")
         }
@@ -122,8 +122,10 @@ public struct AlertIntake: Sendable {
         do { _ = try RunInputs.resolve(rb, given: params) } catch {
             return Self.error(400, "\(error)")
         }
-        let d = launcher.launch(rb, given: params, trigger: "api", fingerprint: nil, requireAuto: false,
-                                autoConfirm: confirm && mayConfirm, by: caller)
+        var request = RunLauncher.LaunchRequest(runbook: rb, given: params, trigger: "api", fingerprint: nil, requireAuto: false,
+                                                autoConfirm: confirm && mayConfirm, by: caller)
+        request.mode = mode
+        let d = launcher.launchAll([request])[0]
         if let why = d.storeFailure { return Self.error(503, "could not record the run: \(why)") }
         return (202, "{\"runs\":[\(d.json)]}")
     }

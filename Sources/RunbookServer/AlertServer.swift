@@ -7,6 +7,7 @@ import NIOCore
 import NIOPosix
 import RunbookActions
 import RunbookCore
+import RunbookRuntime
 import RunbookStoreContract
 import ServiceLifecycle
 import UnixSignals
@@ -43,6 +44,8 @@ public enum AlertServer {
         public var maxBody = AlertServer.maxBody
         /// On SIGTERM, running steps may finish for this long; then the runs are interrupted.
         public var shutdownGrace: Double = 10
+        /// Event streams (`/runs/ID/events`, `/runs/events`) open at once; more are answered 503.
+        public var maxWatchers = 256
 
         public init(host: String, port: Int, tokens: TokenSet?) {
             self.host = host
@@ -57,7 +60,7 @@ public enum AlertServer {
     ///   - threads: where blocking work runs (admissions on one thread, the rest on a small pool).
     public static func run(_ options: Options, intake: AlertIntake, threads: ServerThreads, logger: Logger) async throws {
         let router = Router()
-        let anonymous = APIToken(name: "anonymous", role: .admin, secret: "")
+        let gate = Gatekeeper(tokens: options.tokens, sessions: ConsoleSessions())
 
         @Sendable func answer(_ r: (Int, String), type: String = "application/json") -> Response {
             var headers: HTTPFields = [.contentType: type]
@@ -65,16 +68,9 @@ public enum AlertServer {
             return Response(status: HTTPResponse.Status(code: r.0), headers: headers,
                             body: ResponseBody(byteBuffer: ByteBuffer(string: r.1 + "\n")))
         }
-        /// The caller, or the answer refusing it: 401 without a known token, 403 when its role lacks `permission`.
+        /// The caller (a bearer token or a console session), or the answer refusing it (`Gatekeeper`).
         @Sendable func caller(_ request: Request, _ permission: Permission) -> Result<APIToken, HTTPRefusal> {
-            guard let tokens = options.tokens else { return .success(anonymous) }
-            guard let t = tokens.caller(authorization: request.headers[.authorization]) else {
-                return .failure(HTTPRefusal(answer: AlertIntake.error(401, "missing or wrong bearer token")))
-            }
-            guard permission.granted(to: t.role) else {
-                return .failure(HTTPRefusal(answer: AlertIntake.error(403, "token '\(t.name)' (role \(t.role.rawValue)) may not do this")))
-            }
-            return .success(t)
+            gate.caller(request, permission)
         }
         /// Blocking work on `pool`, never on the cooperative pool; 503 once the pool stopped. Work
         /// that `needsStore` gets 503 at once while the store is known unreachable; its store calls
@@ -124,7 +120,13 @@ public enum AlertServer {
                 intake.run(data, by: who.name, mayConfirm: Permission.startRuns.granted(to: who.role))
             }
         }
-        router.get("/runs") { request, _ in await read(request) { intake.runs() } }
+        router.post("/hooks/dry-run") { request, _ in
+            await hook(request, .startRuns, on: threads.intake) { data, who in intake.run(data, by: who.name, mayConfirm: true, mode: .dryRun) }
+        }
+        router.get("/runs") { request, _ in
+            let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { a, _ in a })
+            return await read(request) { query.isEmpty ? intake.runs() : intake.runs(query: query) }
+        }
         for (verb, approve) in [("approve", true), ("deny", false)] {
             router.post("/runs/:id/\(verb)") { request, context in
                 let id = context.parameters.get("id") ?? ""
@@ -137,6 +139,11 @@ public enum AlertServer {
             let id = context.parameters.get("id") ?? ""
             return await read(request) { intake.run(id: id) }
         }
+        router.post("/runs/:id/cancel") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            return await hook(request, .approve, on: threads.store) { data, who in intake.cancel(id: id, body: data, by: who.name) }
+        }
+        ConsoleRoutes.register(on: router, gate: gate, intake: intake, threads: threads, maxWatchers: options.maxWatchers)
         router.get("/healthz") { _, _ in answer(intake.health()) }
         router.get("/readyz") { _, _ in answer(intake.readiness()) }
         router.get("/metrics") { request, _ in

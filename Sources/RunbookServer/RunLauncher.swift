@@ -27,12 +27,15 @@ public final class RunLauncher: @unchecked Sendable {
     let metrics: ServerMetrics
     /// When a server run's changes wait for approval rather than refuse the run.
     let rule: ChangeApprovalRule
+    /// Cancel requests other processes leave in the store for this server's runs.
+    let cancels: CancelWatch?
 
     public init(store: any RunDatabase, maxChanges: (count: Int, per: Double)? = nil, freezes: [FreezeWindow] = []) {
         self.store = store
         self.maxChanges = maxChanges
         self.freezes = freezes
         self.rule = .windows(freezes, mayPause: true, maxChanges: maxChanges)
+        self.cancels = (store as? any CancelRequests).map { CancelWatch(store: $0) }
         self.metrics = ServerMetrics(replicated: store is any ReplicatedRunDatabase)
     }
 
@@ -72,6 +75,8 @@ public final class RunLauncher: @unchecked Sendable {
         public var autoConfirm: Bool
         /// Who asked: the token's name, recorded as `by` on `run.started`.
         public var by: String?
+        /// Live, or a dry run (the console's dry-run button: changes described, none made).
+        public var mode: RunMode = .live
 
         public init(runbook: Runbook, given: [String: String], trigger: String, fingerprint: String?, requireAuto: Bool, autoConfirm: Bool, by: String?) {
             self.runbook = runbook
@@ -90,6 +95,7 @@ public final class RunLauncher: @unchecked Sendable {
             r.by = by
             r.alertRun = requireAuto
             r.autoConfirm = autoConfirm
+            r.mode = mode
             return r
         }
     }
@@ -144,11 +150,14 @@ public final class RunLauncher: @unchecked Sendable {
     func drive(_ session: RunSession) {
         let runID = session.runID
         lock.withLock { sessions[runID] = session }
+        cancels?.add(session)
         session.begin(onEnd: { [self] session, outcome in
+            cancels?.remove(runID)
             forget(runID)
             metrics.runEnded(runbook: session.runbook.name, outcome: outcome.rawValue)
         }, onLost: { [self] _, _ in
             // Fenced: another owner holds the run; it stopped without a word.
+            cancels?.remove(runID)
             forget(runID)
             metrics.leasesLost?.increment()
         })

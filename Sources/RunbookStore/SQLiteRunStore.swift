@@ -118,6 +118,11 @@ public final class SQLiteRunStore: RunDatabase, Sendable {
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS changes_reserved ON changes(run) WHERE state = 'reserved'")
         }
         registerFencingMigration(&migrator)
+        migrator.registerMigration("v10-run-list") { db in
+            // The console's run list: newest first within one runbook or one outcome.
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_by_runbook_started ON runs(runbook, started)")
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_by_outcome_started ON runs(outcome, started)")
+        }
         try migrator.migrate(pool)
     }
 

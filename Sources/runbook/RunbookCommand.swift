@@ -16,7 +16,7 @@ struct RunbookCommand: AsyncParsableCommand {
             """,
         version: RunbookVersion.current,
         subcommands: [
-            ListCommand.self, ValidateCommand.self, ShowCommand.self, RunCommand.self, DrillCommand.self, TestCommand.self, HistoryCommand.self, TimelineCommand.self, PostmortemCommand.self, ServeCommand.self, SchemaCommand.self, ReferenceCommand.self, FreezeCommand.self, ApproveCommand.self,
+            ListCommand.self, ValidateCommand.self, ShowCommand.self, RunCommand.self, DrillCommand.self, TestCommand.self, HistoryCommand.self, TimelineCommand.self, PostmortemCommand.self, ServeCommand.self, SchemaCommand.self, ReferenceCommand.self, FreezeCommand.self, ApproveCommand.self, CancelCommand.self,
         ]
     )
 

@@ -28,6 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Connections without a known token held from one address (default: half of --max-connections); beyond it the oldest is closed.") var maxConnectionsPerAddress: Int?
     @Option(help: "Largest request body accepted, in bytes (413 beyond); raise it for Alertmanager payloads of many thousand alerts.") var maxBody = AlertServer.maxBody
     @Option(help: "Seconds running steps may finish after SIGTERM before their runs are interrupted.") var shutdownGrace: Double = 10
+    @Option(help: "Event streams (/runs/ID/events, /runs/events, the console's live views) open at once; more are answered 503.") var maxWatchers = 256
     @Option(help: "Change breaker: no new run while N changes were applied across all runbooks within the window, e.g. 10/1h.") var maxChanges: String?
     @Option(help: "Change freeze windows (a YAML list): runs that would change things are refused during one.") var freeze: String?
     @OptionGroup var options: RunbookOptions
@@ -82,9 +83,9 @@ struct ServeCommand: AsyncParsableCommand {
             printError("error: runbook serve needs --token-file FILE (one token a line, or NAME:ROLE:TOKEN): without it anyone who can reach the port could run runbooks; --no-auth runs without tokens on a loopback address")
             throw ExitCode(2)
         }
-        guard headTimeout > 0, unauthenticatedHeadTimeout > 0, idleTimeout > 0, maxConnections > 0, (maxConnectionsPerAddress ?? 1) > 0,
+        guard headTimeout > 0, unauthenticatedHeadTimeout > 0, idleTimeout > 0, maxConnections > 0, maxWatchers > 0, (maxConnectionsPerAddress ?? 1) > 0,
               maxBody > 0, shutdownGrace >= 0 else {
-            printError("error: --head-timeout, --unauthenticated-head-timeout, --idle-timeout, --max-connections, --max-connections-per-address and --max-body must be positive, --shutdown-grace not negative")
+            printError("error: --head-timeout, --unauthenticated-head-timeout, --idle-timeout, --max-connections, --max-connections-per-address, --max-watchers and --max-body must be positive, --shutdown-grace not negative")
             throw ExitCode(2)
         }
         let (runbooks, errors): ([Runbook], [LoadError])
@@ -143,6 +144,7 @@ struct ServeCommand: AsyncParsableCommand {
         serverOptions.maxConnectionsPerAddress = maxConnectionsPerAddress
         serverOptions.maxBody = maxBody
         serverOptions.shutdownGrace = shutdownGrace
+        serverOptions.maxWatchers = maxWatchers
         // With PostgreSQL, runs whose owner died are taken over (the first claim comes within 2 s).
         do { try await AlertServer.run(serverOptions, intake: intake, threads: threads, logger: logger) } catch {
             await threads.shutdown()

@@ -23,6 +23,8 @@ struct RunStateMachineTests {
         var gateAnswers: (GateRequest) -> [GateAnswer] = { _ in [.approved(by: "alice")] }
         var gatesOpened: [GateRequest] = []
         var gatesClosed: [String] = []
+        /// What stops the run at `interruptAfter` (default: an interrupt, as Ctrl-C).
+        var stopWith: ((inout RunStateMachine, Date) -> [RunStateMachine.Effect])?
 
         init(_ yaml: String, autoConfirm: Bool = true, maxParallel: Int = 64, noUndo: Bool = false) throws {
             let rb = try load(yaml)
@@ -54,7 +56,7 @@ struct RunStateMachineTests {
                     attempts.append((s, a))
                     started += 1
                     if let n = interruptAfter, started > n {
-                        queue += machine.interrupt(now: now)
+                        queue += stopWith?(&machine, now) ?? machine.interrupt(now: now)
                         continue
                     }
                     now += 1

@@ -1,0 +1,36 @@
+import Foundation
+import PostgresNIO
+import RunbookStoreContract
+
+/// The run list's pages: `runs_started`, `runs_by_runbook_started` and `runs_by_outcome_started`
+/// serve the order and the filters; the cursor keeps every page a short index walk. Only the filters
+/// given are in the statement, so each shape gets its own plan.
+extension PostgresRunStore: RunListing {
+    public func listRuns(_ q: RunListQuery) throws -> [RunRecord] {
+        var sql = "SELECT \(Self.runColumns) FROM runs WHERE true"
+        var binds = PostgresBindings()
+        func bind(_ v: some PostgresDynamicTypeEncodable) -> String {
+            binds.append(v)
+            return "$\(binds.count)"
+        }
+        if let r = q.runbook { sql += " AND runbook = \(bind(r))" }
+        if let o = q.outcome { sql += " AND outcome = \(bind(o))" }
+        switch q.status {
+        case .finished: sql += " AND outcome IS NOT NULL"
+        case .running: sql += " AND outcome IS NULL AND id NOT IN (SELECT run FROM gates WHERE status = 'open')"
+        case .awaitingApproval: sql += " AND outcome IS NULL AND id IN (SELECT run FROM gates WHERE status = 'open')"
+        case nil: break
+        }
+        if let p = q.likePattern {
+            let n = bind(p)
+            sql += " AND (lower(id) LIKE \(n) OR lower(runbook) LIKE \(n) OR lower(trigger) LIKE \(n) OR lower(coalesce(fingerprint, '')) LIKE \(n))"
+        }
+        if let b = q.before {
+            let n = bind(b)
+            sql += " AND (started, id) < ((SELECT started FROM runs WHERE id = \(n)), \(n))"
+        }
+        sql += " ORDER BY started DESC, id DESC LIMIT \(max(1, min(q.limit, 500)))"
+        let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+        return try sync { try await Self.records(try await $0.query(query)) }
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+import GRDB
+import RunbookStoreContract
+
+/// The run list's pages: `runs(started)` and `runs(runbook, started)` serve the order and the
+/// runbook filter; the cursor keeps every page a short index walk.
+extension SQLiteRunStore: RunListing {
+    public func listRuns(_ q: RunListQuery) throws -> [RunRecord] {
+        var sql = "SELECT * FROM runs WHERE 1 = 1"
+        var args: [any DatabaseValueConvertible] = []
+        if let r = q.runbook { sql += " AND runbook = ?"; args.append(r) }
+        if let o = q.outcome { sql += " AND outcome = ?"; args.append(o) }
+        switch q.status {
+        case .finished: sql += " AND outcome IS NOT NULL"
+        case .running: sql += " AND outcome IS NULL AND id NOT IN (SELECT run FROM gates WHERE status = 'open')"
+        case .awaitingApproval: sql += " AND outcome IS NULL AND id IN (SELECT run FROM gates WHERE status = 'open')"
+        case nil: break
+        }
+        if let p = q.likePattern {
+            sql += " AND (lower(id) LIKE ? ESCAPE '\\' OR lower(runbook) LIKE ? ESCAPE '\\' OR lower(trigger) LIKE ? ESCAPE '\\' OR lower(coalesce(fingerprint, '')) LIKE ? ESCAPE '\\')"
+            args += [p, p, p, p]
+        }
+        if let b = q.before {
+            sql += " AND (started, id) < ((SELECT started FROM runs WHERE id = ?), ?)"
+            args += [b, b]
+        }
+        sql += " ORDER BY started DESC, id DESC LIMIT ?"
+        args.append(max(1, min(q.limit, 500)))
+        let arguments = StatementArguments(args.map { $0.databaseValue })
+        return try read { db in try RunRecord.fetchAll(db, sql: sql, arguments: arguments) }
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import RunbookCore
+import RunbookStoreContract
+
+/// `runbook cancel RUN_ID`: leaves a cancel request in the store for the run's owner (a `runbook run`
+/// in another terminal, a server or a replica), which stops the run as Ctrl-C does, then waits for
+/// `run.cancelled` to be on record.
+struct CancelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel", abstract: "Cancel a running run, as Ctrl-C stops it, from anywhere the store is.",
+        discussion: "The run's owner (a `runbook run` on the same state folder, or the server or replica driving it) sees the request within a second: running steps are stopped, their process trees killed, and completed changes undone unless --no-undo. The timeline records run.cancelled with your name; the run ends interrupted.\n\nExit codes: 0 cancelled; 1 not running (finished already, or no owner acted on the request within --wait seconds); 2 unknown run or usage.")
+
+    @Argument(help: "Run id: the whole id, a unique prefix of it or of its final hex part, or 'last'.", completion: Completions.runIDs) var runID: String
+    @Flag(help: "Leave completed changes in place instead of undoing them.") var noUndo = false
+    @Option(name: .customLong("as"), help: "Your name, recorded as `by` (default: $USER).") var name: String?
+    @Option(help: "Seconds to wait for the run's owner to record the cancel.") var wait: Double = 10
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        guard let by = ApprovalError.approverName(name ?? ApproveCommand.currentUser) else {
+            printError("error: --as takes a name of 1 to 100 printable characters")
+            throw ExitCode(2)
+        }
+        let store = try state.openStore()
+        let id: String
+        do { id = try store.resolveRunID(runID) } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        guard let requests = store as? any CancelRequests else {
+            printError("error: this store cannot take cancel requests")
+            throw ExitCode(2)
+        }
+        guard let record = try store.run(id), record.outcome == nil else {
+            printError("run \(id) is not running (it has finished): nothing to cancel")
+            throw ExitCode(1)
+        }
+        try requests.requestCancel(runID: id, CancelRequest(by: by, undo: !noUndo))
+        let deadline = Date().addingTimeInterval(max(0, wait))
+        while true {
+            let events = store.timeline(id)
+            if let e = events.last(where: { $0.event == "run.cancelled" }), e.by == by {
+                StandardStreams.out("cancelled run \(id) as \(Escape.text(by))\(noUndo ? " (changes left in place)" : ""): it stops and ends interrupted\n")
+                return
+            }
+            if try events.contains(where: { $0.event == "run.finished" }) || store.run(id)?.outcome != nil {
+                try? requests.clearCancelRequest(runID: id)
+                printError("run \(id) finished before the cancel was taken: nothing to cancel")
+                throw ExitCode(1)
+            }
+            if Date() >= deadline {
+                printError("run \(id): no owner took the cancel request within \(Quantity.formatDuration(wait)) (is the process or server driving it alive?); the request stays for it")
+                throw ExitCode(1)
+            }
+            usleep(100_000)
+        }
+    }
+}
