@@ -100,6 +100,10 @@ struct GraphValidator {
                 break
             case .alertLabel, .alertAnnotation:
                 error(loc, "'\(ref)' is only available in triggers[].params; map it onto a param and use params.NAME")
+            case .targetHost:
+                if step.across == nil, !runbook.steps.contains(where: { $0.across?.canary?.verify == step.id }) {
+                    error(loc, "step '\(step.id)' uses {{ target.host }} but has no across: (only a step run on hosts, or a canary's verify check, has a target)")
+                }
             }
         }
     }
