@@ -116,10 +116,10 @@ final class SSHFleet: @unchecked Sendable {
     }
 
     /// Waits until every host answers over ssh (sshd is up); false after `seconds`.
-    func ready(seconds: Double = 30) async -> Bool {
+    func ready(seconds: Double = 240) async -> Bool {
         let config = sshConfig, last = hosts.last ?? "web-1"
         return await waitUntil(seconds) {
-            (try? Spawn.run(["ssh", "-F", config, "-o", "BatchMode=yes", "-o", "ConnectTimeout=2", last, "true"]))?.status == 0
+            (try? Spawn.run(["ssh", "-F", config, "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", last, "true"]))?.status == 0
         }
     }
 
