@@ -133,6 +133,9 @@ public enum ActionReference {
             """),
     ]
 
+    /// What an `across:` step reports (its action's own outputs are per host, on the timeline).
+    public static var acrossOutputs: [String] { entries.first { $0.key == "across" }?.outputs.map(\.name) ?? [] }
+
     /// The entry for a step's action (`check.http`, `flag`, ...).
     public static func entry(for action: Action) -> Entry? {
         let key = action.kind == .check ? "check." + (action.checkKind ?? "") : action.kind.rawValue

@@ -85,6 +85,7 @@ struct GraphValidator {
                 }
             case .stepState(let s, _), .stepOutput(let s, _):
                 if case .stepOutput(_, let name) = ref, let target = runbook.step(s), !ActionReference.hasOutput(target.action, name),
+                   target.across == nil || !ActionReference.acrossOutputs.contains(name),
                    let entry = ActionReference.entry(for: target.action) {
                     var shown = entry
                     shown.outputs = ActionReference.outputs(of: target.action)

@@ -107,7 +107,7 @@ import RunbookTestSupport
               - id: restart-shop
                 phase: mitigate
                 across: { targets: web, concurrency: 5, max_errors: 3 }
-                command: ["/bin/sh", "-c", "if [ $0 = web-3 ]; then exec sleep 1000 fleet-hang-marker-$1; fi; echo $0 ok", "{{ target.host }}", "\(fleet.dir.suffix(8))"]
+                command: ["/bin/sh", "-c", "if [ $0 = web-3 ]; then exec python3 -c 'import time; time.sleep(1000)' fleet-hang-marker-$1; fi; echo $0 ok", "{{ target.host }}", "\(fleet.dir.suffix(8))"]
                 timeout: 40s
             """
         let r = try fleet.run(runbooks: try fleet.runbooks(hangYAML))

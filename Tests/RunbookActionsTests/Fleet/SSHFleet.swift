@@ -15,7 +15,7 @@ final class SSHFleet: @unchecked Sendable {
     let hosts: [String]
     let sshConfig: String
     let port: Int
-    private let server: ChildServer
+    private var servers: [ChildServer] = []
     private let blackhole: Int32
 
     /// The probe a host runs: `probe.sh STATE HOST SECONDS FAILING`; it counts hosts running at
@@ -40,22 +40,25 @@ final class SSHFleet: @unchecked Sendable {
         let port = freePort()
         self.port = port
         hosts = (1...count).map { "web-\($0)" }
-        let listenLines = (1...count).map { "ListenAddress 127.0.0.\($0 + 1):\(port)" }.joined(separator: "\n")
-        try """
-            \(listenLines)
-            HostKey \(dir)/host_key
-            AuthorizedKeysFile \(dir)/authorized_keys
-            PidFile none
-            StrictModes no
-            UsePAM no
-            PasswordAuthentication no
-            KbdInteractiveAuthentication no
-            PermitRootLogin prohibit-password
-            MaxStartups 500
-            MaxSessions 200
-            LogLevel ERROR
+        // sshd listens on at most 16 sockets: one sshd per 16 hosts.
+        for (n, first) in stride(from: 1, through: count, by: 16).enumerated() {
+            let listenLines = (first...min(count, first + 15)).map { "ListenAddress 127.0.0.\($0 + 1):\(port)" }.joined(separator: "\n")
+            try """
+                \(listenLines)
+                HostKey \(dir)/host_key
+                AuthorizedKeysFile \(dir)/authorized_keys
+                PidFile none
+                StrictModes no
+                UsePAM no
+                PasswordAuthentication no
+                KbdInteractiveAuthentication no
+                PermitRootLogin prohibit-password
+                MaxStartups 500
+                MaxSessions 200
+                LogLevel ERROR
 
-            """.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
+                """.write(toFile: dir + "/sshd_config.\(n)", atomically: true, encoding: .utf8)
+        }
 
         // A socket that takes connections and never says a word: a silent host.
         let hole = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -112,7 +115,9 @@ final class SSHFleet: @unchecked Sendable {
             { echo "$#"; for a in "$@"; do printf '%s\\n' "$a"; done; } > "$out-$h"
 
             """.write(toFile: dir + "/argv.sh", atomically: true, encoding: .utf8)
-        server = try ChildServer.daemon(["/usr/sbin/sshd", "-D", "-e", "-f", dir + "/sshd_config"])
+        servers = try stride(from: 1, through: count, by: 16).enumerated().map { n, _ in
+            try ChildServer.daemon(["/usr/sbin/sshd", "-D", "-e", "-f", dir + "/sshd_config.\(n)"])
+        }
     }
 
     /// Waits until every host answers over ssh (sshd is up); false after `seconds`.
@@ -150,7 +155,7 @@ final class SSHFleet: @unchecked Sendable {
     }
 
     func stop() {
-        server.stop()
+        servers.forEach { $0.stop() }
         close(blackhole)
         try? FileManager.default.removeItem(atPath: dir)
     }
