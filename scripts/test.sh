@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v supervisord >/dev/null || need_apt+=(supervisor)
+# Throwaway sshd hosts for the fleet tests (across: over SSH).
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 # PostgreSQL for the replica tests and the store conformance suite (a throwaway cluster below; Debian

@@ -7,9 +7,12 @@ import RunbookStoreContract
 public struct LiveExecutor: StepExecutor {
     /// Where process and file work reports back; the driver hops onto its own queue after.
     let workQueue: DispatchQueue
+    /// How `across:` steps reach their hosts.
+    public var ssh: SSHSettings
 
-    public init(workQueue: DispatchQueue = DispatchQueue(label: "runbook.work", attributes: .concurrent)) {
+    public init(workQueue: DispatchQueue = DispatchQueue(label: "runbook.work", attributes: .concurrent), ssh: SSHSettings = SSHSettings()) {
         self.workQueue = workQueue
+        self.ssh = ssh
     }
 
     public func execute(_ request: StepRequest, completion: @escaping @Sendable (StepResult) -> Void) -> any Cancellable {
@@ -98,14 +101,14 @@ public struct LiveExecutor: StepExecutor {
         let cwd = c.cwd.map(request.render)
         let expected = c.exit
         let contains = c.stdoutContains.map(request.render)
-        return ProcessRunner.run(argv: argv, environment: env, cwd: cwd, queue: workQueue) { p in
+        return spawn(argv, environment: env, cwd: cwd, request) { p in
             var output: [String: Value] = ["duration_ms": .number((p.duration * 1000).rounded())]
             if let code = p.exitCode { output["exit_code"] = .number(Double(code)) }
             output["stdout"] = .string(Self.excerpt(p.stdout, 1024).trimmingCharacters(in: .whitespacesAndNewlines))
             var r: StepResult
             if let why = p.spawnError {
-                // A command that could not start measured nothing.
-                r = StepResult(isChange ? .failed : .errored, why, output: output)
+                // A command that could not start measured nothing; a host never reached is errored.
+                r = StepResult(isChange && request.target == nil ? .failed : .errored, why, output: output)
             } else if let sig = p.signal {
                 r = StepResult(.failed, "killed by signal \(sig) after \(Quantity.formatDuration(p.duration))", output: output)
             } else if let code = p.exitCode, !expected.contains(Int(code)) {

@@ -58,10 +58,12 @@ enum RestartAction {
         let deadline = started.addingTimeInterval(max(0.5, request.step.timeout - min(1, request.step.timeout * 0.1)))
         let ready = c.ready.map { Action(.check($0), readOnly: true) }
 
+        // On a host of an `across:` step the pid is read there, and "still running" is not asked here.
+        let remote = request.target != nil
         @Sendable func currentPid(_ then: @escaping @Sendable (Int32?) -> Void) {
-            if let f = plan.pidfile { return then(ProcFS.pid(fromFile: f)) }
-            guard let q = plan.pidQuery else { return then(nil) }
-            op.track(ProcessRunner.run(argv: q, queue: queue) { r in
+            if let f = plan.pidfile, !remote { return then(ProcFS.pid(fromFile: f)) }
+            guard let q = remote ? plan.pidfile.map({ ["cat", $0] }) ?? plan.pidQuery : plan.pidQuery else { return then(nil) }
+            op.track(executor.spawn(q, request) { r in
                 then(Int32(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0 > 0 ? $0 : nil })
             })
         }
@@ -69,7 +71,7 @@ enum RestartAction {
         @Sendable func fail(_ message: String, _ output: [String: Value] = [:]) { op.finish(StepResult(.failed, "\(what): \(message)", output: output)) }
 
         currentPid { oldPid in
-            op.track(ProcessRunner.run(argv: plan.restart, environment: plan.env, cwd: plan.cwd, queue: queue) { r in
+            op.track(executor.spawn(plan.restart, environment: plan.env, cwd: plan.cwd, request) { r in
                 guard !op.isCancelled else { return }
                 if let e = r.spawnError { return fail(e) }
                 guard r.exitCode == 0 else {
@@ -82,7 +84,7 @@ enum RestartAction {
 
         @Sendable func afterRestart(_ oldPid: Int32?) {
             if let follow = plan.followUp {
-                op.track(ProcessRunner.run(argv: follow, queue: queue) { r in
+                op.track(executor.spawn(follow, request) { r in
                     guard r.exitCode == 0 else { return fail("rollout status: \(r.stderr.split(separator: "\n").last ?? "exit \(r.exitCode ?? -1)")") }
                     waitForNewPid(oldPid)
                 })
@@ -95,8 +97,8 @@ enum RestartAction {
             // A service manager that reported no pid before (systemd's MainPID=0) gives no pid to follow.
             guard plan.pidfile != nil || (plan.pidQuery != nil && oldPid != nil) else { return waitReady(oldPid, nil) }
             currentPid { pid in
-                if let pid, pid != oldPid, ProcFS.isRunning(pid) {
-                    if let oldPid, ProcFS.isRunning(oldPid) {
+                if let pid, pid != oldPid, remote || ProcFS.isRunning(pid) {
+                    if let oldPid, !remote, ProcFS.isRunning(oldPid) {
                         return retry(after: 0.1, "old pid \(oldPid) still running") { waitForNewPid(oldPid) }
                     }
                     return waitReady(oldPid, pid)

@@ -116,7 +116,25 @@ public enum ActionReference {
         Entry(key: "wait", title: "wait", shape: .duration, outputs: [], example: """
             wait: 30s
             """),
+        Entry(key: "targets", title: "named sets of hosts (top level, for across:)", shape: .object(RunbookGrammar.targetSet), outputs: [], example: """
+            targets:
+              web: { inventory: inventory.ini, group: web, user: deploy, max: 50 }
+              from-alert: { hosts: ["{{ alert.labels.instance }}"], within: inventory.ini }
+            """),
+        Entry(key: "across", title: "run a command, check or restart on every host over SSH", shape: .object(RunbookGrammar.across), outputs: [
+            OutputField("hosts", "number", nil, "hosts resolved"),
+            OutputField("failed", "number", nil, "hosts that failed, timed out or could not be reached"),
+            OutputField("not_started", "number", nil, "hosts never started (the step stopped first)"),
+            OutputField("failed_hosts", "text", nil, "the failed hosts, comma-separated"),
+        ], example: """
+            across: { targets: web, concurrency: 10%, max_errors: 1, ramp: true, canary: { hosts: 1, verify: shop-healthy } }
+            restart: { systemd: shop.service }
+            timeout: 60s   # per host
+            """),
     ]
+
+    /// What an `across:` step reports (its action's own outputs are per host, on the timeline).
+    public static var acrossOutputs: [String] { entries.first { $0.key == "across" }?.outputs.map(\.name) ?? [] }
 
     /// The entry for a step's action (`check.http`, `flag`, ...).
     public static func entry(for action: Action) -> Entry? {

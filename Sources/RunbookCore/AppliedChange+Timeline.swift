@@ -7,6 +7,7 @@ extension TimelineEvent {
         from = change.from
         to = change.to
         location = change.location
+        target = change.target
         if case .flagFile(_, let key, let field, _)? = change.automaticUndo {
             flagKey = key
             flagField = field
@@ -20,6 +21,7 @@ extension AppliedChange {
     /// - Parameter fallbackWhat: the name used when the event has no `what`.
     public init(restoring e: TimelineEvent, fallbackWhat: String) {
         self.init(what: e.what ?? fallbackWhat, from: e.from ?? "", to: e.to ?? "", location: e.location)
+        target = e.target
         if let path = e.location, let key = e.flagKey, let field = e.flagField {
             automaticUndo = .flagFile(path: path, key: key, field: field, previous: JSONText.string(e.from ?? ""))
         }

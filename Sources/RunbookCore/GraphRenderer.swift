@@ -72,6 +72,7 @@ public struct GraphRenderer: Sendable {
         out += "detect: \(runbook.detect.rawValue) (\(runbook.detect == .any ? "one passing detect step confirms the incident" : "every detect step must pass"))\n"
         if runbook.guards.askBeforeChanges { out += "auto: ask (alert runs wait for approval before their first change)\n" }
         if !runbook.abortIf.isEmpty { out += "abort if: \(runbook.abortIf.map(\.id).joined(separator: ", "))\n" }
+        out += runbook.targets.map(Self.describe).joined()
         for phase in Phase.allCases {
             let steps = self.steps(in: phase)
             guard !steps.isEmpty else { continue }
@@ -85,6 +86,7 @@ public struct GraphRenderer: Sendable {
                     line += "  [approval: \(g.approvals) within \(Quantity.formatDuration(g.timeout)), then \(g.onTimeout.rawValue)]"
                 }
                 if s.retry.attempts > 1 { line += "  [retry x\(s.retry.attempts)]" }
+                if let a = s.across { line += "  [across \(Self.describe(a))]" }
                 out += line + "\n"
             }
         }

@@ -85,6 +85,7 @@ struct GraphValidator {
                 }
             case .stepState(let s, _), .stepOutput(let s, _):
                 if case .stepOutput(_, let name) = ref, let target = runbook.step(s), !ActionReference.hasOutput(target.action, name),
+                   target.across == nil || !ActionReference.acrossOutputs.contains(name),
                    let entry = ActionReference.entry(for: target.action) {
                     var shown = entry
                     shown.outputs = ActionReference.outputs(of: target.action)
@@ -100,6 +101,10 @@ struct GraphValidator {
                 break
             case .alertLabel, .alertAnnotation:
                 error(loc, "'\(ref)' is only available in triggers[].params; map it onto a param and use params.NAME")
+            case .targetHost:
+                if step.across == nil, !runbook.steps.contains(where: { $0.across?.canary?.verify == step.id }) {
+                    error(loc, "step '\(step.id)' uses {{ target.host }} but has no across: (only a step run on hosts, or a canary's verify check, has a target)")
+                }
             }
         }
     }

@@ -63,6 +63,7 @@ public enum Postmortem {
             md += "\nUndone after the run stopped:\n\n"
             for u in undos { md += "- \(u.step ?? "?"): \(u.status ?? "") - \(u.message ?? "")\n" }
         }
+        md += hostsSection(events)
         let left = RunbookChangesLeft.texts(events)
         if !changes.isEmpty {
             md += left.isEmpty ? "\nNo change is left in place: everything was undone.\n"
@@ -209,11 +210,11 @@ public enum Postmortem {
 /// the latest change of that step).
 public enum RunbookChangesLeft {
     public static func texts(_ events: [TimelineEvent]) -> [String] {
-        var applied: [(step: String?, text: String)] = []
+        var applied: [(step: String?, target: String?, text: String)] = []
         for e in events {
-            if e.event == "change.applied" { applied.append((e.step, e.message ?? "\(e.what ?? "?"): \(e.from ?? "?") -> \(e.to ?? "?")")) }
+            if e.event == "change.applied" { applied.append((e.step, e.target, e.message ?? "\(e.what ?? "?"): \(e.from ?? "?") -> \(e.to ?? "?")")) }
             if e.event == "undo.finished", e.status == StepStatus.passed.rawValue,
-               let i = applied.lastIndex(where: { $0.step == e.step }) { applied.remove(at: i) }
+               let i = applied.lastIndex(where: { $0.step == e.step && $0.target == e.target }) { applied.remove(at: i) }
         }
         return applied.map(\.text)
     }

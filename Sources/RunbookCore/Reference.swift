@@ -11,6 +11,8 @@ public enum Reference: Sendable, Hashable, CustomStringConvertible {
     case runID
     case alertLabel(String)
     case alertAnnotation(String)
+    /// `target.host`: the host an `across:` step is acting on.
+    case targetHost
 
     /// What `steps.ID.X` can ask about a step.
     public enum StepState: String, Sendable, CaseIterable {
@@ -33,6 +35,7 @@ public enum Reference: Sendable, Hashable, CustomStringConvertible {
         case .runID: "run.id"
         case .alertLabel(let n): "alert.labels.\(n)"
         case .alertAnnotation(let n): "alert.annotations.\(n)"
+        case .targetHost: "target.host"
         }
     }
 
@@ -60,6 +63,9 @@ public enum Reference: Sendable, Hashable, CustomStringConvertible {
             if parts.count == 3, parts[1] == "labels" { return .success(.alertLabel(parts[2])) }
             if parts.count == 3, parts[1] == "annotations" { return .success(.alertAnnotation(parts[2])) }
             return .failure(ReferenceError("'\(path)': write alert.labels.NAME or alert.annotations.NAME"))
+        case "target":
+            guard parts == ["target", "host"] else { return .failure(ReferenceError("'\(path)': the only target field is target.host")) }
+            return .success(.targetHost)
         default:
             return .failure(ReferenceError("unknown name '\(path)'\(Suggest.hint(for: head, among: ["params", "steps", "run", "alert"])): names start with params., steps., run. or alert."))
         }

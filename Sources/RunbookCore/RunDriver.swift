@@ -352,11 +352,17 @@ public final class RunDriver: @unchecked Sendable {
         guard let step = runbook.step(id) else { return }
         var request = StepRequest(step: step, attempt: attempt, runID: runID, dryRun: dryRun, values: values, scheduler: scheduler)
         request.runbookName = runbook.name
-        let timeout = scheduler.schedule(after: step.timeout) { [self] in
+        if step.across != nil {
+            request.report = { [self] progress in
+                queue.async { self.apply(self.machine.fleetProgress(step: id, attempt: attempt, progress, now: self.scheduler.now)) }
+            }
+        }
+        let limit = step.attemptLimit(hosts: step.across.map { values.targets[$0.targets]?.count ?? 1 } ?? 1)
+        let timeout = scheduler.schedule(after: limit) { [self] in
             guard let a = attempts[id], a.attempt == attempt else { return }
             attempts[id] = nil
             a.handle.cancel()
-            let result = StepResult(.timedOut, "timed out after \(Quantity.formatDuration(step.timeout))")
+            let result = StepResult(.timedOut, "timed out after \(Quantity.formatDuration(limit))")
             apply(machine.attemptFinished(step: id, attempt: attempt, result: result, now: scheduler.now))
         }
         let handle = executor.execute(request) { [self] result in

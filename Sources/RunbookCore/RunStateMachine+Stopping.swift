@@ -39,6 +39,7 @@ extension RunStateMachine {
         e.message = result.message.isEmpty ? "undid \(planned.change.summary)" : result.message
         if failed { e.message = "undo of \(planned.change.summary) failed: \(result.message); it is left in place" }
         e.what = planned.change.what
+        e.target = planned.change.target
         if let c = result.change { e.what = c.what; e.from = c.from; e.to = c.to }
         if failed {
             undoFailures += 1
@@ -151,6 +152,7 @@ extension RunStateMachine {
         e.what = planned.change.what
         e.from = planned.change.to
         e.to = planned.change.from
+        e.target = planned.change.target
         e.message = "undo \(planned.change.summary)"
         return [.emit(e), .startUndo(index: index, change: planned.change, step: planned.step, values: values)]
     }

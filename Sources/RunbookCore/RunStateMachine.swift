@@ -63,6 +63,8 @@ public struct RunStateMachine: Sendable {
         public var breakerRelease: (@Sendable () -> Void)?
         /// Whether a run over the breaker's cap waits for approval (true) or stops, refused (false).
         public var breakerMayAsk = false
+        /// Each target set's hosts, resolved before the run (`TargetResolver`).
+        public var targets: [String: [String]] = [:]
         /// Random number in 0..<1 for jitter.
         public var random: @Sendable () -> Double = { Double.random(in: 0..<1) }
 
@@ -186,6 +188,7 @@ public struct RunStateMachine: Sendable {
         let phases = Phase.allCases.filter { p in runbook.steps.contains { $0.phase == p } }
         self.phases = phases
         self.values = TemplateValues(params: options.params, runID: options.runID)
+        values.targets = options.targets
         self.phaseSteps = phases.map { p in runbook.steps.filter { $0.phase == p } }
         var candidates = [[String]](repeating: [], count: phases.count)
         waitingOn = runbook.graph.needCount
@@ -336,21 +339,7 @@ public struct RunStateMachine: Sendable {
         // The change goes on record before the step's end: an owner cut off between the two leaves
         // a recorded change (undone by its next owner), never an unrecorded one.
         if let c = result.change, result.status.succeeded {
-            changes.append((step.id, c))
-            if !alarmsRunning, !runbook.abortIf.isEmpty, case .running = lifecycle {
-                alarmsRunning = true
-                effects += runbook.abortIf.map { .scheduleAlarm(id: $0.id) }
-            }
-            if result.status == .passed {
-                var ce = event("change.applied", now, step: step)
-                ce.record(c)
-                ce.message = c.summary
-                if !isUndoable((step.id, c)) {
-                    ce.undoable = false
-                    ce.message = c.summary + " (not undoable)"
-                }
-                effects.append(.emit(ce))
-            }
+            effects += applied(c, by: step, recorded: result.status == .passed, now: now)
         }
         effects.append(.emit(e))
         if result.status.isFailure, !step.continueOnFailure, step.phase == .mitigate || step.phase == .verify, case .running = lifecycle {

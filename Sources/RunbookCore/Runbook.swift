@@ -28,6 +28,8 @@ public struct Runbook: Sendable {
     public var approvalsChannel: Template?
     /// How detect steps confirm the incident.
     public var detect: DetectPolicy = .any
+    /// `targets:`: named sets of hosts that `across:` steps act on.
+    public var targets: [TargetSet] = []
     /// Problems that do not stop the runbook from loading (`validate` prints them; exit stays 0).
     public var warnings: [Diagnostic] = []
 
@@ -40,6 +42,8 @@ public struct Runbook: Sendable {
         return steps.first { $0.id == id }
     }
     public func param(_ name: String) -> ParamSpec? { params.first { $0.name == name } }
+    /// The target set with this name.
+    public func targetSet(_ name: String) -> TargetSet? { targets.first { $0.name == name } }
 }
 
 /// A typed input.
@@ -170,6 +174,8 @@ public struct Step: Sendable {
     /// False when the file's `phase` was missing or invalid (already reported): checks that depend on
     /// the phase are skipped for it, so one typo is one error.
     public var phaseDeclared = true
+    /// `across:`: the action runs on every host of a target set, with rate control.
+    public var across: AcrossSpec? = nil
 
     /// Default per-attempt timeout in seconds.
     public static let defaultTimeout = 30.0

@@ -146,6 +146,7 @@ public enum RunbookGrammar {
         field("continue_on_failure", .bool, "a failure does not stop the run"),
         field("read_only", .bool, "a command step that changes nothing"),
         field("undo", .object(undo)),
+        field("across", .object(across), "run on every host of a target set over SSH (targets:)"),
     ] + actionFields())
 
     static let confirmGate = ObjectShape("an approval gate: the step waits for named approvals", [
@@ -199,6 +200,7 @@ public enum RunbookGrammar {
         field("steps", .list(.object(step)), required: true),
         field("approvals_channel", .text, "webhook URL told when a run pauses for approval (Slack-compatible text)"),
         field("abort_if", .list(.object(alarm)), "alarms: one that passes stops the run, undoes its changes and ends it aborted"),
+        field("targets", .dictionary(.object(targetSet)), "named sets of hosts that steps act on with across: (over SSH)"),
     ])
 
     static let commandObject = ObjectShape("a command", [

@@ -78,7 +78,9 @@ package struct RunbookBuilder {
             params: buildParams(root["params"]), triggers: [], guards: Guards(), steps: [], file: file)
         runbook.detect = text(root["detect"]).flatMap(DetectPolicy.init(rawValue:)) ?? .any
         runbook.triggers = buildTriggers(root["triggers"], params: runbook.params)
+        runbook.targets = buildTargets(root["targets"], tree["targets"], params: runbook.params)
         runbook.steps = buildSteps(root["steps"], tree["steps"])
+        checkFleet(runbook)
         runbook.abortIf = buildAlarms(root["abort_if"], tree["abort_if"], stepIDs: Set(runbook.steps.map(\.id)))
         if let c = root["approvals_channel"], let t = tree["approvals_channel"]?.template {
             runbook.approvalsChannel = t
@@ -267,6 +269,7 @@ package struct RunbookBuilder {
                 action: action, undo: undo, location: item.location,
                 rulesOut: text(item["rules_out"]), finding: text(item["finding"]), phaseDeclared: declaredPhase != nil))
             out[out.count - 1].gate = gate
+            if let a = item["across"], let c = config["across"] { out[out.count - 1].across = buildAcross(a, c, context: context) }
         }
         return out
     }

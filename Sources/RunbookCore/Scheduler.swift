@@ -47,12 +47,13 @@ public struct DispatchScheduler: RunScheduler {
 }
 
 /// A cancellation flag for work already queued.
-final class CancelFlag: Cancellable, @unchecked Sendable {
+public final class CancelFlag: Cancellable, @unchecked Sendable {
     // Guarded by `lock`.
     private let lock = NSLock()
     private var cancelled = false
-    var isCancelled: Bool { lock.withLock { cancelled } }
-    func cancel() { lock.withLock { cancelled = true } }
+    public init() {}
+    public var isCancelled: Bool { lock.withLock { cancelled } }
+    public func cancel() { lock.withLock { cancelled = true } }
 }
 
 /// Holds a timer source; cancelling twice is harmless.

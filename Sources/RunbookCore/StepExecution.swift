@@ -12,6 +12,8 @@ public struct AppliedChange: Sendable, Hashable {
     public var automaticUndo: UndoPlan?
     /// True when it was only described, not made.
     public var simulated: Bool
+    /// The host it was made on, for one host of an `across:` step (its undo runs there).
+    public var target: String? = nil
 
     public init(what: String, from: String, to: String, location: String? = nil, automaticUndo: UndoPlan? = nil, simulated: Bool = false) {
         self.what = what
@@ -26,7 +28,7 @@ public struct AppliedChange: Sendable, Hashable {
     /// `restart shop: pid 1 -> pid 2`, `restart shop`, `command systemctl reload nginx`, `notify URL`.
     public var summary: String {
         let fromTo = from.isEmpty && to.isEmpty ? "" : ": \(from) -> \(to)"
-        return "\(what)\(fromTo)\(location.map { " in \($0)" } ?? "")"
+        return "\(what)\(fromTo)\(location.map { " in \($0)" } ?? "")\(target.map { " on \($0)" } ?? "")"
     }
 }
 
@@ -66,6 +68,10 @@ public struct StepRequest: Sendable {
     public var values: TemplateValues
     /// The run's time source; `wait` uses it so that waits hold no thread.
     public var scheduler: any RunScheduler
+    /// Set for one host of an `across:` step: commands run there over SSH.
+    public var target: FleetTarget?
+    /// Where an `across:` step reports each host's progress (the driver records it on the timeline).
+    public var report: (@Sendable (FleetProgress) -> Void)?
 
     /// Renders a template against this request's values.
     public func render(_ t: Template) -> String { t.render(values.lookup) }
@@ -77,6 +83,10 @@ public struct TemplateValues: Sendable {
     public var statuses: [String: StepStatus]
     public var outputs: [String: [String: Value]]
     public var runID: String
+    /// The host an `across:` step is acting on (`{{ target.host }}`).
+    public var target: String?
+    /// Each target set's hosts, resolved before the run started.
+    public var targets: [String: [String]] = [:]
 
     public init(params: [String: Value], statuses: [String: StepStatus] = [:], outputs: [String: [String: Value]] = [:], runID: String) {
         self.params = params
@@ -100,6 +110,7 @@ public struct TemplateValues: Sendable {
         case .stepOutput(let s, let n): return outputs[s]?[n] ?? .null
         case .runID: return .string(runID)
         case .alertLabel, .alertAnnotation: return .null
+        case .targetHost: return target.map(Value.string) ?? .null
         }
     }
 }

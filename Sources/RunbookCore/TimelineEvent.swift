@@ -83,6 +83,8 @@ public struct TimelineEvent: Sendable, Hashable {
     /// `state`), so a takeover rebuilds the undo from fields, never from the text.
     public var flagKey: String?
     public var flagField: String?
+    /// On an `across:` step's per-host events, its changes and their undo: the host (issue 22).
+    public var target: String?
 
     public init(time: Date, run: String, event: String) {
         self.time = time
@@ -133,6 +135,7 @@ extension TimelineEvent {
         if let dryRun { out += ",\"dry_run\":\(dryRun)" }
         if let drill { out += ",\"drill\":\(drill)" }
         add("step", step)
+        add("target", target)
         add("phase", phase)
         add("status", status)
         addInt("attempt", attempt)
@@ -197,7 +200,7 @@ extension TimelineEvent: Codable {
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case time, run, event, runbook, trigger, by, params
         case dryRun = "dry_run"
-        case drill, step, phase, status, attempt
+        case drill, step, target, phase, status, attempt
         case durationMs = "duration_ms"
         case delayMs = "delay_ms"
         case message, output, what, from, to, outcome

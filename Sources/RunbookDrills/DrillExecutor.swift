@@ -28,12 +28,14 @@ public final class DrillExecutor: StepExecutor, @unchecked Sendable {
         var duration = recorded?.duration ?? Self.naturalDuration(step.action)
         var result: StepResult
         if let recorded {
-            let status: StepStatus = recorded.times.map { request.attempt <= $0 ? recorded.status : .passed } ?? recorded.status
+            // One host of an `across:` step gets its own recorded status (`{ web-3: failed, default: passed }`).
+            let own = recorded.status(on: request.target?.host)
+            let status: StepStatus = recorded.times.map { request.attempt <= $0 ? own : .passed } ?? own
             if status == .timedOut { duration = step.timeout + 1 }
             if step.action.isChange, status == .passed {
                 result = wouldChange(step.action, request)
             } else {
-                result = StepResult(status, recorded.message ?? "\(status.rawValue) (recorded outcome, attempt \(request.attempt))", output: recorded.output)
+                result = StepResult(status, recorded.message ?? "\(status.rawValue) (recorded outcome\(request.target.map { " on \($0.host)" } ?? ""), attempt \(request.attempt))", output: recorded.output)
             }
         } else if alarms.contains(step.id) {
             result = StepResult(.failed, "alarm quiet (no recorded outcome)")

@@ -12,6 +12,14 @@ public struct Scenario: Sendable {
         /// How long each attempt takes, in seconds (simulated).
         public var duration: Double?
         public var message: String?
+        /// For an `across:` step, the status on named hosts (`{ web-3: failed, default: passed }`);
+        /// other hosts get `status`.
+        public var hosts: [String: StepStatus] = [:]
+
+        /// The status on `host` (nil: the step's own).
+        public func status(on host: String?) -> StepStatus {
+            host.flatMap { hosts[$0] } ?? status
+        }
     }
 
     /// The rehearsed approvers.
@@ -76,7 +84,8 @@ public enum ScenarioLoader {
         field("description", .text),
         field("alert", .text, "Alertmanager payload file, relative to this file"),
         field("params", .dictionary(.scalar)),
-        field("outcomes", .dictionary(.either([.choice(statuses), .object(outcomeObject)])), "step id to outcome"),
+        field("outcomes", .dictionary(.either([.choice(statuses), .dictionary(.either([.scalar, .dictionary(.scalar)]))])),
+              "step id to outcome: a status, {status, times, output, duration, message}, or per host {HOST: status, default: status}"),
         field("state", .object(ObjectShape([
             field("flags", .dictionary(.scalar), "flag key to its value when the drill starts"),
             field("freeze", .text, "a change freeze is in force, for this reason: changes wait for approval"),
@@ -105,6 +114,7 @@ public enum ScenarioLoader {
         func str(_ n: YAMLNode?) -> String? { n.flatMap { $0.isNull ? nil : $0.scalar } }
         var locations: [String: SourceLocation] = ["": root.location]
         var outcomes: [String: Scenario.Outcome] = [:]
+        var hostProblems: [Diagnostic] = []
         for e in root["outcomes"]?.entries ?? [] {
             locations["outcomes.\(e.key)"] = e.keyNode.location
             let n = e.value
@@ -112,6 +122,23 @@ public enum ScenarioLoader {
                 outcomes[e.key] = Scenario.Outcome(status: StepStatus(rawValue: s)!, output: [:])
                 continue
             }
+            if n["status"] == nil, let entries = n.entries {
+                // Per host: `{ web-3: failed, default: passed }`.
+                var hosts: [String: StepStatus] = [:]
+                var fallback = StepStatus.passed
+                for h in entries {
+                    guard let v = str(h.value), let st = StepStatus(rawValue: v), statuses.contains(v) else {
+                        hostProblems.append(Diagnostic(h.value.location, "outcomes.\(e.key).\(h.key) must be one of \(statuses.joined(separator: ", ")) (per-host outcomes of an across: step)"))
+                        continue
+                    }
+                    if h.key == "default" { fallback = st } else { hosts[h.key] = st }
+                }
+                outcomes[e.key] = Scenario.Outcome(status: fallback, output: [:], hosts: hosts)
+                continue
+            }
+            var objectChecker = ShapeChecker()
+            _ = objectChecker.checkObject(n, outcomeObject, context: "outcomes.\(e.key)")
+            hostProblems += objectChecker.diagnostics
             var output: [String: Value] = [:]
             for o in n["output"]?.entries ?? [] {
                 output[o.key] = o.value.isNull ? .null : o.value.bool.map(Value.bool) ?? o.value.number.map(Value.number) ?? .string(o.value.scalar ?? "")
@@ -120,6 +147,7 @@ public enum ScenarioLoader {
                 status: StepStatus(rawValue: str(n["status"]) ?? "passed") ?? .passed, times: n["times"]?.number.map { Int($0) },
                 output: output, duration: str(n["duration"]).flatMap(Quantity.duration), message: str(n["message"]))
         }
+        if !hostProblems.isEmpty { throw LoadError(hostProblems) }
         var params: [String: String] = [:]
         for e in root["params"]?.entries ?? [] { params[e.key] = e.value.isNull ? "" : (e.value.scalar ?? "") }
         var flags: [String: String] = [:]

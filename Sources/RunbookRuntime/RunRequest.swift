@@ -28,6 +28,10 @@ public struct RunRequest: Sendable {
     public var startMessage: String?
     /// The run's id; a new one when nil.
     public var runID: String?
+    /// The labels and annotations of the alert that started the run (`{{ alert.labels.NAME }}` in targets).
+    public var alert = AlertValues()
+    /// `serve --max-targets`: most hosts one target set may resolve to.
+    public var maxTargets: Int?
 
     public init(runbook: Runbook, given: [String: String], trigger: String) {
         self.runbook = runbook
@@ -41,6 +45,8 @@ public struct PreparedRun: Sendable {
     public var request: RunRequest
     public var runID: String
     public var values: [String: Value]
+    /// Each target set's hosts, resolved with the params (issue 22).
+    public var targets: [String: [String]] = [:]
     /// Why the params were refused (the run is then recorded refused, or, on the CLI, not started).
     public var paramError: (any Error)?
     /// `run.started`, not yet redacted.
@@ -60,8 +66,10 @@ public struct PreparedRun: Sendable {
         var start: TimelineEvent
         var refusal: GuardCheck.Refusal?
         var paramError: (any Error)?
+        var targets: [String: [String]] = [:]
         do {
             values = try RunInputs.resolve(runbook, given: request.given)
+            targets = try TargetResolver.resolve(runbook, params: values, alert: request.alert, maxTargets: request.maxTargets)
             start = RunInputs.startEvent(runbook: runbook, runID: runID, trigger: request.trigger, params: values,
                                          dryRun: request.mode.recordedAsDryRun, drill: request.mode.recordedAsDrill, now: now)
         } catch {
@@ -71,7 +79,7 @@ public struct PreparedRun: Sendable {
             start.runbook = runbook.name
             start.trigger = request.trigger
             start.dryRun = request.mode.recordedAsDryRun
-            refusal = GuardCheck.Refusal(guardName: "params", until: nil, message: "\(error)")
+            refusal = GuardCheck.Refusal(guardName: error is TargetError ? "targets" : "params", until: nil, message: "\(error)")
         }
         start.by = request.by
         if let m = request.startMessage { start.message = m }
@@ -92,6 +100,7 @@ public struct PreparedRun: Sendable {
         self.request = request
         self.runID = runID
         self.values = values
+        self.targets = targets
         self.paramError = paramError
         self.start = start
         self.admission = admission

@@ -84,6 +84,7 @@ public final class RunSession: @unchecked Sendable {
         options.autoConfirm = p.request.autoConfirm
         options.noUndo = p.request.noUndo
         options.dryRun = p.request.mode.followsDryRunPath
+        options.targets = p.targets
         return make(p.request.runbook, options: options, mode: p.request.mode, stream: stream, health: health,
                     holds: admitted.holds, environment: env, resuming: nil)
     }
@@ -113,7 +114,10 @@ public final class RunSession: @unchecked Sendable {
         case .store(let startedBy, let resumable): env.store.map { StoreApprovalDesk(store: $0, startedBy: startedBy, resumable: resumable) } ?? NoApprovals()
         case .custom(let make): make(scheduler)
         }
-        let driver = RunDriver(runbook: runbook, options: options, dryRun: mode.describesChanges, queue: queue, executor: env.executor,
+        // `across:` steps run host by host on the front end's executor (issue 22).
+        let executor: any StepExecutor = runbook.steps.contains { $0.across != nil }
+            ? FleetExecutor(inner: env.executor, runbook: runbook, describeOnly: mode == .dryRun) : env.executor
+        let driver = RunDriver(runbook: runbook, options: options, dryRun: mode.describesChanges, queue: queue, executor: executor,
                                scheduler: scheduler, sink: stream, prompter: env.prompter, health: health, desk: desk,
                                resuming: events, inFlight: env.inFlight)
         return RunSession(runbook: runbook, events: stream, health: health, scheduler: scheduler, driver: driver, holds: holds, settle: env.settle)

@@ -53,9 +53,11 @@ public struct AlertIntake: Sendable {
             }
             for rb in runbooks {
                 guard let trigger = rb.trigger(for: alert) else { continue }
-                requests.append(RunLauncher.LaunchRequest(
+                var request = RunLauncher.LaunchRequest(
                     runbook: rb, given: trigger.params(from: alert), trigger: "alert:\(alert.labels["alertname"] ?? "?")",
-                    fingerprint: fingerprint, requireAuto: true, autoConfirm: true, by: caller))
+                    fingerprint: fingerprint, requireAuto: true, autoConfirm: true, by: caller)
+                request.alert = AlertValues(labels: alert.labels, annotations: alert.annotations ?? [:])
+                requests.append(request)
             }
         }
         let decisions = requests.isEmpty ? [] : launcher.launchAll(requests)

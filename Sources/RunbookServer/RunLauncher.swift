@@ -12,7 +12,9 @@ public final class RunLauncher: @unchecked Sendable {
     // `sessions` and `idleWaiters` are guarded by `lock`; everything else is immutable (the metrics
     // are thread-safe on their own).
     let store: any RunDatabase
-    let executor = LiveExecutor()
+    let executor: LiveExecutor
+    /// `serve --max-targets`: most hosts one target set of a run may resolve to.
+    let maxTargets: Int?
     let lock = NSLock()
     var sessions: [String: RunSession] = [:]
     /// Called once when no run is active any more (shutdown waits on this).
@@ -30,8 +32,11 @@ public final class RunLauncher: @unchecked Sendable {
     /// Cancel requests other processes leave in the store for this server's runs.
     let cancels: CancelWatch?
 
-    public init(store: any RunDatabase, maxChanges: (count: Int, per: Double)? = nil, freezes: [FreezeWindow] = []) {
+    public init(store: any RunDatabase, maxChanges: (count: Int, per: Double)? = nil, freezes: [FreezeWindow] = [],
+                ssh: SSHSettings = SSHSettings(), maxTargets: Int? = nil) {
         self.store = store
+        self.executor = LiveExecutor(ssh: ssh)
+        self.maxTargets = maxTargets
         self.maxChanges = maxChanges
         self.freezes = freezes
         self.rule = .windows(freezes, mayPause: true, maxChanges: maxChanges)
@@ -77,6 +82,8 @@ public final class RunLauncher: @unchecked Sendable {
         public var by: String?
         /// Live, or a dry run (the console's dry-run button: changes described, none made).
         public var mode: RunMode = .live
+        /// The alert behind an alert run (`{{ alert.labels.NAME }}` in targets).
+        public var alert = AlertValues()
 
         public init(runbook: Runbook, given: [String: String], trigger: String, fingerprint: String?, requireAuto: Bool, autoConfirm: Bool, by: String?) {
             self.runbook = runbook
@@ -96,6 +103,7 @@ public final class RunLauncher: @unchecked Sendable {
             r.alertRun = requireAuto
             r.autoConfirm = autoConfirm
             r.mode = mode
+            r.alert = alert
             return r
         }
     }
@@ -111,7 +119,11 @@ public final class RunLauncher: @unchecked Sendable {
     /// admitted ones start. Thousands of refusals cost rows, not files.
     public func launchAll(_ requests: [LaunchRequest]) -> [Decision] {
         let now = Date()
-        let prepared = requests.map { PreparedRun($0.runRequest, rule: rule, now: now) }
+        let prepared = requests.map { request in
+            var r = request.runRequest
+            r.maxTargets = maxTargets
+            return PreparedRun(r, rule: rule, now: now)
+        }
         let admissions: [RunAdmission]
         do { admissions = try RunAdmission.decide(prepared, store: store, now: now) } catch {
             return prepared.map { .refused(runID: $0.runID, guardName: "store", until: nil, message: "could not record the run: \(error)") }

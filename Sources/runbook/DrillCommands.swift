@@ -13,6 +13,7 @@ struct DrillCommand: ParsableCommand {
     @Option(help: "Scenario file.", completion: Completions.drillFiles) var scenario: String?
     @Option(help: "Rehearse against the check results recorded in a past run (an id, a prefix, or 'last').", completion: Completions.runIDs) var replay: String?
     @Flag(help: "JSON Lines timeline on stdout.") var json = false
+    @Option(help: "ssh_config file (accepted for symmetry with run: a drill contacts no host).") var sshConfig: String?
     @OptionGroup var options: RunbookOptions
     @OptionGroup var state: StateOptions
 

@@ -55,6 +55,15 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
         return String(ts.dropFirst(11).prefix(8))
     }
 
+    /// `restart-shop: 12/40 done, 1 failed, 4 running`, from a host event's counts.
+    static func fleetProgress(_ e: TimelineEvent) -> String? {
+        guard let out = e.output, case .number(let total)? = out["total"], case .number(let done)? = out["done"] else { return nil }
+        var failed = 0.0, running = 0.0
+        if case .number(let f)? = out["failed"] { failed = f }
+        if case .number(let r)? = out["running"] { running = r }
+        return "\(e.step ?? ""): \(Int(done))/\(Int(total)) done, \(Int(failed)) failed, \(Int(running)) running"
+    }
+
     static func line(_ e: TimelineEvent) -> String? {
         let time = clock(e.time)
         let phase = (e.phase ?? "").padding(toLength: 9, withPad: " ", startingAt: 0)
@@ -75,6 +84,11 @@ final class HumanTimeline: TimelineSink, @unchecked Sendable {
             return "\(time)  \(phase) \(step) retrying     attempt \(e.attempt ?? 0) \(e.status ?? "failed"); next in \(Quantity.formatDuration(Double(e.delayMs ?? 0) / 1000)): \(e.message ?? "")"
         case "change.applied":
             return "\(time)  \(phase) \(step) changed      \(e.message ?? "")"
+        case "host.started":
+            return nil
+        case "host.finished", "host.planned":
+            return "\(time)  \(phase) \(step) \((e.status ?? "").padding(toLength: 12, withPad: " ", startingAt: 0)) \(duration.padding(toLength: 7, withPad: " ", startingAt: 0)) \(e.target ?? ""): \(e.message ?? "")"
+                + (fleetProgress(e).map { "  [\($0)]" } ?? "")
         case "undo.started":
             return "\(time)  undo      \(step) \(e.message ?? "")"
         case "undo.finished":

@@ -20,6 +20,7 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Run despite cooldown, max_runs or a change freeze (recorded on the timeline); a lock or max_active is never overridden.") var force = false
     @Option(help: "Change freeze windows (a YAML list): a run that would change things during one is refused unless --force.") var freeze: String?
     @Option(help: "Most steps running a process at once (commands, command checks, restarts); default 4 x cores. Waits and network checks are not counted (those have a cap of 1,000).") var maxParallel: Int?
+    @Option(help: "ssh_config file for steps with across: (passed as ssh -F FILE); default your own.") var sshConfig: String?
     @OptionGroup var options: RunbookOptions
     @OptionGroup var state: StateOptions
 
@@ -44,7 +45,7 @@ struct RunCommand: ParsableCommand {
         let rule = ChangeApprovalRule.windows(windows, mayPause: false)
         let prepared = PreparedRun(request, rule: rule, now: Date())
         if let e = prepared.paramError {
-            guard e is ParamError else { throw e }
+            guard e is ParamError || e is TargetError else { throw e }
             printError("error: run refused: \(e)")
             throw ExitCode(2)
         }
@@ -85,7 +86,12 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(2)
         }
 
-        var env = RunEnvironment(store: store, executor: LiveExecutor(), rule: rule)
+        // A run of its own control sockets, closed when it ends: nothing it started outlives it.
+        var ssh = SSHSettings(configFile: sshConfig.map(PathParam.canonical))
+        let fleet = runbook.steps.contains { $0.across != nil } && !dryRun
+        if fleet { ssh.controlDirectory = SSHControlFolder.prepare(stateDirectory: state.directory, name: "run-\(getpid())") }
+        defer { if let dir = ssh.controlDirectory { SSHControlFolder.closeAll(dir, settings: ssh) } }
+        var env = RunEnvironment(store: store, executor: LiveExecutor(ssh: ssh), rule: rule)
         env.prompter = isatty(0) == 1 ? TerminalPrompter() : DeclineAll()
         env.approver = .store(startedBy: ApproveCommand.currentUser, resumable: false)
         env.subscribers = [terminal]

@@ -31,6 +31,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Event streams (/runs/ID/events, /runs/events, the console's live views) open at once; more are answered 503.") var maxWatchers = 256
     @Option(help: "Change breaker: no new run while N changes were applied across all runbooks within the window, e.g. 10/1h.") var maxChanges: String?
     @Option(help: "Change freeze windows (a YAML list): runs that would change things are refused during one.") var freeze: String?
+    @Option(help: "ssh_config file for steps with across: (passed as ssh -F FILE); default your own.") var sshConfig: String?
+    @Option(help: "Most hosts one target set of a run may resolve to; a larger set refuses the run.") var maxTargets: Int?
     @OptionGroup var options: RunbookOptions
     @OptionGroup var state: StateOptions
 
@@ -130,7 +132,10 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
-        let launcher = RunLauncher(store: store, maxChanges: breaker, freezes: freezes)
+        var ssh = SSHSettings(configFile: sshConfig.map(PathParam.canonical))
+        ssh.controlDirectory = SSHControlFolder.prepare(stateDirectory: state.directory, name: "serve")
+        ssh.controlPersist = "60s"
+        let launcher = RunLauncher(store: store, maxChanges: breaker, freezes: freezes, ssh: ssh, maxTargets: maxTargets)
         // Before the server listens: a client that sees it listening sees the resumed runs too.
         let resumed = (try? await threads.blocking { launcher.resumePaused(runbooks: runbooks) }) ?? []
         if !resumed.isEmpty { printError("resumed \(resumed.count) run(s) paused for approval: \(resumed.joined(separator: ", "))") }

@@ -31,6 +31,9 @@ struct ActionSpecFieldsTests {
         ("flag.http", .object(RunbookGrammar.flagHTTP), FlagHTTPSpec.fieldNames),
         ("restart", .object(RunbookGrammar.restart), RestartSpec.fieldNames),
         ("notify", .object(RunbookGrammar.notify), NotifySpec.fieldNames),
+        ("targets", .object(RunbookGrammar.targetSet), TargetSet.fieldNames),
+        ("across", .object(RunbookGrammar.across), AcrossSpec.fieldNames),
+        ("across.canary", .object(RunbookGrammar.canary), AcrossSpec.Canary.fieldNames),
     ]
 
     @Test func everyGrammarFieldHasATypedFieldAndTheReverse() {

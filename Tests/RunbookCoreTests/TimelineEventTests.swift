@@ -35,6 +35,7 @@ struct TimelineEventTests {
         e.location = "/srv/flags.json"
         e.flagKey = "image-resize"
         e.flagField = "defaultVariant"
+        e.target = "web-3"
         return e
     }
 

@@ -1,0 +1,39 @@
+import Foundation
+
+/// Changes on the change stack, and an `across:` step's per-host progress (issue 22): each host's
+/// change joins the stack as it is made, so a step stopped halfway is undone host by host.
+extension RunStateMachine {
+    /// A running `across:` step reported a host's event (and maybe its change). Late reports from
+    /// a stopped attempt are ignored: its hosts were cancelled.
+    public mutating func fleetProgress(step id: String, attempt: Int, _ progress: FleetProgress, now: Date) -> [Effect] {
+        guard states[id] == .running(attempt: attempt), let step = runbook.step(id) else { return [] }
+        var e = progress.event
+        e.time = now
+        e.run = options.runID
+        e.step = step.id
+        e.phase = step.phase.rawValue
+        var effects: [Effect] = [.emit(e)]
+        if let c = progress.change { effects += applied(c, by: step, recorded: !c.simulated, now: now) }
+        return effects
+    }
+
+    /// Puts a change on the stack (undone in reverse), starts the alarms at the first one and,
+    /// when it was made for real, records `change.applied`.
+    mutating func applied(_ c: AppliedChange, by step: Step, recorded: Bool, now: Date) -> [Effect] {
+        changes.append((step.id, c))
+        var effects: [Effect] = []
+        if !alarmsRunning, !runbook.abortIf.isEmpty, case .running = lifecycle {
+            alarmsRunning = true
+            effects += runbook.abortIf.map { .scheduleAlarm(id: $0.id) }
+        }
+        guard recorded else { return effects }
+        var ce = event("change.applied", now, step: step)
+        ce.record(c)
+        ce.message = c.summary
+        if !isUndoable((step.id, c)) {
+            ce.undoable = false
+            ce.message = c.summary + " (not undoable)"
+        }
+        return effects + [.emit(ce)]
+    }
+}
