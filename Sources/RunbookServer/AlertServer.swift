@@ -156,15 +156,15 @@ public enum AlertServer {
         // The store's health probe: webhooks and reads answer 503 at once while it finds the store gone.
         (intake.store as? any ReachabilityMonitored)?.startMonitoring()
         let capacity = min(options.maxConnections, max(64, ConnectionGate.descriptorLimit() / 2))
-        let gate = ConnectionGate(capacity: capacity, unauthenticatedPerAddress: options.maxConnectionsPerAddress ?? max(1, capacity / 2))
+        let connections = ConnectionGate(capacity: capacity, unauthenticatedPerAddress: options.maxConnectionsPerAddress ?? max(1, capacity / 2))
         let configuration = ApplicationConfiguration(
             address: .hostname(options.host, port: options.port), serverName: "runbook",
-            availableConnectionsDelegate: ConnectionGate.Availability(gate: gate))
+            availableConnectionsDelegate: ConnectionGate.Availability(gate: connections))
         var app = Application(
             router: router,
             server: .guardedHTTP1(headTimeout: options.headTimeout, unauthenticatedHeadTimeout: options.unauthenticatedHeadTimeout,
                                   idleTimeout: options.idleTimeout,
-                                  admission: ConnectionAdmission(gate: gate, tokens: options.tokens)),
+                                  admission: ConnectionAdmission(gate: connections, tokens: options.tokens)),
             configuration: configuration,
             onServerRunning: { channel in
                 // The bound address, port 0 resolved: scripts and tests read this line.

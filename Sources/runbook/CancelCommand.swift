@@ -13,13 +13,19 @@ struct CancelCommand: ParsableCommand {
 
     @Argument(help: "Run id: the whole id, a unique prefix of it or of its final hex part, or 'last'.", completion: Completions.runIDs) var runID: String
     @Flag(help: "Leave completed changes in place instead of undoing them.") var noUndo = false
-    @Option(name: .customLong("as"), help: "Your name, recorded as `by` (default: $USER).") var name: String?
+    @Option(name: .customLong("as"), help: "Must name you: the CLI cancels as the operating-system user running it, recorded as `by`.") var name: String?
     @Option(help: "Seconds to wait for the run's owner to record the cancel.") var wait: Double = 10
     @OptionGroup var state: StateOptions
 
     func run() throws {
-        guard let by = ApprovalError.approverName(name ?? ApproveCommand.currentUser) else {
-            printError("error: --as takes a name of 1 to 100 printable characters")
+        // Who cancelled is the OS user, as for approvals: `--as` may only name that user.
+        let user: String
+        do { user = try ApproveCommand.approverName(given: name, user: ApproveCommand.currentUser) } catch {
+            printError("error: \(Escape.text(error.description.replacingOccurrences(of: "approves", with: "cancels")))")
+            throw ExitCode(2)
+        }
+        guard let by = ApprovalError.approverName(user) else {
+            printError("error: the user name \(Escape.text(user)) cannot be recorded")
             throw ExitCode(2)
         }
         let store = try state.openStore()

@@ -258,7 +258,10 @@ struct ConsoleTests {
             return files.contains { $0.hasSuffix(".jsonl") && ((try? String(contentsOfFile: dir + "/state/runs/" + $0, encoding: .utf8)) ?? "").contains("step.started") }
         }
         #expect(started)
-        let r = try runCLI(["cancel", "last", "--as", "nina", "--state-dir", dir + "/state"])
+        // The CLI cancels as the OS user: --as naming someone else is refused, changing nothing.
+        let other = try runCLI(["cancel", "last", "--as", "nina-\(getpid())", "--state-dir", dir + "/state"])
+        #expect(other.status == 2, "\(other.stderr)")
+        let r = try runCLI(["cancel", "last", "--state-dir", dir + "/state"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("cancelled run"))
         let history = try runCLI(["history", "--json", "--state-dir", dir + "/state"]).stdout
