@@ -259,7 +259,8 @@ struct ResponderTests {
         let committed = try String(contentsOfFile: repoRoot + "/docs/actions.md", encoding: .utf8)
         #expect(committed == ActionReference.markdown(), "docs/actions.md is stale: run `runbook reference > docs/actions.md`")
         // Every example in it is a valid step.
-        for e in ActionReference.entries {
+        let fleet = Set(["targets", "across"])
+        for e in ActionReference.entries where !fleet.contains(e.key) {
             let body = e.example.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
             let phase = e.key.hasPrefix("check.") ? "diagnose" : "mitigate"
             let yaml = "runbook: ex\nparams:\n  base_url: { default: x, pattern: \".*\" }\n  db_host: { default: x, pattern: \".*\" }\n"
@@ -267,6 +268,17 @@ struct ResponderTests {
                 + "steps:\n  - id: a\n    phase: \(phase)\n\(body)\n"
             #expect(throws: Never.self, "\(e.key)") { _ = try RunbookLoader.load(text: yaml, file: "\(e.key).yaml") }
         }
+        // The fleet examples go together: targets at the top level, across on a step, an inventory beside.
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "[web]\nweb-1\nweb-2\n".write(toFile: dir + "/inventory.ini", atomically: true, encoding: .utf8)
+        let example = { (key: String) in ActionReference.entries.first { $0.key == key }?.example ?? "" }
+        let across = example("across").split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
+        let yaml = "runbook: fleet\n" + example("targets") + "\nsteps:\n  - id: shop-healthy\n    phase: verify\n    check: { command: [\"true\"] }\n"
+            + "  - id: a\n    phase: mitigate\n" + across + "\n"
+        try yaml.write(toFile: dir + "/fleet.yaml", atomically: true, encoding: .utf8)
+        #expect(throws: Never.self, "targets + across") { _ = try RunbookLoader.load(path: dir + "/fleet.yaml") }
     }
 }
 
