@@ -23,7 +23,7 @@ extension PostgresRunStore: RunListing {
         }
         if let p = q.likePattern {
             let n = bind(p)
-            sql += " AND (lower(id) LIKE \(n) OR lower(runbook) LIKE \(n) OR lower(trigger) LIKE \(n) OR lower(coalesce(fingerprint, '')) LIKE \(n))"
+            sql += " AND (id ILIKE \(n) OR runbook ILIKE \(n) OR trigger ILIKE \(n) OR fingerprint ILIKE \(n))"
         }
         if let b = q.before {
             let n = bind(b)

@@ -17,7 +17,8 @@ extension SQLiteRunStore: RunListing {
         case nil: break
         }
         if let p = q.likePattern {
-            sql += " AND (lower(id) LIKE ? ESCAPE '\\' OR lower(runbook) LIKE ? ESCAPE '\\' OR lower(trigger) LIKE ? ESCAPE '\\' OR lower(coalesce(fingerprint, '')) LIKE ? ESCAPE '\\')"
+            // SQLite's LIKE ignores ASCII case by itself.
+            sql += " AND (id LIKE ? ESCAPE '\\' OR runbook LIKE ? ESCAPE '\\' OR trigger LIKE ? ESCAPE '\\' OR fingerprint LIKE ? ESCAPE '\\')"
             args += [p, p, p, p]
         }
         if let b = q.before {
