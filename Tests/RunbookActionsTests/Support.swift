@@ -218,7 +218,8 @@ func fetch(_ url: String) throws -> String {
 
 /// A port nothing listens on right now.
 func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    // Close-on-exec: a daemon spawned meanwhile by another test must not keep the port bound.
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
     defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)

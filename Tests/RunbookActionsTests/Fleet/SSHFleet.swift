@@ -61,7 +61,8 @@ final class SSHFleet: @unchecked Sendable {
         }
 
         // A socket that takes connections and never says a word: a silent host.
-        let hole = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // Close-on-exec: a child spawned meanwhile (Prometheus in another test) must not inherit it.
+        let hole = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         blackhole = hole
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
