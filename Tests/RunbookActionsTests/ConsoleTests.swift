@@ -261,11 +261,11 @@ struct ConsoleTests {
         // The CLI cancels as the OS user: --as naming someone else is refused, changing nothing.
         let other = try runCLI(["cancel", "last", "--as", "nina-\(getpid())", "--state-dir", dir + "/state"])
         #expect(other.status == 2, "\(other.stderr)")
-        let r = try runCLI(["cancel", "last", "--state-dir", dir + "/state"])
+        let r = try runCLI(["cancel", "last", "--wait", "300", "--state-dir", dir + "/state"])  // a margin far above a loaded machine's
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("cancelled run"))
         let history = try runCLI(["history", "--json", "--state-dir", dir + "/state"]).stdout
-        let ended = await waitUntil(60) { ((try? runCLI(["history", "--json", "--state-dir", dir + "/state"]))?.stdout ?? "").contains("\"interrupted\"") }
+        let ended = await waitUntil(300) { ((try? runCLI(["history", "--json", "--state-dir", dir + "/state"]))?.stdout ?? "").contains("\"interrupted\"") }
         #expect(ended, "\(history)")
         let again = try runCLI(["cancel", "last", "--state-dir", dir + "/state"])
         #expect(again.status == 1)
