@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import RunbookCore
+import RunbookStoreContract
 
 /// The folder of a process's SSH control sockets, under the state folder (issue 22, decision 6),
 /// and closing the masters in it when `runbook run` ends, so nothing it started outlives it.
@@ -33,6 +34,7 @@ public enum SSHControlFolder {
             argv += ["-o", "ControlPath=\(socket)", "-O", "exit", "runbook-control"]
             _ = ProcessRunner.run(argv: argv, queue: queue) { _ in group.leave() }
         }
+        StoreThreads.assertNotInTask("closing ssh control masters")
         _ = group.wait(timeout: .now() + 10)
         if real != path { try? FileManager.default.removeItem(atPath: path) }
         try? FileManager.default.removeItem(atPath: real)
