@@ -31,7 +31,7 @@ extension PostgresRunStore {
             switch d {
             case .duplicate(let id): return .duplicate(runID: id)
             case .refused(let r, let id): return .refused(r, runID: id)
-            case .admitted(let id, let overridden): return .admitted(lease: Lease(store: self, runID: id), lock: nil, overridden: overridden)
+            case .admitted(let id, let overridden): return .admitted(lease: Lease(store: self, runID: id), overridden: overridden)
             }
         }
     }

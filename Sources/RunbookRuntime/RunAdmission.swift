@@ -17,8 +17,8 @@ public enum RunAdmission: Sendable {
         let decisions = try store.admitAll(runs.map(\.admission), now: now)
         return zip(runs, decisions).map { p, d in
             switch d {
-            case .admitted(let lease, let lock, let overridden):
-                .admitted(AdmittedRun(prepared: p, holds: RunHolds(lease: lease, lock: lock), overridden: overridden))
+            case .admitted(let lease, let overridden):
+                .admitted(AdmittedRun(prepared: p, holds: RunHolds(lease: lease), overridden: overridden))
             case .refused(let r, let id): .refused(r, runID: id, p)
             case .duplicate(let id): .duplicate(runID: id)
             }

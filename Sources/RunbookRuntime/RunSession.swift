@@ -6,7 +6,7 @@ import RunbookStoreContract
 /// One run, from admission to release, the same for every front end (`runbook run`, the server's
 /// alerts and `/hooks/run`, resume and takeover, drills): it records the run's start, builds its
 /// one event stream (the record first, then the front end's subscribers and any live watchers),
-/// drives the state machine on a queue of its own, and gives up the run's lease and lock once it ends.
+/// drives the state machine on a queue of its own, and gives up the run's lease once it ends (its lock key is its open row).
 ///
 /// Front ends differ only in their `RunEnvironment`: the subscribers, the approver, the executor and
 /// the clock.
@@ -52,7 +52,7 @@ public final class RunSession: @unchecked Sendable {
     /// (so a front end can register the session first). `run.started` is on record before any step
     /// runs (fail closed), then `guard.overridden` if `--force` set a refusal aside.
     /// - Throws: `RunStartError` when the start cannot be recorded; the row is then closed `failed`
-    ///   and the lease and lock are given up.
+    ///   and the lease is given up.
     public static func open(_ admitted: AdmittedRun, environment env: RunEnvironment) throws(RunStartError) -> RunSession {
         let p = admitted.prepared
         let health = env.store == nil ? nil : RecordHealth()
@@ -124,14 +124,13 @@ public final class RunSession: @unchecked Sendable {
     }
 
     /// Runs the steps. `onEnd` gets the outcome once, on the run's queue, after `settle` and after
-    /// the run's lease and lock are given up and its watchers ended. Call once.
+    /// the run's lease is given up and its watchers ended. Call once.
     /// - Parameters:
     ///   - onLost: called instead of `onEnd` when a write was fenced (another owner holds the run):
     ///     the run stopped at once, its commands killed, nothing undone, nothing more written.
     public func begin(onEnd: @escaping @Sendable (RunSession, RunOutcome) -> Void = { _, _ in },
                       onLost: @escaping @Sendable (RunSession, String) -> Void = { _, _ in }) {
         let fenced: @Sendable (String) -> Void = { [self] why in
-            holds.releaseLock()
             events.finish()
             onLost(self, why)
         }
@@ -156,12 +155,11 @@ public final class RunSession: @unchecked Sendable {
         holds.release()
     }
 
-    /// Leaves a run that only waits for approval for the next server (its lock is given up; its
-    /// lease goes with the process). Returns false when the run is doing anything else.
+    /// Leaves a run that only waits for approval for the next server (its lock key is the open row
+    /// and stays held; its lease goes with the process). Returns false when the run is doing anything else.
     /// Blocks the caller on the run's queue: never call it from a task.
     public func detachIfPaused() -> Bool {
         guard driver.detachIfPaused() else { return false }
-        holds.releaseLock()
         events.finish()
         return true
     }
@@ -171,7 +169,6 @@ public final class RunSession: @unchecked Sendable {
     /// written. Returns false when it was stopped already.
     public func stopNow() -> Bool {
         guard driver.stopNow() else { return false }
-        holds.releaseLock()
         events.finish()
         return true
     }

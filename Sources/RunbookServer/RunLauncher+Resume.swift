@@ -23,20 +23,20 @@ extension RunLauncher {
                 continue
             }
             let note = "resumed by a new server process: still waiting for approval; finished steps are not run again"
-            if resume(record, lease: lease, runLock: nil, runbooks: runbooks, event: "run.resumed", message: note, now: now) { resumed.append(id) }
+            if resume(record, lease: lease, runbooks: runbooks, event: "run.resumed", message: note, now: now) { resumed.append(id) }
         }
         return resumed
     }
 
     /// Goes on with an open run from its timeline, under `lease` (`RunSession.resume`). Returns false
     /// when it could not go on (it is then ended `interrupted`, saying why, or its owner's own end is adopted).
-    func resume(_ record: RunRecord, lease: any RunHold, runLock: (any RunHold)?, runbooks: [Runbook],
+    func resume(_ record: RunRecord, lease: any RunHold, runbooks: [Runbook],
                 event name: String, message: String, from previousOwner: String? = nil, now: Date) -> Bool {
         var note = TimelineEvent(time: now, run: record.id, event: name)
         note.message = message
         note.from = previousOwner
         if let replicated = store as? any ReplicatedRunDatabase { note.to = replicated.owner }
-        let holds = RunHolds(lease: lease, lock: runLock)
+        let holds = RunHolds(lease: lease)
         switch RunSession.resume(record, store: store, runbooks: runbooks, holds: holds, note: note, environment: environment(startedBy:)) {
         case .resumed(let session):
             drive(session)
@@ -84,7 +84,7 @@ extension RunLauncher {
                 c.lease.release()
                 continue
             }
-            let ok = resume(record, lease: c.lease, runLock: nil, runbooks: runbooks, event: "run.taken_over",
+            let ok = resume(record, lease: c.lease, runbooks: runbooks, event: "run.taken_over",
                             message: "taken over by \(shared.owner) from \(c.previousOwner ?? "nobody"): its lease expired; finished steps are not run again",
                             from: c.previousOwner, now: t0)
             metrics.takeovers?.increment()

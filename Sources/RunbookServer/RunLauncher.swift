@@ -30,7 +30,7 @@ public final class RunLauncher: @unchecked Sendable {
     /// When a server run's changes wait for approval rather than refuse the run.
     let rule: ChangeApprovalRule
     /// Cancel requests other processes leave in the store for this server's runs.
-    let cancels: CancelWatch?
+    let cancels: CancelWatch
 
     public init(store: any RunDatabase, maxChanges: (count: Int, per: Double)? = nil, freezes: [FreezeWindow] = [],
                 ssh: SSHSettings = SSHSettings(), maxTargets: Int? = nil) {
@@ -40,7 +40,7 @@ public final class RunLauncher: @unchecked Sendable {
         self.maxChanges = maxChanges
         self.freezes = freezes
         self.rule = .windows(freezes, mayPause: true, maxChanges: maxChanges)
-        self.cancels = (store as? any CancelRequests).map { CancelWatch(store: $0) }
+        self.cancels = CancelWatch(store: store)
         self.metrics = ServerMetrics(replicated: store is any ReplicatedRunDatabase)
     }
 
@@ -162,14 +162,14 @@ public final class RunLauncher: @unchecked Sendable {
     func drive(_ session: RunSession) {
         let runID = session.runID
         lock.withLock { sessions[runID] = session }
-        cancels?.add(session)
+        cancels.add(session)
         session.begin(onEnd: { [self] session, outcome in
-            cancels?.remove(runID)
+            cancels.remove(runID)
             forget(runID)
             metrics.runEnded(runbook: session.runbook.name, outcome: outcome.rawValue)
         }, onLost: { [self] _, _ in
             // Fenced: another owner holds the run; it stopped without a word.
-            cancels?.remove(runID)
+            cancels.remove(runID)
             forget(runID)
             metrics.leasesLost?.increment()
         })

@@ -45,7 +45,7 @@ extension SQLiteRunStore {
                         switch d {
                         case .duplicate(let id): return .duplicate(runID: id)
                         case .refused(let r, let id): return .refused(r, runID: id)
-                        case .admitted(_, let overridden): return .admitted(lease: leases.next()!, lock: nil, overridden: overridden)
+                        case .admitted(_, let overridden): return .admitted(lease: leases.next()!, overridden: overridden)
                         }
                     }
                     return .commit

@@ -34,9 +34,8 @@ public struct AdmissionRequest: Sendable {
 /// What admission decided.
 public enum AdmissionDecision: Sendable {
     /// The run's row is written and its lease held; `overridden` is the refusal `--force` set aside.
-    /// `lock` is nil on both stores (the lock is the open row itself) and kept for callers that
-    /// release it.
-    case admitted(lease: any RunHold, lock: (any RunHold)?, overridden: GuardCheck.Refusal?)
+    /// A lock key is held by the open row itself on both stores: there is no lock to give back.
+    case admitted(lease: any RunHold, overridden: GuardCheck.Refusal?)
     /// Refused by a guard; recorded in `runID`'s row (a new row, or one counting repeats of this alert's refusal).
     case refused(GuardCheck.Refusal, runID: String)
     /// The alert already started this run, which is not resolved yet; nothing is written.

@@ -29,7 +29,7 @@ public protocol DurableTimeline: TimelineSink {
 ///
 /// Every method blocks its caller: call it from a Dispatch queue or a thread, or from async code
 /// through `StoreThreads.run` (debug builds check this).
-public protocol RunDatabase: AnyObject, Sendable {
+public protocol RunDatabase: AnyObject, Sendable, CancelRequests, RunListing {
     /// Where it is, for messages: a folder, or a PostgreSQL URL without its password.
     var location: String { get }
     /// Writes a row as it is (drills record themselves this way).

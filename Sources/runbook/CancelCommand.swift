@@ -34,15 +34,11 @@ struct CancelCommand: ParsableCommand {
             printError("error: \(error)")
             throw ExitCode(2)
         }
-        guard let requests = store as? any CancelRequests else {
-            printError("error: this store cannot take cancel requests")
-            throw ExitCode(2)
-        }
         guard let record = try store.run(id), record.outcome == nil else {
             printError("run \(id) is not running (it has finished): nothing to cancel")
             throw ExitCode(1)
         }
-        try requests.requestCancel(runID: id, CancelRequest(by: by, undo: !noUndo))
+        try store.requestCancel(runID: id, CancelRequest(by: by, undo: !noUndo))
         let deadline = Date().addingTimeInterval(max(0, wait))
         while true {
             let events = store.timeline(id)
@@ -51,7 +47,7 @@ struct CancelCommand: ParsableCommand {
                 return
             }
             if try events.contains(where: { $0.event == "run.finished" }) || store.run(id)?.outcome != nil {
-                try? requests.clearCancelRequest(runID: id)
+                try? store.clearCancelRequest(runID: id)
                 printError("run \(id) finished before the cancel was taken: nothing to cancel")
                 throw ExitCode(1)
             }

@@ -106,8 +106,8 @@ struct RunCommand: ParsableCommand {
         if let r = admitted.overridden { printError("warning: overriding guard \(r.guardName): \(r.message)") }
         let interrupts = RunInterrupts(session: session, noUndo: noUndo)
         // `runbook cancel` from another terminal (or the server) leaves a request in the store.
-        let cancels = (store as? any CancelRequests).map { CancelWatch(store: $0) }
-        cancels?.add(session)
+        let cancels = CancelWatch(store: store)
+        cancels.add(session)
         let done = DispatchSemaphore(value: 0)
         let result = OutcomeBox()
         let lost = LostBox()
@@ -130,7 +130,7 @@ struct RunCommand: ParsableCommand {
         StoreThreads.assertNotInTask("runbook run waiting for its run to end")
         done.wait()
         interrupts.stop()
-        cancels?.stop()
+        cancels.stop()
         if let why = lost.get() {
             // Fenced: another process took the run over. Its commands were stopped; they get their KILL before we go.
             ChildWatcher.shared.waitForOwedKills(timeout: ChildWatcher.killGrace + 5)

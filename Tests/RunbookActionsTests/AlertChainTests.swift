@@ -68,10 +68,11 @@ struct AlertChainTests {
                 http_config: { authorization: { credentials: t0ken-0123456789 } }
 
         """.write(toFile: dir + "/alertmanager.yml", atomically: true, encoding: .utf8)
+        let amLog = dir + "/alertmanager.log"
         let alertmanager = try ChildServer.daemon(["prometheus-alertmanager", "--config.file=\(dir)/alertmanager.yml", "--storage.path=\(dir)/am",
-                                                   "--web.listen-address=127.0.0.1:0", "--cluster.listen-address="])
+                                                   "--web.listen-address=127.0.0.1:0", "--cluster.listen-address="], log: amLog)
         defer { alertmanager.stop() }
-        let amPort = try #require(await waitForListeningPort(under: alertmanager.pid), "Alertmanager did not listen")
+        let amPort = try #require(await waitForListeningPort(under: alertmanager.pid, log: amLog), "Alertmanager did not listen: \(logTail(amLog))")
         try """
         global: { scrape_interval: 1s, evaluation_interval: 1s }
         alerting:
@@ -83,7 +84,7 @@ struct AlertChainTests {
 
         """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
         let prometheus = try ChildServer.daemon(["prometheus", "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/prom",
-                                                 "--web.listen-address=127.0.0.1:0"])
+                                                 "--web.listen-address=127.0.0.1:0"], log: dir + "/prometheus.log")
         defer { prometheus.stop() }
 
         func runs() -> [[String: Any]] {
@@ -91,7 +92,7 @@ struct AlertChainTests {
         }
         let mitigated = await waitUntil(120) { runs().contains { $0["outcome"] as? String == "mitigated" } }
         let all = runs()
-        #expect(mitigated, "no mitigated run: \(all)")
+        #expect(mitigated, "no mitigated run: \(all)\nPrometheus: \(logTail(dir + "/prometheus.log"))\nAlertmanager: \(logTail(amLog))")
         let run = try #require(all.first { $0["outcome"] as? String == "mitigated" })
         #expect(run["trigger"] as? String == "alert:AppMemoryHigh")
         #expect(all.filter { $0["outcome"] as? String != "refused" }.count == 1, "repeat notifications started more runs: \(all)")

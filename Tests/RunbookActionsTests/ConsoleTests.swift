@@ -20,6 +20,7 @@ struct ConsoleTests {
       - id: look
         phase: diagnose
         check: { command: ["sh", "-c", "sleep {{ params.seconds }}; echo looked"] }
+        timeout: 1h   # a long sleep ends by a cancel, never by the default 30 s timeout on a loaded machine
       - id: again
         phase: diagnose
         needs: [look]

@@ -19,10 +19,11 @@ struct RealComponentTests {
             static_configs: [{ targets: ["127.0.0.1:\(port)"] }]
 
         """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let log = dir + "/prometheus.log"
         let prometheus = try ChildServer.daemon(["prometheus", "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
-                                                 "--web.listen-address=127.0.0.1:0"])
+                                                 "--web.listen-address=127.0.0.1:0"], log: log)
         defer { prometheus.stop() }
-        let promPort = try #require(await waitForListeningPort(under: prometheus.pid), "Prometheus did not listen")
+        let promPort = try #require(await waitForListeningPort(under: prometheus.pid, log: log), "Prometheus did not listen: \(logTail(log))")
         let server = "http://127.0.0.1:\(promPort)"
         let scraped = await waitUntil(30) { ((try? fetch("\(server)/api/v1/query?query=up")) ?? "").contains("\"value\"") }
         #expect(scraped, "Prometheus did not scrape the target")

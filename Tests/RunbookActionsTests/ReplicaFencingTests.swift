@@ -10,31 +10,6 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(8)),
        .enabled(if: TestPostgres.clusterDir != nil, "needs PostgreSQL (scripts/test.sh sets RUNBOOK_TEST_PG_DIR)"))
 struct ReplicaFencingTests {
-    /// A throwaway cluster of this test's own, stopped and removed at the end.
-    final class OwnCluster: Sendable {
-        let dir: String
-        let url: String
-
-        init() throws {
-            let base = temporaryFolder()
-            try? FileManager.default.removeItem(atPath: base)
-            dir = base + "-pg"
-            let r = try Spawn.run([repoRoot + "/scripts/pg-cluster.sh", "start", dir])
-            guard r.status == 0, let line = r.stdout.split(separator: "\n").last else { throw CocoaError(.executableLoad) }
-            url = String(line)
-        }
-
-        func script(_ command: String) throws {
-            let r = try Spawn.run([repoRoot + "/scripts/pg-cluster.sh", command, dir])
-            #expect(r.status == 0, "pg-cluster.sh \(command): \(r.stderr)")
-        }
-
-        deinit {
-            _ = try? Spawn.run([repoRoot + "/scripts/pg-cluster.sh", "stop", dir])
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-    }
-
     static func replicas(_ n: Int, _ dir: String, _ db: String) async throws -> [(ChildServer, Int)] {
         var out: [(ChildServer, Int)] = []
         do {
@@ -88,7 +63,7 @@ struct ReplicaFencingTests {
     static func rows(_ db: String, _ sql: String) -> [String] { (try? TestPostgres.query(db, sql)) ?? [] }
 
     @Test func aDatabaseStoppedForTenSecondsUnderTwoReplicasLeavesEachRunOneOwnerOneEndAndATrueRecord() async throws {
-        let cluster = try await offPool { try OwnCluster() }
+        let cluster = try await offPool { try TestPostgres.OwnCluster() }
         let dir = try runbookSandbox(Self.outage, name: "out", tokens: Self.tokens)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir + "/changes", withIntermediateDirectories: true)
@@ -168,7 +143,7 @@ struct ReplicaFencingTests {
         """
 
     @Test func killingAReplicaMidCommandKillsTheCommandAndWhatItLeftAndTheRecordSaysSo() async throws {
-        let cluster = try await offPool { try OwnCluster() }
+        let cluster = try await offPool { try TestPostgres.OwnCluster() }
         let dir = try runbookSandbox(Self.killed, name: "kill", tokens: Self.tokens)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let db = cluster.url

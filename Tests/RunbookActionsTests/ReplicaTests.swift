@@ -29,11 +29,37 @@ enum TestPostgres {
                                "-d", String(c.path.dropFirst()), "-c", sql])
         return r.stdout.split(separator: "\n").map(String.init)
     }
+
+    /// A throwaway cluster of one test's own, stopped and removed at the end: a test that stops or
+    /// restarts PostgreSQL does it to this one, never to the shared cluster other tests are using.
+    final class OwnCluster: Sendable {
+        let dir: String
+        let url: String
+
+        init() throws {
+            let base = temporaryFolder()
+            try? FileManager.default.removeItem(atPath: base)
+            dir = base + "-pg"
+            let r = try Spawn.run([repoRoot + "/scripts/pg-cluster.sh", "start", dir])
+            guard r.status == 0, let line = r.stdout.split(separator: "\n").last else { throw CocoaError(.executableLoad) }
+            url = String(line)
+        }
+
+        func script(_ command: String) throws {
+            let r = try Spawn.run([repoRoot + "/scripts/pg-cluster.sh", command, dir])
+            #expect(r.status == 0, "pg-cluster.sh \(command): \(r.stderr)")
+        }
+
+        deinit {
+            _ = try? Spawn.run([repoRoot + "/scripts/pg-cluster.sh", "stop", dir])
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
 }
 
 /// Replicas of `runbook serve` on one PostgreSQL (SPEC §6.8): one run per alert across replicas,
 /// takeover of a dead owner's run, guards shared with the CLI, a database restart, migrations.
-/// Serialized: one test restarts the cluster the others use.
+/// Serialized: replicas are heavy on a 2-core machine. The restart test restarts a cluster of its own.
 @Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: TestPostgres.available, "needs RUNBOOK_TEST_DATABASE_URL (scripts/test.sh starts a cluster)"))
 struct ReplicaTests {
     static func folder(_ yaml: String) throws -> String {
@@ -174,10 +200,11 @@ struct ReplicaTests {
     }
 
     @Test func replicasRideOutADatabaseRestartAndNoAlertIsLost() async throws {
-        let clusterDir = try #require(TestPostgres.clusterDir)
+        // Its own cluster: restarting the shared one would cut every other test's connections.
+        let cluster = try await offPool { try TestPostgres.OwnCluster() }
         let dir = try Self.folder(Self.triggerWithParams)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let db = try TestPostgres.freshDatabase()
+        let db = cluster.url
         let servers = try await replicas(2, dir, db)
         defer { servers.forEach { $0.0.stop() } }
         let auth = ["Authorization": "Bearer am-token-1-0123456789"]
@@ -195,8 +222,7 @@ struct ReplicaTests {
             Issue.record("alert \(i) never accepted")
         }
         try await deliver(0)
-        let restart = try await offPool { try Spawn.run([repoRoot + "/scripts/pg-cluster.sh", "restart", clusterDir]) }
-        #expect(restart.status == 0, "\(restart.stderr)")
+        try await offPool { try cluster.script("restart") }
         for i in 1...5 { try await deliver(i) }
         let ids = try TestPostgres.query(db, "select fingerprint from runs where outcome is distinct from 'refused' order by fingerprint")
         #expect(ids == (0...5).map { "fp-r\($0)" }, "\(ids)")

@@ -131,9 +131,12 @@ final class ChildServer: @unchecked Sendable {
 
     /// Runs a server that does not watch its stdin under a shell that kills it when stdin closes,
     /// so it goes away with the test process even after a crash.
-    static func daemon(_ argv: [String]) throws -> ChildServer {
-        let quoted = argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-        return try ChildServer(["bash", "-c", "\(quoted) >/dev/null 2>&1 & p=$!; cat >/dev/null; kill $p 2>/dev/null; wait $p"])
+    /// Its output goes to `log` when given (to say why it did not start), else nowhere.
+    static func daemon(_ argv: [String], log: String? = nil) throws -> ChildServer {
+        let quote = { (s: String) in "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let quoted = argv.map(quote).joined(separator: " ")
+        let sink = log.map(quote) ?? "/dev/null"
+        return try ChildServer(["bash", "-c", "\(quoted) >>\(sink) 2>&1 & p=$!; cat >/dev/null; kill $p 2>/dev/null; wait $p"])
     }
 
     /// Starts `runbook serve` on 127.0.0.1 port 0 and reads the port it bound from its output; the rest
@@ -282,14 +285,34 @@ func listeningPorts(under root: pid_t) -> [Int] {
     return Array(Set(ports)).sorted()
 }
 
-/// Waits until `root` (or a descendant) listens on a TCP port, and returns it.
-func waitForListeningPort(under root: pid_t, seconds: Double = 30) async -> Int? {
+/// Waits until `root` (or a descendant) listens on a TCP port, and returns it. A Prometheus-family
+/// daemon (Prometheus, Alertmanager) that logs to `log` says the port it bound ("Listening on"
+/// address=HOST:PORT): that line is read too, so a machine that hides /proc's socket tables does
+/// not matter. The margin is far above a loaded machine's start-up time.
+func waitForListeningPort(under root: pid_t, log: String? = nil, seconds: Double = 180) async -> Int? {
     var found: Int?
     _ = await waitUntil(seconds) {
-        found = listeningPorts(under: root).first
+        found = log.flatMap(loggedListeningPort) ?? listeningPorts(under: root).first
         return found != nil
     }
     return found
+}
+
+/// The port in a Prometheus-style `msg="Listening on" address=127.0.0.1:PORT` log line.
+func loggedListeningPort(_ log: String) -> Int? {
+    guard let text = try? String(contentsOfFile: log, encoding: .utf8) else { return nil }
+    for line in text.split(separator: "\n") where line.contains("msg=\"Listening on\"") {
+        guard let r = line.range(of: "address=") else { continue }
+        let address = line[r.upperBound...].prefix { !$0.isWhitespace }
+        if let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), port > 0 { return port }
+    }
+    return nil
+}
+
+/// The last lines of a daemon's log, for a failure message.
+func logTail(_ log: String, lines: Int = 15) -> String {
+    let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? "(no log at \(log))"
+    return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
 }
 
 /// Writes a token file readable by its owner only, as `serve` requires.

@@ -128,6 +128,10 @@ final class TimelineRefusingStore: RunDatabase, @unchecked Sendable {
     func releaseChange(runID: String) throws { try base.releaseChange(runID: runID) }
     func decideDeadline(runID: String, gate: String, now: Date) throws -> GateState? { try base.decideDeadline(runID: runID, gate: gate, now: now) }
     func runs(limit: Int) throws -> [RunRecord] { try base.runs(limit: limit) }
+    func listRuns(_ query: RunListQuery) throws -> [RunRecord] { try base.listRuns(query) }
+    func requestCancel(runID: String, _ request: CancelRequest) throws { try base.requestCancel(runID: runID, request) }
+    func pendingCancels(among runIDs: [String]) throws -> [String: CancelRequest] { try base.pendingCancels(among: runIDs) }
+    func clearCancelRequest(runID: String) throws { try base.clearCancelRequest(runID: runID) }
     func runs(limit: Int, kinds: Set<RunKind>) throws -> [RunRecord] { try base.runs(limit: limit, kinds: kinds) }
     func run(_ id: String) throws -> RunRecord? { try base.run(id) }
     func resolveRunID(_ text: String) throws -> String { try base.resolveRunID(text) }

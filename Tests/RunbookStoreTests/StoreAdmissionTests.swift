@@ -20,7 +20,7 @@ struct StoreAdmissionTests {
             DispatchQueue.concurrentPerform(iterations: 20) { i in
                 let d = (try? all[i % all.count].admitAll([Cases.request(rb, lockKey: "shop")], now: Date()))?.first
                 switch d {
-                case .admitted(let lease, _, _)?:
+                case .admitted(let lease, _)?:
                     HeldLeases.shared.keep(lease)
                     box.add("admitted")
                 case .refused(let r, _)?: box.add("refused:\(r.guardName)")
@@ -66,7 +66,7 @@ struct StoreAdmissionTests {
         forced.force = true
         let request = forced
         let f = try await off { try store.admitAll([request], now: later) }
-        guard case .admitted(_, _, let overridden)? = f.first else { Issue.record("not admitted: \(f)"); return }
+        guard case .admitted(_, let overridden)? = f.first else { Issue.record("not admitted: \(f)"); return }
         #expect(overridden?.guardName == "cooldown")
         let after = t0.addingTimeInterval(60 * 21)
         #expect(try await Cases.admit(store, [Cases.request(rb, now: after)], now: after).map(\.kind) == ["admitted"])

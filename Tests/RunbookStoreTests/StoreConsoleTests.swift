@@ -27,7 +27,7 @@ import Testing
         let db = try await StoreFixture.make(kind)
         let store = try await db.open()
         let ids = try await seed(store)
-        let listing = try #require(store as? any RunListing)
+        let listing = store
         func page(_ q: RunListQuery) async throws -> [String] { try await off { try listing.listRuns(q).map(\.id) } }
         #expect(try await page(RunListQuery(limit: 3)) == [ids[6], ids[5], ids[4]])
         #expect(try await page(RunListQuery(before: ids[4], limit: 3)) == [ids[3], ids[2], ids[1]])
@@ -44,8 +44,8 @@ import Testing
     @Test(arguments: StoreKind.available)
     func aCancelRequestWaitsForItsRunsOwnerUntilCleared(_ kind: StoreKind) async throws {
         let db = try await StoreFixture.make(kind)
-        let asker = try #require(try await db.open() as? any CancelRequests)
-        let owner = try #require(try await db.open() as? any CancelRequests)
+        let asker = try await db.open()
+        let owner = try await db.open()
         let pending = try await off { () -> ([String: CancelRequest], [String: CancelRequest]) in
             let before = try owner.pendingCancels(among: ["r1", "r2"])
             try asker.requestCancel(runID: "r1", CancelRequest(by: "nina", undo: false))

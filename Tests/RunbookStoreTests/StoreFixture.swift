@@ -98,7 +98,7 @@ enum Cases {
         try await off {
             try store.admitAll(requests, now: now).map { d in
                 switch d {
-                case .admitted(let lease, _, _):
+                case .admitted(let lease, _):
                     HeldLeases.shared.keep(lease)
                     return Outcome(kind: "admitted", runID: nil, lease: lease)
                 case .refused(let r, let id): return Outcome(kind: "refused:\(r.guardName)", runID: id, lease: nil)

@@ -22,9 +22,8 @@ extension AlertIntake {
             guard let n = Int(l), (1...500).contains(n) else { return Self.error(400, "limit must be a number from 1 to 500") }
             q.limit = n
         }
-        guard let listing = store as? any RunListing else { return runs() }
         do {
-            let page = try listing.listRuns(q)
+            let page = try store.listRuns(q)
             let awaiting = (try? store.runsAwaitingApproval()) ?? []
             return (200, APIJSON.text(page.map { RunSummary($0, awaiting: awaiting.contains($0.id)) }))
         } catch {

@@ -30,8 +30,7 @@ extension AlertIntake {
         if let session = launcher.session(runID) {
             return session.cancel(by: name, undo: undo) ? done() : finished
         }
-        guard let requests = store as? any CancelRequests else { return Self.error(500, "this store cannot take cancel requests") }
-        do { try requests.requestCancel(runID: runID, CancelRequest(by: name, undo: undo)) } catch {
+        do { try store.requestCancel(runID: runID, CancelRequest(by: name, undo: undo)) } catch {
             return Self.error(503, "could not record the cancel request: \(error)")
         }
         let deadline = Date().addingTimeInterval(wait)
@@ -39,7 +38,7 @@ extension AlertIntake {
             let events = store.timeline(runID)
             if events.contains(where: { $0.event == "run.cancelled" && $0.by == name }) { return done() }
             if events.contains(where: { $0.event == "run.finished" }) {
-                try? requests.clearCancelRequest(runID: runID)
+                try? store.clearCancelRequest(runID: runID)
                 return finished
             }
             usleep(50_000)

@@ -1,62 +1,6 @@
 import Foundation
 import RunbookCore
 
-/// A least-squares line through (time, value) samples.
-public struct TrendFit: Sendable, Equatable {
-    /// Units per second.
-    public var slope: Double
-    /// Coefficient of determination, 0...1 (1 for a perfect line; 0 when the values are flat).
-    public var r2: Double
-    public var samples: Int
-
-    /// Fits `points`; needs at least two distinct times.
-    public static func fit(_ points: [(t: Double, v: Double)]) -> TrendFit? {
-        let n = Double(points.count)
-        guard points.count >= 2 else { return nil }
-        let mt = points.reduce(0) { $0 + $1.t } / n
-        let mv = points.reduce(0) { $0 + $1.v } / n
-        var sxy = 0.0, sxx = 0.0, syy = 0.0
-        for p in points {
-            sxy += (p.t - mt) * (p.v - mv)
-            sxx += (p.t - mt) * (p.t - mt)
-            syy += (p.v - mv) * (p.v - mv)
-        }
-        guard sxx > 0 else { return nil }
-        let slope = sxy / sxx
-        let r2 = syy == 0 ? 0 : (sxy * sxy) / (sxx * syy)
-        return TrendFit(slope: slope, r2: r2, samples: points.count)
-    }
-}
-
-/// Finds a metric's value in Prometheus text exposition format.
-public enum MetricsText {
-    /// The first sample of `metric` whose labels include `labels`.
-    public static func value(of metric: String, labels: [String: String] = [:], in text: String) -> Double? {
-        for raw in text.split(separator: "\n") {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            guard line.hasPrefix(metric), !line.hasPrefix("#") else { continue }
-            let rest = line.dropFirst(metric.count)
-            var sampleLabels: [String: String] = [:]
-            var valuePart: Substring
-            if rest.hasPrefix("{") {
-                guard let close = rest.firstIndex(of: "}") else { continue }
-                for pair in rest[rest.index(after: rest.startIndex)..<close].split(separator: ",") {
-                    let kv = pair.split(separator: "=", maxSplits: 1)
-                    if kv.count == 2 { sampleLabels[kv[0].trimmingCharacters(in: .whitespaces)] = kv[1].trimmingCharacters(in: CharacterSet(charactersIn: "\" ")) }
-                }
-                valuePart = rest[rest.index(after: close)...]
-            } else if rest.first == " " || rest.first == "\t" {
-                valuePart = rest
-            } else {
-                continue
-            }
-            guard labels.allSatisfy({ sampleLabels[$0.key] == $0.value }) else { continue }
-            if let token = valuePart.split(separator: " ").first, let v = Double(token) { return v }
-        }
-        return nil
-    }
-}
-
 /// The `metric_trend` check: samples every `every` over `window`, fits a slope. A leak grows
 /// steadily (high r²); a one-off spike does not, so `min_slope` also wants a good fit.
 enum MetricTrendCheck {
