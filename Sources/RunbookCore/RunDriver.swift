@@ -192,6 +192,8 @@ public final class RunDriver: @unchecked Sendable {
                 }
             case .cancelAttempt(let id):
                 if let a = attempts.removeValue(forKey: id) { a.handle.cancel(); a.timeout.cancel() }
+            case .haltFleet(let id, let why):
+                if let fleet = attempts[id]?.handle as? any HaltableAttempt { fleet.halt(why) } else { attempts.removeValue(forKey: id)?.handle.cancel() }
             case .cancelRetry(let id):
                 retries.removeValue(forKey: id)?.cancel()
             case .askConfirmation(let id):
