@@ -39,7 +39,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 # sshd listens on at most 16 sockets: one sshd per 16 hosts (7 for 100 hosts).
 for first in $(seq 1 16 "$N"); do
   { for i in $(seq "$first" $(( first + 15 > N ? N : first + 15 ))); do echo "ListenAddress 127.0.0.$((i + 1)):$PORT"; done
-    printf 'HostKey %s/host_key\nAuthorizedKeysFile %s/authorized_keys\nPidFile none\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nMaxStartups 1000\nMaxSessions 1000\nLogLevel ERROR\n' "$D" "$D"
+    printf 'HostKey %s/host_key\nAuthorizedKeysFile %s/authorized_keys\nPidFile none\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nMaxStartups 1000\nMaxSessions 1000\nLogLevel ERROR\nSubsystem sftp internal-sftp\n' "$D" "$D"
   } > "$D/sshd_config.$first"
 done
 echo "fleet-sshd $(cut -d' ' -f1-2 "$D/host_key.pub")" > "$D/known_hosts"
@@ -111,6 +111,7 @@ cat > "$D/restart-play.yaml" <<EOF2
 EOF2
 
 ms() { date +%s%3N; }
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 run_rb() { "$BIN" run "$1" --runbooks "$D/rb" --state-dir "$D/st" --json --yes --ssh-config "$D/ssh_config" > "$D/out.jsonl" 2>"$D/err.txt"; }
 passed() { grep '"event":"host.finished"' "$D/out.jsonl" | grep -c '"status":"passed"' || true; }
 step_ms() { python3 -c 'import json,sys
@@ -128,8 +129,9 @@ t0=$(ms); seq 1 "$N" | xargs -P $C -I{} ssh -F "$D/ssh_config" -o BatchMode=yes 
 # ssh alone, warm: masters opened first, then the command through them.
 seq 1 "$N" | xargs -P $C -I{} ssh -F "$D/ssh_config" -o BatchMode=yes -o ControlMaster=yes -o ControlPersist=120 -o ControlPath="$D/warm/%C" -fN h{}
 t0=$(ms); seq 1 "$N" | xargs -P $C -I{} ssh -F "$D/ssh_config" -o BatchMode=yes -o ControlMaster=no -o ControlPath="$D/warm/%C" h{} true; t1=$(ms); ssh_warm=$((t1 - t0))
-# Ansible: its default ControlPersist (60s), sockets in $D/cp.
-export ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_PYTHON_INTERPRETER=auto_silent ANSIBLE_SSH_CONTROL_PATH_DIR="$D/cp"
+# Ansible: its default ControlPersist (60s), sockets in $D/cp; the system python3 on the hosts
+# (interpreter discovery can pick a shim that a non-login shell cannot run).
+export ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 ANSIBLE_SSH_CONTROL_PATH_DIR="$D/cp"
 export ANSIBLE_SSH_ARGS="-F $D/ssh_config -o ControlMaster=auto -o ControlPersist=60s" ANSIBLE_LOCAL_TEMP="$D/ansible-tmp" ANSIBLE_NOCOLOR=1
 t0=$(ms); ansible -i "$D/inventory.ini" web -f $C -m command -a true >"$D/an1.txt" 2>&1 || true; t1=$(ms); an_cold=$((t1 - t0))
 t0=$(ms); ansible -i "$D/inventory.ini" web -f $C -m command -a true >"$D/an2.txt" 2>&1 || true; t1=$(ms); an_warm=$((t1 - t0))
@@ -142,7 +144,10 @@ rb_restart_ok=$(grep '"event":"run.finished"' "$D/out.jsonl" | grep -o '"outcome
 t0=$(ms); ansible-playbook -i "$D/inventory.ini" -f $C "$D/restart-play.yaml" >"$D/an3.txt" 2>&1 || true; t1=$(ms); an_restart=$((t1 - t0))
 an_restart_ok=$(grep -o "failed=[0-9]*" "$D/an3.txt" | sort | uniq -c | tr '\n' ' ' || true)
 
-echo "hosts: $N, concurrency $C, $(nproc) cores"
+# A tool that did not reach every host says why (its first complaint).
+for f in an1 an2 an3; do grep -q "UNREACHABLE\|FAILED\|failed=[1-9]\|ERROR" "$D/$f.txt" && { echo "$f: $(grep -m1 -A3 "UNREACHABLE\|FAILED\|fatal\|ERROR" "$D/$f.txt" | tr '\n' ' ' | cut -c1-400)"; }; done
+[ "$rb_cold_ok" = "$N" ] || echo "runbook: $(head -c 400 "$D/err.txt")"
+echo "hosts: $N, concurrency $C, $(nproc) cores; load average at the start: $LOAD0, at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "one command, cold:"
 echo "  runbook run:                 ${rb_cold} ms whole process ($rb_cold_ok hosts passed; again: ${rb_cold2} ms); its step alone ${rb_cold_step} ms"
 echo "  ssh alone (xargs -P $C):     ${ssh_cold} ms"
