@@ -42,9 +42,9 @@ struct PrometheusTargetRunTests {
         let prometheus = try ChildServer.daemon(["prometheus", "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
                                                  "--web.listen-address=127.0.0.1:0"])
         defer { prometheus.stop() }
-        let promPort = try #require(await waitForListeningPort(under: prometheus.pid), "Prometheus did not listen")
+        let promPort = try #require(await waitForListeningPort(under: prometheus.pid, seconds: 300), "Prometheus did not listen")
         let server = "http://127.0.0.1:\(promPort)"
-        let scraped = await waitUntil(60) {
+        let scraped = await waitUntil(300) {
             let up = (try? fetch("\(server)/api/v1/query?query=up")) ?? ""
             return up.contains("web-2") && up.contains("web-9")
         }
