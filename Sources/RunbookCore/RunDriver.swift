@@ -192,6 +192,9 @@ public final class RunDriver: @unchecked Sendable {
                 }
             case .cancelAttempt(let id):
                 if let a = attempts.removeValue(forKey: id) { a.handle.cancel(); a.timeout.cancel() }
+            case .haltFleet(let id, let why):
+                // Any other handle (a dry run's description) ends on its own: it is left to finish.
+                (attempts[id]?.handle as? any HaltableAttempt)?.halt(why)
             case .cancelRetry(let id):
                 retries.removeValue(forKey: id)?.cancel()
             case .askConfirmation(let id):

@@ -17,6 +17,18 @@ extension RunStateMachine {
         return effects
     }
 
+    /// An alarm fired: a running `across:` step starts no new host, and the hosts in flight finish,
+    /// their changes joining the stack as they come (undone with the rest, host by host, once the
+    /// step ends); every other running step is stopped as on any stop.
+    mutating func stopForAlarm(_ alarm: String, now: Date) -> [Effect] {
+        let fleets = runbook.steps.filter { s in
+            guard s.across != nil, case .running = states[s.id] else { return false }
+            return true
+        }.map(\.id)
+        return stopRunningSteps("stopped: alarm \(alarm) fired", now: now, except: Set(fleets))
+            + fleets.map { .haltFleet(step: $0, reason: "alarm \(alarm) fired: no new host started") }
+    }
+
     /// Puts a change on the stack (undone in reverse), starts the alarms at the first one and,
     /// when it was made for real, records `change.applied`.
     mutating func applied(_ c: AppliedChange, by step: Step, recorded: Bool, now: Date) -> [Effect] {

@@ -25,7 +25,7 @@ extension RunStateMachine {
         e.message = "alarm \(alarm.id) \(why)"
         e.output = result.output.isEmpty ? nil : result.output
         lifecycle = .stopping(.aborted(alarm.id, why))
-        return [.emit(e)] + stopRunningSteps("stopped: alarm \(alarm.id) fired", now: now) + advance(now: now)
+        return [.emit(e)] + stopForAlarm(alarm.id, now: now) + advance(now: now)
     }
 
     /// An undo finished.
@@ -113,9 +113,9 @@ extension RunStateMachine {
     }
 
     /// Ends every running attempt and open confirmation as `failed` with `message`, cancelling the work.
-    mutating func stopRunningSteps(_ message: String, now: Date) -> [Effect] {
+    mutating func stopRunningSteps(_ message: String, now: Date, except kept: Set<String> = []) -> [Effect] {
         var effects: [Effect] = closeAllGates(because: message, now: now)
-        for s in runbook.steps {
+        for s in runbook.steps where !kept.contains(s.id) {
             switch states[s.id] {
             case .running, .awaitingConfirmation:
                 running -= 1

@@ -16,6 +16,8 @@ public struct RunStateMachine: Sendable {
         case startAttempt(step: String, attempt: Int, values: TemplateValues)
         case scheduleRetry(step: String, attempt: Int, after: Double)
         case cancelAttempt(step: String)
+        /// An `across:` step starts no new host; its hosts in flight finish (an alarm fired).
+        case haltFleet(step: String, reason: String)
         case cancelRetry(step: String)
         case askConfirmation(step: String)
         /// Open an approval gate: record it, start its timeout, watch for answers, tell the approvals channel.

@@ -79,6 +79,7 @@ public enum DrillRunner {
         request.autoConfirm = true
         request.startMessage = "drill \(scenario.name): \(runbook.title)"
         request.runID = runID
+        request.prometheus = RehearsedPrometheusLookup()  // a drill asks no server: every host of within
         let desk = DrillApprovals(scenario.approvals)
         var env = RunEnvironment(store: nil, executor: executor, rule: ChangeApprovalRule(mayPause: true, freeze: { _ in freeze }))
         env.clock = .virtual(start: start)

@@ -32,6 +32,8 @@ public struct RunRequest: Sendable {
     public var alert = AlertValues()
     /// `serve --max-targets`: most hosts one target set may resolve to.
     public var maxTargets: Int?
+    /// Asks Prometheus for a `prometheus:` target set's hosts (nil: such a set refuses the run).
+    public var prometheus: (any PrometheusHostLookup)?
 
     public init(runbook: Runbook, given: [String: String], trigger: String) {
         self.runbook = runbook
@@ -69,7 +71,8 @@ public struct PreparedRun: Sendable {
         var targets: [String: [String]] = [:]
         do {
             values = try RunInputs.resolve(runbook, given: request.given)
-            targets = try TargetResolver.resolve(runbook, params: values, alert: request.alert, maxTargets: request.maxTargets)
+            targets = try TargetResolver.resolve(runbook, params: values, alert: request.alert, maxTargets: request.maxTargets,
+                                                 prometheus: request.prometheus)
             start = RunInputs.startEvent(runbook: runbook, runID: runID, trigger: request.trigger, params: values,
                                          dryRun: request.mode.recordedAsDryRun, drill: request.mode.recordedAsDrill, now: now)
         } catch {

@@ -122,6 +122,7 @@ public final class RunLauncher: @unchecked Sendable {
         let prepared = requests.map { request in
             var r = request.runRequest
             r.maxTargets = maxTargets
+            r.prometheus = PrometheusHosts()
             return PreparedRun(r, rule: rule, now: now)
         }
         let admissions: [RunAdmission]

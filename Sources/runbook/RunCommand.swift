@@ -33,6 +33,7 @@ struct RunCommand: ParsableCommand {
         request.noUndo = noUndo
         request.maxParallel = maxParallel
         request.force = force
+        request.prometheus = PrometheusHosts()
         guard (maxParallel ?? 1) >= 1 else { printError("error: --max-parallel must be at least 1"); throw ExitCode(2) }
         var windows: [FreezeWindow] = []
         if let freeze {

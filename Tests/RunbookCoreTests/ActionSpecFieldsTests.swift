@@ -32,6 +32,7 @@ struct ActionSpecFieldsTests {
         ("restart", .object(RunbookGrammar.restart), RestartSpec.fieldNames),
         ("notify", .object(RunbookGrammar.notify), NotifySpec.fieldNames),
         ("targets", .object(RunbookGrammar.targetSet), TargetSet.fieldNames),
+        ("targets.prometheus", .object(RunbookGrammar.prometheusTargets), PrometheusTargets.fieldNames),
         ("across", .object(RunbookGrammar.across), AcrossSpec.fieldNames),
         ("across.canary", .object(RunbookGrammar.canary), AcrossSpec.Canary.fieldNames),
     ]

@@ -94,7 +94,7 @@ struct RunStateMachineTests {
                 case .closeGate(let id, _): gatesClosed.append(id)
                 case .endUndo(let i): endedUndos.append(i)
                 case .finished(let o): outcome = o
-                case .cancelAttempt, .cancelRetry, .scheduleAlarm, .stopAlarms: break
+                case .cancelAttempt, .haltFleet, .cancelRetry, .scheduleAlarm, .stopAlarms: break
                 }
             }
             return outcome

@@ -11,6 +11,13 @@ public struct FleetTarget: Sendable, Hashable {
     }
 }
 
+/// A running `across:` step's handle: besides cancelling (hosts in flight are stopped), it can be
+/// halted: no new host starts, the hosts in flight finish and report, then the step ends failed.
+public protocol HaltableAttempt: Cancellable {
+    /// Stops starting hosts; `why` is the step's message.
+    func halt(_ why: String)
+}
+
 /// What an `across:` step reports while it runs: a per-host event for the timeline (`host.started`,
 /// `host.finished`, `fleet.resolved`...), and, when a host's change is done, the change, so that
 /// it is undone host by host even when the step is stopped halfway.

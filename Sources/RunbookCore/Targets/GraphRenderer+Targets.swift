@@ -8,6 +8,7 @@ extension GraphRenderer {
         switch set.source {
         case .hosts(let list): line += list.map(\.source).joined(separator: ", ")
         case .inventory(let path, let group): line += "inventory \(path)\(group.map { " group \($0)" } ?? "")"
+        case .prometheus(let p): line += "label \(p.label) of \(p.query) at \(p.url)"
         }
         var extras: [String] = []
         if let w = set.within { extras.append("within \(w)") }

@@ -48,16 +48,20 @@ extension RunbookBuilder {
                 let path = absolute(inv.source)
                 checkInventory(path, r.location(.inventory), "targets.\(e.key).inventory", group: r.template(.group)?.source)
                 source = .inventory(path: path, group: r.template(.group)?.source)
+            } else if let q = r.child(.prometheus, PrometheusTargets.Field.self) {
+                guard let query = buildPrometheusTargets(q) else { continue }
+                source = .prometheus(query)
             } else {
                 continue
             }
             var set = TargetSet(name: e.key, source: source, location: e.keyNode.location)
-            if r.has(.group), case .hosts = source { error(r.location(.group), "targets.\(e.key).group goes with inventory:, not hosts:") }
+            if r.has(.group), !(r.has(.inventory)) { error(r.location(.group), "targets.\(e.key).group goes with inventory:, not \(r.has(.hosts) ? "hosts" : "prometheus"):") }
             if let w = r.template(.within) {
                 set.within = absolute(w.source)
                 checkInventory(set.within!, r.location(.within), "targets.\(e.key).within", group: nil)
             } else if set.isTemplated {
-                error(r.location(.hosts), "targets.\(e.key) takes hosts from a template: add within: INVENTORY, so that an alert or a caller cannot point the engine at a machine nobody listed")
+                let from = r.has(.prometheus) ? "a Prometheus query" : "a template"
+                error(r.location(r.has(.prometheus) ? .prometheus : .hosts), "targets.\(e.key) takes hosts from \(from): add within: INVENTORY, so that an alert, a caller or a query cannot point the engine at a machine nobody listed")
             }
             set.user = r.template(.user)?.source
             if let m = r.number(.max) {
@@ -67,6 +71,22 @@ extension RunbookBuilder {
             out.append(set)
         }
         return out
+    }
+
+    /// `prometheus: { url, query, label }`: literal texts (nothing from an alert reaches the query),
+    /// a URL that parses, a label name Prometheus accepts.
+    mutating func buildPrometheusTargets(_ r: FieldReader<PrometheusTargets.Field>) -> PrometheusTargets? {
+        guard let url = r.template(.url), let query = r.template(.query), let label = r.template(.label) else { return nil }
+        for (key, t) in [(PrometheusTargets.Field.url, url), (.query, query), (.label, label)] where !t.isLiteral {
+            error(r.location(key), "\(r.name(key)) must be plain text, not a template: hosts from a query are asked once, before the run")
+        }
+        if let problem = ActionDecoder.urlProblem(url.source) {
+            error(r.location(.url), "\(r.name(.url)) '\(url.source)' \(problem) (write it like http://prometheus:9090)")
+        }
+        let l = label.source.unicodeScalars
+        let isName = !l.isEmpty && l.allSatisfy { $0 == "_" || ($0.isASCII && CharacterSet.alphanumerics.contains($0)) } && !CharacterSet.decimalDigits.contains(l.first!)
+        if !isName { error(r.location(.label), "\(r.name(.label)) '\(Escape.text(label.source))' is not a label name (letters, digits and _, not starting with a digit)") }
+        return PrometheusTargets(url: url.source, query: query.source, label: label.source)
     }
 
     /// The inventory exists and parses now, so `validate` reports a typo at its line.

@@ -9,19 +9,21 @@ public enum TargetResolver {
     ///   - params: the run's checked params.
     ///   - alert: the labels and annotations of the alert that started the run, if one did.
     ///   - maxTargets: `serve --max-targets`: most hosts any one set may resolve to.
+    ///   - prometheus: asks a Prometheus server for a `prometheus:` set's hosts (nil: such a set refuses the run).
     /// - Throws: `TargetError` naming the set and why.
     public static func resolve(_ runbook: Runbook, params: [String: Value], alert: AlertValues = AlertValues(),
-                               maxTargets: Int? = nil) throws(TargetError) -> [String: [String]] {
+                               maxTargets: Int? = nil, prometheus: (any PrometheusHostLookup)? = nil) throws(TargetError) -> [String: [String]] {
         var out: [String: [String]] = [:]
         let used = Set(runbook.steps.compactMap(\.across?.targets))
         for set in runbook.targets where used.contains(set.name) {
-            out[set.name] = try resolve(set, params: params, alert: alert, maxTargets: maxTargets)
+            out[set.name] = try resolve(set, params: params, alert: alert, maxTargets: maxTargets, prometheus: prometheus)
         }
         return out
     }
 
     /// One set's hosts, in order, without repeats.
-    public static func resolve(_ set: TargetSet, params: [String: Value], alert: AlertValues, maxTargets: Int?) throws(TargetError) -> [String] {
+    public static func resolve(_ set: TargetSet, params: [String: Value], alert: AlertValues, maxTargets: Int?,
+                               prometheus: (any PrometheusHostLookup)? = nil) throws(TargetError) -> [String] {
         func fail(_ why: String) -> TargetError { TargetError(target: set.name, message: why) }
         var hosts: [String] = []
         switch set.source {
@@ -46,6 +48,10 @@ public enum TargetResolver {
             guard let list = inventory.hosts(group: group) else { throw fail("\(path) has no group '\(group ?? "")'") }
             for h in list { if let why = HostName.problem(h) { throw fail("\(path): \(why)") } }
             hosts = list
+        case .prometheus(let query):
+            guard let prometheus else { throw fail("no Prometheus client here to ask for its hosts") }
+            do { hosts = try prometheus.hosts(query, within: set.within) } catch { throw fail("\(error)") }
+            for h in hosts { if let why = HostName.problem(h) { throw fail("label \(query.label) of \(query.query) gave \(why)") } }
         }
         hosts = Inventory.unique(hosts)
         if hosts.isEmpty { throw fail("no hosts: an empty target list is an error, never \"all hosts\"") }

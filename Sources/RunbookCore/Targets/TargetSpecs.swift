@@ -11,6 +11,8 @@ public struct TargetSet: Sendable, Hashable {
         case hosts([Template])
         /// `inventory: FILE` (absolute once loaded) and an optional Ansible `group`.
         case inventory(path: String, group: String?)
+        /// `prometheus: { url, query, label }`: the label's values over the query's result vector.
+        case prometheus(PrometheusTargets)
     }
 
     /// The key under `targets:`.
@@ -30,10 +32,30 @@ public struct TargetSet: Sendable, Hashable {
         self.location = location
     }
 
-    /// True when a host may come from outside the file (a template): such sets need `within`.
+    /// True when a host may come from outside the file (a template, a query): such sets need `within`.
     public var isTemplated: Bool {
-        if case .hosts(let list) = source { return list.contains { !$0.isLiteral } }
-        return false
+        switch source {
+        case .hosts(let list): return list.contains { !$0.isLiteral }
+        case .prometheus: return true
+        case .inventory: return false
+        }
+    }
+}
+
+/// `targets.NAME.prometheus`: hosts are the values of `label` over the instant query's result
+/// vector (`up{job="shop"} == 1`, label `instance`), asked once before the run starts.
+public struct PrometheusTargets: Sendable, Hashable {
+    /// The Prometheus server's base URL.
+    public var url: String
+    /// The PromQL instant query.
+    public var query: String
+    /// The label whose values name the hosts.
+    public var label: String
+
+    public init(url: String, query: String, label: String) {
+        self.url = url
+        self.query = query
+        self.label = label
     }
 }
 
@@ -107,7 +129,11 @@ public struct AcrossSpec: Sendable, Hashable {
 }
 
 extension TargetSet: SpecFields {
-    public enum Field: String, CaseIterable, Sendable { case hosts, inventory, group, within, user, max }
+    public enum Field: String, CaseIterable, Sendable { case hosts, inventory, prometheus, group, within, user, max }
+}
+
+extension PrometheusTargets: SpecFields {
+    public enum Field: String, CaseIterable, Sendable { case url, query, label }
 }
 
 extension AcrossSpec: SpecFields {

@@ -5,7 +5,7 @@ import RunbookCore
 /// timeout (the step's `timeout`, per host), reports every host's start, result and change, and
 /// completes once with the step's result. Cancelling it (the run stopped) cancels the hosts in
 /// flight and starts no more.
-final class FleetRun: Cancellable, @unchecked Sendable {
+final class FleetRun: HaltableAttempt, @unchecked Sendable {
     // Everything mutable is guarded by `lock`; nothing is called out while holding it.
     private let lock = NSLock()
     let request: StepRequest
@@ -52,6 +52,10 @@ final class FleetRun: Cancellable, @unchecked Sendable {
             return inFlight.values.flatMap { $0 } + pending
         }
         handles.forEach { $0.cancel() }
+    }
+
+    func halt(_ why: String) {
+        perform(lock.withLock { cancelled ? [] : planner.halt(why) })
     }
 
     func event(_ name: String, target: String? = nil) -> TimelineEvent {

@@ -6,10 +6,7 @@ import RunbookTestSupport
 @Suite(.serialized) struct FleetSSHTests {
     static func restartYAML(across: String, failing: String = "", seconds: String = "0.3", timeout: String = "120s", hosts: String = "{ inventory: inventory }", extra: String = "") -> String {
         """
-        runbook: fleet
-        targets:
-          web: \(hosts)
-        steps:
+        \(header(hosts: hosts))
           - id: restart-shop
             phase: mitigate
             across: \(across)
@@ -19,10 +16,28 @@ import RunbookTestSupport
         """
     }
 
+    /// `runbook: fleet` with the set `web` (the inventory unless `hosts` says otherwise), up to
+    /// `steps:`; the steps follow at column 0 of the caller's text.
+    static func header(hosts: String = "{ inventory: inventory }", params: String? = nil) -> String {
+        "runbook: fleet\n" + (params.map { "params:\n  \($0)\n" } ?? "") + "targets:\n  web: \(hosts)\nsteps:"
+    }
+
+    /// Step `mark` across `web`: `command` marks each host (by default it touches
+    /// `FLEET/state/marked-HOST`); its undo removes that file.
+    static func markStep(across: String, command: String = #"["touch", "FLEET/state/marked-{{ target.host }}"]"#) -> String {
+        """
+          - id: mark
+            phase: mitigate
+            across: \(across)
+            command: \(command)
+            undo: { command: ["rm", "FLEET/state/marked-{{ target.host }}"] }
+            timeout: 120s
+        """
+    }
+
     @Test func twentyHostsAtConcurrencyFiveNeverRunMoreThanFiveAtOnce() async throws {
-        let fleet = try SSHFleet(count: 20)
+        let fleet = try await SSHFleet.ready(count: 20)
         defer { fleet.stop() }
-        #expect(await fleet.ready())
         let rb = try fleet.runbooks(Self.restartYAML(across: "{ targets: web, concurrency: 5 }"))
         let r = try fleet.run(runbooks: rb)
         #expect(r.status == 0, "\(r.stderr)")
@@ -36,9 +51,8 @@ import RunbookTestSupport
     }
 
     @Test func rampStartsOneHostThenTwoThenFourEachAfterTheLastBatchEnded() async throws {
-        let fleet = try SSHFleet(count: 7)
+        let fleet = try await SSHFleet.ready(count: 7)
         defer { fleet.stop() }
-        #expect(await fleet.ready())
         let rb = try fleet.runbooks(Self.restartYAML(across: "{ targets: web, concurrency: 4, ramp: true }", seconds: "0.2"))
         let r = try fleet.run(runbooks: rb)
         #expect(r.status == 0, "\(r.stderr)")
@@ -53,9 +67,8 @@ import RunbookTestSupport
     }
 
     @Test func aFailedCanaryStopsAfterOneHost() async throws {
-        let fleet = try SSHFleet(count: 8)
+        let fleet = try await SSHFleet.ready(count: 8)
         defer { fleet.stop() }
-        #expect(await fleet.ready())
         let rb = try fleet.runbooks(Self.restartYAML(across: "{ targets: web, concurrency: 5, max_errors: 5, canary: { hosts: 1 } }", failing: "web-1"))
         let r = try fleet.run(runbooks: rb)
         #expect(r.status == 1)
@@ -66,15 +79,11 @@ import RunbookTestSupport
     }
 
     @Test func maxErrorsTwoStopsWithTheThirdFailureWhileHostsInFlightFinish() async throws {
-        let fleet = try SSHFleet(count: 20)
+        let fleet = try await SSHFleet.ready(count: 20)
         defer { fleet.stop() }
-        #expect(await fleet.ready())
         // web-1..web-3 fail at once; the others take a while, so they are in flight at the third failure.
         let yaml = """
-            runbook: fleet
-            targets:
-              web: { inventory: inventory }
-            steps:
+            \(Self.header())
               - id: restart-shop
                 phase: mitigate
                 across: { targets: web, concurrency: 5, max_errors: 2 }
@@ -96,14 +105,10 @@ import RunbookTestSupport
     }
 
     @Test func refusedSilentAndHangingHostsFailAloneWhileTheRestGoOn() async throws {
-        let fleet = try SSHFleet(count: 3)
+        let fleet = try await SSHFleet.ready(count: 3)
         defer { fleet.stop() }
-        #expect(await fleet.ready())
         let hangYAML = """
-            runbook: fleet
-            targets:
-              web: { hosts: [refused, blackhole, web-3, web-1] }
-            steps:
+            \(Self.header(hosts: "{ hosts: [refused, blackhole, web-3, web-1] }"))
               - id: restart-shop
                 phase: mitigate
                 across: { targets: web, concurrency: 5, max_errors: 3 }
@@ -123,9 +128,8 @@ import RunbookTestSupport
     }
 
     @Test func anUnknownHostKeyIsRefusedWhateverTheSSHConfigSays() async throws {
-        let fleet = try SSHFleet(count: 1)
+        let fleet = try await SSHFleet.ready(count: 1)
         defer { fleet.stop() }
-        #expect(await fleet.ready())
         let rb = try fleet.runbooks(Self.restartYAML(across: "{ targets: web }", hosts: "{ hosts: [stranger] }"))
         let r = try fleet.run(runbooks: rb)
         #expect(r.status == 1)
@@ -136,16 +140,10 @@ import RunbookTestSupport
     }
 
     @Test func hostileValuesReachTheRemoteArgvAsOneLiteralArgument() async throws {
-        let fleet = try SSHFleet(count: 2)
+        let fleet = try await SSHFleet.ready(count: 2)
         defer { fleet.stop() }
-        #expect(await fleet.ready())
         let yaml = """
-            runbook: fleet
-            params:
-              label: { default: x }
-            targets:
-              web: { inventory: inventory }
-            steps:
+            \(Self.header(params: "label: { default: x }"))
               - id: tag
                 phase: mitigate
                 across: { targets: web, concurrency: 2 }
@@ -165,20 +163,11 @@ import RunbookTestSupport
     }
 
     @Test func aFailedVerifyUndoesEachHostInReverse() async throws {
-        let fleet = try SSHFleet(count: 3)
+        let fleet = try await SSHFleet.ready(count: 3)
         defer { fleet.stop() }
-        #expect(await fleet.ready())
         let yaml = """
-            runbook: fleet
-            targets:
-              web: { inventory: inventory }
-            steps:
-              - id: mark
-                phase: mitigate
-                across: { targets: web }
-                command: ["touch", "FLEET/state/marked-{{ target.host }}"]
-                undo: { command: ["rm", "FLEET/state/marked-{{ target.host }}"] }
-                timeout: 120s
+            \(Self.header())
+            \(Self.markStep(across: "{ targets: web }"))
               - id: healthy
                 phase: verify
                 check: { command: ["false"] }
@@ -191,20 +180,11 @@ import RunbookTestSupport
     }
 
     @Test func aCanaryWhoseCheckFailsIsUndoneAndTheRestNeverStart() async throws {
-        let fleet = try SSHFleet(count: 5)
+        let fleet = try await SSHFleet.ready(count: 5)
         defer { fleet.stop() }
-        #expect(await fleet.ready())
         let yaml = """
-            runbook: fleet
-            targets:
-              web: { inventory: inventory }
-            steps:
-              - id: mark
-                phase: mitigate
-                across: { targets: web, concurrency: 2, canary: { hosts: 2, verify: healthy } }
-                command: ["touch", "FLEET/state/marked-{{ target.host }}"]
-                undo: { command: ["rm", "FLEET/state/marked-{{ target.host }}"] }
-                timeout: 120s
+            \(Self.header())
+            \(Self.markStep(across: "{ targets: web, concurrency: 2, canary: { hosts: 2, verify: healthy } }"))
               - id: healthy
                 phase: verify
                 check: { command: ["test", "-e", "FLEET/state/healthy-{{ target.host }}"] }
@@ -221,12 +201,7 @@ import RunbookTestSupport
         let fleet = try SSHFleet(count: 2)
         defer { fleet.stop() }
         let rb = try fleet.runbooks("""
-            runbook: fleet
-            params:
-              host: { required: true, pattern: "[a-z0-9.-]+" }
-            targets:
-              web: { hosts: ["{{ params.host }}"], within: inventory }
-            steps:
+            \(Self.header(hosts: "{ hosts: [\"{{ params.host }}\"], within: inventory }", params: "host: { required: true, pattern: \"[a-z0-9.-]+\" }"))
               - id: mark
                 phase: mitigate
                 across: { targets: web }
@@ -261,20 +236,11 @@ import RunbookTestSupport
     }
 
     @Test func ctrlCMidFleetStopsNewHostsAndUndoesTheHostsDoneInReverse() async throws {
-        let fleet = try SSHFleet(count: 10)
+        let fleet = try await SSHFleet.ready(count: 10)
         defer { fleet.stop() }
-        #expect(await fleet.ready())
         let yaml = """
-            runbook: fleet
-            targets:
-              web: { inventory: inventory }
-            steps:
-              - id: mark
-                phase: mitigate
-                across: { targets: web, concurrency: 2 }
-                command: ["/bin/sh", "-c", "touch FLEET/state/marked-$0 && sh FLEET/probe.sh FLEET/state $0 0.5", "{{ target.host }}"]
-                undo: { command: ["rm", "FLEET/state/marked-{{ target.host }}"] }
-                timeout: 120s
+            \(Self.header())
+            \(Self.markStep(across: "{ targets: web, concurrency: 2 }", command: #"["/bin/sh", "-c", "touch FLEET/state/marked-$0 && sh FLEET/probe.sh FLEET/state $0 0.5", "{{ target.host }}"]"#))
             """
         let rb = try fleet.runbooks(yaml)
         let child = try Spawn.start([runbookBinary, "run", "fleet", "--runbooks", rb, "--state-dir", fleet.dir + "/st", "--json", "--yes",

@@ -121,6 +121,16 @@ final class SSHFleet: @unchecked Sendable {
         }
     }
 
+    /// A fleet of `count` hosts whose sshd answers; stopped again, and an error thrown, when it never does.
+    static func ready(count: Int) async throws -> SSHFleet {
+        let fleet = try SSHFleet(count: count)
+        guard await fleet.ready() else {
+            fleet.stop()
+            throw SSHFleetError.setup("sshd did not answer within its time")
+        }
+        return fleet
+    }
+
     /// Waits until every host answers over ssh (sshd is up); false after `seconds`.
     func ready(seconds: Double = 240) async -> Bool {
         let config = sshConfig, last = hosts.last ?? "web-1"
