@@ -8,16 +8,21 @@
   const query = new URLSearchParams();
   for (const k of ["runbook", "outcome", "status", "q", "before"]) if (params.get(k)) query.set(k, params.get(k));
   query.set("limit", "50");
-  // The three reads go out at once: the page waits for the slowest, not for their sum.
+  // The three reads go out at once, and the rows wait for none but their own: the runbook filter
+  // gets its choices when they come.
   const first = RB.api("/runs?" + query.toString());
-  first.catch(() => {});
+  const me = RB.loadMe();
   const runbooksRead = RB.api("/runbooks").catch(() => []);
-  try { await RB.loadMe(); } catch (e) { return RB.fail(main, e); }
-  const runbooks = await runbooksRead;
 
   const field = (label, control) => RB.el("label", {}, label, control);
+  const chosen = params.get("runbook");
   const rbSelect = RB.el("select", { name: "runbook" }, RB.el("option", { value: "" }, "any"),
-    runbooks.map((r) => RB.el("option", { value: r.name, selected: params.get("runbook") === r.name }, r.name)));
+    chosen ? RB.el("option", { value: chosen, selected: true }, chosen) : null);
+  runbooksRead.then((runbooks) => {
+    const now = rbSelect.value;
+    rbSelect.replaceChildren(RB.el("option", { value: "" }, "any"),
+      ...runbooks.map((r) => RB.el("option", { value: r.name, selected: now === r.name }, r.name)));
+  });
   const outcomes = ["", "mitigated", "completed", "not-confirmed", "failed", "aborted", "interrupted", "refused", "inconclusive", "would-mitigate"];
   const outcome = RB.el("select", { name: "outcome" }, outcomes.map((o) => RB.el("option", { value: o, selected: params.get("outcome") === o && o !== "" }, o || "any")));
   const statuses = ["", "running", "awaiting-approval", "finished"];
@@ -57,7 +62,7 @@
       pager.append(RB.el("a", { href: "/ui/?" + next.toString(), rel: "next" }, "Older →"));
     }
   }
-  try { await load(first); } catch (e) { return RB.fail(main, e); }
+  try { await Promise.all([me, load(first)]); } catch (e) { return RB.fail(main, e); }
 
   // Live: each change reloads the first page (coalesced); older pages only say that runs changed.
   let pending = null;
