@@ -136,6 +136,8 @@ for _ in range(3):
             e = json.loads(line[6:])
             t = datetime.datetime.strptime(e["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
             lat.append((time.time() - t) * 1000)
+            # The stream ends here; the kept-alive connection would only wait for the server's idle timeout.
+            if e["event"] == "run.finished": break
 live = [x for x in lat if x < 1500]
 print(f"event recorded to event received by an SSE client: {len(live)} live events, p50 {q(live, .5):.1f} ms, p99 {q(live, .99):.1f} ms")
 

@@ -77,10 +77,12 @@ RB.state = function (summary) {
   return RB.el("span", { class: "state " + cls, "data-state": key }, RB.el("span", { "aria-hidden": "true" }, icon + " "), word);
 };
 
+// As toLocaleString() writes it, with one formatter made once (making one per call is slow).
+RB.timeFormat = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric" });
 RB.time = function (iso) {
   if (!iso) return "";
   const d = new Date(iso);
-  return isNaN(d) ? iso : d.toLocaleString();
+  return isNaN(d) ? iso : RB.timeFormat.format(d);
 };
 
 RB.duration = function (ms) {

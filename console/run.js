@@ -103,6 +103,8 @@
   }
 
   function track(e) {
+    if (e.step) changedSteps.add(e.step);
+    if (e.event.startsWith("approval.") || e.event === "run.finished" || e.event === "run.cancelled") gateDirty = true;
     if (e.event === "run.started") { started = e; startedBy = e.by || null; }
     if (e.event === "run.finished") finished = e;
     if (e.step && e.event.startsWith("step.")) {
@@ -140,17 +142,24 @@
     }
   }
 
+  // Steps changed since the graph was last drawn: only they are redrawn.
+  const changedSteps = new Set();
   function renderGraph() {
-    for (const [id, s] of steps) {
+    for (const id of changedSteps) {
+      const s = steps.get(id);
+      if (!s) continue;
       const g = graph.querySelector('g[data-step="' + CSS.escape(id) + '"]');
       if (!g) continue;
       g.setAttribute("class", "step " + (s.status === "passed" || s.status === "would-change" ? "passed" : s.status));
       const t = g.querySelector("title");
       if (t) t.textContent = id + ": " + s.status;
     }
+    changedSteps.clear();
   }
 
+  let ganttDrawn = 0;
   function renderGantt() {
+    ganttDrawn = Date.now();
     if (!started) return;
     const t0 = new Date(started.time).getTime();
     const tEnd = finished ? new Date(finished.time).getTime() : Date.now();
@@ -185,10 +194,20 @@
     } catch (e) { RB.fail(postmortem, e); }
   }
 
-  let dirty = false;
+  // Everything once; then, per frame with new events, what they changed (the Gantt chart at most
+  // every 250 ms: the timeline line is what must not wait).
+  let dirty = false, gateDirty = false;
   function renderAll() {
-    dirty = false;
+    for (const id of steps.keys()) changedSteps.add(id);
     renderHeader(); renderGate(); renderControls(); renderGraph(); renderGantt();
+  }
+  function renderChanged() {
+    dirty = false;
+    timeline.scrollTop = timeline.scrollHeight;
+    renderHeader();
+    if (gateDirty) { gateDirty = false; renderGate(); }
+    renderGraph();
+    if (Date.now() - ganttDrawn >= 250) renderGantt();
   }
   renderAll();
 
@@ -205,8 +224,7 @@
     events.push(e);
     track(e);
     timeline.append(line(lastID, e));
-    timeline.scrollTop = timeline.scrollHeight;
-    if (!dirty) { dirty = true; requestAnimationFrame(renderAll); }
+    if (!dirty) { dirty = true; requestAnimationFrame(renderChanged); }
     if (e.event === "run.finished") {
       source.close();
       clearInterval(tick);

@@ -4,13 +4,25 @@
 (async function () {
   const main = RB.main();
   main.append(RB.el("h1", {}, "Runs"));
-  try { await RB.loadMe(); } catch (e) { return RB.fail(main, e); }
   const params = new URLSearchParams(location.search);
-  const runbooks = await RB.api("/runbooks").catch(() => []);
+  const query = new URLSearchParams();
+  for (const k of ["runbook", "outcome", "status", "q", "before"]) if (params.get(k)) query.set(k, params.get(k));
+  query.set("limit", "50");
+  // The three reads go out at once, and the rows wait for none but their own: the runbook filter
+  // gets its choices when they come.
+  const first = RB.api("/runs?" + query.toString());
+  const me = RB.loadMe();
+  const runbooksRead = RB.api("/runbooks").catch(() => []);
 
   const field = (label, control) => RB.el("label", {}, label, control);
+  const chosen = params.get("runbook");
   const rbSelect = RB.el("select", { name: "runbook" }, RB.el("option", { value: "" }, "any"),
-    runbooks.map((r) => RB.el("option", { value: r.name, selected: params.get("runbook") === r.name }, r.name)));
+    chosen ? RB.el("option", { value: chosen, selected: true }, chosen) : null);
+  runbooksRead.then((runbooks) => {
+    const now = rbSelect.value;
+    rbSelect.replaceChildren(RB.el("option", { value: "" }, "any"),
+      ...runbooks.map((r) => RB.el("option", { value: r.name, selected: now === r.name }, r.name)));
+  });
   const outcomes = ["", "mitigated", "completed", "not-confirmed", "failed", "aborted", "interrupted", "refused", "inconclusive", "would-mitigate"];
   const outcome = RB.el("select", { name: "outcome" }, outcomes.map((o) => RB.el("option", { value: o, selected: params.get("outcome") === o && o !== "" }, o || "any")));
   const statuses = ["", "running", "awaiting-approval", "finished"];
@@ -28,10 +40,6 @@
   const pager = RB.el("div", { class: "pager" });
   main.append(live, table, pager);
 
-  const query = new URLSearchParams();
-  for (const k of ["runbook", "outcome", "status", "q", "before"]) if (params.get(k)) query.set(k, params.get(k));
-  query.set("limit", "50");
-
   function row(r) {
     return RB.el("tr", { "data-run": r.id },
       RB.el("td", {}, RB.state(r)),
@@ -40,8 +48,8 @@
       RB.el("td", {}, RB.time(r.started)), RB.el("td", {}, RB.duration(r.duration_ms)));
   }
 
-  async function load() {
-    const runs = await RB.api("/runs?" + query.toString());
+  async function load(read) {
+    const runs = await (read || RB.api("/runs?" + query.toString()));
     body.replaceChildren(...runs.map(row));
     if (runs.length === 0) body.append(RB.el("tr", {}, RB.el("td", { colspan: "6", class: "muted" }, "No runs match.")));
     pager.replaceChildren();
@@ -54,7 +62,7 @@
       pager.append(RB.el("a", { href: "/ui/?" + next.toString(), rel: "next" }, "Older →"));
     }
   }
-  try { await load(); } catch (e) { return RB.fail(main, e); }
+  try { await Promise.all([me, load(first)]); } catch (e) { return RB.fail(main, e); }
 
   // Live: each change reloads the first page (coalesced); older pages only say that runs changed.
   let pending = null;

@@ -81,9 +81,11 @@ enum ConsoleRoutes {
                 return json(200, "{\"name\":\(JSONText.string(t.name)),\"role\":\"\(t.role.rawValue)\",\"operator\":\(may),\"sign_in\":\(signIn)}")
             }
         }
+        // The runbooks stay as loaded for the server's life: their JSON (and graphs) is made once.
+        let runbooksJSON = RunbookJSON.list(intake.runbooks)
         router.get("/runbooks") { request, _ in
             if case .failure(let r) = gate.caller(request, .read) { return EventStreamRoutes.plain(r.answer) }
-            return json(200, RunbookJSON.list(intake.runbooks))
+            return json(200, runbooksJSON)
         }
         router.get("/runs/:id/postmortem") { request, context in
             if case .failure(let r) = gate.caller(request, .read) { return EventStreamRoutes.plain(r.answer) }

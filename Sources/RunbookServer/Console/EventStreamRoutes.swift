@@ -19,22 +19,12 @@ enum EventStreamRoutes {
         router.get("/runs/events") { request, _ in
             if case .failure(let r) = gate.caller(request, .read) { return plain(r.answer) }
             guard limit.take() else { return tooMany(limit) }
-            let stream = list.watch()
-            return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-                defer { limit.give() }
-                try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
-                do {
-                    for try await item in stream {
-                        switch item {
-                        case .changed(let id, let summary):
-                            try await writer.write(ByteBuffer(string: "id: \(id)\nevent: run\ndata: \(summary.jsonLine())\n\n"))
-                        case .keepAlive:
-                            try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                        }
-                    }
-                } catch is RunWatchEnd {}
-                try await writer.finish(nil)
-            })
+            return events(list.watch(), limit: limit) { item in
+                switch item {
+                case .changed(let id, let summary): "id: \(id)\nevent: run\ndata: \(summary.jsonLine())\n\n"
+                case .keepAlive: ": keep-alive\n\n"
+                }
+            }
         }
         router.get("/runs/:id/events") { request, context in
             if case .failure(let r) = gate.caller(request, .read) { return plain(r.answer) }
@@ -57,23 +47,28 @@ enum EventStreamRoutes {
             let (runID, closed, count) = run
             if closed, after >= count { return Response(status: .noContent) }
             guard limit.take() else { return tooMany(limit) }
-            let stream = feeds.watch(runID, after: after)
-            return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-                defer { limit.give() }
-                try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
-                do {
-                    for try await item in stream {
-                        switch item {
-                        case .event(let id, let e):
-                            try await writer.write(ByteBuffer(string: "id: \(id)\ndata: \(e.jsonLine())\n\n"))
-                        case .keepAlive:
-                            try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                        }
-                    }
-                } catch is RunWatchEnd {}
-                try await writer.finish(nil)
-            })
+            return events(feeds.watch(runID, after: after), limit: limit) { item in
+                switch item {
+                case .event(let id, let line): "id: \(id)\ndata: \(line)\n\n"
+                case .keepAlive: ": keep-alive\n\n"
+                }
+            }
         }
+    }
+
+    /// An open event stream: `retry:`, then each item as `text` gives it, until the stream ends (or
+    /// drops a watcher that fell behind: it reconnects and resumes); its place under `limit` is
+    /// given back when it closes.
+    static func events<Item: Sendable>(_ stream: AsyncThrowingStream<Item, any Error>, limit: WatcherLimit,
+                                       text: @escaping @Sendable (Item) -> String) -> Response {
+        Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            defer { limit.give() }
+            try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
+            do {
+                for try await item in stream { try await writer.write(ByteBuffer(string: text(item))) }
+            } catch is RunWatchEnd {}
+            try await writer.finish(nil)
+        })
     }
 
     static let headers: HTTPFields = [

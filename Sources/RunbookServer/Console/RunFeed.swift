@@ -1,26 +1,33 @@
 import Foundation
 import RunbookCore
 import RunbookRuntime
-import RunbookStoreContract
 
-/// What an event stream sends: a timeline event with its position in the run's record (its SSE
-/// `id:`), or a keep-alive comment.
+/// What an event stream sends: a timeline event's JSON line with its position in the run's record
+/// (its SSE `id:`), or a keep-alive comment. The line is encoded once, whatever the watchers.
 enum FeedItem: Sendable {
-    case event(id: Int, TimelineEvent)
+    case event(id: Int, line: String)
     case keepAlive
 }
 
-/// One run's events for every browser and `curl -N` watching it, read from the store (the record
-/// is the truth, so every replica numbers events alike and a resume by `Last-Event-ID` loses and
-/// repeats nothing). One reader per run whatever the number of watchers: it wakes when the run,
-/// driven here, records an event (its `RunEventStream`), or polls the store when another process or
-/// replica drives it.
+/// One run's events for every browser and `curl -N` watching it, numbered by their position in the
+/// run's record (the record is the truth, so every replica numbers events alike and a resume by
+/// `Last-Event-ID` loses and repeats nothing).
+///
+/// Events come in two ways, and cost only what is new: a read of the record (`publish(record:)`,
+/// at the start, after a gap, or for a run another process drives), and the run's own live events
+/// (`publish(live:)`) when this server drives it. Live events arrive in record order after being
+/// recorded; the first one after a read is placed by finding it among the events already published
+/// (the live view was attached before the read, so it may repeat the read's last events), and each
+/// later one takes the next position.
 final class RunFeed: @unchecked Sendable {
-    // Guarded by `lock`: `events`, `ended`, `subscribers`, `next`.
+    // Guarded by `lock`: every `var`.
     private let lock = NSLock()
     let runID: String
-    private var events: [TimelineEvent] = []
+    /// Each published event's JSON line: position N (from 1) is `lines[N - 1]`.
+    private var lines: [String] = []
     private var ended = false
+    /// Record position (from 0) of the next live event, once placed; nil after a read.
+    private var liveNext: Int?
     /// Each watcher, and the last event it was given (or had before it came).
     private var subscribers: [Int: (continuation: AsyncThrowingStream<FeedItem, any Error>.Continuation, after: Int)] = [:]
     private var next = 0
@@ -31,10 +38,10 @@ final class RunFeed: @unchecked Sendable {
     /// `buffer` items unread is dropped (`RunWatchEnd.fellBehind`): it reconnects and resumes.
     func subscribe(after: Int, buffer: Int) -> AsyncThrowingStream<FeedItem, any Error> {
         lock.withLock {
-            let backlog = max(0, events.count - after)
+            let backlog = max(0, lines.count - after)
             let (stream, c) = AsyncThrowingStream<FeedItem, any Error>.makeStream(bufferingPolicy: .bufferingOldest(buffer + backlog))
-            if after < events.count {
-                for i in after..<events.count { c.yield(.event(id: i + 1, events[i])) }
+            if after < lines.count {
+                for i in after..<lines.count { c.yield(.event(id: i + 1, line: lines[i])) }
             }
             if ended {
                 c.finish()
@@ -42,7 +49,7 @@ final class RunFeed: @unchecked Sendable {
             }
             next += 1
             let id = next
-            subscribers[id] = (c, max(after, events.count))
+            subscribers[id] = (c, max(after, lines.count))
             c.onTermination = { [weak self] _ in self?.lock.withLock { _ = self?.subscribers.removeValue(forKey: id) } }
             return stream
         }
@@ -50,37 +57,83 @@ final class RunFeed: @unchecked Sendable {
 
     var watcherCount: Int { lock.withLock { subscribers.count } }
     var isEnded: Bool { lock.withLock { ended } }
+    /// Events published so far.
+    var count: Int { lock.withLock { lines.count } }
 
-    /// Takes a fresh read of the run's record: new events go out; returns whether the run is over.
+    /// Takes a read of the run's whole record: the events past those published go out (only they are
+    /// encoded); `finished` says the run's row is closed. The next live event is placed anew.
+    /// Returns whether the stream is over.
     @discardableResult
-    func publish(_ read: [TimelineEvent], finished: Bool) -> Bool {
-        // Finishing a stream calls its termination handler, which takes `lock`: finish outside it.
-        var behind: [AsyncThrowingStream<FeedItem, any Error>.Continuation] = []
+    func publish(record: [TimelineEvent], finished: Bool) -> Bool {
+        deliver { () -> Bool in
+            liveNext = nil
+            append(record.dropFirst(lines.count))
+            return finished
+        }
+    }
+
+    /// Takes the run's live events, in record order, each recorded already. Returns whether the
+    /// stream is over.
+    @discardableResult
+    func publish(live events: [TimelineEvent]) -> Bool {
+        guard let first = events.first else { return isEnded }
+        // As the record has it: written as its line, read back, encoded again.
+        let line = TimelineEvent.parse(jsonLine: first.jsonLine())?.jsonLine() ?? first.jsonLine()
+        return deliver { () -> Bool in
+            let at = liveNext ?? place(line)
+            liveNext = at + events.count
+            // Positions the record already gave are not sent again.
+            append(events.dropFirst(max(0, lines.count - at)))
+            return false
+        }
+    }
+
+    /// Where the first live event after a read stands: the last published event with its line (the
+    /// read already had it), else the next position. Lines carry the time to the millisecond: only
+    /// two events alike in every field and millisecond could be mistaken for each other.
+    private func place(_ line: String) -> Int {
+        lines.lastIndex(of: line) ?? lines.count
+    }
+
+    /// Adds `events` after the published ones and sends each to every watcher that has not had it.
+    private func append(_ events: ArraySlice<TimelineEvent>) {
+        guard !events.isEmpty else { return }
+        let first = lines.count
+        let fresh = events.map { $0.jsonLine() }
+        lines += fresh
+        if events.contains(where: { $0.event == "run.finished" }) { ended = true }
+        for (id, sub) in subscribers {
+            // A watcher that resumed after event N gets only the events after N.
+            for (offset, line) in fresh.enumerated() where first + offset + 1 > sub.after {
+                if case .dropped = sub.continuation.yield(.event(id: first + offset + 1, line: line)) {
+                    if let gone = subscribers.removeValue(forKey: id) { behind.append(gone.continuation) }
+                    break
+                }
+                subscribers[id]?.after = first + offset + 1
+            }
+        }
+    }
+
+    /// Watchers dropped while `lock` was held, finished once it is released.
+    private var behind: [AsyncThrowingStream<FeedItem, any Error>.Continuation] = []
+
+    /// Runs `change` under the lock; ends every watcher once the run is over. Finishing a stream
+    /// calls its termination handler, which takes `lock`: streams are finished outside it.
+    private func deliver(_ change: () -> Bool) -> Bool {
         var done: [AsyncThrowingStream<FeedItem, any Error>.Continuation] = []
+        var dropped: [AsyncThrowingStream<FeedItem, any Error>.Continuation] = []
         let over = lock.withLock { () -> Bool in
             guard !ended else { return true }
-            if read.count > events.count {
-                let fresh = read[events.count...]
-                events = read
-                for (id, sub) in subscribers {
-                    // A watcher that resumed after event N gets only the events after N.
-                    for (offset, e) in zip(fresh.indices, fresh) where offset + 1 > sub.after {
-                        if case .dropped = sub.continuation.yield(.event(id: offset + 1, e)) {
-                            if let gone = subscribers.removeValue(forKey: id) { behind.append(gone.continuation) }
-                            break
-                        }
-                        subscribers[id]?.after = offset + 1
-                    }
-                }
-            }
-            if finished || events.contains(where: { $0.event == "run.finished" }) {
-                ended = true
+            if change() { ended = true }
+            dropped = behind
+            behind = []
+            if ended {
                 done = subscribers.values.map(\.continuation)
                 subscribers.removeAll()
             }
             return ended
         }
-        for c in behind { c.finish(throwing: RunWatchEnd.fellBehind(run: runID, bufferSize: 0)) }
+        for c in dropped { c.finish(throwing: RunWatchEnd.fellBehind(run: runID, bufferSize: 0)) }
         for c in done { c.finish() }
         return over
     }
@@ -89,144 +142,5 @@ final class RunFeed: @unchecked Sendable {
     func keepAlive() {
         let all = lock.withLock { subscribers.values.map(\.continuation) }
         for c in all { c.yield(.keepAlive) }
-    }
-}
-
-/// The live feeds, one per watched run, each read by one task while anyone watches it.
-final class RunFeeds: @unchecked Sendable {
-    // `feeds` is guarded by `lock`.
-    private let lock = NSLock()
-    private var feeds: [String: RunFeed] = [:]
-    let store: any RunDatabase
-    let launcher: RunLauncher
-    let threads: ServerThreads
-    /// Seconds between store reads for a run driven by another process or replica.
-    let pollEvery: Double
-    /// Seconds between keep-alive comments.
-    let keepAliveEvery: Double
-
-    init(store: any RunDatabase, launcher: RunLauncher, threads: ServerThreads, pollEvery: Double = 0.25, keepAliveEvery: Double = 15) {
-        self.store = store
-        self.launcher = launcher
-        self.threads = threads
-        self.pollEvery = pollEvery
-        self.keepAliveEvery = keepAliveEvery
-    }
-
-    /// A watcher's view of `runID` after event `after`.
-    func watch(_ runID: String, after: Int, buffer: Int = 512) -> AsyncThrowingStream<FeedItem, any Error> {
-        // Under the lock: a reader leaving because nobody watches removes its feed under it too, so a
-        // new watcher never joins a feed whose reader is gone.
-        let (feed, stream, isNew) = lock.withLock { () -> (RunFeed, AsyncThrowingStream<FeedItem, any Error>, Bool) in
-            if let f = feeds[runID], !f.isEnded { return (f, f.subscribe(after: after, buffer: buffer), false) }
-            let f = RunFeed(runID: runID)
-            feeds[runID] = f
-            return (f, f.subscribe(after: after, buffer: buffer), true)
-        }
-        if isNew { Task { await self.read(feed) } }
-        return stream
-    }
-
-    /// The feed's reader: reads the record, publishes, waits for the next event (or polls), until
-    /// the run ends or nobody watches.
-    private func read(_ feed: RunFeed) async {
-        let id = feed.runID
-        var lastKeepAlive = Date()
-        var bell: Doorbell?
-        defer {
-            bell?.stop()
-            lock.withLock { if feeds[id] === feed { feeds[id] = nil } }
-        }
-        while true {
-            if bell == nil, let session = launcher.session(id) {
-                let b = Doorbell()
-                b.ring(from: session.events.watch(bufferSize: 4096))
-                bell = b
-            }
-            let store = self.store
-            let read = try? await threads.blocking { () -> ([TimelineEvent], Bool) in
-                // The row first: a closed row's timeline holds its end already.
-                let closed = (try? store.run(id))?.outcome != nil
-                return (store.timeline(id), closed)
-            }
-            if let read, feed.publish(read.0, finished: read.1) { return }
-            if read == nil { return }  // the server is shutting down
-            let alone = lock.withLock { () -> Bool in
-                guard feed.watcherCount == 0 else { return false }
-                if feeds[id] === feed { feeds[id] = nil }
-                return true
-            }
-            if alone { return }
-            if Date().timeIntervalSince(lastKeepAlive) >= keepAliveEvery {
-                feed.keepAlive()
-                lastKeepAlive = Date()
-            }
-            if let b = bell, !b.isSilent {
-                await b.wait(upTo: 2)
-            } else {
-                bell?.stop()
-                bell = nil
-                try? await Task.sleep(for: .milliseconds(Int64(pollEvery * 1000)))
-            }
-        }
-    }
-}
-
-/// Wakes a feed's reader when the run records an event; many events while it reads make one wake.
-final class Doorbell: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var rung = false
-    private var silent = false
-    private var waiter: CheckedContinuation<Void, Never>?
-    private var listener: Task<Void, Never>?
-
-    /// Rings once per event of `events`; goes silent when they end (the run ended or left).
-    func ring(from events: AsyncThrowingStream<TimelineEvent, any Error>) {
-        let task = Task {
-            do { for try await _ in events { self.ring() } } catch {}
-            lock.withLock { silent = true }
-            self.ring()
-        }
-        lock.withLock { listener = task }
-    }
-
-    /// Stops listening: the run's watcher is given up.
-    func stop() {
-        lock.withLock { listener }?.cancel()
-    }
-
-    var isSilent: Bool { lock.withLock { silent } }
-
-    func ring() {
-        let w = lock.withLock { () -> CheckedContinuation<Void, Never>? in
-            rung = true
-            defer { waiter = nil }
-            return waiter
-        }
-        w?.resume()
-    }
-
-    /// Returns when rung (at once if it rang since the last wait), or after `seconds`.
-    func wait(upTo seconds: Double) async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = lock.withLock { () -> Bool in
-                if rung {
-                    rung = false
-                    return true
-                }
-                waiter = c
-                return false
-            }
-            if now { c.resume(); return }
-            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [self] in
-                let w = lock.withLock { () -> CheckedContinuation<Void, Never>? in
-                    defer { waiter = nil }
-                    return waiter
-                }
-                w?.resume()
-            }
-        }
-        lock.withLock { rung = false }
     }
 }
