@@ -58,7 +58,7 @@ public enum AlertServer {
     /// database) and the runs' drain are services of one group, shut down in that order.
     /// - Parameters:
     ///   - threads: where blocking work runs (admissions on one thread, the rest on a small pool).
-    public static func run(_ options: Options, intake: AlertIntake, threads: ServerThreads, logger: Logger) async throws {
+    public static func run(_ options: Options, api: RunAPI, threads: ServerThreads, logger: Logger) async throws {
         let router = Router()
         let gate = Gatekeeper(tokens: options.tokens, sessions: ConsoleSessions())
 
@@ -76,14 +76,14 @@ public enum AlertServer {
         /// that `needsStore` gets 503 at once while the store is known unreachable; its store calls
         /// fail fast (`StoreReachability.failingFast`), so nobody waits out a database outage.
         @Sendable func offload(_ pool: NIOThreadPool, needsStore: Bool = true, _ work: @escaping @Sendable () -> (Int, String)) async -> (Int, String) {
-            if needsStore, let down = intake.storeUnavailable() { return down }
+            if needsStore, let down = api.storeUnavailable() { return down }
             do {
                 return try await pool.runIfActive {
-                    if needsStore, let down = intake.storeUnavailable() { return down }
+                    if needsStore, let down = api.storeUnavailable() { return down }
                     return StoreReachability.failingFast(work)
                 }
             } catch {
-                return AlertIntake.error(503, "the server is shutting down: send again")
+                return RunAPI.error(503, "the server is shutting down: send again")
             }
         }
         /// A request with a body. Recording runs does blocking store writes: alert intake runs on
@@ -98,7 +98,7 @@ public enum AlertServer {
             }
             let body: ByteBuffer
             do { body = try await request.body.collect(upTo: options.maxBody) } catch {
-                return answer(AlertIntake.error(413, "body over \(options.maxBody) bytes"))
+                return answer(RunAPI.error(413, "body over \(options.maxBody) bytes"))
             }
             let data = Data(body.readableBytesView)
             return answer(await offload(pool) { handle(data, who) })
@@ -110,51 +110,51 @@ public enum AlertServer {
         }
         router.post("/hooks/alertmanager") { request, _ in
             await hook(request, .postAlerts, on: threads.intake) { data, who in
-                let (result, summary) = intake.alertmanagerWithSummary(data, by: who.name)
+                let (result, summary) = api.alertmanagerWithSummary(data, by: who.name)
                 if let summary { logger.info("\(summary)") }
                 return result
             }
         }
         router.post("/hooks/run") { request, _ in
             await hook(request, .startRuns, on: threads.intake) { data, who in
-                intake.run(data, by: who.name, mayConfirm: Permission.startRuns.granted(to: who.role))
+                api.run(data, by: who.name, mayConfirm: Permission.startRuns.granted(to: who.role))
             }
         }
         router.post("/hooks/dry-run") { request, _ in
-            await hook(request, .startRuns, on: threads.intake) { data, who in intake.run(data, by: who.name, mayConfirm: true, mode: .dryRun) }
+            await hook(request, .startRuns, on: threads.intake) { data, who in api.run(data, by: who.name, mayConfirm: true, mode: .dryRun) }
         }
         router.get("/runs") { request, _ in
             let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { a, _ in a })
-            return await read(request) { query.isEmpty ? intake.runs() : intake.runs(query: query) }
+            return await read(request) { query.isEmpty ? api.runs() : api.runs(query: query) }
         }
         for (verb, approve) in [("approve", true), ("deny", false)] {
             router.post("/runs/:id/\(verb)") { request, context in
                 let id = context.parameters.get("id") ?? ""
                 return await hook(request, .approve, on: threads.store) { data, who in
-                    intake.answer(id: id, approve: approve, body: data, by: who.name, anonymous: options.tokens == nil)
+                    api.answer(id: id, approve: approve, body: data, by: who.name, anonymous: options.tokens == nil)
                 }
             }
         }
         router.get("/runs/:id") { request, context in
             let id = context.parameters.get("id") ?? ""
-            return await read(request) { intake.run(id: id) }
+            return await read(request) { api.run(id: id) }
         }
         router.post("/runs/:id/cancel") { request, context in
             let id = context.parameters.get("id") ?? ""
-            return await hook(request, .approve, on: threads.store) { data, who in intake.cancel(id: id, body: data, by: who.name) }
+            return await hook(request, .approve, on: threads.store) { data, who in api.cancel(id: id, body: data, by: who.name) }
         }
-        ConsoleRoutes.register(on: router, gate: gate, intake: intake, threads: threads, maxWatchers: options.maxWatchers)
-        router.get("/healthz") { _, _ in answer(intake.health()) }
-        router.get("/readyz") { _, _ in answer(intake.readiness()) }
+        ConsoleRoutes.register(on: router, gate: gate, api: api, threads: threads, maxWatchers: options.maxWatchers)
+        router.get("/healthz") { _, _ in answer(api.health()) }
+        router.get("/readyz") { _, _ in answer(api.readiness()) }
         router.get("/metrics") { request, _ in
             if options.metricsPublic {
-                return answer(await offload(threads.store, needsStore: false) { (200, intake.launcher.metricsText()) }, type: "text/plain; version=0.0.4")
+                return answer(await offload(threads.store, needsStore: false) { (200, api.launcher.metricsText()) }, type: "text/plain; version=0.0.4")
             }
-            return await read(request, needsStore: false, { (200, intake.launcher.metricsText()) }, type: "text/plain; version=0.0.4")
+            return await read(request, needsStore: false, { (200, api.launcher.metricsText()) }, type: "text/plain; version=0.0.4")
         }
 
         // The store's health probe: webhooks and reads answer 503 at once while it finds the store gone.
-        (intake.store as? any ReachabilityMonitored)?.startMonitoring()
+        (api.store as? any ReachabilityMonitored)?.startMonitoring()
         let capacity = min(options.maxConnections, max(64, ConnectionGate.descriptorLimit() / 2))
         let connections = ConnectionGate(capacity: capacity, unauthenticatedPerAddress: options.maxConnectionsPerAddress ?? max(1, capacity / 2))
         let configuration = ApplicationConfiguration(
@@ -177,19 +177,19 @@ public enum AlertServer {
             logger: logger)
         app.beforeServerStarts {
             logger.info("runbook serve starting", metadata: [
-                "address": "\(options.host):\(options.port)", "runbooks": "\(intake.runbooks.count)",
+                "address": "\(options.host):\(options.port)", "runbooks": "\(api.runbooks.count)",
                 "auth": "\(options.tokens.map { "\($0.tokens.count) token(s)" } ?? "none (--no-auth)")",
-                "database": "\(intake.store.location)",
+                "database": "\(api.store.location)",
             ])
         }
         // Shut down in reverse order: the HTTP server stops taking requests (those in hand are
         // answered), takeovers stop, then the runs drain.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: RunDrainService(launcher: intake.launcher, threads: threads, grace: options.shutdownGrace, logger: logger)),
+            .init(service: RunDrainService(launcher: api.launcher, threads: threads, grace: options.shutdownGrace, logger: logger)),
         ]
-        if let shared = intake.store as? any ReplicatedRunDatabase {
+        if let shared = api.store as? any ReplicatedRunDatabase {
             services.append(.init(service: LeaseService(store: shared, threads: threads, logger: logger)))
-            services.append(.init(service: TakeoverService(launcher: intake.launcher, runbooks: intake.runbooks, threads: threads,
+            services.append(.init(service: TakeoverService(launcher: api.launcher, runbooks: api.runbooks, threads: threads,
                                                            every: LeaseTiming.renewEvery, logger: logger)))
         }
         services.append(.init(service: app))

@@ -5,7 +5,7 @@ import RunbookStoreContract
 /// Honest answers while the store is down: a request that needs the store gets 503 (send again)
 /// at once, never an empty list or an answer after the database came back; `/healthz` says the
 /// store is unreachable and `/readyz` answers 503 so that a load balancer sends elsewhere.
-extension AlertIntake {
+extension RunAPI {
     /// The store's health probe, when it has one (PostgreSQL).
     var reachability: StoreReachability? { (store as? any ReachabilityMonitored)?.reachability }
 

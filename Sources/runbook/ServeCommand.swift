@@ -139,7 +139,7 @@ struct ServeCommand: AsyncParsableCommand {
         // Before the server listens: a client that sees it listening sees the resumed runs too.
         let resumed = (try? await threads.blocking { launcher.resumePaused(runbooks: runbooks) }) ?? []
         if !resumed.isEmpty { printError("resumed \(resumed.count) run(s) paused for approval: \(resumed.joined(separator: ", "))") }
-        let intake = AlertIntake(runbooks: runbooks, launcher: launcher, store: store)
+        let api = RunAPI(runbooks: runbooks, launcher: launcher, store: store)
         var serverOptions = AlertServer.Options(host: host, port: port, tokens: tokens)
         serverOptions.metricsPublic = metricsPublic
         serverOptions.headTimeout = headTimeout
@@ -151,7 +151,7 @@ struct ServeCommand: AsyncParsableCommand {
         serverOptions.shutdownGrace = shutdownGrace
         serverOptions.maxWatchers = maxWatchers
         // With PostgreSQL, runs whose owner died are taken over (the first claim comes within 2 s).
-        do { try await AlertServer.run(serverOptions, intake: intake, threads: threads, logger: logger) } catch {
+        do { try await AlertServer.run(serverOptions, api: api, threads: threads, logger: logger) } catch {
             await threads.shutdown()
             throw error
         }

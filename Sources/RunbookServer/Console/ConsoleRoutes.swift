@@ -17,11 +17,11 @@ enum ConsoleRoutes {
         .cacheControl: "no-store",
     ]
 
-    static func register(on router: Router<BasicRequestContext>, gate: Gatekeeper, intake: AlertIntake, threads: ServerThreads, maxWatchers: Int) {
-        let feeds = RunFeeds(store: intake.store, launcher: intake.launcher, threads: threads)
-        let list = RunListFeed(store: intake.store, threads: threads)
+    static func register(on router: Router<BasicRequestContext>, gate: Gatekeeper, api: RunAPI, threads: ServerThreads, maxWatchers: Int) {
+        let feeds = RunFeeds(store: api.store, launcher: api.launcher, threads: threads)
+        let list = RunListFeed(store: api.store, threads: threads)
         EventStreamRoutes.register(on: router, gate: gate, feeds: feeds, list: list, limit: WatcherLimit(limit: maxWatchers),
-                                   threads: threads, store: intake.store)
+                                   threads: threads, store: api.store)
         let signIn = gate.tokens != nil
 
         router.get("/") { _, _ in redirect("/ui/") }
@@ -66,7 +66,7 @@ enum ConsoleRoutes {
         }
         router.get("/ui/assets/:name") { _, context in
             guard let (type, text) = ConsoleAssets.files[context.parameters.get("name") ?? ""] else {
-                return EventStreamRoutes.plain(AlertIntake.error(404, "no such asset"))
+                return EventStreamRoutes.plain(RunAPI.error(404, "no such asset"))
             }
             var headers = securityHeaders
             headers[.contentType] = type
@@ -82,7 +82,7 @@ enum ConsoleRoutes {
             }
         }
         // The runbooks stay as loaded for the server's life: their JSON (and graphs) is made once.
-        let runbooksJSON = RunbookJSON.list(intake.runbooks)
+        let runbooksJSON = RunbookJSON.list(api.runbooks)
         router.get("/runbooks") { request, _ in
             if case .failure(let r) = gate.caller(request, .read) { return EventStreamRoutes.plain(r.answer) }
             return json(200, runbooksJSON)
@@ -90,13 +90,13 @@ enum ConsoleRoutes {
         router.get("/runs/:id/postmortem") { request, context in
             if case .failure(let r) = gate.caller(request, .read) { return EventStreamRoutes.plain(r.answer) }
             let given = context.parameters.get("id") ?? ""
-            let store = intake.store, runbooks = intake.runbooks
+            let store = api.store, runbooks = api.runbooks
             let text = try? await threads.blocking { () -> String? in
                 guard let id = try? store.resolveRunID(given) else { return nil }
                 let events = store.timeline(id)
                 return Postmortem.markdown(events: events, runbook: runbooks.first { $0.name == events.first?.runbook })
             }
-            guard let text = text ?? nil else { return EventStreamRoutes.plain(AlertIntake.error(404, "no run '\(given)'")) }
+            guard let text = text ?? nil else { return EventStreamRoutes.plain(RunAPI.error(404, "no run '\(given)'")) }
             var headers: HTTPFields = [.contentType: "text/markdown; charset=utf-8"]
             if request.uri.queryParameters.get("download") != nil {
                 headers[.contentDisposition] = "attachment; filename=\"postmortem-\(given.filter { $0.isLetter || $0.isNumber || $0 == "-" }).md\""

@@ -33,7 +33,7 @@ enum EventStreamRoutes {
             let after: Int
             if let text = lastID {
                 guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= 0 else {
-                    return plain(AlertIntake.error(400, "Last-Event-ID (or after=) must be an event number from this stream"))
+                    return plain(RunAPI.error(400, "Last-Event-ID (or after=) must be an event number from this stream"))
                 }
                 after = n
             } else {
@@ -43,7 +43,7 @@ enum EventStreamRoutes {
                 guard let id = try? store.resolveRunID(given), let r = try? store.run(id) else { return nil }
                 return (id, r.outcome != nil, r.outcome != nil ? store.timeline(id).count : 0)
             }
-            guard let run = found ?? nil else { return plain(AlertIntake.error(404, "no run '\(given)'")) }
+            guard let run = found ?? nil else { return plain(RunAPI.error(404, "no run '\(given)'")) }
             let (runID, closed, count) = run
             if closed, after >= count { return Response(status: .noContent) }
             guard limit.take() else { return tooMany(limit) }
@@ -83,7 +83,7 @@ enum EventStreamRoutes {
     }
 
     static func tooMany(_ limit: WatcherLimit) -> Response {
-        var r = plain(AlertIntake.error(503, "\(limit.limit) event streams are open (serve --max-watchers): try again shortly"))
+        var r = plain(RunAPI.error(503, "\(limit.limit) event streams are open (serve --max-watchers): try again shortly"))
         r.headers[.retryAfter] = "2"
         return r
     }

@@ -22,22 +22,22 @@ struct Gatekeeper: Sendable {
         let token: APIToken
         if request.headers[.authorization] != nil {
             guard let t = tokens.caller(authorization: request.headers[.authorization]) else {
-                return .failure(HTTPRefusal(answer: AlertIntake.error(401, "missing or wrong bearer token")))
+                return .failure(HTTPRefusal(answer: RunAPI.error(401, "missing or wrong bearer token")))
             }
             token = t
         } else if let id = Self.sessionID(request), let t = sessions.token(id) {
             if changes, !Self.sameOrigin(request) { return .failure(Self.foreign) }
             token = t
         } else {
-            return .failure(HTTPRefusal(answer: AlertIntake.error(401, "missing or wrong bearer token (or sign in at /ui/login)")))
+            return .failure(HTTPRefusal(answer: RunAPI.error(401, "missing or wrong bearer token (or sign in at /ui/login)")))
         }
         guard permission.granted(to: token.role) else {
-            return .failure(HTTPRefusal(answer: AlertIntake.error(403, "token '\(token.name)' (role \(token.role.rawValue)) may not do this")))
+            return .failure(HTTPRefusal(answer: RunAPI.error(403, "token '\(token.name)' (role \(token.role.rawValue)) may not do this")))
         }
         return .success(token)
     }
 
-    static let foreign = HTTPRefusal(answer: AlertIntake.error(403, "request from another site (Origin does not match this server): refused"))
+    static let foreign = HTTPRefusal(answer: RunAPI.error(403, "request from another site (Origin does not match this server): refused"))
 
     /// The session cookie's value, if the request has one.
     static func sessionID(_ request: Request) -> String? {

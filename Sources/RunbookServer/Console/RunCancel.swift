@@ -3,7 +3,7 @@ import RunbookCore
 import RunbookRuntime
 import RunbookStoreContract
 
-extension AlertIntake {
+extension RunAPI {
     /// `POST /runs/ID/cancel` (operator): `{"undo": true|false}` (default true). A run this server
     /// drives is stopped at once; one driven by another process or replica gets a request in the
     /// store, which its owner takes within a second. 200 once `run.cancelled` is on record, 409 when

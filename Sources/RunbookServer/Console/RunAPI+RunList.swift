@@ -3,7 +3,7 @@ import RunbookCore
 import RunbookRuntime
 import RunbookStoreContract
 
-extension AlertIntake {
+extension RunAPI {
     /// `GET /runs?runbook=&outcome=&status=&q=&limit=&before=RUN_ID`: one page of runs, newest first,
     /// filtered in the store's indexed query; `before` is the previous page's last run id.
     public func runs(query: [String: String]) -> (Int, String) {

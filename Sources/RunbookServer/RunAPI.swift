@@ -4,7 +4,7 @@ import RunbookRuntime
 import RunbookStoreContract
 
 /// The hooks' logic, without HTTP: each call returns a status code and a JSON body.
-public struct AlertIntake: Sendable {
+public struct RunAPI: Sendable {
     public let runbooks: [Runbook]
     public let launcher: RunLauncher
     public let store: any RunDatabase
