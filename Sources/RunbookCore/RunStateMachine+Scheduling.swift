@@ -71,7 +71,10 @@ extension RunStateMachine {
                 }
             }
             let undoAllowed = !(stop == .interrupted && (options.noUndo || keepChanges))
-            let plan = undoAllowed ? changes.reversed().filter(isUndoable).map { PlannedUndo(step: $0.step, change: $0.change) } : []
+            let plan = undoAllowed
+                ? changes.indices.reversed().filter { !undone.contains($0) && !undoSettled.contains($0) && isUndoable(changes[$0]) }
+                    .map { PlannedUndo(step: changes[$0].step, change: changes[$0].change) }
+                : []
             if !plan.isEmpty {
                 lifecycle = .undoing(stop, plan: plan, index: 0)
                 return effects + continueUndo(now: now)

@@ -151,6 +151,9 @@ public struct RunStateMachine: Sendable {
     var undoFailures = 0
     /// Indices into `changes` that were undone.
     var undone = Set<Int>()
+    /// Changes whose undo ended before a takeover without undoing them (failed, or of unknown
+    /// result): never undone again.
+    var undoSettled = Set<Int>()
     /// Why the run stopped, while it is stopping or undoing.
     var stop: Stop? {
         switch lifecycle {

@@ -156,6 +156,7 @@ public final class RunLauncher: @unchecked Sendable {
         env.subscribers = [MetricsSink(metrics: metrics)]
         env.inFlight = Self.readBack
         env.queueLabel = "runbook.serve"
+        env.leavesRunWhenStoreUnreachable = store is any ReplicatedRunDatabase
         return env
     }
 

@@ -175,8 +175,13 @@ struct EngineTrustTests {
         let text = try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let pid = try #require(Int32(text))
         // `runbook run` waits for the KILL it owes: when it has exited, the tree is dead.
-        #expect(!Self.isAlive(pid), "process \(pid) outlived its step: state \(Self.processState(pid) ?? "-")")
-        if Self.isAlive(pid) { kill(pid, SIGKILL) }
+        // Read after the run: the process now at that pid is the step's `sleep 300` (with the engine's
+        // step cookie), or the step's one has exited and the pid is someone else's.
+        let process = PinnedProcess(pid) { argv, environment in
+            argv == ["sleep", "300"] && environment.contains { $0.hasPrefix("RUNBOOK_STEP_COOKIE=") }
+        }
+        #expect(process.hasExited(), "process \(pid) outlived its step: state \(Self.processState(pid) ?? "-")")
+        process.signal(SIGKILL)
     }
 
     static let slowUndo = """

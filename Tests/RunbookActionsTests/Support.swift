@@ -182,13 +182,15 @@ final class ChildServer: @unchecked Sendable {
         guard first else { return }
         close(stdinWrite)
         kill(-pid, SIGTERM)
-        var status: Int32 = 0
+        // The leader is reaped only after the group's KILL: while it is a zombie its pid (the group's
+        // id) stays reserved, so the KILL cannot reach a later group that took that number.
         for _ in 0..<100 {
-            if waitpid(pid, &status, WNOHANG) == pid { break }
+            if EngineTrustTests.processState(pid).map({ $0 == "Z" || $0 == "X" }) ?? true { break }
             usleep(50_000)
         }
         kill(-pid, SIGKILL)
-        _ = waitpid(pid, &status, WNOHANG)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
         if !lock.withLock({ draining }) { close(stdoutRead) }
     }
 }
