@@ -78,7 +78,7 @@ struct EngineDeathTests {
         #expect(try await offPool { Self.waitForExit(command) }, "the command outlived the engine")
         // The grandchild is not bound to the engine: it is still there until someone ends the run.
         #expect(grandchild.isAlive, "the grandchild died before the run was finalised")
-        let history = try runCLI(["history", "--json", "--state-dir", state])
+        let history = try await runCLI(["history", "--json", "--state-dir", state])
         #expect(try await offPool { Self.waitForExit(grandchild) }, "finalising the dead run left its step's grandchild running")
         let row = try #require(jsonLines(history.stdout).first)
         #expect(row["outcome"] as? String == "interrupted", "\(history.stdout)")
@@ -109,7 +109,7 @@ struct EngineDeathTests {
         if !died { pid.signal(SIGKILL) }
         #expect(died, "the command outlived the engine that ran it")
         // The next command finalises the dead run: interrupted at `hold`, and `after` never ran.
-        let history = try runCLI(["history", "--json", "--state-dir", state])
+        let history = try await runCLI(["history", "--json", "--state-dir", state])
         let row = try #require(jsonLines(history.stdout).first)
         #expect(row["outcome"] as? String == "interrupted", "\(history.stdout)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/after-ran"))

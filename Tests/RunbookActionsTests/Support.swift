@@ -48,6 +48,13 @@ func runCLI(_ args: [String], cwd: String? = nil, environment: [String: String] 
     return (r.status, r.stdout, r.stderr)
 }
 
+/// `runCLI` from async code: the command runs and is waited for on a thread of its own, never on one
+/// of Swift concurrency's few cooperative threads (with two cores there are two, and a test that
+/// held one for a whole run starved every other test of the suite on a busy machine).
+func runCLI(_ args: [String], cwd: String? = nil, environment: [String: String] = [:]) async throws -> (status: Int32, stdout: String, stderr: String) {
+    try await offPool { try runCLI(args, cwd: cwd, environment: environment) }
+}
+
 /// Parses JSON Lines output into objects.
 func jsonLines(_ text: String) -> [[String: Any]] {
     text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
