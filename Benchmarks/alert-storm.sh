@@ -6,10 +6,16 @@
 # queries per guard kind, so the time grows linearly with N.
 # Usage: Benchmarks/alert-storm.sh          (PostgreSQL: a throwaway cluster via scripts/pg-cluster.sh,
 #                                            skipped when PostgreSQL is not installed)
+#        RUNBOOK_BENCH_BIN=PATH: measure that binary instead of building the release one;
+#        STORM_SIZES="6000 20000": other payload sizes; STORM_STORES="sqlite": one store only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product runbook >/dev/null
-bin=$PWD/.build/release/runbook
+if [ -n "${RUNBOOK_BENCH_BIN:-}" ]; then bin=$RUNBOOK_BENCH_BIN; else
+  swift build -c release --product runbook >/dev/null
+  bin=$PWD/.build/release/runbook
+fi
+stores=${STORM_STORES:-sqlite postgres}
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 work=$(mktemp -d)
 mkdir -p "$work/rb"
 cat > "$work/rb/storm.yaml" <<'YAML'
@@ -65,17 +71,21 @@ def send(label):
     started, refused = answer.count(b'"status":"started"'), answer.count(b'"status":"refused"')
     return f"{label} {took*1000:7.0f} ms ({started} started, {refused} refused)"
 first, again = send("first"), send("repeat")
-print(f"{store:8s} N={n:6d} ({len(body)/1048576:.1f} MiB): {first}; {again}")
+load = open("/proc/loadavg").read().split()[0]
+print(f"{store:8s} N={n:6d} ({len(body)/1048576:.1f} MiB): {first}; {again}  [load {load}]")
 PY
 }
 
-sizes=(1500 3000 6000 12000 20000)
-for n in "${sizes[@]}"; do
-  start_server "sqlite-$n"
-  storm sqlite "$n"
-  stop_server
-done
-if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+read -r -a sizes <<< "${STORM_SIZES:-1500 3000 6000 12000 20000}"
+if [[ " $stores " == *" sqlite "* ]]; then
+  for n in "${sizes[@]}"; do
+    start_server "sqlite-$n"
+    storm sqlite "$n"
+    stop_server
+  done
+fi
+if [[ " $stores " != *" postgres "* ]]; then :
+elif ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   pg_dir=$(mktemp -d /tmp/runbook-storm-pg.XXXXXX)
   url=$(scripts/pg-cluster.sh start "$pg_dir")
   base=${url%/*}

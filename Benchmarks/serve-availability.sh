@@ -182,7 +182,7 @@ th.join()
 ms = sorted(m for _, m in approvals)
 print(f"approval {label}: 6,000-alert payload answered {storm['r'][0]} in {storm['r'][1]:.0f} ms; "
       f"5 approvals sent 100-500 ms into it: {[c for c, _ in approvals]}, p50 {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms "
-      f"({', '.join(f'{m:.0f}' for _, m in approvals)} ms)")
+      f"({', '.join(f'{m:.0f}' for _, m in approvals)} ms) [load {open('/proc/loadavg').read().split()[0]}]")
 PY
 }
 

@@ -35,11 +35,7 @@ extension SQLiteRunStore {
                     for record in plan.inserts where record.outcome == nil {
                         taken.append(try RunLease.take(path: leasePath(record.id)))
                     }
-                    for record in plan.inserts { try record.insert(db) }
-                    let update = try db.cachedStatement(sql: """
-                        UPDATE runs SET refused_count = COALESCE(refused_count, 1) + ?, refusal_message = ?, refusal_until = ? WHERE id = ?
-                        """)
-                    for r in plan.repeats { try update.execute(arguments: [r.added, r.message, r.until, r.runID]) }
+                    try Self.write(db, plan)
                     var leases = taken.makeIterator()
                     decisions = plan.decisions.map { d in
                         switch d {
@@ -55,6 +51,40 @@ extension SQLiteRunStore {
         } catch {
             for lease in taken { lease.release(removing: true) }
             throw StoreError(path: directory + "/runbook.sqlite", error)
+        }
+    }
+
+    /// Writes what `plan` decided: its new rows and its repeat refusals, each kind with one prepared
+    /// statement reused for every row (a batch shares a few dates: each is formatted once).
+    static func write(_ db: Database, _ plan: AdmissionPlan) throws {
+        var dates: [Date: DatabaseValue] = [:]
+        func value(_ date: Date?) -> DatabaseValue {
+            guard let date else { return .null }
+            if let v = dates[date] { return v }
+            let v = date.databaseValue
+            dates[date] = v
+            return v
+        }
+        if !plan.inserts.isEmpty {
+            // The columns RunRecord encodes (`RunRecord.CodingKeys`), as `record.insert(db)` writes them.
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO runs (id, runbook, trigger, fingerprint, outcome, started, duration_ms, dry_run, drill, lock_key,
+                    refusal_guard, refusal_message, refusal_until, refused_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for r in plan.inserts {
+                insert.setUncheckedArguments([r.id, r.runbook, r.trigger, r.fingerprint, r.outcome, value(r.started), r.durationMs, r.dryRun, r.drill,
+                                              r.lockKey, r.refusalGuard, r.refusalMessage, value(r.refusalUntil), r.refusedCount])
+                try insert.execute()
+            }
+        }
+        if !plan.repeats.isEmpty {
+            let update = try db.cachedStatement(sql: """
+                UPDATE runs SET refused_count = COALESCE(refused_count, 1) + ?, refusal_message = ?, refusal_until = ? WHERE id = ?
+                """)
+            for r in plan.repeats {
+                update.setUncheckedArguments([r.added, r.message, value(r.until), r.runID])
+                try update.execute()
+            }
         }
     }
 

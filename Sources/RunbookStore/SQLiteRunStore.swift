@@ -123,6 +123,11 @@ public final class SQLiteRunStore: RunDatabase, Sendable {
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_by_runbook_started ON runs(runbook, started)")
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_by_outcome_started ON runs(outcome, started)")
         }
+        migrator.registerMigration("v11-admission-starts") { db in
+            // Cooldown and max_runs read the starts of runs that were not refused: without this, each
+            // admission read every refusal in the window too (a storm leaves thousands).
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_live_starts ON runs(runbook, started) WHERE outcome IS NULL OR outcome != 'refused'")
+        }
         try migrator.migrate(pool)
     }
 
