@@ -65,17 +65,21 @@ extension SQLiteRunStore {
             dates[date] = v
             return v
         }
-        if !plan.inserts.isEmpty {
-            // The columns RunRecord encodes (`RunRecord.CodingKeys`), as `record.insert(db)` writes them.
-            let insert = try db.cachedStatement(sql: """
-                INSERT INTO runs (id, runbook, trigger, fingerprint, outcome, started, duration_ms, dry_run, drill, lock_key,
-                    refusal_guard, refusal_message, refusal_until, refused_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            for r in plan.inserts {
-                insert.setUncheckedArguments([r.id, r.runbook, r.trigger, r.fingerprint, r.outcome, value(r.started), r.durationMs, r.dryRun, r.drill,
-                                              r.lockKey, r.refusalGuard, r.refusalMessage, value(r.refusalUntil), r.refusedCount])
-                try insert.execute()
+        // The columns RunRecord encodes (`RunRecord.CodingKeys`), as `record.insert(db)` writes them;
+        // `insertRows` rows a statement, the rest one at a time.
+        var rows = plan.inserts[...]
+        while !rows.isEmpty {
+            let n = rows.count >= insertRows ? insertRows : 1
+            let insert = try db.cachedStatement(sql: n == 1 ? insertOne : insertMany)
+            var arguments: [(any DatabaseValueConvertible)?] = []
+            arguments.reserveCapacity(n * 14)
+            for r in rows.prefix(n) {
+                arguments += [r.id, r.runbook, r.trigger, r.fingerprint, r.outcome, value(r.started), r.durationMs, r.dryRun, r.drill,
+                              r.lockKey, r.refusalGuard, r.refusalMessage, value(r.refusalUntil), r.refusedCount] as [(any DatabaseValueConvertible)?]
             }
+            insert.setUncheckedArguments(StatementArguments(arguments))
+            try insert.execute()
+            rows = rows.dropFirst(n)
         }
         if !plan.repeats.isEmpty {
             let update = try db.cachedStatement(sql: """
@@ -86,6 +90,16 @@ extension SQLiteRunStore {
                 try update.execute()
             }
         }
+    }
+
+    /// Rows one INSERT writes when a batch has that many left.
+    static let insertRows = 50
+    static let insertOne = insertSQL(rows: 1)
+    static let insertMany = insertSQL(rows: insertRows)
+    static func insertSQL(rows: Int) -> String {
+        "INSERT INTO runs (id, runbook, trigger, fingerprint, outcome, started, duration_ms, dry_run, drill, lock_key, "
+            + "refusal_guard, refusal_message, refusal_until, refused_count) VALUES "
+            + repeatElement("(" + repeatElement("?", count: 14).joined(separator: ", ") + ")", count: rows).joined(separator: ", ")
     }
 
     /// Reads what `query` asks, one statement per guard kind.
