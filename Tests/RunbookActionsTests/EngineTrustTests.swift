@@ -319,9 +319,9 @@ struct EngineTrustTests {
         defer { box.remove() }
         let full = box.dir + "/full"
         try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
-        // In a private mount namespace: a 256 KiB tmpfs holds the state; it is filled after the store is made.
+        // In a private mount namespace: a 512 KiB tmpfs holds the state (a new store with every migration takes about 256 KiB while it is made); it is filled after the store is made.
         let script = """
-        mount -t tmpfs -o size=256k tmpfs '\(full)' || exit 99
+        mount -t tmpfs -o size=512k tmpfs '\(full)' || exit 99
         '\(runbookBinary)' history --state-dir '\(full)/s' >/dev/null || exit 98
         dd if=/dev/zero of='\(full)/fill' bs=4096 count=1000 2>/dev/null
         exec '\(runbookBinary)' run flip --runbooks '\(box.runbooks)' --state-dir '\(full)/s' --yes --json --param 'file=\(box.dir)/flags.json'
