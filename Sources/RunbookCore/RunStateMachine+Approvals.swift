@@ -40,7 +40,9 @@ extension RunStateMachine {
     /// The id of the run's gate before its first change.
     public static let changesGateID = "changes"
 
-    enum GateProgress: Sendable, Equatable { case notReached, open, passed, closed }
+    /// The run's gate before its changes: not reached yet, `asking` (why it might wait, no answer
+    /// yet), open, passed, or closed (the run stopped).
+    enum GateProgress: Sendable, Equatable { case notReached, asking, open, passed, closed }
 
     /// True for the run's own gates (before its changes, and before each change over the breaker's cap):
     /// `changes`, `changes#2`, ... A step id cannot hold `#`.
@@ -48,8 +50,11 @@ extension RunStateMachine {
 
     static func gateName(_ id: String) -> String { isRunGate(id) ? "changes" : "step \(id)" }
 
-    /// True when the step may not start yet because the run's changes wait at their gate.
-    func heldAtGate(_ s: Step) -> Bool { s.phase == .mitigate && !options.dryRun && changeGate == .open }
+    /// True when the step may not start yet because the run's changes wait at their gate, or for an
+    /// answer about them (why they wait, a place in the breaker's window).
+    func heldAtGate(_ s: Step) -> Bool {
+        s.phase == .mitigate && !options.dryRun && (changeGate == .open || changeGate == .asking || breakerAsking != nil)
+    }
 
     /// True when the run does nothing but wait for approvals: a server may leave it paused across a restart.
     public var isPausedForApproval: Bool {
@@ -62,29 +67,59 @@ extension RunStateMachine {
     /// The gates open now (for `/runs` and the terminal).
     public var gatesOpen: [GateRequest] { openGates.values.sorted { $0.id < $1.id } }
 
-    /// Before a change step starts on a server with a breaker: if the budget is spent, the run waits at
-    /// a new run gate (`changes#N`) when someone can approve, else it stops, refused by the breaker.
-    /// Returns nil when the step may go on, else the effects (the step is held).
-    mutating func checkBreaker(before s: Step, now: Date) -> [Effect]? {
-        guard let check = options.breakerBeforeChange, s.phase == .mitigate, s.action.isChange, !options.dryRun,
-              changeGate == .passed, !breakerCleared.contains(s.id) else { return nil }
-        guard let why = check(now) else {
-            breakerCleared.insert(s.id)
-            breakerHeld.insert(s.id)
-            return nil
+    /// The answer to `askChangeReasons`: why the run's changes must wait for approval (empty: they
+    /// need not). Reasons open the run's gate; an answer nobody asked for is ignored.
+    public mutating func changeReasonsAnswered(_ reasons: [String], now: Date) -> [Effect] {
+        guard changeGate == .asking, case .running = lifecycle else { return [] }
+        return decideChangeGate(reasons: reasons, now: now) + advance(now: now)
+    }
+
+    /// Passes or opens the run's gate before its changes.
+    mutating func decideChangeGate(reasons: [String], now: Date) -> [Effect] {
+        var reasons = reasons
+        // A gate opened before a restart stays a gate, whatever holds now.
+        if earlierDeadlines[Self.changesGateID] != nil, reasons.isEmpty { reasons = ["opened before the restart"] }
+        guard !reasons.isEmpty else {
+            changeGate = .passed
+            return []
+        }
+        changeGate = .open
+        return openGate(Self.changesGateID, options.changesGate, reasons: reasons, now: now)
+    }
+
+    /// True when change step `s` must reserve its place in the breaker's window before it starts.
+    func needsBreakerPlace(_ s: Step) -> Bool {
+        options.reservesBreakerPlaces && s.phase == .mitigate && s.action.isChange && !options.dryRun
+            && changeGate == .passed && !breakerCleared.contains(s.id)
+    }
+
+    /// The answer to `reserveBreakerPlace`: nil when the place is reserved (the step may start), else
+    /// why the change would pass the breaker's cap. Over the cap, the run waits at a new run gate
+    /// (`changes#N`) when someone can approve, else it stops, refused by the breaker. A place
+    /// reserved for a step that can no longer start is given back at once.
+    public mutating func breakerAnswered(step id: String, refusal: String?, now: Date) -> [Effect] {
+        guard breakerAsking == id else { return refusal == nil ? [.releaseBreakerPlace(step: id)] : [] }
+        breakerAsking = nil
+        guard let s = runbook.step(id), states[id] == .pending, case .running = lifecycle else {
+            return (refusal == nil ? [.releaseBreakerPlace(step: id)] : []) + advance(now: now)
+        }
+        guard let why = refusal else {
+            breakerCleared.insert(id)
+            breakerHeld.insert(id)
+            return advance(now: now)
         }
         guard options.breakerMayAsk else {
             var e = event("guard.refused", now, step: s)
             e.guardName = "breaker"
             e.message = why + "; the runbook has no approval path, so the run stops before \(s.id)"
             lifecycle = .stopping(.notApproved(Self.changesGateID, why))
-            return [.emit(e)]
+            return [.emit(e)] + advance(now: now)
         }
         breakerGates += 1
-        let id = "\(Self.changesGateID)#\(breakerGates + 1)"
+        let gate = "\(Self.changesGateID)#\(breakerGates + 1)"
         changeGate = .open
         breakerPending = s.id
-        return openGate(id, options.changesGate, reasons: [why], now: now)
+        return openGate(gate, options.changesGate, reasons: [why], now: now) + advance(now: now)
     }
 
     mutating func openGate(_ id: String, _ gate: ApprovalGate, reasons: [String], now: Date) -> [Effect] {
@@ -175,7 +210,7 @@ extension RunStateMachine {
             changeGate = .closed
         } else if states[id] == .awaitingApproval, let step = runbook.step(id) {
             running -= 1
-            markDone(id, .declined)
+            effects += markDone(id, .declined)
             var f = event("step.finished", now, step: step)
             f.status = StepStatus.declined.rawValue
             f.message = "not approved: \(why)"
@@ -194,7 +229,7 @@ extension RunStateMachine {
         }
         for id in openGates.keys.sorted() { effects.append(.closeGate(id: id, status: "closed")) }
         openGates.removeAll()
-        if changeGate == .open { changeGate = .closed }
+        if changeGate == .open || changeGate == .asking { changeGate = .closed }
         return effects
     }
 
@@ -216,7 +251,7 @@ extension RunStateMachine {
             case "step.finished":
                 guard let id = e.step, states[id] == .pending, let status = StepStatus(rawValue: e.status ?? "") else { continue }
                 if let o = e.output { values.outputs[id] = o }
-                markDone(id, status)
+                _ = markDone(id, status)
             case "change.applied":
                 guard let id = e.step, let step = runbook.step(id) else { continue }
                 changes.append((id, Self.restoredChange(e, step: step)))
@@ -236,7 +271,7 @@ extension RunStateMachine {
         for s in runbook.steps where started.contains(s.id) && states[s.id] == .pending && s.action.isChange {
             // Its change is on record (the owner stopped before the step's end): it happened.
             if recorded.contains(s.id) {
-                markDone(s.id, .passed)
+                _ = markDone(s.id, .passed)
                 var f = event("step.finished", now, step: s)
                 f.status = StepStatus.passed.rawValue
                 f.message = "its change was recorded before its owner stopped"
@@ -247,7 +282,7 @@ extension RunStateMachine {
             case .rerun:
                 continue
             case .applied(let change):
-                markDone(s.id, .passed)
+                _ = markDone(s.id, .passed)
                 changes.append((s.id, change))
                 var f = event("step.finished", now, step: s)
                 f.status = StepStatus.passed.rawValue
@@ -258,7 +293,7 @@ extension RunStateMachine {
                 if !isUndoable((s.id, change)) { c.undoable = false }
                 resumeEffects += [.emit(f), .emit(c)]
             case .unknown(let why):
-                markDone(s.id, .failed)
+                _ = markDone(s.id, .failed)
                 var f = event("step.finished", now, step: s)
                 f.status = StepStatus.failed.rawValue
                 f.message = "its process died mid-change and \(why): whether it ran is unknown, so the run stops here"

@@ -109,29 +109,30 @@ extension RunStateMachine {
                 // The run's changes wait at its gate (auto: ask, a freeze, the breaker) until approved.
                 if s.phase == .mitigate, !options.dryRun, changeGate != .passed {
                     if changeGate == .notReached {
-                        var reasons = options.beforeChanges(now)
-                        // A gate opened before a restart stays a gate, whatever holds now.
-                        if earlierDeadlines[Self.changesGateID] != nil, reasons.isEmpty { reasons = ["opened before the restart"] }
-                        if reasons.isEmpty {
-                            changeGate = .passed
-                        } else {
-                            changeGate = .open
-                            effects += openGate(Self.changesGateID, options.changesGate, reasons: reasons, now: now)
+                        if options.asksBeforeChanges {
+                            // Asked once; nothing starts until the answer (`changeReasonsAnswered`).
+                            changeGate = .asking
+                            effects.append(.askChangeReasons)
+                            candidates[phaseIndex] = deferred + [id] + ready + candidates[phaseIndex]
+                            return effects
                         }
+                        effects += decideChangeGate(reasons: [], now: now)
                     }
                     if changeGate != .passed {
                         deferred.append(id)
                         continue
                     }
                 }
-                if let held = checkBreaker(before: s, now: now) {
-                    effects += held
+                if breakerAsking != nil, s.phase == .mitigate {
                     deferred.append(id)
-                    if stop != nil {
-                        deferred += ready
-                        break
-                    }
                     continue
+                }
+                if needsBreakerPlace(s) {
+                    // Nothing starts until the store answers (`breakerAnswered`): the same order as ever.
+                    breakerAsking = s.id
+                    effects.append(.reserveBreakerPlace(step: s.id))
+                    candidates[phaseIndex] = deferred + [id] + ready + candidates[phaseIndex]
+                    return effects
                 }
                 progressed = true
                 if options.dryRun, s.phase == .verify {

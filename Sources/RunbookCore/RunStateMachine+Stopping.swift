@@ -120,7 +120,7 @@ extension RunStateMachine {
             case .running, .awaitingConfirmation:
                 running -= 1
                 release(s.id)
-                markDone(s.id, .failed)
+                effects += markDone(s.id, .failed)
                 effects.append(.cancelAttempt(step: s.id))
                 var e = event("step.finished", now, step: s)
                 e.status = StepStatus.failed.rawValue
@@ -184,18 +184,19 @@ extension RunStateMachine {
         }
         let final: RunOutcome = undoFailures > 0 && outcome != .interrupted && outcome != .aborted ? .failed : outcome
         lifecycle = .finished(final)
+        var effects: [Effect] = []
         if alarmsRunning {
             alarmsRunning = false
-            return [.stopAlarms] + endEffects(final, message, now)
+            effects.append(.stopAlarms)
         }
-        return endEffects(final, message, now)
-    }
-
-    func endEffects(_ final: RunOutcome, _ message: String?, _ now: Date) -> [Effect] {
         var e = event("run.finished", now)
         e.outcome = final.rawValue
         e.message = message
         e.durationMs = Self.ms(now.timeIntervalSince(startedAt ?? now))
-        return [.emit(e), .finished(final)]
+        effects.append(.emit(e))
+        // Places still held (an abandoned run's change steps in flight) are given back.
+        effects += breakerHeld.sorted().map { .releaseBreakerPlace(step: $0) }
+        breakerHeld.removeAll()
+        return effects + [.finished(final)]
     }
 }

@@ -27,6 +27,16 @@ public struct RunStateMachine: Sendable {
         case startUndo(index: Int, change: AppliedChange, step: String, values: TemplateValues)
         /// The undo started at `index` has ended (or timed out): stop its timer and any work left.
         case endUndo(index: Int)
+        /// Ask the world why the run's changes must wait for approval (`guards.auto: ask`, a freeze
+        /// window), once, before its first mitigate step: answer with `changeReasonsAnswered`.
+        /// Mitigate steps wait until then.
+        case askChangeReasons
+        /// Reserve a place in the change breaker's window for change step `step` (in the store,
+        /// atomically): answer with `breakerAnswered`. The step does not start until then.
+        case reserveBreakerPlace(step: String)
+        /// Give back the place reserved for `step`, a change step that ended without applying its
+        /// change (failed, declined, skipped, the run stopped or ended).
+        case releaseBreakerPlace(step: String)
         /// Evaluate alarm `id` after its `every`.
         case scheduleAlarm(id: String)
         /// No more alarm evaluations: cancel their timers and any check in flight.
@@ -52,17 +62,15 @@ public struct RunStateMachine: Sendable {
         /// are skipped ("would verify after the changes"), and a run that described changes ends
         /// `would-mitigate`. (Drills are rehearsed as live runs and do not set this.)
         public var dryRun = false
-        /// Why the run's changes must wait for approval, asked once, when its first mitigate step is
-        /// about to start (`guards.auto: ask`, a freeze window, the change breaker); empty: they need not.
-        public var beforeChanges: @Sendable (Date) -> [String] = { _ in [] }
-        /// The gate the run's changes wait at when `beforeChanges` gives reasons.
+        /// Whether the run asks why its changes must wait for approval (`Effect.askChangeReasons`,
+        /// once, when its first mitigate step is about to start: `guards.auto: ask`, a freeze window).
+        /// False: they need not wait.
+        public var asksBeforeChanges = false
+        /// The gate the run's changes wait at when the answer gives reasons.
         public var changesGate = ApprovalGate()
-        /// `serve --max-changes`: asked before each change step, it reserves the change's place in the
-        /// breaker's window (nil: reserved, the step may go on) or says why the change would pass the cap.
-        public var breakerBeforeChange: (@Sendable (Date) -> String?)?
-        /// Gives back one place `breakerBeforeChange` reserved, for a change step that ended without
-        /// applying its change (failed, declined, skipped, the run stopped).
-        public var breakerRelease: (@Sendable () -> Void)?
+        /// `serve --max-changes`: each change step reserves its place in the breaker's window
+        /// (`Effect.reserveBreakerPlace`) before it starts, and gives back a place it did not use.
+        public var reservesBreakerPlaces = false
         /// Whether a run over the breaker's cap waits for approval (true) or stops, refused (false).
         public var breakerMayAsk = false
         /// Each target set's hosts, resolved before the run (`TargetResolver`).
@@ -138,10 +146,12 @@ public struct RunStateMachine: Sendable {
     var breakerCleared = Set<String>()
     var breakerPending: String?
     var breakerGates = 0
-    /// Change steps holding a place in the breaker's window, and places to give back (steps that
-    /// ended without applying their change); the driver takes the latter after each batch of effects.
+    /// The change step whose place in the breaker's window is being reserved (`reserveBreakerPlace`
+    /// sent, no answer yet): nothing else starts meanwhile, so steps start in the same order as ever.
+    var breakerAsking: String?
+    /// Change steps holding a place in the breaker's window: a place is given back
+    /// (`releaseBreakerPlace`) when its step ends without applying its change, or when the run ends.
     var breakerHeld = Set<String>()
-    var breakerReleasesDue = 0
     /// Events a resumed run emits first (changes verified after a takeover).
     var resumeEffects: [Effect] = []
     /// Alarms are evaluated from the first change until the run stops or ends.
@@ -203,31 +213,21 @@ public struct RunStateMachine: Sendable {
     }
 
     /// Records that a step finished (any status) and releases the steps that need it.
-    mutating func markDone(_ id: String, _ status: StepStatus) {
+    /// - Returns: the breaker place to give back, if the step held one.
+    mutating func markDone(_ id: String, _ status: StepStatus) -> [Effect] {
         states[id] = .done(status)
-        // A step that applied its change keeps its place (its `change.applied` records it); `finish` takes it out first.
-        if breakerHeld.remove(id) != nil { breakerReleasesDue += 1 }
         values.statuses[id] = status
         if let s = runbook.step(id), let p = phases.firstIndex(of: s.phase) { unfinished[p] -= 1 }
         for d in graph.dependents[id] ?? [] {
             waitingOn[d, default: 0] -= 1
             if waitingOn[d] == 0, let s = runbook.step(d), let p = phases.firstIndex(of: s.phase) { candidates[p].append(d) }
         }
+        // A step that applied its change keeps its place (its `change.applied` records it); `finish` takes it out first.
+        return breakerHeld.remove(id) != nil ? [.releaseBreakerPlace(step: id)] : []
     }
 
     /// The outcome once finished.
     public var outcome: RunOutcome? { finishedOutcome }
-
-    /// How many breaker places to give back now (steps that ended without applying their change,
-    /// and every place still held once the run has finished); counted once.
-    public mutating func takeBreakerReleases() -> Int {
-        if finishedOutcome != nil {
-            breakerReleasesDue += breakerHeld.count
-            breakerHeld.removeAll()
-        }
-        defer { breakerReleasesDue = 0 }
-        return breakerReleasesDue
-    }
 
     func event(_ name: String, _ now: Date, step: Step? = nil) -> TimelineEvent {
         var e = TimelineEvent(time: now, run: options.runID, event: name)
@@ -292,7 +292,7 @@ public struct RunStateMachine: Sendable {
         if approved {
             effects += skip(step, because: "run is stopping", now: now)
         } else {
-            markDone(id, .declined)
+            effects += markDone(id, .declined)
             var e = event("step.finished", now, step: step)
             e.status = StepStatus.declined.rawValue
             e.message = "confirmation declined"
@@ -324,8 +324,7 @@ public struct RunStateMachine: Sendable {
     mutating func finish(_ step: Step, result: StepResult, attempt: Int, now: Date) -> [Effect] {
         if !result.output.isEmpty { values.outputs[step.id] = result.output }
         if result.change != nil, result.status == .passed { breakerHeld.remove(step.id) }
-        markDone(step.id, result.status)
-        var effects: [Effect] = []
+        var effects = markDone(step.id, result.status)
         var e = event("step.finished", now, step: step)
         e.status = result.status.rawValue
         e.attempt = attempt
@@ -351,10 +350,10 @@ public struct RunStateMachine: Sendable {
     }
 
     mutating func skip(_ step: Step, because reason: String, now: Date) -> [Effect] {
-        markDone(step.id, .skipped)
+        let release = markDone(step.id, .skipped)
         var e = event("step.finished", now, step: step)
         e.status = StepStatus.skipped.rawValue
         e.message = reason
-        return [.emit(e)]
+        return release + [.emit(e)]
     }
 }
