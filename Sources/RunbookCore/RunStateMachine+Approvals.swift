@@ -59,9 +59,7 @@ extension RunStateMachine {
     /// True when the run does nothing but wait for approvals: a server may leave it paused across a restart.
     public var isPausedForApproval: Bool {
         guard case .running = lifecycle, !openGates.isEmpty else { return false }
-        let waiting = states.values.filter { $0 == .awaitingApproval }.count
-        let retrying = states.values.contains { if case .retryWait = $0 { true } else { false } }
-        return running == waiting && !retrying
+        return states.attemptsRunning == 0 && states.prompts == 0 && states.retries == 0
     }
 
     /// The gates open now (for `/runs` and the terminal).
@@ -197,7 +195,6 @@ extension RunStateMachine {
             if let cleared = breakerPending { breakerCleared.insert(cleared) }
             breakerPending = nil
         } else if states[id] == .awaitingApproval, let step = runbook.step(id) {
-            running -= 1
             effects += startAttempt(step, attempt: 1, now: now)
         }
         return effects + advance(now: now)
@@ -209,7 +206,6 @@ extension RunStateMachine {
         if Self.isRunGate(id) {
             changeGate = .closed
         } else if states[id] == .awaitingApproval, let step = runbook.step(id) {
-            running -= 1
             effects += markDone(id, .declined)
             var f = event("step.finished", now, step: step)
             f.status = StepStatus.declined.rawValue
@@ -224,7 +220,6 @@ extension RunStateMachine {
     mutating func closeAllGates(because reason: String, now: Date) -> [Effect] {
         var effects: [Effect] = []
         for s in runbook.steps where states[s.id] == .awaitingApproval {
-            running -= 1
             effects += skip(s, because: reason, now: now)
         }
         for id in openGates.keys.sorted() { effects.append(.closeGate(id: id, status: "closed")) }

@@ -27,15 +27,10 @@ extension RunStateMachine {
 
     func hasRoom(for step: Step) -> Bool {
         switch Self.resource(of: step) {
-        case .process: return held[.process, default: 0] < options.maxParallel
-        case .network: return held[.network, default: 0] < options.maxNetwork
+        case .process: return states.attempts[.process, default: 0] < options.maxParallel
+        case .network: return states.attempts[.network, default: 0] < options.maxNetwork
         case .free: return true
         }
-    }
-
-    /// The attempt of `id` no longer runs: its resource is free again.
-    mutating func release(_ id: String) {
-        if let r = holding.removeValue(forKey: id) { held[r, default: 1] -= 1 }
     }
 
     /// Starts what can start; moves phases on; ends the run.
@@ -60,7 +55,7 @@ extension RunStateMachine {
             }
             // Nobody need answer a gate of a run that is stopping.
             effects += closeAllGates(because: reason, now: now)
-            guard running == 0 else { return effects }
+            guard states.inFlight == 0 else { return effects }
             for s in runbook.steps {
                 switch states[s.id] {
                 case .pending: effects += skip(s, because: reason, now: now)
@@ -142,11 +137,9 @@ extension RunStateMachine {
                 }
                 if let gate = s.gate, !options.dryRun {
                     states[s.id] = .awaitingApproval
-                    running += 1
                     effects += openGate(s.id, gate, reasons: ["confirm"], now: now)
                 } else if s.confirm, !options.autoConfirm, !options.dryRun {
                     states[s.id] = .awaitingConfirmation
-                    running += 1
                     effects.append(.askConfirmation(step: s.id))
                 } else {
                     effects += startAttempt(s, attempt: 1, now: now)

@@ -78,7 +78,6 @@ extension RunStateMachine {
         keepChanges = true
         var effects: [Effect] = []
         for s in runbook.steps where states[s.id] == .awaitingConfirmation {
-            running -= 1
             effects += skip(s, because: "server shutting down", now: now)
         }
         effects += closeAllGates(because: "server shutting down", now: now)
@@ -118,8 +117,6 @@ extension RunStateMachine {
         for s in runbook.steps where !kept.contains(s.id) {
             switch states[s.id] {
             case .running, .awaitingConfirmation:
-                running -= 1
-                release(s.id)
                 effects += markDone(s.id, .failed)
                 effects.append(.cancelAttempt(step: s.id))
                 var e = event("step.finished", now, step: s)

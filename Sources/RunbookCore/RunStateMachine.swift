@@ -128,7 +128,7 @@ public struct RunStateMachine: Sendable {
     let runbook: Runbook
     let options: Options
     let phases: [Phase]
-    var states: [String: StepState] = [:]
+    var states: StepStates
     var firstStarted: [String: Date] = [:]
     var values: TemplateValues
     var phaseIndex = 0
@@ -176,10 +176,6 @@ public struct RunStateMachine: Sendable {
         if case .undoing = lifecycle { return true }
         return false
     }
-    var running = 0
-    /// What each running attempt holds, and how many hold each.
-    var holding: [String: Resource] = [:]
-    var held: [Resource: Int] = [:]
     var startedAt: Date?
     /// Set by `drain`: an interrupted run that leaves its completed changes in place.
     var keepChanges = false
@@ -204,8 +200,8 @@ public struct RunStateMachine: Sendable {
         self.phaseSteps = phases.map { p in runbook.steps.filter { $0.phase == p } }
         var candidates = [[String]](repeating: [], count: phases.count)
         waitingOn = runbook.graph.needCount
+        states = StepStates(runbook.steps)
         for s in runbook.steps {
-            states[s.id] = .pending
             if s.needs.isEmpty, let p = phases.firstIndex(of: s.phase) { candidates[p].append(s.id) }
         }
         self.candidates = candidates
@@ -254,8 +250,6 @@ public struct RunStateMachine: Sendable {
     /// An attempt finished. Late answers from cancelled attempts are ignored.
     public mutating func attemptFinished(step id: String, attempt: Int, result: StepResult, now: Date) -> [Effect] {
         guard states[id] == .running(attempt: attempt), let step = runbook.step(id) else { return [] }
-        running -= 1
-        release(id)
         var effects: [Effect] = []
         if result.status.isFailure, attempt < step.retry.attempts, stop == nil {
             var delay = step.retry.baseDelay(afterAttempt: attempt)
@@ -284,7 +278,6 @@ public struct RunStateMachine: Sendable {
     /// A human answered a `confirm` prompt.
     public mutating func confirmationAnswered(step id: String, approved: Bool, now: Date) -> [Effect] {
         guard states[id] == .awaitingConfirmation, let step = runbook.step(id) else { return [] }
-        running -= 1
         if approved, stop == nil {
             return startAttempt(step, attempt: 1, now: now) + advance(now: now)
         }
@@ -308,10 +301,6 @@ public struct RunStateMachine: Sendable {
 
     mutating func startAttempt(_ step: Step, attempt: Int, now: Date) -> [Effect] {
         states[step.id] = .running(attempt: attempt)
-        running += 1
-        let r = Self.resource(of: step)
-        holding[step.id] = r
-        held[r, default: 0] += 1
         var effects: [Effect] = []
         if attempt == 1 {
             firstStarted[step.id] = now
