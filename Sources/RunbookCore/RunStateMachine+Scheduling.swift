@@ -65,10 +65,11 @@ extension RunStateMachine {
                 default: break
                 }
             }
-            let undoAllowed = !(stop == .interrupted && (options.noUndo || keepChanges))
+            var undoAllowed = true
+            if case .interrupted(let keepChanges) = stop, options.noUndo || keepChanges { undoAllowed = false }
             let plan = undoAllowed ? changes.reversed().filter(isUndoable).map { PlannedUndo(step: $0.step, change: $0.change) } : []
             if !plan.isEmpty {
-                lifecycle = .undoing(stop, plan: plan, index: 0)
+                lifecycle = .undoing(UndoProgress(stop: stop, plan: plan))
                 return effects + continueUndo(now: now)
             }
             return effects + end(now: now)

@@ -31,8 +31,8 @@ extension RunStateMachine {
     /// An undo finished.
     /// Late answers (after a timeout, or for an undo already given up) are ignored.
     public mutating func undoFinished(index: Int, result: StepResult, now: Date) -> [Effect] {
-        guard case .undoing(let why, let plan, let current) = lifecycle, index == current, index < plan.count else { return [] }
-        let planned = plan[index]
+        guard var undo = undoProgress, index == undo.index, index < undo.plan.count else { return [] }
+        let planned = undo.plan[index]
         let failed = result.status.isFailure
         var e = event(failed ? "undo.failed" : "undo.finished", now, step: runbook.step(planned.step))
         e.status = result.status.rawValue
@@ -42,11 +42,12 @@ extension RunStateMachine {
         e.target = planned.change.target
         if let c = result.change { e.what = c.what; e.from = c.from; e.to = c.to }
         if failed {
-            undoFailures += 1
-        } else if let i = changes.indices.last(where: { !undone.contains($0) && changes[$0].step == planned.step && changes[$0].change == planned.change }) {
-            undone.insert(i)
+            undo.failures += 1
+        } else if let i = changes.indices.last(where: { !undo.undone.contains($0) && changes[$0].step == planned.step && changes[$0].change == planned.change }) {
+            undo.undone.insert(i)
         }
-        lifecycle = .undoing(why, plan: plan, index: index + 1)
+        undo.index += 1
+        lifecycle = .undoing(undo)
         return [.endUndo(index: index), .emit(e)] + continueUndo(now: now)
     }
 
@@ -57,14 +58,18 @@ extension RunStateMachine {
 
     /// Ctrl-C or shutdown: running steps are stopped and marked, then completed changes undone unless `noUndo`.
     /// During undo an interrupt changes nothing: the undo goes on (a second Ctrl-C abandons it, see `abandon`).
-    public mutating func interrupt(now: Date) -> [Effect] {
+    /// - Parameters:
+    ///   - keepChanges: leave completed changes in place (a cancel without undo); once asked, kept.
+    public mutating func interrupt(now: Date, keepChanges: Bool = false) -> [Effect] {
         switch lifecycle {
         case .finished, .undoing: return []
         case .running, .stopping: break
         }
         var effects: [Effect] = []
-        if stop != .interrupted {
-            lifecycle = .stopping(.interrupted)
+        if case .interrupted(let kept) = stop {
+            if keepChanges, !kept { lifecycle = .stopping(.interrupted(keepChanges: true)) }
+        } else {
+            lifecycle = .stopping(.interrupted(keepChanges: keepChanges))
             effects = stopRunningSteps("stopped by interrupt", now: now)
         }
         return effects + advance(now: now)
@@ -74,8 +79,7 @@ extension RunStateMachine {
     /// the rest is skipped and the run ends `interrupted`. Completed changes stay in place.
     public mutating func drain(now: Date) -> [Effect] {
         guard case .running = lifecycle else { return [] }
-        lifecycle = .stopping(.interrupted)
-        keepChanges = true
+        lifecycle = .stopping(.interrupted(keepChanges: true))
         var effects: [Effect] = []
         for s in runbook.steps where states[s.id] == .awaitingConfirmation {
             effects += skip(s, because: "server shutting down", now: now)
@@ -101,14 +105,15 @@ extension RunStateMachine {
     public mutating func abandon(now: Date, reason: String = "interrupted twice: exited without finishing") -> [Effect] {
         guard finishedOutcome == nil else { return [] }
         var effects: [Effect] = []
-        if case .undoing(_, _, let index) = lifecycle { effects.append(.endUndo(index: index)) }
+        let undo = undoProgress
+        if let undo { effects.append(.endUndo(index: undo.index)) }
         for s in runbook.steps {
             if case .running = states[s.id] { effects.append(.cancelAttempt(step: s.id)) }
             if case .retryWait = states[s.id] { effects.append(.cancelRetry(step: s.id)) }
         }
         effects += closeAllGates(because: reason, now: now)
-        lifecycle = .stopping(.interrupted)
-        return effects + end(now: now, abandoned: reason)
+        lifecycle = .stopping(.interrupted(keepChanges: false))
+        return effects + end(now: now, abandoned: reason, undo: undo)
     }
 
     /// Ends every running attempt and open confirmation as `failed` with `message`, cancelling the work.
@@ -130,8 +135,8 @@ extension RunStateMachine {
         return effects
     }
 
-    /// Changes made and not undone, as `summary (not undoable)` texts.
-    var changesLeftInPlace: [String] {
+    /// Changes made and not among `undone`, as `summary (not undoable)` texts.
+    func changesLeftInPlace(undone: Set<Int>) -> [String] {
         changes.enumerated().filter { !undone.contains($0.offset) }.map { i, c in
             c.change.summary + (isUndoable(c) ? "" : " (not undoable)")
         }
@@ -142,9 +147,10 @@ extension RunStateMachine {
     }
 
     mutating func continueUndo(now: Date) -> [Effect] {
-        guard case .undoing(_, let plan, let index) = lifecycle else { return [] }
-        guard index < plan.count else { return end(now: now) }
-        let planned = plan[index]
+        guard let undo = undoProgress else { return [] }
+        let index = undo.index
+        guard index < undo.plan.count else { return end(now: now) }
+        let planned = undo.plan[index]
         var e = event("undo.started", now, step: runbook.step(planned.step))
         e.what = planned.change.what
         e.from = planned.change.to
@@ -154,8 +160,14 @@ extension RunStateMachine {
         return [.emit(e), .startUndo(index: index, change: planned.change, step: planned.step, values: values)]
     }
 
-    mutating func end(now: Date, outcome explicit: RunOutcome? = nil, abandoned: String? = nil) -> [Effect] {
+    /// Ends the run: `run.finished` with its outcome and what was undone and left in place.
+    /// - Parameters:
+    ///   - undo: the undo that was in progress (an abandoned run's, which is no longer undoing); by
+    ///     default the one in progress now, if any.
+    mutating func end(now: Date, outcome explicit: RunOutcome? = nil, abandoned: String? = nil, undo: UndoProgress? = nil) -> [Effect] {
         guard finishedOutcome == nil else { return [] }
+        let undo = undo ?? undoProgress
+        let undoFailures = undo?.failures ?? 0, undone = undo?.undone ?? []
         let outcome: RunOutcome
         var message: String?
         if let explicit {
@@ -176,7 +188,7 @@ extension RunStateMachine {
         if undoFailures > 0 { add("undo incomplete") }
         else if !undone.isEmpty { add("\(undone.count) change\(undone.count == 1 ? "" : "s") undone") }
         if stop != nil || undoFailures > 0 {
-            let left = changesLeftInPlace
+            let left = changesLeftInPlace(undone: undone)
             if !left.isEmpty { add("left in place: " + left.joined(separator: "; ")) }
         }
         let final: RunOutcome = undoFailures > 0 && outcome != .interrupted && outcome != .aborted ? .failed : outcome

@@ -97,7 +97,9 @@ public struct RunStateMachine: Sendable {
     enum Stop: Sendable, Equatable {
         case failed(String)
         case declined(String)
-        case interrupted
+        /// Ctrl-C, a cancel or a shutdown; `keepChanges`: completed changes stay in place (a drain,
+        /// a cancel without undo).
+        case interrupted(keepChanges: Bool)
         /// The run's record could not be written: a run that cannot be recorded must not go on changing things.
         case recordFailed(String)
         /// An alarm fired: its id and why.
@@ -114,14 +116,27 @@ public struct RunStateMachine: Sendable {
         var change: AppliedChange
     }
 
+    /// Reversing a stopped run's completed changes, one at a time: what the `.undoing` phase knows.
+    struct UndoProgress: Sendable {
+        /// Why the run stopped.
+        var stop: Stop
+        /// The changes to reverse, in undo order; `plan[index]` is in flight.
+        var plan: [PlannedUndo]
+        var index = 0
+        /// Undos that failed, timed out or were abandoned.
+        var failures = 0
+        /// Indices into `changes` that were undone.
+        var undone = Set<Int>()
+    }
+
     /// Where the run is in its life. One value, so that no two phases of it can overlap: nothing
     /// starts once it is stopping, undo runs one change at a time, and a finished run takes no events.
     enum Lifecycle: Sendable {
         case running
         /// Stopping for a reason: running steps end (or are cancelled), nothing new starts.
         case stopping(Stop)
-        /// Reversing completed changes: `plan[index]` is in flight.
-        case undoing(Stop, plan: [PlannedUndo], index: Int)
+        /// Reversing completed changes.
+        case undoing(UndoProgress)
         case finished(RunOutcome)
     }
 
@@ -157,14 +172,11 @@ public struct RunStateMachine: Sendable {
     /// Alarms are evaluated from the first change until the run stops or ends.
     var alarmsRunning = false
     var alarmErrors: [String: Int] = [:]
-    /// Changes whose undo failed or was abandoned, and changes with no undo, once a stopped run is done.
-    var undoFailures = 0
-    /// Indices into `changes` that were undone.
-    var undone = Set<Int>()
     /// Why the run stopped, while it is stopping or undoing.
     var stop: Stop? {
         switch lifecycle {
-        case .stopping(let s), .undoing(let s, _, _): s
+        case .stopping(let s): s
+        case .undoing(let u): u.stop
         case .running, .finished: nil
         }
     }
@@ -172,13 +184,13 @@ public struct RunStateMachine: Sendable {
         if case .finished(let o) = lifecycle { return o }
         return nil
     }
-    var isUndoing: Bool {
-        if case .undoing = lifecycle { return true }
-        return false
+    var isUndoing: Bool { undoProgress != nil }
+    /// The undo in progress, while undoing.
+    var undoProgress: UndoProgress? {
+        if case .undoing(let u) = lifecycle { return u }
+        return nil
     }
     var startedAt: Date?
-    /// Set by `drain`: an interrupted run that leaves its completed changes in place.
-    var keepChanges = false
     /// Steps of each phase in `phases`, in file order.
     let phaseSteps: [[Step]]
     /// The runbook's step graph: file positions (a deterministic start order) and dependents.
