@@ -53,22 +53,22 @@ extension RunStateMachine {
     /// True when the step may not start yet because the run's changes wait at their gate, or for an
     /// answer about them (why they wait, a place in the breaker's window).
     func heldAtGate(_ s: Step) -> Bool {
-        s.phase == .mitigate && !options.dryRun && (changeGate == .open || changeGate == .asking || breakerAsking != nil)
+        s.phase == .mitigate && !options.dryRun && (gates.progress == .open || gates.progress == .asking || breaker.asking != nil)
     }
 
     /// True when the run does nothing but wait for approvals: a server may leave it paused across a restart.
     public var isPausedForApproval: Bool {
-        guard case .running = lifecycle, !openGates.isEmpty else { return false }
+        guard case .running = lifecycle, !gates.open.isEmpty else { return false }
         return states.attemptsRunning == 0 && states.prompts == 0 && states.retries == 0
     }
 
     /// The gates open now (for `/runs` and the terminal).
-    public var gatesOpen: [GateRequest] { openGates.values.sorted { $0.id < $1.id } }
+    public var gatesOpen: [GateRequest] { gates.open.values.sorted { $0.id < $1.id } }
 
     /// The answer to `askChangeReasons`: why the run's changes must wait for approval (empty: they
     /// need not). Reasons open the run's gate; an answer nobody asked for is ignored.
     public mutating func changeReasonsAnswered(_ reasons: [String], now: Date) -> [Effect] {
-        guard changeGate == .asking, case .running = lifecycle else { return [] }
+        guard gates.progress == .asking, case .running = lifecycle else { return [] }
         return decideChangeGate(reasons: reasons, now: now) + advance(now: now)
     }
 
@@ -76,19 +76,19 @@ extension RunStateMachine {
     mutating func decideChangeGate(reasons: [String], now: Date) -> [Effect] {
         var reasons = reasons
         // A gate opened before a restart stays a gate, whatever holds now.
-        if earlierDeadlines[Self.changesGateID] != nil, reasons.isEmpty { reasons = ["opened before the restart"] }
+        if gates.earlierDeadlines[Self.changesGateID] != nil, reasons.isEmpty { reasons = ["opened before the restart"] }
         guard !reasons.isEmpty else {
-            changeGate = .passed
+            gates.progress = .passed
             return []
         }
-        changeGate = .open
+        gates.progress = .open
         return openGate(Self.changesGateID, options.changesGate, reasons: reasons, now: now)
     }
 
     /// True when change step `s` must reserve its place in the breaker's window before it starts.
     func needsBreakerPlace(_ s: Step) -> Bool {
         options.reservesBreakerPlaces && s.phase == .mitigate && s.action.isChange && !options.dryRun
-            && changeGate == .passed && !breakerCleared.contains(s.id)
+            && gates.progress == .passed && !breaker.cleared.contains(s.id)
     }
 
     /// The answer to `reserveBreakerPlace`: nil when the place is reserved (the step may start), else
@@ -96,14 +96,14 @@ extension RunStateMachine {
     /// (`changes#N`) when someone can approve, else it stops, refused by the breaker. A place
     /// reserved for a step that can no longer start is given back at once.
     public mutating func breakerAnswered(step id: String, refusal: String?, now: Date) -> [Effect] {
-        guard breakerAsking == id else { return refusal == nil ? [.releaseBreakerPlace(step: id)] : [] }
-        breakerAsking = nil
+        guard breaker.asking == id else { return refusal == nil ? [.releaseBreakerPlace(step: id)] : [] }
+        breaker.asking = nil
         guard let s = runbook.step(id), states[id] == .pending, case .running = lifecycle else {
             return (refusal == nil ? [.releaseBreakerPlace(step: id)] : []) + advance(now: now)
         }
         guard let why = refusal else {
-            breakerCleared.insert(id)
-            breakerHeld.insert(id)
+            breaker.cleared.insert(id)
+            breaker.held.insert(id)
             return advance(now: now)
         }
         guard options.breakerMayAsk else {
@@ -113,16 +113,16 @@ extension RunStateMachine {
             lifecycle = .stopping(.notApproved(Self.changesGateID, why))
             return [.emit(e)] + advance(now: now)
         }
-        breakerGates += 1
-        let gate = "\(Self.changesGateID)#\(breakerGates + 1)"
-        changeGate = .open
-        breakerPending = s.id
+        breaker.gates += 1
+        let gate = "\(Self.changesGateID)#\(breaker.gates + 1)"
+        gates.progress = .open
+        breaker.pending = s.id
         return openGate(gate, options.changesGate, reasons: [why], now: now) + advance(now: now)
     }
 
     mutating func openGate(_ id: String, _ gate: ApprovalGate, reasons: [String], now: Date) -> [Effect] {
         let planned: [Step]
-        if let next = breakerPending {
+        if let next = breaker.pending {
             planned = runbook.step(next).map { [$0] } ?? []
         } else if Self.isRunGate(id) {
             planned = runbook.steps.filter { $0.phase == .mitigate && states[$0.id] == .pending }
@@ -130,36 +130,36 @@ extension RunStateMachine {
             planned = runbook.step(id).map { [$0] } ?? []
         }
         let changes = planned.map { ChangeText.exact($0.action) { $0.render(values.lookup) } }
-        let deadline = earlierDeadlines[id] ?? now.addingTimeInterval(gate.timeout)
+        let deadline = gates.earlierDeadlines[id] ?? now.addingTimeInterval(gate.timeout)
         let request = GateRequest(id: id, gate: gate, reasons: reasons, changes: changes, deadline: deadline,
-                                  approvedBy: approvers[id] ?? [])
-        openGates[id] = request
+                                  approvedBy: gates.approvers[id] ?? [])
+        gates.open[id] = request
         var e = event("approval.requested", now, step: Self.isRunGate(id) ? nil : runbook.step(id))
         e.gate = id
         e.status = "awaiting-approval"
         e.deadline = deadline
         let n = gate.approvals
-        let resumed = earlierDeadlines[id] != nil
+        let resumed = gates.earlierDeadlines[id] != nil
         e.message = "\(resumed ? "still " : "")waiting for \(n) approval\(n == 1 ? "" : "s") (\(reasons.joined(separator: "; "))) until "
             + "\(TimelineEvent.timestamp(deadline)), then \(gate.onTimeout == .proceed ? "proceeds" : "declines"): "
             + (changes.isEmpty ? "no change planned" : changes.joined(separator: "; "))
             + "; answer with: runbook approve \(options.runID) [--deny] (as yourself), or POST /runs/\(options.runID)/approve"
-        if let got = approvers[id], !got.isEmpty { e.message! += " (approved so far by \(got.joined(separator: ", ")))" }
+        if let got = gates.approvers[id], !got.isEmpty { e.message! += " (approved so far by \(got.joined(separator: ", ")))" }
         return [.emit(e), .openGate(request)]
     }
 
     /// An answer arrived at gate `id`: an approval (counted once per person), a denial, or the timeout.
     /// Answers to a gate that is not open are ignored.
     public mutating func gateAnswered(id: String, answer: GateAnswer, now: Date) -> [Effect] {
-        guard let request = openGates[id], case .running = lifecycle else { return [] }
+        guard let request = gates.open[id], case .running = lifecycle else { return [] }
         var e = event(Self.approvalEventName(answer), now, step: Self.isRunGate(id) ? nil : runbook.step(id))
         e.gate = id
         let need = request.gate.approvals
         switch answer {
         case .approved(let by):
-            if approvers[id, default: []].contains(by) { return [] }
-            approvers[id, default: []].append(by)
-            let n = approvers[id]!.count
+            if gates.approvers[id, default: []].contains(by) { return [] }
+            gates.approvers[id, default: []].append(by)
+            let n = gates.approvers[id]!.count
             e.by = by
             e.status = n >= need ? "approved" : "awaiting-approval"
             e.message = "approved by \(by) (\(n) of \(need))"
@@ -170,7 +170,7 @@ extension RunStateMachine {
             e.message = "denied by \(by)"
             return [.emit(e)] + declineGate(id, why: "denied by \(by)", now: now)
         case .timedOut:
-            let n = approvers[id]?.count ?? 0
+            let n = gates.approvers[id]?.count ?? 0
             let proceed = request.gate.onTimeout == .proceed
             e.status = proceed ? "approved" : "declined"
             let waited = Quantity.formatDuration(request.gate.timeout)
@@ -188,12 +188,12 @@ extension RunStateMachine {
     }
 
     mutating func passGate(_ id: String, now: Date) -> [Effect] {
-        openGates[id] = nil
+        gates.open[id] = nil
         var effects: [Effect] = [.closeGate(id: id, status: "approved")]
         if Self.isRunGate(id) {
-            changeGate = .passed
-            if let cleared = breakerPending { breakerCleared.insert(cleared) }
-            breakerPending = nil
+            gates.progress = .passed
+            if let cleared = breaker.pending { breaker.cleared.insert(cleared) }
+            breaker.pending = nil
         } else if states[id] == .awaitingApproval, let step = runbook.step(id) {
             effects += startAttempt(step, attempt: 1, now: now)
         }
@@ -201,10 +201,10 @@ extension RunStateMachine {
     }
 
     mutating func declineGate(_ id: String, why: String, now: Date) -> [Effect] {
-        openGates[id] = nil
+        gates.open[id] = nil
         var effects: [Effect] = [.closeGate(id: id, status: "declined")]
         if Self.isRunGate(id) {
-            changeGate = .closed
+            gates.progress = .closed
         } else if states[id] == .awaitingApproval, let step = runbook.step(id) {
             effects += markDone(id, .declined)
             var f = event("step.finished", now, step: step)
@@ -222,9 +222,9 @@ extension RunStateMachine {
         for s in runbook.steps where states[s.id] == .awaitingApproval {
             effects += skip(s, because: reason, now: now)
         }
-        for id in openGates.keys.sorted() { effects.append(.closeGate(id: id, status: "closed")) }
-        openGates.removeAll()
-        if changeGate == .open || changeGate == .asking { changeGate = .closed }
+        for id in gates.open.keys.sorted() { effects.append(.closeGate(id: id, status: "closed")) }
+        gates.open.removeAll()
+        if gates.progress == .open || gates.progress == .asking { gates.progress = .closed }
         return effects
     }
 
@@ -251,12 +251,12 @@ extension RunStateMachine {
                 guard let id = e.step, let step = runbook.step(id) else { continue }
                 changes.append((id, Self.restoredChange(e, step: step)))
             case "approval.requested":
-                if let g = e.gate, let d = e.deadline { earlierDeadlines[g] = d }
+                if let g = e.gate, let d = e.deadline { gates.earlierDeadlines[g] = d }
             case "approval.granted", "approval.timed_out":
                 guard let g = e.gate else { continue }
-                if let by = e.by, !(approvers[g] ?? []).contains(by) { approvers[g, default: []].append(by) }
-                if e.status == "approved", g == Self.changesGateID { changeGate = .passed }
-                if e.status == "approved", g.hasPrefix(Self.changesGateID + "#") { breakerGates = max(breakerGates, Int(g.dropFirst(Self.changesGateID.count + 1)) ?? 1) }
+                if let by = e.by, !(gates.approvers[g] ?? []).contains(by) { gates.approvers[g, default: []].append(by) }
+                if e.status == "approved", g == Self.changesGateID { gates.progress = .passed }
+                if e.status == "approved", g.hasPrefix(Self.changesGateID + "#") { breaker.gates = max(breaker.gates, Int(g.dropFirst(Self.changesGateID.count + 1)) ?? 1) }
             default:
                 continue
             }

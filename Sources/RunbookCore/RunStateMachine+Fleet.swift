@@ -34,8 +34,8 @@ extension RunStateMachine {
     mutating func applied(_ c: AppliedChange, by step: Step, recorded: Bool, now: Date) -> [Effect] {
         changes.append((step.id, c))
         var effects: [Effect] = []
-        if !alarmsRunning, !runbook.abortIf.isEmpty, case .running = lifecycle {
-            alarmsRunning = true
+        if !alarms.running, !runbook.abortIf.isEmpty, case .running = lifecycle {
+            alarms.running = true
             effects += runbook.abortIf.map { .scheduleAlarm(id: $0.id) }
         }
         guard recorded else { return effects }

@@ -38,8 +38,8 @@ extension RunStateMachine {
         guard finishedOutcome == nil else { return [] }
         var effects: [Effect] = []
         if isUndoing { return effects }
-        if stop != nil, alarmsRunning {
-            alarmsRunning = false
+        if stop != nil, alarms.running {
+            alarms.running = false
             effects.append(.stopAlarms)
         }
         if let stop {
@@ -103,29 +103,29 @@ extension RunStateMachine {
                     continue
                 }
                 // The run's changes wait at its gate (auto: ask, a freeze, the breaker) until approved.
-                if s.phase == .mitigate, !options.dryRun, changeGate != .passed {
-                    if changeGate == .notReached {
+                if s.phase == .mitigate, !options.dryRun, gates.progress != .passed {
+                    if gates.progress == .notReached {
                         if options.asksBeforeChanges {
                             // Asked once; nothing starts until the answer (`changeReasonsAnswered`).
-                            changeGate = .asking
+                            gates.progress = .asking
                             effects.append(.askChangeReasons)
                             candidates[phaseIndex] = deferred + [id] + ready + candidates[phaseIndex]
                             return effects
                         }
                         effects += decideChangeGate(reasons: [], now: now)
                     }
-                    if changeGate != .passed {
+                    if gates.progress != .passed {
                         deferred.append(id)
                         continue
                     }
                 }
-                if breakerAsking != nil, s.phase == .mitigate {
+                if breaker.asking != nil, s.phase == .mitigate {
                     deferred.append(id)
                     continue
                 }
                 if needsBreakerPlace(s) {
                     // Nothing starts until the store answers (`breakerAnswered`): the same order as ever.
-                    breakerAsking = s.id
+                    breaker.asking = s.id
                     effects.append(.reserveBreakerPlace(step: s.id))
                     candidates[phaseIndex] = deferred + [id] + ready + candidates[phaseIndex]
                     return effects

@@ -7,16 +7,16 @@ extension RunStateMachine {
     /// Errored or timed out three times running: it aborts too (fail closed). Failed: all is well, the
     /// alarm is evaluated again after its `every`.
     public mutating func alarmResult(id: String, result: StepResult, now: Date) -> [Effect] {
-        guard alarmsRunning, case .running = lifecycle, let alarm = runbook.abortIf.first(where: { $0.id == id }) else { return [] }
+        guard alarms.running, case .running = lifecycle, let alarm = runbook.abortIf.first(where: { $0.id == id }) else { return [] }
         var why: String?
         switch result.status {
         case .passed:
             why = "fired: \(result.message)"
         case .errored, .timedOut:
-            alarmErrors[id, default: 0] += 1
-            if alarmErrors[id]! >= 3 { why = "could not be evaluated 3 times running (fail closed): \(result.message)" }
+            alarms.errors[id, default: 0] += 1
+            if alarms.errors[id]! >= 3 { why = "could not be evaluated 3 times running (fail closed): \(result.message)" }
         default:
-            alarmErrors[id] = 0
+            alarms.errors[id] = 0
         }
         guard let why else { return [.scheduleAlarm(id: id)] }
         var e = TimelineEvent(time: now, run: options.runID, event: "alarm.fired")
@@ -194,8 +194,8 @@ extension RunStateMachine {
         let final: RunOutcome = undoFailures > 0 && outcome != .interrupted && outcome != .aborted ? .failed : outcome
         lifecycle = .finished(final)
         var effects: [Effect] = []
-        if alarmsRunning {
-            alarmsRunning = false
+        if alarms.running {
+            alarms.running = false
             effects.append(.stopAlarms)
         }
         var e = event("run.finished", now)
@@ -204,8 +204,8 @@ extension RunStateMachine {
         e.durationMs = Self.ms(now.timeIntervalSince(startedAt ?? now))
         effects.append(.emit(e))
         // Places still held (an abandoned run's change steps in flight) are given back.
-        effects += breakerHeld.sorted().map { .releaseBreakerPlace(step: $0) }
-        breakerHeld.removeAll()
+        effects += breaker.held.sorted().map { .releaseBreakerPlace(step: $0) }
+        breaker.held.removeAll()
         return effects + [.finished(final)]
     }
 }

@@ -149,29 +149,17 @@ public struct RunStateMachine: Sendable {
     var phaseIndex = 0
     var changes: [(step: String, change: AppliedChange)] = []
     var lifecycle: Lifecycle = .running
-    /// The run's gate before its first change.
-    var changeGate: GateProgress = .notReached
-    /// Open gates by id, and who approved each so far.
-    var openGates: [String: GateRequest] = [:]
-    var approvers: [String: [String]] = [:]
-    /// Deadlines of gates opened before a restart (a resumed run keeps its timeouts).
-    var earlierDeadlines: [String: Date] = [:]
-    /// Change steps the breaker let through (or an approval did), the step a breaker gate holds, and how
-    /// many breaker gates the run opened.
-    var breakerCleared = Set<String>()
-    var breakerPending: String?
-    var breakerGates = 0
-    /// The change step whose place in the breaker's window is being reserved (`reserveBreakerPlace`
-    /// sent, no answer yet): nothing else starts meanwhile, so steps start in the same order as ever.
-    var breakerAsking: String?
-    /// Change steps holding a place in the breaker's window: a place is given back
-    /// (`releaseBreakerPlace`) when its step ends without applying its change, or when the run ends.
-    var breakerHeld = Set<String>()
+    /// The run's gates: its gate before its changes, the gates open, approvals, earlier deadlines.
+    /// They span phases (a stopping run closes its gates; a resumed run keeps approvals and deadlines).
+    var gates = GateBook()
+    /// The change breaker's places. They span phases: a place is reserved while running and given
+    /// back when its step ends, or when the run ends.
+    var breaker = BreakerPlaces()
     /// Events a resumed run emits first (changes verified after a takeover).
     var resumeEffects: [Effect] = []
-    /// Alarms are evaluated from the first change until the run stops or ends.
-    var alarmsRunning = false
-    var alarmErrors: [String: Int] = [:]
+    /// The run's alarms. They start at the first change (or when a resumed run starts) and stop at
+    /// the first `advance` after the run stops, so they span the running and stopping phases.
+    var alarms = AlarmState()
     /// Why the run stopped, while it is stopping or undoing.
     var stop: Stop? {
         switch lifecycle {
@@ -231,7 +219,7 @@ public struct RunStateMachine: Sendable {
             if waitingOn[d] == 0, let s = runbook.step(d), let p = phases.firstIndex(of: s.phase) { candidates[p].append(d) }
         }
         // A step that applied its change keeps its place (its `change.applied` records it); `finish` takes it out first.
-        return breakerHeld.remove(id) != nil ? [.releaseBreakerPlace(step: id)] : []
+        return breaker.held.remove(id) != nil ? [.releaseBreakerPlace(step: id)] : []
     }
 
     /// The outcome once finished.
@@ -252,8 +240,8 @@ public struct RunStateMachine: Sendable {
         var effects: [Effect] = resumeEffects
         resumeEffects = []
         // A resumed run that had changed things watches its alarms again.
-        if !changes.isEmpty, !runbook.abortIf.isEmpty, !alarmsRunning {
-            alarmsRunning = true
+        if !changes.isEmpty, !runbook.abortIf.isEmpty, !alarms.running {
+            alarms.running = true
             effects += runbook.abortIf.map { .scheduleAlarm(id: $0.id) }
         }
         return effects + advance(now: now)
@@ -324,7 +312,7 @@ public struct RunStateMachine: Sendable {
 
     mutating func finish(_ step: Step, result: StepResult, attempt: Int, now: Date) -> [Effect] {
         if !result.output.isEmpty { values.outputs[step.id] = result.output }
-        if result.change != nil, result.status == .passed { breakerHeld.remove(step.id) }
+        if result.change != nil, result.status == .passed { breaker.held.remove(step.id) }
         var effects = markDone(step.id, result.status)
         var e = event("step.finished", now, step: step)
         e.status = result.status.rawValue
