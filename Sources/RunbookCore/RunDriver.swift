@@ -182,7 +182,8 @@ public final class RunDriver: @unchecked Sendable {
         }
         for effect in effects {
             switch effect {
-            case .emit(let e):
+            case .emit, .emitNote:
+                guard let e = effect.recordedEvent else { continue }
                 // A step that will not start (the record failed) is not shown as started.
                 if recordFailed, e.event == "step.started" { continue }
                 sink.record(e)
@@ -296,11 +297,7 @@ public final class RunDriver: @unchecked Sendable {
 
     /// Posts the pause to `approvals_channel`: the run, its planned changes and how to answer.
     func notifyApprovers(_ channel: Template, _ request: GateRequest) {
-        let n = request.gate.approvals
-        let text = "runbook \(runbook.name) run \(runID) waits for \(n) approval\(n == 1 ? "" : "s") (\(request.reasons.joined(separator: "; "))): "
-            + (request.changes.isEmpty ? "no change planned" : request.changes.joined(separator: "; "))
-            + ". Approve: POST /runs/\(runID)/approve, deny: POST /runs/\(runID)/deny, or runbook approve \(runID) [--deny] (as yourself)."
-            + " Times out at \(TimelineEvent.timestamp(request.deadline)) (then \(request.gate.onTimeout == .proceed ? "proceeds" : "declines"))."
+        let text = RunWording.approvalsChannel(runbook: runbook.name, runID: runID, request)
         let action = Action(.notify(NotifySpec(url: channel, text: Template(literal: text))))
         let step = Step(id: "approvals-channel", phase: .mitigate, description: "", needs: [], when: nil, timeout: 10, retry: RetryPolicy(),
                         confirm: false, continueOnFailure: true, action: action, undo: nil,

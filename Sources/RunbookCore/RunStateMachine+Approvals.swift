@@ -138,14 +138,10 @@ extension RunStateMachine {
         e.gate = id
         e.status = "awaiting-approval"
         e.deadline = deadline
-        let n = gate.approvals
-        let resumed = gates.earlierDeadlines[id] != nil
-        e.message = "\(resumed ? "still " : "")waiting for \(n) approval\(n == 1 ? "" : "s") (\(reasons.joined(separator: "; "))) until "
-            + "\(TimelineEvent.timestamp(deadline)), then \(gate.onTimeout == .proceed ? "proceeds" : "declines"): "
-            + (changes.isEmpty ? "no change planned" : changes.joined(separator: "; "))
-            + "; answer with: runbook approve \(options.runID) [--deny] (as yourself), or POST /runs/\(options.runID)/approve"
-        if let got = gates.approvers[id], !got.isEmpty { e.message! += " (approved so far by \(got.joined(separator: ", ")))" }
-        return [.emit(e), .openGate(request)]
+        let note = GateNotice(runID: options.runID, approvals: gate.approvals, reasons: reasons, deadline: deadline,
+                              proceedsOnTimeout: gate.onTimeout == .proceed, changes: changes,
+                              resumed: gates.earlierDeadlines[id] != nil, approvedSoFar: gates.approvers[id] ?? [])
+        return [.emitNote(e, .gateOpened(note)), .openGate(request)]
     }
 
     /// An answer arrived at gate `id`: an approval (counted once per person), a denial, or the timeout.

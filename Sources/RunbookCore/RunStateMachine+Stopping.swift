@@ -169,28 +169,19 @@ extension RunStateMachine {
         let undo = undo ?? undoProgress
         let undoFailures = undo?.failures ?? 0, undone = undo?.undone ?? []
         let outcome: RunOutcome
-        var message: String?
         if let explicit {
             outcome = explicit
         } else {
             switch stop {
-            case .failed(let s): outcome = .failed; message = "\(s) failed"
-            case .declined(let s): outcome = .refused; message = "\(s) was declined"
-            case .interrupted: outcome = .interrupted; message = abandoned ?? "interrupted"
-            case .recordFailed(let why): outcome = .failed; message = "the run could not be recorded: \(why)"
-            case .aborted(let id, let why): outcome = .aborted; message = "aborted: alarm \(id) \(why)"
-            case .notApproved(let gate, let why): outcome = .refused; message = "\(Self.gateName(gate)) not approved: \(why)"
-            case .cutOff(let s): outcome = .interrupted; message = "taken over after its owner died while \(s) was changing things; stopped at \(s)"
+            case .failed, .recordFailed: outcome = .failed
+            case .declined, .notApproved: outcome = .refused
+            case .interrupted, .cutOff: outcome = .interrupted
+            case .aborted: outcome = .aborted
             case nil: outcome = changes.isEmpty ? .completed : options.dryRun ? .wouldMitigate : .mitigated
             }
         }
-        func add(_ text: String) { message = (message.map { $0 + "; " } ?? "") + text }
-        if undoFailures > 0 { add("undo incomplete") }
-        else if !undone.isEmpty { add("\(undone.count) change\(undone.count == 1 ? "" : "s") undone") }
-        if stop != nil || undoFailures > 0 {
-            let left = changesLeftInPlace(undone: undone)
-            if !left.isEmpty { add("left in place: " + left.joined(separator: "; ")) }
-        }
+        let ending = RunEnding(stop: explicit == nil ? stop : nil, abandoned: abandoned, undoIncomplete: undoFailures > 0, undone: undone.count,
+                               leftInPlace: stop != nil || undoFailures > 0 ? changesLeftInPlace(undone: undone) : [])
         let final: RunOutcome = undoFailures > 0 && outcome != .interrupted && outcome != .aborted ? .failed : outcome
         lifecycle = .finished(final)
         var effects: [Effect] = []
@@ -200,9 +191,8 @@ extension RunStateMachine {
         }
         var e = event("run.finished", now)
         e.outcome = final.rawValue
-        e.message = message
         e.durationMs = Self.ms(now.timeIntervalSince(startedAt ?? now))
-        effects.append(.emit(e))
+        effects.append(.emitNote(e, .runFinished(ending)))
         // Places still held (an abandoned run's change steps in flight) are given back.
         effects += breaker.held.sorted().map { .releaseBreakerPlace(step: $0) }
         breaker.held.removeAll()

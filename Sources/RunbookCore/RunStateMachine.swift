@@ -13,6 +13,8 @@ public struct RunStateMachine: Sendable {
     /// What the driver must do next.
     public enum Effect: Sendable {
         case emit(TimelineEvent)
+        /// Record `event`, its message worded from `note` by `RunWording`.
+        case emitNote(TimelineEvent, RunNote)
         case startAttempt(step: String, attempt: Int, values: TemplateValues)
         case scheduleRetry(step: String, attempt: Int, after: Double)
         case cancelAttempt(step: String)
@@ -94,7 +96,8 @@ public struct RunStateMachine: Sendable {
         case done(StepStatus)
     }
 
-    enum Stop: Sendable, Equatable {
+    /// Why a run stopped.
+    public enum Stop: Sendable, Equatable {
         case failed(String)
         case declined(String)
         /// Ctrl-C, a cancel or a shutdown; `keepChanges`: completed changes stay in place (a drain,

@@ -37,7 +37,7 @@ struct ResumeAfterFenceTests {
                                 inFlight: { _, _ in .unknown("it cannot be read back") })
         let now = Date(timeIntervalSince1970: 2_000)
         let effects = m.start(now: now)
-        let emitted = effects.compactMap { if case .emit(let e) = $0 { e } else { nil } }
+        let emitted = effects.compactMap(\.recordedEvent)
         #expect(emitted.filter { $0.step == "kick" }.map(\.event) == ["step.finished"], "\(emitted.map(\.event))")
         #expect(emitted.first { $0.step == "kick" }?.status == "passed")
         #expect(!emitted.contains { $0.event == "change.applied" }, "the recorded change was recorded again")

@@ -38,7 +38,7 @@ struct RunStateMachineFactsTests {
     }
 
     static func emitted(_ effects: [RunStateMachine.Effect]) -> [TimelineEvent] {
-        effects.compactMap { if case .emit(let e) = $0 { e } else { nil } }
+        effects.compactMap(\.recordedEvent)
     }
 
     @Test func aChangeStepDoesNotStartUntilTheBreakerAnswers() throws {

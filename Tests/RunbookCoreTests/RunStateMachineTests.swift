@@ -57,7 +57,7 @@ struct RunStateMachineTests {
                 }
                 let effect = queue.removeFirst()
                 switch effect {
-                case .emit(let e): events.append(e)
+                case .emit, .emitNote: events.append(effect.recordedEvent!)
                 case .startAttempt(let s, let a, _):
                     attempts.append((s, a))
                     started += 1
@@ -453,7 +453,8 @@ extension RunStateMachineTests {
         while !queue.isEmpty {
             let e = queue.removeFirst()
             switch e {
-            case .emit(let ev):
+            case .emit, .emitNote:
+                guard let ev = e.recordedEvent else { continue }
                 g.events.append(ev)
                 if ev.event == "change.applied", !injected {
                     injected = true
@@ -559,7 +560,7 @@ extension RunStateMachineTests {
         var deadline: Date?
         while !queue.isEmpty {
             switch queue.removeFirst() {
-            case .emit(let e): events.append(e)
+            case let effect where effect.recordedEvent != nil: events.append(effect.recordedEvent!)
             case .startAttempt(let s, let a, _):
                 queue += m.attemptFinished(step: s, attempt: a, result: s == "symptom" ? StepResult(.passed) : StepResult(.passed, change: Self.flagChange), now: first.now)
             case .openGate(let g):
