@@ -3,6 +3,24 @@ import Foundation
 /// Scheduling: which ready steps start now (by phase, file order, needs, `when` and the caps on
 /// processes and network checks), when a phase is done, and the detect gate.
 extension RunStateMachine {
+    /// What starts when (see `RunStateMachine.schedule`).
+    struct Schedule: Sendable {
+        /// Index into `phases` of the phase in progress.
+        var phaseIndex = 0
+        /// Needs not yet finished, per step.
+        var waitingOn: [String: Int]
+        /// Per phase: steps whose needs are all finished and that have not started.
+        var candidates: [[String]]
+        /// Per phase: steps not yet finished.
+        var unfinished: [Int]
+
+        /// The candidates of the phase in progress.
+        var readyInPhase: [String] {
+            get { candidates[phaseIndex] }
+            set { candidates[phaseIndex] = newValue }
+        }
+    }
+
     /// What a step's attempt occupies while it runs, for the caps.
     enum Resource: Sendable {
         case process, network, free
@@ -77,11 +95,11 @@ extension RunStateMachine {
         var progressed = true
         while progressed, finishedOutcome == nil {
             progressed = false
-            guard phaseIndex < phases.count else { return effects + end(now: now) }
-            let phase = phases[phaseIndex]
+            guard schedule.phaseIndex < phases.count else { return effects + end(now: now) }
+            let phase = phases[schedule.phaseIndex]
             // Start (or skip) the ready steps of this phase in file order, up to the parallel limit.
-            var ready = candidates[phaseIndex].sorted { graph.index[$0]! < graph.index[$1]! }
-            candidates[phaseIndex] = []
+            var ready = schedule.readyInPhase.sorted { graph.index[$0]! < graph.index[$1]! }
+            schedule.readyInPhase = []
             var deferred: [String] = []
             while !ready.isEmpty {
                 let id = ready.removeFirst()
@@ -109,7 +127,7 @@ extension RunStateMachine {
                             // Asked once; nothing starts until the answer (`changeReasonsAnswered`).
                             gates.progress = .asking
                             effects.append(.askChangeReasons)
-                            candidates[phaseIndex] = deferred + [id] + ready + candidates[phaseIndex]
+                            schedule.readyInPhase = deferred + [id] + ready + schedule.readyInPhase
                             return effects
                         }
                         effects += decideChangeGate(reasons: [], now: now)
@@ -127,7 +145,7 @@ extension RunStateMachine {
                     // Nothing starts until the store answers (`breakerAnswered`): the same order as ever.
                     breaker.asking = s.id
                     effects.append(.reserveBreakerPlace(step: s.id))
-                    candidates[phaseIndex] = deferred + [id] + ready + candidates[phaseIndex]
+                    schedule.readyInPhase = deferred + [id] + ready + schedule.readyInPhase
                     return effects
                 }
                 progressed = true
@@ -146,10 +164,10 @@ extension RunStateMachine {
                     effects += startAttempt(s, attempt: 1, now: now)
                 }
             }
-            candidates[phaseIndex] = deferred + candidates[phaseIndex]
+            schedule.readyInPhase = deferred + schedule.readyInPhase
             if stop != nil { return effects + advance(now: now) }
-            if unfinished[phaseIndex] == 0 {
-                let steps = phaseSteps[phaseIndex]
+            if schedule.unfinished[schedule.phaseIndex] == 0 {
+                let steps = phaseSteps[schedule.phaseIndex]
                 if phase == .detect {
                     let statuses = steps.map { values.statuses[$0.id] }
                     let confirmed = runbook.detect == .all ? statuses.allSatisfy { $0 == .passed } : statuses.contains(.passed)
@@ -162,9 +180,9 @@ extension RunStateMachine {
                         return effects + end(now: now, outcome: unknown ? .inconclusive : .notConfirmed)
                     }
                 }
-                phaseIndex += 1
+                schedule.phaseIndex += 1
                 progressed = true
-            } else if candidates[phaseIndex].contains(where: { id in runbook.step(id).map { hasRoom(for: $0) && !heldAtGate($0) } ?? false }) {
+            } else if schedule.readyInPhase.contains(where: { id in runbook.step(id).map { hasRoom(for: $0) && !heldAtGate($0) } ?? false }) {
                 progressed = true
             }
         }

@@ -149,7 +149,6 @@ public struct RunStateMachine: Sendable {
     var states: StepStates
     var firstStarted: [String: Date] = [:]
     var values: TemplateValues
-    var phaseIndex = 0
     var changes: [(step: String, change: AppliedChange)] = []
     var lifecycle: Lifecycle = .running
     /// The run's gates: its gate before its changes, the gates open, approvals, earlier deadlines.
@@ -186,12 +185,9 @@ public struct RunStateMachine: Sendable {
     let phaseSteps: [[Step]]
     /// The runbook's step graph: file positions (a deterministic start order) and dependents.
     var graph: StepGraph { runbook.graph }
-    /// Needs not yet finished, per step.
-    var waitingOn: [String: Int] = [:]
-    /// Per phase: steps whose needs are all finished and that have not started.
-    var candidates: [[String]]
-    /// Per phase: steps not yet finished.
-    var unfinished: [Int]
+    /// What starts when: the phase in progress, needs not yet finished, ready steps, steps left.
+    /// Kept in every phase (a stopping run's skipped steps still finish), read while running.
+    var schedule: Schedule
 
     public init(runbook: Runbook, options: Options) {
         self.runbook = runbook
@@ -202,13 +198,11 @@ public struct RunStateMachine: Sendable {
         values.targets = options.targets
         self.phaseSteps = phases.map { p in runbook.steps.filter { $0.phase == p } }
         var candidates = [[String]](repeating: [], count: phases.count)
-        waitingOn = runbook.graph.needCount
         states = StepStates(runbook.steps)
         for s in runbook.steps {
             if s.needs.isEmpty, let p = phases.firstIndex(of: s.phase) { candidates[p].append(s.id) }
         }
-        self.candidates = candidates
-        self.unfinished = phaseSteps.map(\.count)
+        schedule = Schedule(waitingOn: runbook.graph.needCount, candidates: candidates, unfinished: phaseSteps.map(\.count))
     }
 
     /// Records that a step finished (any status) and releases the steps that need it.
@@ -216,10 +210,10 @@ public struct RunStateMachine: Sendable {
     mutating func markDone(_ id: String, _ status: StepStatus) -> [Effect] {
         states[id] = .done(status)
         values.statuses[id] = status
-        if let s = runbook.step(id), let p = phases.firstIndex(of: s.phase) { unfinished[p] -= 1 }
+        if let s = runbook.step(id), let p = phases.firstIndex(of: s.phase) { schedule.unfinished[p] -= 1 }
         for d in graph.dependents[id] ?? [] {
-            waitingOn[d, default: 0] -= 1
-            if waitingOn[d] == 0, let s = runbook.step(d), let p = phases.firstIndex(of: s.phase) { candidates[p].append(d) }
+            schedule.waitingOn[d, default: 0] -= 1
+            if schedule.waitingOn[d] == 0, let s = runbook.step(d), let p = phases.firstIndex(of: s.phase) { schedule.candidates[p].append(d) }
         }
         // A step that applied its change keeps its place (its `change.applied` records it); `finish` takes it out first.
         return breaker.held.remove(id) != nil ? [.releaseBreakerPlace(step: id)] : []
