@@ -7,6 +7,40 @@ public enum RunNote: Sendable, Equatable {
     case gateOpened(GateNotice)
     /// `run.finished`: why it ended, what was undone and what is left in place.
     case runFinished(RunEnding)
+    /// `step.finished` (`skipped`): why the step did not run.
+    case stepSkipped(SkipReason)
+    /// `step.finished` (`failed`): the step was stopped while it ran or waited for its prompt.
+    case stepStopped(StepStop)
+}
+
+/// Why a step did not run.
+public enum SkipReason: Sendable, Equatable {
+    /// The run stopped before the step started.
+    case runStopped(RunStateMachine.Stop)
+    /// Its `when` (this expression) is false.
+    case whenFalse(String)
+    /// It needs `step`, which ended with `status` (nil: did not run).
+    case needs(step: String, status: StepStatus?)
+    /// A dry run does not verify.
+    case wouldVerify
+    /// Detect ended the run: a check could not measure (true) or the symptom was not confirmed.
+    case detectEnded(inconclusive: Bool)
+    /// Its confirmation came after the run began to stop.
+    case runIsStopping
+    /// The server is shutting down (`drain`).
+    case shuttingDown
+    /// A running step was stopped, and this step waited at its gate.
+    case stopped(StepStop)
+    /// The run was abandoned, for this reason (the caller's words).
+    case abandoned(String)
+}
+
+/// Why running steps were stopped.
+public enum StepStop: Sendable, Equatable {
+    case interrupt
+    case recordFailed
+    /// Alarm `id` fired.
+    case alarm(String)
 }
 
 /// How a run ended, as `run.finished` tells it.

@@ -213,7 +213,7 @@ extension RunStateMachine {
     }
 
     /// Closes every open gate because the run is stopping: steps waiting at one are skipped.
-    mutating func closeAllGates(because reason: String, now: Date) -> [Effect] {
+    mutating func closeAllGates(because reason: SkipReason, now: Date) -> [Effect] {
         var effects: [Effect] = []
         for s in runbook.steps where states[s.id] == .awaitingApproval {
             effects += skip(s, because: reason, now: now)

@@ -25,7 +25,7 @@ extension RunStateMachine {
             guard s.across != nil, case .running = states[s.id] else { return false }
             return true
         }.map(\.id)
-        return stopRunningSteps("stopped: alarm \(alarm) fired", now: now, except: Set(fleets))
+        return stopRunningSteps(.alarm(alarm), now: now, except: Set(fleets))
             + fleets.map { .haltFleet(step: $0, reason: "alarm \(alarm) fired: no new host started") }
     }
 

@@ -61,16 +61,7 @@ extension RunStateMachine {
             effects.append(.stopAlarms)
         }
         if let stop {
-            let reason: String
-            switch stop {
-            case .failed(let s): reason = "run stopped: \(s) failed"
-            case .declined(let s): reason = "run stopped: \(s) was declined"
-            case .interrupted: reason = "run interrupted"
-            case .recordFailed: reason = "run stopped: it could not be recorded"
-            case .aborted(let id, _): reason = "run aborted by alarm \(id)"
-            case .notApproved(let gate, let why): reason = "run stopped: \(Self.gateName(gate)) not approved (\(why))"
-            case .cutOff(let s): reason = "run stopped: \(s) was cut off mid-change"
-            }
+            let reason = SkipReason.runStopped(stop)
             // Nobody need answer a gate of a run that is stopping.
             effects += closeAllGates(because: reason, now: now)
             guard states.inFlight == 0 else { return effects }
@@ -106,12 +97,12 @@ extension RunStateMachine {
                 guard states[id] == .pending, let s = runbook.step(id) else { continue }
                 if let w = s.when {
                     if !w.evaluate(values.lookup).truthy {
-                        effects += skip(s, because: "when \(w) is false", now: now)
+                        effects += skip(s, because: .whenFalse("\(w)"), now: now)
                         progressed = true
                         continue
                     }
                 } else if let bad = s.needs.first(where: { !(values.statuses[$0]?.succeeded ?? false) }) {
-                    effects += skip(s, because: "needs \(bad), which \(values.statuses[bad]?.rawValue ?? "did not run")", now: now)
+                    effects += skip(s, because: .needs(step: bad, status: values.statuses[bad]), now: now)
                     progressed = true
                     continue
                 }
@@ -150,7 +141,7 @@ extension RunStateMachine {
                 }
                 progressed = true
                 if options.dryRun, s.phase == .verify {
-                    effects += skip(s, because: "would verify after the changes", now: now)
+                    effects += skip(s, because: .wouldVerify, now: now)
                     progressed = true
                     continue
                 }
@@ -175,7 +166,7 @@ extension RunStateMachine {
                         // Could not measure is not the same as healthy: nobody knows.
                         let unknown = statuses.contains { $0 == .errored || $0 == .timedOut }
                         for s in runbook.steps where states[s.id] == .pending {
-                            effects += skip(s, because: unknown ? "detect inconclusive: a check could not measure" : "symptom not confirmed", now: now)
+                            effects += skip(s, because: .detectEnded(inconclusive: unknown), now: now)
                         }
                         return effects + end(now: now, outcome: unknown ? .inconclusive : .notConfirmed)
                     }

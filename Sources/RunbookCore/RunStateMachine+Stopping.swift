@@ -70,7 +70,7 @@ extension RunStateMachine {
             if keepChanges, !kept { lifecycle = .stopping(.interrupted(keepChanges: true)) }
         } else {
             lifecycle = .stopping(.interrupted(keepChanges: keepChanges))
-            effects = stopRunningSteps("stopped by interrupt", now: now)
+            effects = stopRunningSteps(.interrupt, now: now)
         }
         return effects + advance(now: now)
     }
@@ -82,9 +82,9 @@ extension RunStateMachine {
         lifecycle = .stopping(.interrupted(keepChanges: true))
         var effects: [Effect] = []
         for s in runbook.steps where states[s.id] == .awaitingConfirmation {
-            effects += skip(s, because: "server shutting down", now: now)
+            effects += skip(s, because: .shuttingDown, now: now)
         }
-        effects += closeAllGates(because: "server shutting down", now: now)
+        effects += closeAllGates(because: .shuttingDown, now: now)
         return effects + advance(now: now)
     }
 
@@ -97,7 +97,7 @@ extension RunStateMachine {
         case .running, .stopping: break
         }
         lifecycle = .stopping(.recordFailed(why))
-        return stopRunningSteps("stopped: the run could not be recorded", now: now) + advance(now: now)
+        return stopRunningSteps(.recordFailed, now: now) + advance(now: now)
     }
 
     /// A second Ctrl-C: the run ends now, `interrupted`, whatever is still running or being undone.
@@ -111,14 +111,14 @@ extension RunStateMachine {
             if case .running = states[s.id] { effects.append(.cancelAttempt(step: s.id)) }
             if case .retryWait = states[s.id] { effects.append(.cancelRetry(step: s.id)) }
         }
-        effects += closeAllGates(because: reason, now: now)
+        effects += closeAllGates(because: .abandoned(reason), now: now)
         lifecycle = .stopping(.interrupted(keepChanges: false))
         return effects + end(now: now, abandoned: reason, undo: undo)
     }
 
-    /// Ends every running attempt and open confirmation as `failed` with `message`, cancelling the work.
-    mutating func stopRunningSteps(_ message: String, now: Date, except kept: Set<String> = []) -> [Effect] {
-        var effects: [Effect] = closeAllGates(because: message, now: now)
+    /// Ends every running attempt and open confirmation as `failed` (stopped because `why`), cancelling the work.
+    mutating func stopRunningSteps(_ why: StepStop, now: Date, except kept: Set<String> = []) -> [Effect] {
+        var effects: [Effect] = closeAllGates(because: .stopped(why), now: now)
         for s in runbook.steps where !kept.contains(s.id) {
             switch states[s.id] {
             case .running, .awaitingConfirmation:
@@ -126,9 +126,8 @@ extension RunStateMachine {
                 effects.append(.cancelAttempt(step: s.id))
                 var e = event("step.finished", now, step: s)
                 e.status = StepStatus.failed.rawValue
-                e.message = message
                 if let t = firstStarted[s.id] { e.durationMs = Self.ms(now.timeIntervalSince(t)) }
-                effects.append(.emit(e))
+                effects.append(.emitNote(e, .stepStopped(why)))
             default: break
             }
         }

@@ -3,7 +3,9 @@ import Foundation
 /// The run's rules as a pure state machine: events in, effects out, no I/O and no clock of its own.
 ///
 /// It owns ready steps, results, phase progress, the change stack and undo. The driver feeds it
-/// what happened (with the time) and carries out the effects it returns.
+/// what happened (with the time) and carries out the effects it returns. Facts from outside the run
+/// (why changes wait, the change breaker) come in as answers to effects that ask for them, never
+/// from a query of its own; messages it describes as a `RunNote` are worded by `RunWording`.
 ///
 /// This file holds the state, the step events (attempts, retries, confirmations) and how a step
 /// starts and finishes. `RunStateMachine+Scheduling.swift` decides what starts when (phases, needs,
@@ -280,7 +282,7 @@ public struct RunStateMachine: Sendable {
         }
         var effects: [Effect] = []
         if approved {
-            effects += skip(step, because: "run is stopping", now: now)
+            effects += skip(step, because: .runIsStopping, now: now)
         } else {
             effects += markDone(id, .declined)
             var e = event("step.finished", now, step: step)
@@ -335,11 +337,10 @@ public struct RunStateMachine: Sendable {
         return effects
     }
 
-    mutating func skip(_ step: Step, because reason: String, now: Date) -> [Effect] {
+    mutating func skip(_ step: Step, because reason: SkipReason, now: Date) -> [Effect] {
         let release = markDone(step.id, .skipped)
         var e = event("step.finished", now, step: step)
         e.status = StepStatus.skipped.rawValue
-        e.message = reason
-        return release + [.emit(e)]
+        return release + [.emitNote(e, .stepSkipped(reason))]
     }
 }

@@ -9,6 +9,10 @@ public enum RunWording {
         switch note {
         case .runFinished(let ending):
             return finished(ending)
+        case .stepSkipped(let reason):
+            return skipped(reason)
+        case .stepStopped(let why):
+            return stopped(why)
         case .gateOpened(let g):
             let n = g.approvals
             var text = "\(g.resumed ? "still " : "")waiting for \(n) approval\(n == 1 ? "" : "s") (\(g.reasons.joined(separator: "; "))) until "
@@ -37,6 +41,39 @@ public enum RunWording {
         else if ending.undone > 0 { parts.append("\(ending.undone) change\(ending.undone == 1 ? "" : "s") undone") }
         if !ending.leftInPlace.isEmpty { parts.append("left in place: " + ending.leftInPlace.joined(separator: "; ")) }
         return parts.isEmpty ? nil : parts.joined(separator: "; ")
+    }
+
+    /// Why a step was skipped.
+    static func skipped(_ reason: SkipReason) -> String {
+        switch reason {
+        case .runStopped(let stop):
+            switch stop {
+            case .failed(let s): "run stopped: \(s) failed"
+            case .declined(let s): "run stopped: \(s) was declined"
+            case .interrupted: "run interrupted"
+            case .recordFailed: "run stopped: it could not be recorded"
+            case .aborted(let id, _): "run aborted by alarm \(id)"
+            case .notApproved(let gate, let why): "run stopped: \(RunStateMachine.gateName(gate)) not approved (\(why))"
+            case .cutOff(let s): "run stopped: \(s) was cut off mid-change"
+            }
+        case .whenFalse(let condition): "when \(condition) is false"
+        case .needs(let step, let status): "needs \(step), which \(status?.rawValue ?? "did not run")"
+        case .wouldVerify: "would verify after the changes"
+        case .detectEnded(let inconclusive): inconclusive ? "detect inconclusive: a check could not measure" : "symptom not confirmed"
+        case .runIsStopping: "run is stopping"
+        case .shuttingDown: "server shutting down"
+        case .stopped(let why): stopped(why)
+        case .abandoned(let reason): reason
+        }
+    }
+
+    /// Why a running step was stopped.
+    static func stopped(_ why: StepStop) -> String {
+        switch why {
+        case .interrupt: "stopped by interrupt"
+        case .recordFailed: "stopped: the run could not be recorded"
+        case .alarm(let id): "stopped: alarm \(id) fired"
+        }
     }
 
     /// `event` with its message worded from `note`.

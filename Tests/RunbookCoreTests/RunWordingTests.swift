@@ -54,4 +54,20 @@ struct RunWordingTests {
     func runFinishedSaysWhyThenWhatWasUndoneAndWhatIsLeft(_ ending: RunEnding, _ expected: String?) {
         #expect(RunWording.message(.runFinished(ending)) == expected)
     }
+
+    static let skips: [(SkipReason, String)] = [
+        (.runStopped(.failed("flat")), "run stopped: flat failed"),
+        (.runStopped(.notApproved("changes", "denied by lead")), "run stopped: changes not approved (denied by lead)"),
+        (.runStopped(.aborted("errors", "fired: 12%")), "run aborted by alarm errors"),
+        (.needs(step: "db", status: nil), "needs db, which did not run"),
+        (.needs(step: "db", status: .failed), "needs db, which failed"),
+        (.detectEnded(inconclusive: true), "detect inconclusive: a check could not measure"),
+        (.stopped(.alarm("errors")), "stopped: alarm errors fired"),
+        (.abandoned("interrupted twice: exited without finishing"), "interrupted twice: exited without finishing"),
+    ]
+
+    @Test(arguments: skips)
+    func aSkippedStepSaysWhy(_ reason: SkipReason, _ expected: String) {
+        #expect(RunWording.message(.stepSkipped(reason)) == expected)
+    }
 }
