@@ -4,9 +4,7 @@
 #   1. one command on every host: `runbook run` vs `ansible -f 50 all -m command -a true`, cold (no
 #      control sockets) and warm (control sockets alive), with `xargs -P 50 ssh` as the floor;
 #   2. a restart with a verify per host: `runbook run` (a restart step, then a check step, both
-#      across the hosts) vs an ansible-playbook of the same two tasks;
-#   3. the engine's own overhead per host beyond ssh: the run of 1. with a stand-in ssh that exits
-#      at once, against xargs -P 50 of the same stand-in (7 rounds, medians).
+#      across the hosts) vs an ansible-playbook of the same two tasks.
 # Prints wall times, the ratios and the engine's own overhead per host beyond ssh. Everything it
 # starts (sshd, ssh masters, the services it restarts) and its temp folder go on exit.
 # Usage: Benchmarks/fleet.sh [HOSTS]   (root: sshd needs /run/sshd; builds release if needed)
@@ -146,20 +144,6 @@ rb_restart_ok=$(grep '"event":"run.finished"' "$D/out.jsonl" | grep -o '"outcome
 t0=$(ms); ansible-playbook -i "$D/inventory.ini" -f $C "$D/restart-play.yaml" >"$D/an3.txt" 2>&1 || true; t1=$(ms); an_restart=$((t1 - t0))
 an_restart_ok=$(grep -o "failed=[0-9]*" "$D/an3.txt" | sort | uniq -c | tr '\n' ' ' || true)
 
-# 3. The engine's own overhead per host, beyond ssh: the same one-command run with a stand-in `ssh`
-# (first on PATH) that exits at once, against `xargs -P 50` of the same stand-in; 7 rounds each,
-# medians. Real ssh costs both sides the same key exchanges, whose noise on a busy machine is larger
-# than the figure itself.
-mkdir -p "$D/fake"; printf '#!/bin/sh\nexit 0\n' > "$D/fake/ssh"; chmod +x "$D/fake/ssh"
-fake_rb=(); fake_rb_step=(); fake_x=()
-for _ in 1 2 3 4 5 6 7; do
-  t0=$(ms); PATH="$D/fake:$PATH" run_rb fleet; t1=$(ms); fake_rb+=($((t1 - t0))); fake_rb_step+=($(step_ms one-command))
-  [ "$(passed)" = "$N" ] || echo "stand-in run: $(passed) of $N hosts passed: $(head -c 300 "$D/err.txt")"
-  t0=$(ms); seq 1 "$N" | PATH="$D/fake:$PATH" xargs -P $C -I{} ssh -F "$D/ssh_config" h{} true; t1=$(ms); fake_x+=($((t1 - t0)))
-done
-median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
-fake_rb_m=$(median "${fake_rb[@]}"); fake_rb_step_m=$(median "${fake_rb_step[@]}"); fake_x_m=$(median "${fake_x[@]}")
-
 # A tool that did not reach every host says why (its first complaint).
 for f in an1 an2 an3; do grep -q "UNREACHABLE\|FAILED\|failed=[1-9]\|ERROR" "$D/$f.txt" && { echo "$f: $(grep -m1 -A3 "UNREACHABLE\|FAILED\|fatal\|ERROR" "$D/$f.txt" | tr '\n' ' ' | cut -c1-400)"; }; done
 [ "$rb_cold_ok" = "$N" ] || echo "runbook: $(head -c 400 "$D/err.txt")"
@@ -175,19 +159,10 @@ echo "  ansible -f $C (2nd run):     ${an_warm} ms ($an_warm_ok hosts ok)"
 echo "restart + verify per host, cold:"
 echo "  runbook run:                 ${rb_restart} ms ($rb_restart_ok)"
 echo "  ansible-playbook -f $C:      ${an_restart} ms (hosts: $an_restart_ok)"
-echo "engine overhead, stand-in ssh that exits at once (median of 7):"
-echo "  runbook run:                 ${fake_rb_m} ms whole process (${fake_rb[*]}); its step alone ${fake_rb_step_m} ms (${fake_rb_step[*]})"
-echo "  xargs -P $C stand-in:        ${fake_x_m} ms (${fake_x[*]})"
-python3 - "$N" "$fake_rb_m" "$fake_rb_step_m" "$fake_x_m" <<'EOP'
-import sys
-n, rb, step, x = map(int, sys.argv[1:])
-print(f"engine overhead beyond ssh, per host (stand-in ssh): {(step - x) / n:.2f} ms the step alone, "
-      f"{(rb - x) / n:.2f} ms the whole process (start-up, loading, run record and all)")
-EOP
 python3 - "$N" "$rb_cold" "$rb_cold_step" "$ssh_cold" "$an_cold" "$rb_warm" "$ssh_warm" "$an_warm" "$rb_restart" "$an_restart" <<'EOP'
 import sys
 n, rb, rb_step, ssh, an, rbw, sshw, anw, rbr, anr = map(int, sys.argv[1:])
 print(f"ratio ansible / runbook: cold {an / rb:.1f}x, warm {anw / max(1, rbw):.1f}x, restart+verify {anr / rbr:.1f}x")
-print(f"engine time beyond real ssh, per host (noisy: ssh's own variance dominates): cold {(rb - ssh) / n:.2f} ms (whole process: start-up, run record), "
+print(f"engine time beyond real ssh, per host (noisy: ssh's own variance dominates; Benchmarks/fleet-overhead.sh measures it): cold {(rb - ssh) / n:.2f} ms (whole process: start-up, run record), "
       f"{(rb_step - ssh) / n:.2f} ms (the step alone); warm {(rbw - sshw) / n:.2f} ms")
 EOP

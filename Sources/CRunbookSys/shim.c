@@ -18,6 +18,15 @@ int crb_pidfd_open(pid_t pid) {
 #endif
 }
 
+int crb_pidfd_send_signal(int pidfd, int sig) {
+#ifdef SYS_pidfd_send_signal
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 int crb_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
               const char *cwd, int out_fd, int err_fd) {
     return crb_spawn_io(pid, path, argv, envp, cwd, -1, out_fd, err_fd);

@@ -47,6 +47,10 @@ public final class RunDriver: @unchecked Sendable {
     var detached = false
     /// Called once, on the run's queue, when a write was fenced and the run stopped without a word.
     var onFenced: (@Sendable (String) -> Void)?
+    /// A replica's run whose database cannot be reached stops as a fenced one does (nothing undone
+    /// here): its lease lapses and the next owner, another replica or this one once the database
+    /// answers, finishes it from its record. Undoing here, unrecorded, the next owner would undo again.
+    public var leavesRunWhenStoreUnreachable = false
     /// Attempts and undos in flight, killed from any thread when the run's lease is lost (`stopNow`).
     let killSwitch = RunKillSwitch()
 
@@ -157,6 +161,12 @@ public final class RunDriver: @unchecked Sendable {
     /// True once a sink said the run's record could not be written, or that the run is fenced.
     var recordFailed: Bool { health?.failure != nil || health?.fenced != nil }
 
+    /// True once this process may no longer act for the run: a write was fenced, or (for a replica's
+    /// run) the database could not be reached.
+    var mustNotAct: Bool {
+        health?.fenced != nil || (leavesRunWhenStoreUnreachable && health?.storeUnreachable == true)
+    }
+
     func apply(_ effects: [RunStateMachine.Effect]) {
         dispatchPrecondition(condition: .onQueue(queue))
         if detached || killSwitch.isThrown { return }
@@ -166,8 +176,9 @@ public final class RunDriver: @unchecked Sendable {
         var answers: [(inout RunStateMachine, Date) -> [RunStateMachine.Effect]] = []
         defer {
             applying -= 1
-            // Fenced: another owner holds the run. Stop at once: kill what runs, undo nothing, write nothing.
-            if let why = health?.fenced, !detached {
+            // Fenced: another owner holds the run (or, for a replica, nobody can be told what happens
+            // next). Stop at once: kill what runs, undo nothing, write nothing.
+            if let why = health?.fenced ?? (mustNotAct ? health?.failure : nil), !detached {
                 detached = true
                 cancelAllWork()
                 onFenced?(why)
@@ -212,7 +223,7 @@ public final class RunDriver: @unchecked Sendable {
                     queue.async { self.apply(self.machine.confirmationAnswered(step: id, approved: approved, now: self.scheduler.now)) }
                 }
             case .startUndo(let index, let change, let stepID, let values):
-                guard let step = runbook.step(stepID) else { continue }
+                guard !mustNotAct, let step = runbook.step(stepID) else { continue }
                 var request = StepRequest(step: step, attempt: 1, runID: runID, dryRun: dryRun, values: values, scheduler: scheduler)
                 request.runbookName = runbook.name
                 let timeout = scheduler.schedule(after: machine.options.undoTimeout) { [self] in
@@ -400,6 +411,7 @@ public final class RecordHealth: @unchecked Sendable {
     private let lock = NSLock()
     private var first: String?
     private var fencedBecause: String?
+    private var unreachable = false
 
     public init() {}
 
@@ -412,6 +424,18 @@ public final class RecordHealth: @unchecked Sendable {
     /// Set once a write was refused because another owner holds the run (a fenced lease): the run
     /// stops at once, undoes nothing and writes nothing more.
     public var fenced: String? { lock.withLock { fencedBecause } }
+
+    /// Reports a write that failed because the database could not be reached (or did not answer in
+    /// time): a failure whose effect on the record is unknown.
+    public func reportUnreachable(_ why: String) {
+        lock.withLock {
+            if first == nil { first = why }
+            unreachable = true
+        }
+    }
+
+    /// Whether a write failed because the database could not be reached.
+    public var storeUnreachable: Bool { lock.withLock { unreachable } }
 
     /// Reports a write refused by the run's fence; the first report wins.
     public func reportFenced(_ why: String) { lock.withLock { if fencedBecause == nil { fencedBecause = why } } }

@@ -233,6 +233,9 @@ extension RunStateMachine {
                 inFlight verdict: ((Step, TemplateValues) -> InFlightVerdict)? = nil, now: Date = Date()) {
         self.init(runbook: runbook, options: options)
         var started = Set<String>(), recorded = Set<String>()
+        // Undos under way when the owner stopped: each `undo.started` whose end is not on record.
+        var undoOpen: [TimelineEvent] = []
+        var stopping = false
         for e in events {
             if e.event == "step.started", let id = e.step { started.insert(id) }
             if e.event == "change.applied", let id = e.step { recorded.insert(id) }
@@ -246,6 +249,14 @@ extension RunStateMachine {
             case "change.applied":
                 guard let id = e.step, let step = runbook.step(id) else { continue }
                 changes.append((id, Self.restoredChange(e, step: step)))
+            case "undo.started":
+                stopping = true
+                undoOpen.append(e)
+            case "undo.finished", "undo.failed":
+                stopping = true
+                if let k = undoOpen.firstIndex(where: { $0.step == e.step && $0.target == e.target }) { undoOpen.remove(at: k) }
+                guard let i = restoredChangeIndex(step: e.step, target: e.target) else { continue }
+                if e.event == "undo.finished" { undoRecord.undone.insert(i) } else { undoRecord.failures += 1; undoRecord.settled.insert(i) }
             case "approval.requested":
                 if let g = e.gate, let d = e.deadline { gates.earlierDeadlines[g] = d }
             case "approval.granted", "approval.timed_out":
@@ -256,6 +267,27 @@ extension RunStateMachine {
             default:
                 continue
             }
+        }
+        // The owner was undoing when it stopped: an undo whose end is not on record may or may not
+        // have happened, so it is not run again (twice could be worse than once); the record says so.
+        for open in undoOpen {
+            guard let i = restoredChangeIndex(step: open.step, target: open.target) else { continue }
+            undoRecord.failures += 1
+            undoRecord.settled.insert(i)
+            var f = event("undo.failed", now, step: open.step.flatMap { runbook.step($0) })
+            f.status = StepStatus.errored.rawValue
+            f.what = open.what
+            f.target = open.target
+            f.message = "its owner stopped during this undo: whether \(changes[i].change.summary) was undone is unknown, so it is not undone again; check it"
+            resumeEffects.append(.emit(f))
+        }
+        // A run that was stopping goes on stopping: what is left is undone and it ends, never `mitigated`.
+        if stopping, case .running = lifecycle {
+            let failed = runbook.steps.first { s in
+                if case .done(let status) = states[s.id] { return status.isFailure }
+                return false
+            }
+            lifecycle = .stopping(failed.map { .failed($0.id) } ?? .interrupted(keepChanges: false))
         }
         // Steps that were running when the owner died: read-only ones run again (they are still
         // pending); a change is checked where it can be, else the run stops there.
@@ -291,6 +323,13 @@ extension RunStateMachine {
                 resumeEffects.append(.emit(f))
                 lifecycle = .stopping(.cutOff(s.id))
             }
+        }
+    }
+
+    /// The newest restored change of `step` (on `target`) not yet undone or settled.
+    func restoredChangeIndex(step: String?, target: String?) -> Int? {
+        changes.indices.last { i in
+            changes[i].step == step && changes[i].change.target == target && !undoRecord.undone.contains(i) && !undoRecord.settled.contains(i)
         }
     }
 

@@ -76,7 +76,10 @@ extension RunStateMachine {
             }
             var undoAllowed = true
             if case .interrupted(let keepChanges) = stop, options.noUndo || keepChanges { undoAllowed = false }
-            let plan = undoAllowed ? changes.reversed().filter(isUndoable).map { PlannedUndo(step: $0.step, change: $0.change) } : []
+            let plan = undoAllowed
+                ? changes.indices.reversed().filter { !undoRecord.undone.contains($0) && !undoRecord.settled.contains($0) && isUndoable(changes[$0]) }
+                    .map { PlannedUndo(step: changes[$0].step, change: changes[$0].change) }
+                : []
             if !plan.isEmpty {
                 lifecycle = .undoing(UndoProgress(stop: stop, plan: plan))
                 return effects + continueUndo(now: now)

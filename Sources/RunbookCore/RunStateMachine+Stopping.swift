@@ -42,9 +42,9 @@ extension RunStateMachine {
         e.target = planned.change.target
         if let c = result.change { e.what = c.what; e.from = c.from; e.to = c.to }
         if failed {
-            undo.failures += 1
-        } else if let i = changes.indices.last(where: { !undo.undone.contains($0) && changes[$0].step == planned.step && changes[$0].change == planned.change }) {
-            undo.undone.insert(i)
+            undoRecord.failures += 1
+        } else if let i = changes.indices.last(where: { !undoRecord.undone.contains($0) && changes[$0].step == planned.step && changes[$0].change == planned.change }) {
+            undoRecord.undone.insert(i)
         }
         undo.index += 1
         lifecycle = .undoing(undo)
@@ -113,7 +113,7 @@ extension RunStateMachine {
         }
         effects += closeAllGates(because: .abandoned(reason), now: now)
         lifecycle = .stopping(.interrupted(keepChanges: false))
-        return effects + end(now: now, abandoned: reason, undo: undo)
+        return effects + end(now: now, abandoned: reason)
     }
 
     /// Ends every running attempt and open confirmation as `failed` (stopped because `why`), cancelling the work.
@@ -160,13 +160,9 @@ extension RunStateMachine {
     }
 
     /// Ends the run: `run.finished` with its outcome and what was undone and left in place.
-    /// - Parameters:
-    ///   - undo: the undo that was in progress (an abandoned run's, which is no longer undoing); by
-    ///     default the one in progress now, if any.
-    mutating func end(now: Date, outcome explicit: RunOutcome? = nil, abandoned: String? = nil, undo: UndoProgress? = nil) -> [Effect] {
+    mutating func end(now: Date, outcome explicit: RunOutcome? = nil, abandoned: String? = nil) -> [Effect] {
         guard finishedOutcome == nil else { return [] }
-        let undo = undo ?? undoProgress
-        let undoFailures = undo?.failures ?? 0, undone = undo?.undone ?? []
+        let undoFailures = undoRecord.failures, undone = undoRecord.undone
         let outcome: RunOutcome
         if let explicit {
             outcome = explicit

@@ -128,10 +128,17 @@ public struct RunStateMachine: Sendable {
         /// The changes to reverse, in undo order; `plan[index]` is in flight.
         var plan: [PlannedUndo]
         var index = 0
-        /// Undos that failed, timed out or were abandoned.
+    }
+
+    /// What undo did, for the plan and for `run.finished`.
+    struct UndoRecord: Sendable {
+        /// Undos that failed, timed out or were abandoned (or ended unknown before a takeover).
         var failures = 0
         /// Indices into `changes` that were undone.
         var undone = Set<Int>()
+        /// Changes whose undo ended before a takeover without undoing them (failed, or of unknown
+        /// result): never undone again.
+        var settled = Set<Int>()
     }
 
     /// Where the run is in its life. One value, so that no two phases of it can overlap: nothing
@@ -164,6 +171,9 @@ public struct RunStateMachine: Sendable {
     /// The run's alarms. They start at the first change (or when a resumed run starts) and stop at
     /// the first `advance` after the run stops, so they span the running and stopping phases.
     var alarms = AlarmState()
+    /// What undo did. It spans phases: a resumed run restores it from its timeline (undos done or
+    /// settled before a takeover) before it undoes the rest, and `run.finished` reports it.
+    var undoRecord = UndoRecord()
     /// Why the run stopped, while it is stopping or undoing.
     var stop: Stop? {
         switch lifecycle {

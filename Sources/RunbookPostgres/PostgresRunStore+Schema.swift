@@ -63,6 +63,11 @@ extension PostgresRunStore {
             "CREATE INDEX IF NOT EXISTS runs_by_outcome_started ON runs (outcome, started DESC)",
             "CREATE TABLE IF NOT EXISTS cancel_requests (run TEXT PRIMARY KEY, by_name TEXT NOT NULL, undo BOOLEAN NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())",
         ]),
+        (4, [
+            // Cooldown and max_runs read the starts of runs that were not refused: without this, each
+            // admission read every refusal in the window too (a storm leaves thousands).
+            "CREATE INDEX IF NOT EXISTS runs_live_starts ON runs (runbook, started) WHERE outcome IS NULL OR outcome <> 'refused'",
+        ]),
     ]
 
     func migrate() throws {

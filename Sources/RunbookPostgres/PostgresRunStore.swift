@@ -128,7 +128,7 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
             }
             if Date().timeIntervalSince(started) >= Self.queryTimeout {
                 task.cancel()
-                throw PostgresStoreError("\(location): no answer within \(Int(Self.queryTimeout)) s (is PostgreSQL up and reachable from this machine?)")
+                throw StoreUnreachableError(location: location, reason: "no answer within \(Int(Self.queryTimeout)) s: is PostgreSQL up and reachable from this machine?")
             }
         }
         guard let result = box.get() else {
@@ -137,8 +137,20 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
         record(latency: Date().timeIntervalSince(started))
         switch result {
         case .success(let v): return v
-        case .failure(let e): throw PostgresStoreError("\(location): \(Self.describe(e))")
+        case .failure(let e):
+            if Self.meansUnreachable(e) { throw StoreUnreachableError(location: location, reason: Self.describe(e)) }
+            throw PostgresStoreError("\(location): \(Self.describe(e))")
         }
+    }
+
+    /// Whether `error` says the server could not be reached or went away (its connection closed or
+    /// refused, the server shutting down), rather than that it refused the statement.
+    static func meansUnreachable(_ error: any Error) -> Bool {
+        guard let p = error as? PSQLError else { return false }
+        if [.serverClosedConnection, .connectionError, .uncleanShutdown].contains(p.code) { return true }
+        guard p.code == .server, let state = p.serverInfo?[.sqlState] else { return false }
+        // Class 08: connection exceptions; 57P01-57P03: shut down, crashed, not accepting connections yet.
+        return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state)
     }
 
     func record(latency: Double) {

@@ -31,6 +31,9 @@ public struct RunEnvironment: Sendable {
     public var settle: (@Sendable () -> Void)?
     /// Prefix of the run queue's label.
     public var queueLabel = "runbook.run"
+    /// A replica's runs (`serve` on a replicated store): when the database cannot be reached, a run
+    /// stops as a fenced one does and is left to its next owner (`RunDriver.leavesRunWhenStoreUnreachable`).
+    public var leavesRunWhenStoreUnreachable = false
 
     /// The time a run sees.
     public enum Clock: Sendable {

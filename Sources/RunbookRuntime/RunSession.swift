@@ -125,6 +125,7 @@ public final class RunSession: @unchecked Sendable {
         let driver = RunDriver(runbook: runbook, options: options, dryRun: mode.describesChanges, queue: queue, executor: executor,
                                scheduler: scheduler, sink: stream, prompter: env.prompter, health: health, desk: desk, facts: facts,
                                resuming: events, inFlight: env.inFlight)
+        driver.leavesRunWhenStoreUnreachable = env.leavesRunWhenStoreUnreachable
         return RunSession(runbook: runbook, events: stream, health: health, scheduler: scheduler, driver: driver, holds: holds, settle: env.settle)
     }
 
@@ -136,6 +137,10 @@ public final class RunSession: @unchecked Sendable {
     public func begin(onEnd: @escaping @Sendable (RunSession, RunOutcome) -> Void = { _, _ in },
                       onLost: @escaping @Sendable (RunSession, String) -> Void = { _, _ in }) {
         let fenced: @Sendable (String) -> Void = { [self] why in
+            // Its lease is not renewed from here on (a fenced one is gone already); off the run's
+            // queue, as giving it up writes to a database that may not answer.
+            let holds = self.holds
+            DispatchQueue.global().async { holds.release() }
             events.finish()
             onLost(self, why)
         }

@@ -75,7 +75,7 @@ public struct RunAPI: Sendable {
         }
         let summary = "alertmanager payload: \(payload.alerts.count) alert(s), \(resolved.count) run(s) resolved"
             + (counts.isEmpty ? "" : "; " + counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
-        let json = "{\"runs\":[\(decisions.map(\.json).joined(separator: ","))],\"resolved\":[\(resolved.map(JSONText.string).joined(separator: ","))]}"
+        let json = "{\"runs\":[\(RunLauncher.Decision.json(decisions))],\"resolved\":[\(resolved.map(JSONText.string).joined(separator: ","))]}"
         return ((202, json), summary)
     }
 

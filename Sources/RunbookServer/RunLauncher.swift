@@ -32,9 +32,14 @@ public final class RunLauncher: @unchecked Sendable {
     /// Cancel requests other processes leave in the store for this server's runs.
     let cancels: CancelWatch
 
+    /// Most requests admitted in one store transaction (`AdmissionChunks`): a writer waiting for the
+    /// store (an approval) waits for one chunk of a large payload, not for all of it.
+    let admissionChunk: Int
+
     public init(store: any RunDatabase, maxChanges: (count: Int, per: Double)? = nil, freezes: [FreezeWindow] = [],
-                ssh: SSHSettings = SSHSettings(), maxTargets: Int? = nil) {
+                ssh: SSHSettings = SSHSettings(), maxTargets: Int? = nil, admissionChunk: Int = AdmissionChunks.size) {
         self.store = store
+        self.admissionChunk = max(1, admissionChunk)
         self.executor = LiveExecutor(ssh: ssh)
         self.maxTargets = maxTargets
         self.maxChanges = maxChanges
@@ -56,13 +61,35 @@ public final class RunLauncher: @unchecked Sendable {
             return nil
         }
 
-        var json: String {
-            switch self {
-            case .started(let id): "{\"run\":\(JSONText.string(id)),\"status\":\"started\"}"
-            case .duplicate(let id): "{\"run\":\(JSONText.string(id)),\"status\":\"duplicate\"}"
-            case .refused(let id, let g, let until, let m):
-                "{\"run\":\(JSONText.string(id)),\"status\":\"refused\",\"guard\":\(JSONText.string(g)),\"until\":\(until.map { "\"\(TimelineEvent.timestamp($0))\"" } ?? "null"),\"message\":\(JSONText.string(m))}"
+        var json: String { Self.json([self]) }
+
+        /// `decisions` as JSON objects separated by commas. A payload's refusals mostly share their
+        /// guard, time and sentence: each distinct one is escaped once.
+        static func json(_ decisions: [Decision]) -> String {
+            var out = ""
+            out.reserveCapacity(decisions.count * 96)
+            var last: (guardName: String, until: Date?, message: String, tail: String)?
+            for (i, d) in decisions.enumerated() {
+                if i > 0 { out += "," }
+                switch d {
+                case .started(let id): out += "{\"run\":\(quoted(id)),\"status\":\"started\"}"
+                case .duplicate(let id): out += "{\"run\":\(quoted(id)),\"status\":\"duplicate\"}"
+                case .refused(let id, let g, let until, let m):
+                    let tail: String
+                    if let l = last, l.guardName == g, l.until == until, l.message == m { tail = l.tail } else {
+                        tail = ",\"status\":\"refused\",\"guard\":\(quoted(g)),\"until\":\(until.map { "\"\(TimelineEvent.timestamp($0))\"" } ?? "null"),\"message\":\(quoted(m))}"
+                        last = (g, until, m, tail)
+                    }
+                    out += "{\"run\":\(quoted(id))" + tail
+                }
             }
+            return out
+        }
+
+        /// `JSONText.string(s)`, without walking the scalars when nothing needs escaping.
+        static func quoted(_ s: String) -> String {
+            if s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) { return JSONText.string(s) }
+            return "\"" + s + "\""
         }
     }
 
@@ -84,6 +111,8 @@ public final class RunLauncher: @unchecked Sendable {
         public var mode: RunMode = .live
         /// The alert behind an alert run (`{{ alert.labels.NAME }}` in targets).
         public var alert = AlertValues()
+        /// The run's id; a new one when nil.
+        var runID: String?
 
         public init(runbook: Runbook, given: [String: String], trigger: String, fingerprint: String?, requireAuto: Bool, autoConfirm: Bool, by: String?) {
             self.runbook = runbook
@@ -98,6 +127,7 @@ public final class RunLauncher: @unchecked Sendable {
         /// The session's request.
         var runRequest: RunRequest {
             var r = RunRequest(runbook: runbook, given: given, trigger: trigger)
+            r.runID = runID
             r.fingerprint = fingerprint
             r.by = by
             r.alertRun = requireAuto
@@ -115,36 +145,62 @@ public final class RunLauncher: @unchecked Sendable {
                                  requireAuto: requireAuto, autoConfirm: autoConfirm, by: by)])[0]
     }
 
-    /// Starts many runs (one alert payload): all are decided and recorded in one transaction, then the
-    /// admitted ones start. Thousands of refusals cost rows, not files.
+    /// Starts many runs (one alert payload): they are decided and recorded in chunks of
+    /// `admissionChunk`, one transaction each, in order, each chunk seeing the ones before it
+    /// (`AdmissionChunks`); each chunk's admitted runs start once it is recorded. Thousands of
+    /// refusals cost rows, not files. When a chunk cannot be recorded, it and the rest are refused by
+    /// `store` (the caller answers 5xx; a payload sent again finds the recorded ones).
     public func launchAll(_ requests: [LaunchRequest]) -> [Decision] {
         let now = Date()
+        var ids = RunIDs(now)
         let prepared = requests.map { request in
             var r = request.runRequest
+            if r.runID == nil { r.runID = ids.next() }
             r.maxTargets = maxTargets
             r.prometheus = PrometheusHosts()
             return PreparedRun(r, rule: rule, now: now)
         }
-        let admissions: [RunAdmission]
-        do { admissions = try RunAdmission.decide(prepared, store: store, now: now) } catch {
-            return prepared.map { .refused(runID: $0.runID, guardName: "store", until: nil, message: "could not record the run: \(error)") }
+        let recorded = AdmissionChunks.decide(prepared, size: admissionChunk) { chunk in
+            try RunAdmission.decide(chunk, store: store, now: now).map(start)
         }
-        return admissions.map { a in
-            switch a {
-            case .duplicate(let existing):
-                return .duplicate(runID: existing)
-            case .refused(let r, let id, let p):
-                metrics.refused(runbook: p.request.runbook.name, guardName: r.guardName)
-                metrics.runEnded(runbook: p.request.runbook.name, outcome: RunOutcome.refused.rawValue)
-                return .refused(runID: id, guardName: r.guardName, until: r.until, message: r.message)
-            case .admitted(let admitted):
-                let session: RunSession
-                do throws(RunStartError) { session = try RunSession.open(admitted, environment: environment(startedBy: admitted.prepared.request.by)) } catch {
-                    return .refused(runID: error.runID, guardName: "store", until: nil, message: error.description)
-                }
-                drive(session)
-                return .started(runID: session.runID)
+        guard let error = recorded.failure else { return recorded.decided }
+        return recorded.decided + prepared[recorded.decided.count...].map {
+            .refused(runID: $0.runID, guardName: "store", until: nil, message: "could not record the run: \(error)")
+        }
+    }
+
+    /// Starts an admitted run; says what happened to the others.
+    func start(_ a: RunAdmission) -> Decision {
+        switch a {
+        case .duplicate(let existing):
+            return .duplicate(runID: existing)
+        case .refused(let r, let id, let p):
+            metrics.refused(runbook: p.request.runbook.name, guardName: r.guardName)
+            metrics.runEnded(runbook: p.request.runbook.name, outcome: RunOutcome.refused.rawValue)
+            return .refused(runID: id, guardName: r.guardName, until: r.until, message: r.message)
+        case .admitted(let admitted):
+            let session: RunSession
+            do throws(RunStartError) { session = try RunSession.open(admitted, environment: environment(startedBy: admitted.prepared.request.by)) } catch {
+                return .refused(runID: error.runID, guardName: "store", until: nil, message: error.description)
             }
+            drive(session)
+            return .started(runID: session.runID)
+        }
+    }
+
+    /// New run ids for one payload (`RunInputs.newRunID`'s shape: the time, then 8 random hex
+    /// digits), the time formatted once and no id given twice.
+    struct RunIDs {
+        let prefix: String
+        var given: Set<UInt32> = []
+
+        init(_ now: Date) { prefix = String(RunInputs.newRunID(now).dropLast(8)) }
+
+        mutating func next() -> String {
+            var n = UInt32.random(in: 0...UInt32.max)
+            while !given.insert(n).inserted { n = UInt32.random(in: 0...UInt32.max) }
+            let hex = String(n, radix: 16)
+            return prefix + String(repeating: "0", count: 8 - hex.count) + hex
         }
     }
 
@@ -156,6 +212,7 @@ public final class RunLauncher: @unchecked Sendable {
         env.subscribers = [MetricsSink(metrics: metrics)]
         env.inFlight = Self.readBack
         env.queueLabel = "runbook.serve"
+        env.leavesRunWhenStoreUnreachable = store is any ReplicatedRunDatabase
         return env
     }
 

@@ -35,11 +35,7 @@ extension SQLiteRunStore {
                     for record in plan.inserts where record.outcome == nil {
                         taken.append(try RunLease.take(path: leasePath(record.id)))
                     }
-                    for record in plan.inserts { try record.insert(db) }
-                    let update = try db.cachedStatement(sql: """
-                        UPDATE runs SET refused_count = COALESCE(refused_count, 1) + ?, refusal_message = ?, refusal_until = ? WHERE id = ?
-                        """)
-                    for r in plan.repeats { try update.execute(arguments: [r.added, r.message, r.until, r.runID]) }
+                    try Self.write(db, plan)
                     var leases = taken.makeIterator()
                     decisions = plan.decisions.map { d in
                         switch d {
@@ -56,6 +52,54 @@ extension SQLiteRunStore {
             for lease in taken { lease.release(removing: true) }
             throw StoreError(path: directory + "/runbook.sqlite", error)
         }
+    }
+
+    /// Writes what `plan` decided: its new rows and its repeat refusals, each kind with one prepared
+    /// statement reused for every row (a batch shares a few dates: each is formatted once).
+    static func write(_ db: Database, _ plan: AdmissionPlan) throws {
+        var dates: [Date: DatabaseValue] = [:]
+        func value(_ date: Date?) -> DatabaseValue {
+            guard let date else { return .null }
+            if let v = dates[date] { return v }
+            let v = date.databaseValue
+            dates[date] = v
+            return v
+        }
+        // The columns RunRecord encodes (`RunRecord.CodingKeys`), as `record.insert(db)` writes them;
+        // `insertRows` rows a statement, the rest one at a time.
+        var rows = plan.inserts[...]
+        while !rows.isEmpty {
+            let n = rows.count >= insertRows ? insertRows : 1
+            let insert = try db.cachedStatement(sql: n == 1 ? insertOne : insertMany)
+            var arguments: [(any DatabaseValueConvertible)?] = []
+            arguments.reserveCapacity(n * 14)
+            for r in rows.prefix(n) {
+                arguments += [r.id, r.runbook, r.trigger, r.fingerprint, r.outcome, value(r.started), r.durationMs, r.dryRun, r.drill,
+                              r.lockKey, r.refusalGuard, r.refusalMessage, value(r.refusalUntil), r.refusedCount] as [(any DatabaseValueConvertible)?]
+            }
+            insert.setUncheckedArguments(StatementArguments(arguments))
+            try insert.execute()
+            rows = rows.dropFirst(n)
+        }
+        if !plan.repeats.isEmpty {
+            let update = try db.cachedStatement(sql: """
+                UPDATE runs SET refused_count = COALESCE(refused_count, 1) + ?, refusal_message = ?, refusal_until = ? WHERE id = ?
+                """)
+            for r in plan.repeats {
+                update.setUncheckedArguments([r.added, r.message, value(r.until), r.runID])
+                try update.execute()
+            }
+        }
+    }
+
+    /// Rows one INSERT writes when a batch has that many left.
+    static let insertRows = 50
+    static let insertOne = insertSQL(rows: 1)
+    static let insertMany = insertSQL(rows: insertRows)
+    static func insertSQL(rows: Int) -> String {
+        "INSERT INTO runs (id, runbook, trigger, fingerprint, outcome, started, duration_ms, dry_run, drill, lock_key, "
+            + "refusal_guard, refusal_message, refusal_until, refused_count) VALUES "
+            + repeatElement("(" + repeatElement("?", count: 14).joined(separator: ", ") + ")", count: rows).joined(separator: ", ")
     }
 
     /// Reads what `query` asks, one statement per guard kind.

@@ -123,6 +123,14 @@ public final class SQLiteRunStore: RunDatabase, Sendable {
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_by_runbook_started ON runs(runbook, started)")
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_by_outcome_started ON runs(outcome, started)")
         }
+        migrator.registerMigration("v11-admission-starts") { db in
+            // Cooldown and max_runs read the starts of runs that were not refused: without this, each
+            // admission read every refusal in the window too (a storm leaves thousands).
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS runs_live_starts ON runs(runbook, started) WHERE outcome IS NULL OR outcome != 'refused'")
+            // Every query by runbook has a longer index starting with it (runs_by_fingerprint,
+            // runs_by_runbook_started): one index fewer to write for each row a storm adds.
+            try db.execute(sql: "DROP INDEX IF EXISTS runs_on_runbook")
+        }
         try migrator.migrate(pool)
     }
 

@@ -55,7 +55,9 @@ public protocol FencedRunHold: RunHold {
 extension RecordHealth {
     /// Reports `error`: a fenced write stops the run without a word, anything else fails it closed.
     public func report(_ error: any Error, location: String) {
-        if let f = error as? FencedError { reportFenced(f.description) } else { report("\(StoreError(path: location, error))") }
+        if let f = error as? FencedError { reportFenced(f.description) }
+        else if let u = error as? StoreUnreachableError { reportUnreachable(u.description) }
+        else { report("\(StoreError(path: location, error))") }
     }
 }
 

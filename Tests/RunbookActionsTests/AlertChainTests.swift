@@ -22,7 +22,9 @@ struct AlertChainTests {
         let env = ["SHOP_PORT": "\(shopPort)", "SHOP_FLAGS": dir + "/.run/flags.json", "SHOP_PIDFILE": dir + "/.run/shop.pid",
                    "SHOP_BIN": binDir + "/leaky-shop", "SHOP_LOG": dir + "/shop.log"]
         let envArgs = env.map { "\($0.key)=\($0.value)" }
-        defer { if let pid = try? String(contentsOfFile: dir + "/.run/shop.pid", encoding: .utf8), let p = Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(p, SIGTERM) } }
+        defer { if let pid = try? String(contentsOfFile: dir + "/.run/shop.pid", encoding: .utf8), let p = Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            PinnedProcess(p) { argv, _ in argv.first?.hasSuffix("leaky-shop") == true }.signal(SIGTERM)
+        } }
         let started = try Spawn.run(["sh", "-c", "cd \"$0\" && exec examples/leaky-shop/restart.sh shop", dir], environment: env)
         try #require(started.status == 0, "shop did not start: \(started.stderr)")
         let firstPid = try String(contentsOfFile: dir + "/.run/shop.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -260,17 +260,17 @@ struct ConsoleTests {
         }
         #expect(started)
         // The CLI cancels as the OS user: --as naming someone else is refused, changing nothing.
-        let other = try runCLI(["cancel", "last", "--as", "nina-\(getpid())", "--state-dir", dir + "/state"])
+        let other = try await runCLI(["cancel", "last", "--as", "nina-\(getpid())", "--state-dir", dir + "/state"])
         #expect(other.status == 2, "\(other.stderr)")
-        let r = try runCLI(["cancel", "last", "--wait", "300", "--state-dir", dir + "/state"])  // a margin far above a loaded machine's
+        let r = try await runCLI(["cancel", "last", "--wait", "300", "--state-dir", dir + "/state"])  // a margin far above a loaded machine's
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("cancelled run"))
-        let history = try runCLI(["history", "--json", "--state-dir", dir + "/state"]).stdout
+        let history = try await runCLI(["history", "--json", "--state-dir", dir + "/state"]).stdout
         let ended = await waitUntil(300) { ((try? runCLI(["history", "--json", "--state-dir", dir + "/state"]))?.stdout ?? "").contains("\"interrupted\"") }
         #expect(ended, "\(history)")
-        let again = try runCLI(["cancel", "last", "--state-dir", dir + "/state"])
+        let again = try await runCLI(["cancel", "last", "--state-dir", dir + "/state"])
         #expect(again.status == 1)
-        #expect(try runCLI(["cancel", "nope", "--state-dir", dir + "/state"]).status == 2)
+        await #expect(try runCLI(["cancel", "nope", "--state-dir", dir + "/state"]).status == 2)
     }
 }
 

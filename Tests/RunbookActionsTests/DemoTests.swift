@@ -5,7 +5,7 @@ import Testing
 /// The reference incident end to end: examples/memory-leak/demo.sh against the real leaky shop.
 @Suite(.timeLimit(.minutes(10)))
 struct DemoTests {
-    @Test func memoryLeakDemoMitigatesTheShop() throws {
+    @Test func memoryLeakDemoMitigatesTheShop() async throws {
         let state = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: state) }
         let binDir = (runbookBinary as NSString).deletingLastPathComponent
@@ -14,13 +14,13 @@ struct DemoTests {
                               environment: ["DEMO_BIN": binDir, "RUNBOOK_STATE_DIR": state, "KEEP_DEMO": "1", "NO_COLOR": "1"])
         #expect(r.status == 0, "demo failed:\n\(r.stdout.suffix(3000))\n\(r.stderr.suffix(2000))")
 
-        let history = try runCLI(["history", "--json", "--state-dir", state])
+        let history = try await runCLI(["history", "--json", "--state-dir", state])
         let run = try #require(jsonLines(history.stdout).first)
         #expect(run["runbook"] as? String == "memory-leak")
         #expect(run["outcome"] as? String == "mitigated")
         let runID = try #require(run["id"] as? String)
 
-        let events = jsonLines(try runCLI(["timeline", runID, "--json", "--state-dir", state]).stdout)
+        let events = await jsonLines(try runCLI(["timeline", runID, "--json", "--state-dir", state]).stdout)
         let flag = events.first { $0["event"] as? String == "change.applied" && $0["step"] as? String == "disable-image-resize" }
         #expect(flag?["from"] as? String == "on")
         #expect(flag?["to"] as? String == "off")
@@ -38,7 +38,7 @@ struct DemoTests {
         #expect(((flags?["flags"] as? [String: Any])?["image-resize"] as? [String: Any])?["defaultVariant"] as? String == "off")
         try? FileManager.default.removeItem(atPath: (flagsFile as NSString).deletingLastPathComponent)
 
-        let postmortem = try runCLI(["postmortem", runID, "--state-dir", state, "--runbooks", repoRoot + "/runbooks"]).stdout
+        let postmortem = try await runCLI(["postmortem", runID, "--state-dir", state, "--runbooks", repoRoot + "/runbooks"]).stdout
         for section in ["## Issue Summary", "## Timeline", "## Root Cause and Resolution", "## Corrective and Preventative Measures"] {
             #expect(postmortem.contains(section), "postmortem lacks \(section)")
         }

@@ -4,20 +4,20 @@ import Testing
 /// Drills through the CLI, as `runbook drill` and `runbook test` are used.
 @Suite(.timeLimit(.minutes(10)))
 struct DrillTests {
-    @Test func bundledDrillsAllPass() throws {
+    @Test func bundledDrillsAllPass() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try runCLI(["test", "--runbooks", repoRoot + "/runbooks", "--state-dir", dir, "--junit", dir + "/junit.xml"], cwd: repoRoot)
+        let r = try await runCLI(["test", "--runbooks", repoRoot + "/runbooks", "--state-dir", dir, "--junit", dir + "/junit.xml"], cwd: repoRoot)
         #expect(r.status == 0, "\(r.stdout)")
         #expect(r.stdout.hasSuffix(" passed, 0 failed\n"))
         let junit = try String(contentsOfFile: dir + "/junit.xml", encoding: .utf8)
         #expect(junit.contains("<testsuite name=\"runbook drills\"") && junit.contains("failures=\"0\""))
-        let drills = jsonLines(try runCLI(["history", "--json", "--kind", "drill", "--limit", "1000", "--state-dir", dir]).stdout)
+        let drills = await jsonLines(try runCLI(["history", "--json", "--kind", "drill", "--limit", "1000", "--state-dir", dir]).stdout)
         #expect(!drills.isEmpty && drills.allSatisfy { $0["drill"] as? Bool == true })
-        let shown = try runCLI(["history", "--state-dir", dir])
+        let shown = try await runCLI(["history", "--state-dir", dir])
         #expect(shown.status == 0 && !shown.stdout.contains("[drill]"), "drill rows bury real runs:\n\(shown.stdout)")
         #expect(shown.stderr.contains("--all"), "history does not say drills are hidden")
-        let all = jsonLines(try runCLI(["history", "--json", "--all", "--limit", "1000", "--state-dir", dir]).stdout)
+        let all = await jsonLines(try runCLI(["history", "--json", "--all", "--limit", "1000", "--state-dir", dir]).stdout)
         #expect(all.count == drills.count)
     }
 
@@ -52,7 +52,7 @@ struct DrillTests {
         return dir
     }
 
-    @Test func aDrillTouchesNoFileProcessOrNetworkAndTakesSimulatedTime() throws {
+    @Test func aDrillTouchesNoFileProcessOrNetworkAndTakesSimulatedTime() async throws {
         let (target, port) = try ChildServer.target()
         defer { target.stop() }
         let dir = try sandbox(port: port)
@@ -70,7 +70,7 @@ struct DrillTests {
 
         """.write(toFile: dir + "/rb/drills/all-good.yaml", atomically: true, encoding: .utf8)
         let started = Date()
-        let r = try runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/rb/drills/all-good.yaml"])
+        let r = try await runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/rb/drills/all-good.yaml"])
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
         #expect(Date().timeIntervalSince(started) < 60, "simulated time waited for real")
         #expect(r.stdout.contains("simulated 12m"), "\(r.stdout)")
@@ -80,7 +80,7 @@ struct DrillTests {
         #expect(try fetch("http://127.0.0.1:\(port)/hooks") == "[]", "the drill posted a notification")
     }
 
-    @Test func aWrongExpectationFailsWithExpectedVersusActual() throws {
+    @Test func aWrongExpectationFailsWithExpectedVersusActual() async throws {
         let dir = try sandbox()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try """
@@ -92,67 +92,67 @@ struct DrillTests {
           skipped: [off]
 
         """.write(toFile: dir + "/wrong.yaml", atomically: true, encoding: .utf8)
-        let r = try runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/wrong.yaml"])
+        let r = try await runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/wrong.yaml"])
         #expect(r.status == 1)
         #expect(r.stdout.contains("outcome: expected mitigated, actual failed"), "\(r.stdout)")
         #expect(r.stdout.contains("skipped: expected [off] skipped; [off] were not"), "\(r.stdout)")
     }
 
-    @Test func aMissingOutcomeIsAnInvalidScenarioNamingTheStep() throws {
+    @Test func aMissingOutcomeIsAnInvalidScenarioNamingTheStep() async throws {
         let dir = try sandbox()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "drill: gap\nrunbook: toucher\noutcomes:\n  look: passed\nexpect: { outcome: mitigated }\n".write(toFile: dir + "/gap.yaml", atomically: true, encoding: .utf8)
-        let r = try runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/gap.yaml"])
+        let r = try await runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/gap.yaml"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("check 'ok'"), "\(r.stderr)")
     }
 
-    @Test func scenarioErrorsAreLocated() throws {
+    @Test func scenarioErrorsAreLocated() async throws {
         let dir = try sandbox()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "drill: bad\nrunbook: toucher\noutcomes:\n  lok: passed\n  ok: maybe\nexpect: { outcome: mitigated }\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
-        let r = try runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/bad.yaml"])
+        let r = try await runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/bad.yaml"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("\(dir)/bad.yaml:5:7: error:"), "\(r.stderr)")
     }
 
-    @Test func unknownStepInOutcomesIsLocatedWithAHint() throws {
+    @Test func unknownStepInOutcomesIsLocatedWithAHint() async throws {
         let dir = try sandbox()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "drill: bad\nrunbook: toucher\noutcomes:\n  lok: passed\n  ok: passed\nexpect: { outcome: mitigated }\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
-        let r = try runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/bad.yaml"])
+        let r = try await runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/bad.yaml"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("\(dir)/bad.yaml:4:3: error: unknown step 'lok' in runbook toucher (did you mean 'look'?)"), "\(r.stderr)")
     }
 
-    @Test func replayRehearsesAPastRunsCheckResults() throws {
+    @Test func replayRehearsesAPastRunsCheckResults() async throws {
         let dir = try sandbox()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "runbook: probe\nsteps:\n  - id: a\n    phase: detect\n    check: { command: [\"true\"] }\n  - id: b\n    phase: diagnose\n    check: { command: [\"false\"] }\n"
             .write(toFile: dir + "/rb/probe.yaml", atomically: true, encoding: .utf8)
-        let live = try runCLI(["run", "probe", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json"])
+        let live = try await runCLI(["run", "probe", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json"])
         let runID = jsonLines(live.stdout).first?["run"] as? String ?? ""
-        let replay = try runCLI(["drill", "probe", "--replay", runID, "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json"])
+        let replay = try await runCLI(["drill", "probe", "--replay", runID, "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json"])
         #expect(replay.status == 0, "\(replay.stderr)")
         let events = jsonLines(replay.stdout)
         #expect(events.first?["drill"] as? Bool == true)
         #expect(events.contains { $0["step"] as? String == "b" && $0["status"] as? String == "failed" })
     }
 
-    @Test func anInvalidDrillLeavesNoRowInTheHistory() throws {
+    @Test func anInvalidDrillLeavesNoRowInTheHistory() async throws {
         let dir = try sandbox()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Invalid only once the rehearsal reaches check 'ok': events were already flowing.
         try "drill: gap\nrunbook: toucher\noutcomes:\n  look: passed\nexpect: { outcome: mitigated }\n".write(toFile: dir + "/gap.yaml", atomically: true, encoding: .utf8)
-        let r = try runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/gap.yaml"])
+        let r = try await runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/gap.yaml"])
         #expect(r.status == 2)
-        let rows = jsonLines(try runCLI(["history", "--all", "--json", "--state-dir", dir + "/state"]).stdout)
+        let rows = await jsonLines(try runCLI(["history", "--all", "--json", "--state-dir", dir + "/state"]).stdout)
         #expect(rows.isEmpty, "an invalid drill left rows: \(rows)")
-        let test = try runCLI(["test", dir + "/rb/drills", "--runbooks", dir + "/rb", "--state-dir", dir + "/state"])
+        let test = try await runCLI(["test", dir + "/rb/drills", "--runbooks", dir + "/rb", "--state-dir", dir + "/state"])
         #expect(!test.stderr.contains("marked"), "\(test.stderr)")
     }
 
-    @Test func replayingADryRunAssumesTheChecksItDidNotRunAndSaysSo() throws {
+    @Test func replayingADryRunAssumesTheChecksItDidNotRunAndSaysSo() async throws {
         let dir = try sandbox()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try """
@@ -168,10 +168,10 @@ struct DrillTests {
             phase: verify
             check: { command: ["true"] }
         """.write(toFile: dir + "/rb/fixer.yaml", atomically: true, encoding: .utf8)
-        let dry = try runCLI(["run", "fixer", "--dry-run", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json"])
+        let dry = try await runCLI(["run", "fixer", "--dry-run", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json"])
         #expect(dry.status == 0, "\(dry.stderr)")
         let runID = try #require(jsonLines(dry.stdout).first?["run"] as? String)
-        let replay = try runCLI(["drill", "fixer", "--replay", runID, "--runbooks", dir + "/rb", "--state-dir", dir + "/state"])
+        let replay = try await runCLI(["drill", "fixer", "--replay", runID, "--runbooks", dir + "/rb", "--state-dir", dir + "/state"])
         #expect(replay.status == 0, "\(replay.stdout)\n\(replay.stderr)")
         #expect(replay.stdout.contains("assumed to pass (well)"), "\(replay.stdout)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/fixed"), "a dry run or a drill changed something")

@@ -31,13 +31,9 @@ struct EngineDeathTests {
         return body()
     }
 
-    /// Blocks until `pid` has exited (its pidfd turns readable), at most `seconds`; true when it did.
-    static func waitForExit(_ pid: Int32, seconds: Int32 = 120) -> Bool {
-        let fd = crb_pidfd_open(pid)
-        guard fd >= 0 else { return errno == ESRCH }
-        defer { close(fd) }
-        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        return poll(&p, 1, seconds * 1000) == 1
+    /// Blocks until `process` has exited, at most `seconds`; true when it did.
+    static func waitForExit(_ process: PinnedProcess, seconds: Int32 = 120) -> Bool {
+        process.hasExited(within: seconds)
     }
 
     /// A command that leaves a grandchild in its process group (not bound to the engine's life).
@@ -72,15 +68,17 @@ struct EngineDeathTests {
             _ = run.readLine(containing: "\"event\":\"step.started\"")
             return (Self.pid(in: dir + "/cmd.pid"), Self.pid(in: dir + "/gc.pid"))
         }
-        let (command, grandchild) = (try #require(pids.0, "the command never started"), try #require(pids.1, "no grandchild"))
-        defer { kill(grandchild, SIGKILL) }
+        // Pinned while the engine still runs them, so that nothing below reaches a later owner of their pids.
+        let (command, grandchild) = (PinnedProcess(try #require(pids.0, "the command never started")),
+                                     PinnedProcess(try #require(pids.1, "no grandchild")))
+        defer { grandchild.signal(SIGKILL) }
         run.signal(SIGKILL)
         _ = try await offPool { run.wait() }
         ended = true
         #expect(try await offPool { Self.waitForExit(command) }, "the command outlived the engine")
         // The grandchild is not bound to the engine: it is still there until someone ends the run.
-        #expect(EngineTrustTests.isAlive(grandchild), "the grandchild died before the run was finalised")
-        let history = try runCLI(["history", "--json", "--state-dir", state])
+        #expect(grandchild.isAlive, "the grandchild died before the run was finalised")
+        let history = try await runCLI(["history", "--json", "--state-dir", state])
         #expect(try await offPool { Self.waitForExit(grandchild) }, "finalising the dead run left its step's grandchild running")
         let row = try #require(jsonLines(history.stdout).first)
         #expect(row["outcome"] as? String == "interrupted", "\(history.stdout)")
@@ -102,16 +100,16 @@ struct EngineDeathTests {
             }
             return pid
         }
-        let pid = try #require(commandPID, "the command never started")
-        #expect(EngineTrustTests.isAlive(pid))
+        let pid = PinnedProcess(try #require(commandPID, "the command never started"))
+        #expect(pid.isAlive)
         run.signal(SIGKILL)
         _ = try await offPool { run.wait() }
         ended = true
         let died = try await offPool { Self.waitForExit(pid) }
-        if !died { kill(pid, SIGKILL) }
+        if !died { pid.signal(SIGKILL) }
         #expect(died, "the command outlived the engine that ran it")
         // The next command finalises the dead run: interrupted at `hold`, and `after` never ran.
-        let history = try runCLI(["history", "--json", "--state-dir", state])
+        let history = try await runCLI(["history", "--json", "--state-dir", state])
         let row = try #require(jsonLines(history.stdout).first)
         #expect(row["outcome"] as? String == "interrupted", "\(history.stdout)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/after-ran"))

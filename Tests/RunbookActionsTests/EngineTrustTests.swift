@@ -29,12 +29,12 @@ struct EngineTrustTests {
             [runbookBinary, "run", name, "--runbooks", runbooks, "--state-dir", state, "--json", "--yes"] + extra
         }
 
-        func history() throws -> [[String: Any]] {
-            jsonLines(try runCLI(["history", "--json", "--state-dir", state]).stdout)
+        func history() async throws -> [[String: Any]] {
+            jsonLines(try await runCLI(["history", "--json", "--state-dir", state]).stdout)
         }
 
-        func timeline(_ id: String) throws -> [[String: Any]] {
-            jsonLines(try runCLI(["timeline", id, "--json", "--state-dir", state]).stdout)
+        func timeline(_ id: String) async throws -> [[String: Any]] {
+            jsonLines(try await runCLI(["timeline", id, "--json", "--state-dir", state]).stdout)
         }
 
         func remove() { try? FileManager.default.removeItem(atPath: dir) }
@@ -106,7 +106,7 @@ struct EngineTrustTests {
             return (status, stderr)
         }
         #expect(result.0 == 0, "exit \(result.0): \(result.1)")
-        let runs = try box.history()
+        let runs = try await box.history()
         #expect(runs.count == 1)
         #expect(runs.first?["outcome"] as? String == "mitigated")
         let flags = try String(contentsOfFile: box.dir + "/flags.json", encoding: .utf8)
@@ -131,7 +131,7 @@ struct EngineTrustTests {
         }
         #expect(statuses.filter { $0 == 0 }.count == 1, "\(statuses)")
         #expect(statuses.filter { $0 == 3 }.count == 9, "\(statuses)")
-        let runs = try box.history()
+        let runs = try await box.history()
         #expect(runs.filter { $0["outcome"] as? String == "mitigated" }.count == 1)
         #expect(runs.filter { $0["outcome"] as? String == "refused" }.count == 9)
     }
@@ -175,8 +175,13 @@ struct EngineTrustTests {
         let text = try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let pid = try #require(Int32(text))
         // `runbook run` waits for the KILL it owes: when it has exited, the tree is dead.
-        #expect(!Self.isAlive(pid), "process \(pid) outlived its step: state \(Self.processState(pid) ?? "-")")
-        if Self.isAlive(pid) { kill(pid, SIGKILL) }
+        // Read after the run: the process now at that pid is the step's `sleep 300` (with the engine's
+        // step cookie), or the step's one has exited and the pid is someone else's.
+        let process = PinnedProcess(pid) { argv, environment in
+            argv == ["sleep", "300"] && environment.contains { $0.hasPrefix("RUNBOOK_STEP_COOKIE=") }
+        }
+        #expect(process.hasExited(), "process \(pid) outlived its step: state \(Self.processState(pid) ?? "-")")
+        process.signal(SIGKILL)
     }
 
     static let slowUndo = """
@@ -196,7 +201,8 @@ struct EngineTrustTests {
       - id: hold
         phase: mitigate
         needs: [bounce]
-        wait: 60s
+        # Far longer than any test takes to reach it on a loaded machine: the tests interrupt or kill the run here.
+        wait: 1h
 
     """
 
@@ -229,10 +235,10 @@ struct EngineTrustTests {
         #expect(status == 130, "\(stderr)")
         let finished = lines.filter { $0.contains("\"event\":\"run.finished\"") }
         #expect(finished.count == 1)
-        let runs = try box.history()
+        let runs = try await box.history()
         #expect(runs.first?["outcome"] as? String == "interrupted")
         let id = try #require(runs.first?["id"] as? String)
-        let events = try box.timeline(id)
+        let events = try await box.timeline(id)
         #expect(events.filter { $0["event"] as? String == "run.finished" }.count == 1)
         let message = events.last?["message"] as? String ?? ""
         #expect(message.contains("left in place"), "\(message)")
@@ -254,16 +260,16 @@ struct EngineTrustTests {
         let p = try LiveProgram(box.args("slow"))
         _ = try await offPool { p.readLine(containing: "\"step\":\"hold\"") }
         // Another command opens the state while the run lives: the run is left alone.
-        let during = try box.history()
+        let during = try await box.history()
         #expect(during.first?["outcome"] is NSNull, "\(during)")
         // The run's process dies without a word: the next command finalises it, once.
         kill(p.pid, SIGKILL)
         _ = try await offPool { p.wait() }
-        let after = try box.history()
+        let after = try await box.history()
         #expect(after.first?["outcome"] as? String == "interrupted")
         let id = try #require(after.first?["id"] as? String)
-        _ = try box.history()
-        let events = try box.timeline(id)
+        _ = try await box.history()
+        let events = try await box.timeline(id)
         let ends = events.filter { $0["event"] as? String == "run.finished" }
         #expect(ends.count == 1)
         let message = ends.first?["message"] as? String ?? ""
@@ -277,7 +283,7 @@ struct EngineTrustTests {
         defer { box.remove() }
         let r = try await offPool { try Spawn.run(box.args("flip", ["--param", "file=\(box.dir)/flags.json"])) }
         #expect(r.status == 0)
-        let id = try #require(try box.history().first?["id"] as? String)
+        let id = try await #require(try box.history().first?["id"] as? String)
         let path = "\(box.state)/runs/\(id).jsonl"
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         // An invalid UTF-8 byte inside the second line's key, and a cut-off third line.
@@ -291,11 +297,11 @@ struct EngineTrustTests {
         }
         bytes = damaged
         try Data(bytes).write(to: URL(fileURLWithPath: path))
-        let shown = try runCLI(["timeline", id, "--state-dir", box.state])
+        let shown = try await runCLI(["timeline", id, "--state-dir", box.state])
         #expect(shown.status == 0)
         #expect(shown.stderr.contains("skipped 2 damaged lines"), "\(shown.stderr)")
         #expect(shown.stdout.contains("finished: mitigated"))
-        let postmortem = try runCLI(["postmortem", id, "--state-dir", box.state])
+        let postmortem = try await runCLI(["postmortem", id, "--state-dir", box.state])
         #expect(postmortem.status == 0, "\(postmortem.stderr)")
     }
 
@@ -313,9 +319,9 @@ struct EngineTrustTests {
         defer { box.remove() }
         let full = box.dir + "/full"
         try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
-        // In a private mount namespace: a 256 KiB tmpfs holds the state; it is filled after the store is made.
+        // In a private mount namespace: a 512 KiB tmpfs holds the state (a new store with every migration takes about 256 KiB while it is made); it is filled after the store is made.
         let script = """
-        mount -t tmpfs -o size=256k tmpfs '\(full)' || exit 99
+        mount -t tmpfs -o size=512k tmpfs '\(full)' || exit 99
         '\(runbookBinary)' history --state-dir '\(full)/s' >/dev/null || exit 98
         dd if=/dev/zero of='\(full)/fill' bs=4096 count=1000 2>/dev/null
         exec '\(runbookBinary)' run flip --runbooks '\(box.runbooks)' --state-dir '\(full)/s' --yes --json --param 'file=\(box.dir)/flags.json'
@@ -335,7 +341,7 @@ struct EngineTrustTests {
         defer { box.remove() }
         // A state "folder" that is a file: nothing can be created in it, as root or not.
         try "".write(toFile: box.dir + "/state", atomically: true, encoding: .utf8)
-        let r = try runCLI(["run", "flip", "--runbooks", box.runbooks, "--state-dir", box.dir + "/state", "--yes"])
+        let r = try await runCLI(["run", "flip", "--runbooks", box.runbooks, "--state-dir", box.dir + "/state", "--yes"])
         #expect(r.status == 2)
         let lines = r.stderr.split(separator: "\n")
         #expect(lines.count == 1, "\(r.stderr)")

@@ -5,7 +5,7 @@ import Testing
 
 @Suite(.timeLimit(.minutes(10)))
 struct FlagFileTests {
-    @Test func changesOnlyTheOneValueAndUndoesByteForByte() throws {
+    @Test func changesOnlyTheOneValueAndUndoesByteForByte() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/flags.json"
@@ -22,7 +22,7 @@ struct FlagFileTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["flags.json"])
     }
 
-    @Test func reportsAMissingFlagWithTheFlagsThereAre() throws {
+    @Test func reportsAMissingFlagWithTheFlagsThereAre() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try flagFileText.write(toFile: dir + "/f.json", atomically: true, encoding: .utf8)
@@ -33,7 +33,7 @@ struct FlagFileTests {
         #expect(try String(contentsOfFile: dir + "/f.json", encoding: .utf8) == flagFileText)
     }
 
-    @Test func handlesCompactJSONAndEscapedKeys() throws {
+    @Test func handlesCompactJSONAndEscapedKeys() async throws {
         let text = #"{"flags":{"a\"b":{"state":"ENABLED","variants":{"x":"1"},"defaultVariant":"x"},"c":{"state":"ENABLED","defaultVariant":"y","variants":{"y":[1,{"z":"}"}]}}}}"#
         let data = Data(text.utf8)
         let (value, _) = try FlagFileReader.locate(in: data, key: "c", field: "defaultVariant")
@@ -42,7 +42,7 @@ struct FlagFileTests {
         #expect(state == "\"ENABLED\"")
     }
 
-    @Test func aSymlinkedFlagFileStaysALinkAndItsTargetKeepsOwnerGroupAndMode() throws {
+    @Test func aSymlinkedFlagFileStaysALinkAndItsTargetKeepsOwnerGroupAndMode() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir + "/real", withIntermediateDirectories: true)

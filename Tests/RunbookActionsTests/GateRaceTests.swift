@@ -6,7 +6,7 @@ import Testing
 /// One answer per gate, end to end (issue 19): approve and deny racing on a one-approval gate, and
 /// answers just before a gate's deadline. Whichever side wins, every 200 is on the timeline and
 /// decided what the run did; the loser gets 409 naming the decision and who made it.
-@Suite(.serialized, .timeLimit(.minutes(8)))
+@Suite(.serialized, .timeLimit(.minutes(15)))
 struct GateRaceTests {
     static let tokens = "am:alerts:am-token-1-0123456789\nops:operator:ops-token-1-0123456789\nlead:operator:lead-token-1-0123456789\n"
     static let am = ["Authorization": "Bearer am-token-1-0123456789"]

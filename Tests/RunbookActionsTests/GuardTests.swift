@@ -13,7 +13,7 @@ struct GuardTests {
         runbook: guarded
         params:
           svc: { default: shop, pattern: "^[a-z]+$" }
-          secs: { default: "60", pattern: "[0-9]+" }
+          secs: { default: "3600", pattern: "[0-9]+" }
         guards: \(guards)
         steps:
           - id: act
@@ -29,7 +29,7 @@ struct GuardTests {
         try runCLI(["run", "guarded", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--json"] + extra)
     }
 
-    @Test func cooldownRefusesUntilItEndsAndForceOverridesOnTheRecord() throws {
+    @Test func cooldownRefusesUntilItEndsAndForceOverridesOnTheRecord() async throws {
         let dir = try sandbox(guards: "{ cooldown: 1h }")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(try run(dir).status == 0)
@@ -47,7 +47,7 @@ struct GuardTests {
         #expect(jsonLines(forced.stdout).contains { $0["event"] as? String == "guard.overridden" && $0["guard"] as? String == "cooldown" })
     }
 
-    @Test func maxRunsCountsRunsInTheWindow() throws {
+    @Test func maxRunsCountsRunsInTheWindow() async throws {
         let dir = try sandbox(guards: "{ max_runs: { count: 2, per: 1h } }")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(try run(dir).status == 0)

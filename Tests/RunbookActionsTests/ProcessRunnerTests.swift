@@ -28,8 +28,10 @@ struct ProcessRunnerTests {
         let r = await run(["sh", "-c", "sleep 100 & echo $!; exec sleep 101 # \(marker)", marker], cancelAfter: 3)
         #expect(r.signal == SIGTERM)
         let pid = try #require(Int32(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "no pid: \(r.stdout)")
-        #expect(await waitUntil(30) { !EngineTrustTests.isAlive(pid) }, "the background sleep \(pid) of the group survived")
-        if EngineTrustTests.isAlive(pid) { kill(pid, SIGKILL) }
+        // The process now at that pid is the group's `sleep 100`, or that one has exited.
+        let sleeper = PinnedProcess(pid) { argv, _ in argv == ["sleep", "100"] }
+        #expect(await waitUntil(30) { sleeper.hasExited() }, "the background sleep \(pid) of the group survived")
+        sleeper.signal(SIGKILL)
     }
 
     @Test func passesHostileTextAsOneLiteralArgument() async {
@@ -54,6 +56,8 @@ struct ProcessRunnerTests {
         #expect(r.exitCode == 0)
         #expect(r.duration < 4.5, "waited for the background sleep to close the pipe")
         // End exactly the daemon this test started.
-        if let pid = Int32(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(pid, SIGKILL) }
+        if let pid = Int32(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            PinnedProcess(pid) { argv, _ in argv == ["sleep", "5"] }.signal(SIGKILL)
+        }
     }
 }

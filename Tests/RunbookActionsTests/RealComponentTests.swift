@@ -126,7 +126,7 @@ struct RealComponentTests {
 
         """
         let r = try await runRunbook(yaml, in: dir)
-        if let p = ProcFS.pid(fromFile: dir + "/app.pid") { kill(p, SIGKILL) }
+        if let p = ProcFS.pid(fromFile: dir + "/app.pid") { PinnedProcess(p) { argv, _ in argv == ["sleep", "60"] }.signal(SIGKILL) }
         #expect(r.outcome == .failed)
         let finished = r.events.first { $0.event == "step.finished" && $0.step == "restart-app" }
         #expect(finished?.status == "failed")

@@ -72,7 +72,7 @@ struct ResponderTests {
         #expect(r.stderr.contains("disk.yaml:8:11: error: step 'd' (check.host) has no output 'used_percent' (did you mean 'disk_used_percent'?)"), "\(r.stderr)")
     }
 
-    @Test func percentagesAndCountRatesAreAccepted() throws {
+    @Test func percentagesAndCountRatesAreAccepted() async throws {
         let rb = try RunbookLoader.load(text: minimalTestHeader + """
               - id: d
                 phase: detect
@@ -251,11 +251,11 @@ struct ResponderTests {
         let byPrefix = try box.cli(["timeline", String(id.prefix(id.count - 3)), "--json"])
         #expect(jsonLines(byPrefix.stdout).first?["run"] as? String == id)
         #expect(try box.cli(["timeline", "r-1999"]).status == 2)
-        let version = try runCLI(["--version"])
+        let version = try await runCLI(["--version"])
         #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == RunbookVersion.current)
     }
 
-    @Test func theActionsReferenceIsUpToDate() throws {
+    @Test func theActionsReferenceIsUpToDate() async throws {
         let committed = try String(contentsOfFile: repoRoot + "/docs/actions.md", encoding: .utf8)
         #expect(committed == ActionReference.markdown(), "docs/actions.md is stale: run `runbook reference > docs/actions.md`")
         // Every example in it is a valid step.

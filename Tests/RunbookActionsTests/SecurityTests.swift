@@ -208,7 +208,7 @@ struct SecurityTests {
         #expect(r.body.contains(#""status":"refused""#) && r.body.contains(#""guard":"params""#), "\(r.body)")
     }
 
-    @Test func patternsMatchTheWholeValueAndControlCharactersAreAlwaysRefused() throws {
+    @Test func patternsMatchTheWholeValueAndControlCharactersAreAlwaysRefused() async throws {
         let rb = try RunbookLoader.load(text: """
             runbook: p
             params:
@@ -227,7 +227,7 @@ struct SecurityTests {
         #expect(try RunInputs.resolve(rb, given: ["n": "12"])["n"] == .string("12"))
     }
 
-    @Test func pathParamsResolveDotDotAndSymlinksAndStayInside() throws {
+    @Test func pathParamsResolveDotDotAndSymlinksAndStayInside() async throws {
         let dir = try Self.folder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let rb = try RunbookLoader.load(path: dir + "/rb/svc.yaml")

@@ -209,10 +209,10 @@ struct ServeTests {
         let exited = await waitUntil(15) { kill(s.child.pid, 0) != 0 || ThreadSampler.threads(of: "\(s.child.pid)") <= 1 }
         #expect(exited, "serve did not stop on SIGTERM")
         s.child.stop()
-        let history = try runCLI(["history", "--json", "--state-dir", s.dir + "/state"])
+        let history = try await runCLI(["history", "--json", "--state-dir", s.dir + "/state"])
         let run = try #require(jsonLines(history.stdout).first)
         #expect(run["outcome"] as? String == "interrupted")
-        let events = jsonLines(try runCLI(["timeline", run["id"] as? String ?? "", "--json", "--state-dir", s.dir + "/state"]).stdout)
+        let events = await jsonLines(try runCLI(["timeline", run["id"] as? String ?? "", "--json", "--state-dir", s.dir + "/state"]).stdout)
         #expect(events.contains { $0["step"] as? String == "look" && $0["status"] as? String == "passed" }, "the running step was not let finish")
         #expect(events.contains { $0["step"] as? String == "later" && $0["status"] as? String == "skipped" })
     }

@@ -6,7 +6,7 @@ import Testing
 /// test loses its database): webhooks answer 503 (Alertmanager sends again), never a late 202 or a
 /// cut connection; reads answer 503, not an empty list; `/healthz` says the store is unreachable and
 /// `/readyz` answers 503; when the database is back, the alert sent again is recorded once.
-@Suite(.timeLimit(.minutes(4)), .enabled(if: TestPostgres.available, "needs PostgreSQL (scripts/test.sh sets RUNBOOK_TEST_DATABASE_URL)"))
+@Suite(.timeLimit(.minutes(15)), .enabled(if: TestPostgres.available, "needs PostgreSQL (scripts/test.sh sets RUNBOOK_TEST_DATABASE_URL)"))
 struct StoreOutageTests {
     static let runbook = """
         runbook: outage

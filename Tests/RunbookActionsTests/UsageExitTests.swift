@@ -18,9 +18,9 @@ struct UsageExitTests {
         #expect(r.stderr.contains("Usage:") || r.stderr.contains("--help"), "\(r.stderr)")
     }
 
-    @Test func helpAndVersionExitZero() throws {
-        #expect(try runCLI(["--help"]).status == 0)
-        #expect(try runCLI(["run", "--help"]).status == 0)
-        #expect(try runCLI(["--version"]).status == 0)
+    @Test func helpAndVersionExitZero() async throws {
+        await #expect(try runCLI(["--help"]).status == 0)
+        await #expect(try runCLI(["run", "--help"]).status == 0)
+        await #expect(try runCLI(["--version"]).status == 0)
     }
 }

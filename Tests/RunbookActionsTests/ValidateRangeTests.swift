@@ -30,13 +30,13 @@ struct ValidateRangeTests {
     ]
 
     @Test(arguments: cases)
-    func validateRejectsOutOfRangeValuesWithTheirPosition(_ c: Case) throws {
+    func validateRejectsOutOfRangeValuesWithTheirPosition(_ c: Case) async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let file = dir + "/range.yaml"
         try ("runbook: range\nparams:\n  service: { default: shop, pattern: \"^[a-z]+$\" }\nsteps:\n" + c.step)
             .write(toFile: file, atomically: true, encoding: .utf8)
-        let r = try runCLI(["validate", file])
+        let r = try await runCLI(["validate", file])
         #expect(r.status == 2, "\(r.stdout)\(r.stderr)")
         #expect(r.stderr.contains("\(file):\(c.expected)"), "\(r.stderr)")
     }

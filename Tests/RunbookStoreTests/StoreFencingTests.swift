@@ -6,7 +6,7 @@ import Testing
 
 /// Fenced leases, the same on both stores: a takeover moves the run's epoch on, and every write
 /// the old owner makes under its epoch (events, its finish, a renewal) is refused and writes nothing.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct StoreFencingTests {
     /// The old owner, cut off while it still believes it owns the run, and the new owner's lease.
     struct TakenOver {

@@ -95,16 +95,17 @@ enum Cases {
 
     /// Admits one request and says what happened, as text for expectations (`admitted`, `refused:GUARD`, `duplicate`).
     static func admit(_ store: any RunDatabase, _ requests: [AdmissionRequest], now: Date = Date()) async throws -> [Outcome] {
-        try await off {
-            try store.admitAll(requests, now: now).map { d in
-                switch d {
-                case .admitted(let lease, _):
-                    HeldLeases.shared.keep(lease)
-                    return Outcome(kind: "admitted", runID: nil, lease: lease)
-                case .refused(let r, let id): return Outcome(kind: "refused:\(r.guardName)", runID: id, lease: nil)
-                case .duplicate(let id): return Outcome(kind: "duplicate", runID: id, lease: nil)
-                }
-            }
+        try await off { try store.admitAll(requests, now: now).map(outcome) }
+    }
+
+    /// One decision as text for expectations; an admitted run's lease is kept.
+    static func outcome(_ d: AdmissionDecision) -> Outcome {
+        switch d {
+        case .admitted(let lease, _):
+            HeldLeases.shared.keep(lease)
+            return Outcome(kind: "admitted", runID: nil, lease: lease)
+        case .refused(let r, let id): return Outcome(kind: "refused:\(r.guardName)", runID: id, lease: nil)
+        case .duplicate(let id): return Outcome(kind: "duplicate", runID: id, lease: nil)
         }
     }
 

@@ -7,7 +7,7 @@ import Testing
 /// Approval gates, the same on both stores: a gate is decided once, in one transaction, by the first
 /// decisive event (approvals reaching the count, a denial, the stored deadline); every later answer
 /// is refused naming the decision and who made it; names compare trimmed and case-folded.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(15)))
 struct StoreGateTests {
     static func open(_ store: any RunDatabase, _ runID: String, approvals: Int = 1, deadline: Date, startedBy: String? = nil) async throws {
         try await off { try store.openGate(runID: runID, gate: Cases.gate("changes", approvals: approvals, deadline: deadline), startedBy: startedBy, resumable: true, now: Date()) }

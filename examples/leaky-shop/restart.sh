@@ -25,7 +25,8 @@ if [ -n "${SHOP_SUPERVISOR_CONF:-}" ]; then
 fi
 if [ -s "$pidfile" ]; then
   old=$(cat "$pidfile")
-  if kill -0 "$old" 2>/dev/null; then
+  # Only the shop the pidfile names: a stale pidfile's pid may belong to another process by now.
+  if [[ "$old" =~ ^[0-9]+$ ]] && tr '\0' '\n' < "/proc/$old/cmdline" 2>/dev/null | head -1 | grep -q 'leaky-shop$'; then
     kill "$old" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$old" 2>/dev/null || true

@@ -4,6 +4,9 @@
 
 /// Opens a pidfd for `pid` (Linux 5.3+). Returns -1 and sets errno on failure.
 int crb_pidfd_open(pid_t pid);
+/// Sends `sig` to the process a pidfd refers to, and never to a later process that took its pid
+/// (Linux 5.1+). Returns 0, or -1 and sets errno (ESRCH: it has exited).
+int crb_pidfd_send_signal(int pidfd, int sig);
 
 /// Spawns argv[0] (searched in PATH when it has no slash) as the leader of a new
 /// process group, with stdin from /dev/null and stdout/stderr to the given fds.

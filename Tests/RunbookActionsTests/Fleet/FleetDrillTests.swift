@@ -24,7 +24,7 @@ struct FleetDrillTests {
         return dir
     }
 
-    @Test func perHostOutcomesExerciseMaxErrorsAndUndoEachHost() throws {
+    @Test func perHostOutcomesExerciseMaxErrorsAndUndoEachHost() async throws {
         let dir = try Self.sandbox(scenario: """
             drill: two-hosts-fail
             runbook: fleet
@@ -33,7 +33,7 @@ struct FleetDrillTests {
             expect: { outcome: failed }
             """)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try runCLI(["drill", "fleet", "--scenario", dir + "/rb/drills/one.yaml", "--runbooks", dir + "/rb", "--state-dir", dir + "/st", "--json"])
+        let r = try await runCLI(["drill", "fleet", "--scenario", dir + "/rb/drills/one.yaml", "--runbooks", dir + "/rb", "--state-dir", dir + "/st", "--json"])
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
         let events = jsonLines(r.stdout)
         func targets(_ name: String, _ status: String? = nil) -> [String] {
@@ -48,7 +48,7 @@ struct FleetDrillTests {
         #expect(undone == targets("host.finished", "would-change").reversed(), "\(undone)")
     }
 
-    @Test func anAlarmStopsNewHostsLetsHostsInFlightFinishAndUndoesEachHost() throws {
+    @Test func anAlarmStopsNewHostsLetsHostsInFlightFinishAndUndoesEachHost() async throws {
         // Hosts take 20 s, two at a time: web-1 and web-2 end at 20 s (the alarms start), web-3 and
         // web-4 run from 20 s to 40 s; the alarm fires at its first look, at 30 s.
         let dir = try Self.sandbox(scenario: """
@@ -65,7 +65,7 @@ struct FleetDrillTests {
                 check: { command: ["check-errors"] }
             """)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try runCLI(["drill", "fleet", "--scenario", dir + "/rb/drills/one.yaml", "--runbooks", dir + "/rb", "--state-dir", dir + "/st", "--json"])
+        let r = try await runCLI(["drill", "fleet", "--scenario", dir + "/rb/drills/one.yaml", "--runbooks", dir + "/rb", "--state-dir", dir + "/st", "--json"])
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
         let events = jsonLines(r.stdout)
         func targets(_ name: String) -> [String] { events.filter { $0["event"] as? String == name }.compactMap { $0["target"] as? String } }
@@ -84,7 +84,7 @@ struct FleetDrillTests {
         #expect(end?["outcome"] as? String == "aborted", "\(end ?? [:])")
     }
 
-    @Test func aPerHostOutcomeMustBeAStatus() throws {
+    @Test func aPerHostOutcomeMustBeAStatus() async throws {
         let dir = try Self.sandbox(scenario: """
             drill: bad
             runbook: fleet
@@ -93,7 +93,7 @@ struct FleetDrillTests {
             expect: { outcome: failed }
             """)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try runCLI(["drill", "fleet", "--scenario", dir + "/rb/drills/one.yaml", "--runbooks", dir + "/rb", "--state-dir", dir + "/st"])
+        let r = try await runCLI(["drill", "fleet", "--scenario", dir + "/rb/drills/one.yaml", "--runbooks", dir + "/rb", "--state-dir", dir + "/st"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("one.yaml:4:") && r.stderr.contains("outcomes.restart-shop.web-2 must be one of"), "\(r.stderr)")
     }

@@ -39,7 +39,7 @@ import RunbookTestSupport
         let fleet = try await SSHFleet.ready(count: 20)
         defer { fleet.stop() }
         let rb = try fleet.runbooks(Self.restartYAML(across: "{ targets: web, concurrency: 5 }"))
-        let r = try fleet.run(runbooks: rb)
+        let r = try await fleet.run(runbooks: rb)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.events.outcome == "mitigated")
         #expect(Set(r.events.targets("host.finished", status: "passed")) == Set(fleet.hosts))
@@ -54,7 +54,7 @@ import RunbookTestSupport
         let fleet = try await SSHFleet.ready(count: 7)
         defer { fleet.stop() }
         let rb = try fleet.runbooks(Self.restartYAML(across: "{ targets: web, concurrency: 4, ramp: true }", seconds: "0.2"))
-        let r = try fleet.run(runbooks: rb)
+        let r = try await fleet.run(runbooks: rb)
         #expect(r.status == 0, "\(r.stderr)")
         // Seen on the hosts: each batch starts after the last one ended.
         let log = fleet.log
@@ -70,7 +70,7 @@ import RunbookTestSupport
         let fleet = try await SSHFleet.ready(count: 8)
         defer { fleet.stop() }
         let rb = try fleet.runbooks(Self.restartYAML(across: "{ targets: web, concurrency: 5, max_errors: 5, canary: { hosts: 1 } }", failing: "web-1"))
-        let r = try fleet.run(runbooks: rb)
+        let r = try await fleet.run(runbooks: rb)
         #expect(r.status == 1)
         #expect(r.events.targets("host.started") == ["web-1"])
         #expect(r.events.targets("host.finished", status: "failed") == ["web-1"])
@@ -90,7 +90,7 @@ import RunbookTestSupport
                 command: ["/bin/sh", "-c", "case $0 in web-1|web-2|web-3) exit 1;; esac; sh FLEET/probe.sh FLEET/state $0 1", "{{ target.host }}"]
                 timeout: 120s
             """
-        let r = try fleet.run(runbooks: try fleet.runbooks(yaml))
+        let r = try await fleet.run(runbooks: try fleet.runbooks(yaml))
         #expect(r.status == 1)
         let failed = r.events.targets("host.finished", status: "failed")
         #expect(failed.count == 3, "\(failed)")
@@ -115,7 +115,7 @@ import RunbookTestSupport
                 command: ["/bin/sh", "-c", "if [ $0 = web-3 ]; then exec python3 -c 'import time; time.sleep(1000)' fleet-hang-marker-$1; fi; echo $0 ok", "{{ target.host }}", "\(fleet.dir.suffix(8))"]
                 timeout: 40s
             """
-        let r = try fleet.run(runbooks: try fleet.runbooks(hangYAML))
+        let r = try await fleet.run(runbooks: try fleet.runbooks(hangYAML))
         #expect(r.status == 0, "\(r.stderr)")
         func status(_ host: String) -> String? { r.events.named("host.finished").first { $0["target"] as? String == host }?["status"] as? String }
         #expect(status("refused") == "errored")
@@ -131,7 +131,7 @@ import RunbookTestSupport
         let fleet = try await SSHFleet.ready(count: 1)
         defer { fleet.stop() }
         let rb = try fleet.runbooks(Self.restartYAML(across: "{ targets: web }", hosts: "{ hosts: [stranger] }"))
-        let r = try fleet.run(runbooks: rb)
+        let r = try await fleet.run(runbooks: rb)
         #expect(r.status == 1)
         let host = r.events.named("host.finished").first
         #expect(host?["status"] as? String == "errored")
@@ -152,7 +152,7 @@ import RunbookTestSupport
             """
         let rb = try fleet.runbooks(yaml)
         for hostile in ["; rm -rf / #", "$(touch \(fleet.dir)/pwned)", "`touch \(fleet.dir)/pwned` 'q\" \\"] {
-            let r = try fleet.run(runbooks: rb, ["--param", "label=\(hostile)"])
+            let r = try await fleet.run(runbooks: rb, ["--param", "label=\(hostile)"])
             #expect(r.status == 0, "\(r.stderr)")
             for host in fleet.hosts {
                 let seen = try String(contentsOfFile: fleet.state + "/argv-\(host)", encoding: .utf8)
@@ -172,7 +172,7 @@ import RunbookTestSupport
                 phase: verify
                 check: { command: ["false"] }
             """
-        let r = try fleet.run(runbooks: try fleet.runbooks(yaml))
+        let r = try await fleet.run(runbooks: try fleet.runbooks(yaml))
         #expect(r.status == 1)
         #expect(r.events.targets("change.applied") == ["web-1", "web-2", "web-3"])
         #expect(r.events.targets("undo.finished", status: "passed") == ["web-3", "web-2", "web-1"])
@@ -189,7 +189,7 @@ import RunbookTestSupport
                 phase: verify
                 check: { command: ["test", "-e", "FLEET/state/healthy-{{ target.host }}"] }
             """
-        let r = try fleet.run(runbooks: try fleet.runbooks(yaml))
+        let r = try await fleet.run(runbooks: try fleet.runbooks(yaml))
         #expect(r.status == 1)
         #expect(r.events.targets("host.started") == ["web-1", "web-2"])
         #expect(r.events.targets("canary.checked", status: "failed").sorted() == ["web-1", "web-2"])
@@ -207,7 +207,7 @@ import RunbookTestSupport
                 across: { targets: web }
                 command: ["touch", "FLEET/state/marked"]
             """)
-        let r = try fleet.run(runbooks: rb, ["--param", "host=db-9"])
+        let r = try await fleet.run(runbooks: rb, ["--param", "host=db-9"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("host 'db-9' is not in"))
         #expect(r.events.named("step.started").isEmpty)
@@ -217,7 +217,7 @@ import RunbookTestSupport
         let fleet = try SSHFleet(count: 1)
         defer { fleet.stop() }
         let rb = try fleet.runbooks(Self.restartYAML(across: "{ targets: web }"), inventory: "# nobody yet\n")
-        let r = try fleet.run(runbooks: rb)
+        let r = try await fleet.run(runbooks: rb)
         #expect(r.status == 2)
         #expect(r.stderr.contains("an empty target list is an error"))
         #expect(fleet.log.isEmpty)
@@ -227,7 +227,7 @@ import RunbookTestSupport
         let fleet = try SSHFleet(count: 20)
         defer { fleet.stop() }
         let rb = try fleet.runbooks(Self.restartYAML(across: "{ targets: web, concurrency: 10%, ramp: true }"))
-        let r = try fleet.run(runbooks: rb, ["--dry-run"])
+        let r = try await fleet.run(runbooks: rb, ["--dry-run"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.events.targets("host.planned") == fleet.hosts)
         #expect((r.events.named("host.planned").first?["message"] as? String)?.contains("probe.sh") == true)

@@ -39,10 +39,11 @@ struct PrometheusTargetRunTests {
               - { targets: ["127.0.0.1:\(freePort())"], labels: { host: web-9 } }
 
         """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let log = dir + "/prometheus.log"
         let prometheus = try ChildServer.daemon(["prometheus", "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
-                                                 "--web.listen-address=127.0.0.1:0"])
+                                                 "--web.listen-address=127.0.0.1:0"], log: log)
         defer { prometheus.stop() }
-        let promPort = try #require(await waitForListeningPort(under: prometheus.pid, seconds: 300), "Prometheus did not listen")
+        let promPort = try #require(await waitForListeningPort(under: prometheus.pid, log: log), "Prometheus did not listen: \(logTail(log))")
         let server = "http://127.0.0.1:\(promPort)"
         let scraped = await waitUntil(300) {
             let up = (try? fetch("\(server)/api/v1/query?query=up")) ?? ""
@@ -73,7 +74,7 @@ struct PrometheusTargetRunTests {
         #expect(bad.stderr.contains("Prometheus refused up{"), "\(bad.stderr)")
     }
 
-    @Test func anUnreachablePrometheusRefusesTheRun() throws {
+    @Test func anUnreachablePrometheusRefusesTheRun() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir + "/rb", withIntermediateDirectories: true)

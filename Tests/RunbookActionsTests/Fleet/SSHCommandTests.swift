@@ -12,7 +12,7 @@ struct SSHCommandTests {
     ]
 
     @Test(arguments: hostile)
-    func aHostileValueStaysOneLiteralArgumentForPOSIXSh(_ value: String) throws {
+    func aHostileValueStaysOneLiteralArgumentForPOSIXSh(_ value: String) async throws {
         // The remote side is a POSIX shell reading the string: run the same string in dash and bash.
         let remote = SSHCommand.remote(["printf", "%s\\n---\\n", value, "end"], timeout: nil)
         for shell in ["/bin/sh", "/bin/bash"] where FileManager.default.isExecutableFile(atPath: shell) {
@@ -22,7 +22,7 @@ struct SSHCommandTests {
         }
     }
 
-    @Test func theWatchdogKeepsTheExitStatusAndQuotesEnvAndCwd() throws {
+    @Test func theWatchdogKeepsTheExitStatusAndQuotesEnvAndCwd() async throws {
         let remote = SSHCommand.remote(["sh", "-c", "echo \"$X\"; pwd; exit 3"], env: [("X", "a'b $(c)")], cwd: "/tmp", timeout: 30)
         let r = try Spawn.run(["/bin/sh", "-c", remote])
         #expect(r.status == 3)

@@ -160,8 +160,8 @@ final class SSHFleet: @unchecked Sendable {
     }
 
     /// `runbook run NAME --json --yes` against these hosts; the JSON timeline and the exit status.
-    func run(_ name: String = "fleet", runbooks: String, _ extra: [String] = []) throws -> (status: Int32, events: [[String: Any]], stderr: String) {
-        let r = try runCLI(["run", name, "--runbooks", runbooks, "--state-dir", dir + "/st", "--json", "--yes", "--ssh-config", sshConfig] + extra)
+    func run(_ name: String = "fleet", runbooks: String, _ extra: [String] = []) async throws -> (status: Int32, events: [[String: Any]], stderr: String) {
+        let r = try await runCLI(["run", name, "--runbooks", runbooks, "--state-dir", dir + "/st", "--json", "--yes", "--ssh-config", sshConfig] + extra)
         return (r.status, jsonLines(r.stdout), r.stderr)
     }
 
