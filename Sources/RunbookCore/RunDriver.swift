@@ -39,6 +39,8 @@ public final class RunDriver: @unchecked Sendable {
     var applying = 0
     /// Where gates are recorded and answered.
     let desk: any ApprovalDesk
+    /// Why changes wait and the change breaker's budget, asked for the machine.
+    let facts: any ChangeFacts
     /// Per open gate: its timeout and its answer watch.
     var gates: [String: [any Cancellable]] = [:]
     /// Set when a paused run is left for a later process to resume: it takes no more events.
@@ -55,12 +57,15 @@ public final class RunDriver: @unchecked Sendable {
     /// - Parameters:
     ///   - queue: the serial queue that owns the run; the scheduler's blocks must run on it too.
     ///   - startEvent: the `run.started` event to emit first (runbook, trigger, params, dry_run).
+    ///   - facts: why changes wait and the breaker's budget, asked on `queue` when the machine says so.
     public init(runbook: Runbook, options: RunStateMachine.Options, dryRun: Bool, queue: DispatchQueue,
                 executor: any StepExecutor, scheduler: any RunScheduler, sink: any TimelineSink,
                 prompter: any ConfirmationPrompter, health: RecordHealth? = nil, desk: any ApprovalDesk = NoApprovals(),
+                facts: any ChangeFacts = NoChangeFacts(),
                 resuming events: [TimelineEvent]? = nil, inFlight: ((Step, TemplateValues) -> InFlightVerdict)? = nil) {
         self.health = health
         self.desk = desk
+        self.facts = facts
         self.queue = queue
         self.runbook = runbook
         self.runID = options.runID
@@ -166,11 +171,11 @@ public final class RunDriver: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         if detached || killSwitch.isThrown { return }
         applying += 1
+        // Answers the machine waits for, fed back once this batch is carried out (so in the order
+        // the machine asked, after everything it asked for before).
+        var answers: [(inout RunStateMachine, Date) -> [RunStateMachine.Effect]] = []
         defer {
             applying -= 1
-            if applying == 0, let release = machine.options.breakerRelease {
-                for _ in 0..<machine.takeBreakerReleases() { release() }
-            }
             // Fenced: another owner holds the run (or, for a replica, nobody can be told what happens
             // next). Stop at once: kill what runs, undo nothing, write nothing.
             if let why = health?.fenced ?? (mustNotAct ? health?.failure : nil), !detached {
@@ -188,7 +193,8 @@ public final class RunDriver: @unchecked Sendable {
         }
         for effect in effects {
             switch effect {
-            case .emit(let e):
+            case .emit, .emitNote:
+                guard let e = effect.recordedEvent else { continue }
                 // A step that will not start (the record failed) is not shown as started.
                 if recordFailed, e.event == "step.started" { continue }
                 sink.record(e)
@@ -236,6 +242,14 @@ public final class RunDriver: @unchecked Sendable {
             case .closeGate(let id, let status):
                 gates.removeValue(forKey: id)?.forEach { $0.cancel() }
                 desk.close(runID: runID, gate: id, status: status)
+            case .askChangeReasons:
+                let reasons = facts.reasonsBeforeChanges(now: scheduler.now)
+                answers.append { $0.changeReasonsAnswered(reasons, now: $1) }
+            case .reserveBreakerPlace(let id):
+                let refusal = facts.reserveChange(now: scheduler.now)
+                answers.append { $0.breakerAnswered(step: id, refusal: refusal, now: $1) }
+            case .releaseBreakerPlace:
+                facts.releaseChange()
             case .scheduleAlarm(let id):
                 scheduleAlarm(id)
             case .stopAlarms:
@@ -246,6 +260,7 @@ public final class RunDriver: @unchecked Sendable {
                 completion = nil
             }
         }
+        for answer in answers { apply(answer(&machine, scheduler.now)) }
     }
 
     /// Records the gate, arms its timeout at its deadline, watches for answers and tells the
@@ -293,11 +308,7 @@ public final class RunDriver: @unchecked Sendable {
 
     /// Posts the pause to `approvals_channel`: the run, its planned changes and how to answer.
     func notifyApprovers(_ channel: Template, _ request: GateRequest) {
-        let n = request.gate.approvals
-        let text = "runbook \(runbook.name) run \(runID) waits for \(n) approval\(n == 1 ? "" : "s") (\(request.reasons.joined(separator: "; "))): "
-            + (request.changes.isEmpty ? "no change planned" : request.changes.joined(separator: "; "))
-            + ". Approve: POST /runs/\(runID)/approve, deny: POST /runs/\(runID)/deny, or runbook approve \(runID) [--deny] (as yourself)."
-            + " Times out at \(TimelineEvent.timestamp(request.deadline)) (then \(request.gate.onTimeout == .proceed ? "proceeds" : "declines"))."
+        let text = RunWording.approvalsChannel(runbook: runbook.name, runID: runID, request)
         let action = Action(.notify(NotifySpec(url: channel, text: Template(literal: text))))
         let step = Step(id: "approvals-channel", phase: .mitigate, description: "", needs: [], when: nil, timeout: 10, retry: RetryPolicy(),
                         confirm: false, continueOnFailure: true, action: action, undo: nil,

@@ -40,7 +40,9 @@ extension RunStateMachine {
     /// The id of the run's gate before its first change.
     public static let changesGateID = "changes"
 
-    enum GateProgress: Sendable, Equatable { case notReached, open, passed, closed }
+    /// The run's gate before its changes: not reached yet, `asking` (why it might wait, no answer
+    /// yet), open, passed, or closed (the run stopped).
+    enum GateProgress: Sendable, Equatable { case notReached, asking, open, passed, closed }
 
     /// True for the run's own gates (before its changes, and before each change over the breaker's cap):
     /// `changes`, `changes#2`, ... A step id cannot hold `#`.
@@ -48,48 +50,79 @@ extension RunStateMachine {
 
     static func gateName(_ id: String) -> String { isRunGate(id) ? "changes" : "step \(id)" }
 
-    /// True when the step may not start yet because the run's changes wait at their gate.
-    func heldAtGate(_ s: Step) -> Bool { s.phase == .mitigate && !options.dryRun && changeGate == .open }
+    /// True when the step may not start yet because the run's changes wait at their gate, or for an
+    /// answer about them (why they wait, a place in the breaker's window).
+    func heldAtGate(_ s: Step) -> Bool {
+        s.phase == .mitigate && !options.dryRun && (gates.progress == .open || gates.progress == .asking || breaker.asking != nil)
+    }
 
     /// True when the run does nothing but wait for approvals: a server may leave it paused across a restart.
     public var isPausedForApproval: Bool {
-        guard case .running = lifecycle, !openGates.isEmpty else { return false }
-        let waiting = states.values.filter { $0 == .awaitingApproval }.count
-        let retrying = states.values.contains { if case .retryWait = $0 { true } else { false } }
-        return running == waiting && !retrying
+        guard case .running = lifecycle, !gates.open.isEmpty else { return false }
+        return states.attemptsRunning == 0 && states.prompts == 0 && states.retries == 0
     }
 
     /// The gates open now (for `/runs` and the terminal).
-    public var gatesOpen: [GateRequest] { openGates.values.sorted { $0.id < $1.id } }
+    public var gatesOpen: [GateRequest] { gates.open.values.sorted { $0.id < $1.id } }
 
-    /// Before a change step starts on a server with a breaker: if the budget is spent, the run waits at
-    /// a new run gate (`changes#N`) when someone can approve, else it stops, refused by the breaker.
-    /// Returns nil when the step may go on, else the effects (the step is held).
-    mutating func checkBreaker(before s: Step, now: Date) -> [Effect]? {
-        guard let check = options.breakerBeforeChange, s.phase == .mitigate, s.action.isChange, !options.dryRun,
-              changeGate == .passed, !breakerCleared.contains(s.id) else { return nil }
-        guard let why = check(now) else {
-            breakerCleared.insert(s.id)
-            breakerHeld.insert(s.id)
-            return nil
+    /// The answer to `askChangeReasons`: why the run's changes must wait for approval (empty: they
+    /// need not). Reasons open the run's gate; an answer nobody asked for is ignored.
+    public mutating func changeReasonsAnswered(_ reasons: [String], now: Date) -> [Effect] {
+        guard gates.progress == .asking, case .running = lifecycle else { return [] }
+        return decideChangeGate(reasons: reasons, now: now) + advance(now: now)
+    }
+
+    /// Passes or opens the run's gate before its changes.
+    mutating func decideChangeGate(reasons: [String], now: Date) -> [Effect] {
+        var reasons = reasons
+        // A gate opened before a restart stays a gate, whatever holds now.
+        if gates.earlierDeadlines[Self.changesGateID] != nil, reasons.isEmpty { reasons = ["opened before the restart"] }
+        guard !reasons.isEmpty else {
+            gates.progress = .passed
+            return []
+        }
+        gates.progress = .open
+        return openGate(Self.changesGateID, options.changesGate, reasons: reasons, now: now)
+    }
+
+    /// True when change step `s` must reserve its place in the breaker's window before it starts.
+    func needsBreakerPlace(_ s: Step) -> Bool {
+        options.reservesBreakerPlaces && s.phase == .mitigate && s.action.isChange && !options.dryRun
+            && gates.progress == .passed && !breaker.cleared.contains(s.id)
+    }
+
+    /// The answer to `reserveBreakerPlace`: nil when the place is reserved (the step may start), else
+    /// why the change would pass the breaker's cap. Over the cap, the run waits at a new run gate
+    /// (`changes#N`) when someone can approve, else it stops, refused by the breaker. A place
+    /// reserved for a step that can no longer start is given back at once.
+    public mutating func breakerAnswered(step id: String, refusal: String?, now: Date) -> [Effect] {
+        guard breaker.asking == id else { return refusal == nil ? [.releaseBreakerPlace(step: id)] : [] }
+        breaker.asking = nil
+        guard let s = runbook.step(id), states[id] == .pending, case .running = lifecycle else {
+            return (refusal == nil ? [.releaseBreakerPlace(step: id)] : []) + advance(now: now)
+        }
+        guard let why = refusal else {
+            breaker.cleared.insert(id)
+            breaker.held.insert(id)
+            return advance(now: now)
         }
         guard options.breakerMayAsk else {
             var e = event("guard.refused", now, step: s)
             e.guardName = "breaker"
             e.message = why + "; the runbook has no approval path, so the run stops before \(s.id)"
             lifecycle = .stopping(.notApproved(Self.changesGateID, why))
-            return [.emit(e)]
+            return [.emit(e)] + advance(now: now)
         }
-        breakerGates += 1
-        let id = "\(Self.changesGateID)#\(breakerGates + 1)"
-        changeGate = .open
-        breakerPending = s.id
-        return openGate(id, options.changesGate, reasons: [why], now: now)
+        breaker.gates += 1
+        let gate = "\(Self.changesGateID)#\(breaker.gates + 1)"
+        gates.progress = .open
+        breaker.pending = s.id
+        return openGate(gate, options.changesGate, reasons: [why], now: now) + advance(now: now)
     }
 
     mutating func openGate(_ id: String, _ gate: ApprovalGate, reasons: [String], now: Date) -> [Effect] {
         let planned: [Step]
-        if let next = breakerPending {
+        if let next = breaker.pending {
             planned = runbook.step(next).map { [$0] } ?? []
         } else if Self.isRunGate(id) {
             planned = runbook.steps.filter { $0.phase == .mitigate && states[$0.id] == .pending }
@@ -97,36 +130,32 @@ extension RunStateMachine {
             planned = runbook.step(id).map { [$0] } ?? []
         }
         let changes = planned.map { ChangeText.exact($0.action) { $0.render(values.lookup) } }
-        let deadline = earlierDeadlines[id] ?? now.addingTimeInterval(gate.timeout)
+        let deadline = gates.earlierDeadlines[id] ?? now.addingTimeInterval(gate.timeout)
         let request = GateRequest(id: id, gate: gate, reasons: reasons, changes: changes, deadline: deadline,
-                                  approvedBy: approvers[id] ?? [])
-        openGates[id] = request
+                                  approvedBy: gates.approvers[id] ?? [])
+        gates.open[id] = request
         var e = event("approval.requested", now, step: Self.isRunGate(id) ? nil : runbook.step(id))
         e.gate = id
         e.status = "awaiting-approval"
         e.deadline = deadline
-        let n = gate.approvals
-        let resumed = earlierDeadlines[id] != nil
-        e.message = "\(resumed ? "still " : "")waiting for \(n) approval\(n == 1 ? "" : "s") (\(reasons.joined(separator: "; "))) until "
-            + "\(TimelineEvent.timestamp(deadline)), then \(gate.onTimeout == .proceed ? "proceeds" : "declines"): "
-            + (changes.isEmpty ? "no change planned" : changes.joined(separator: "; "))
-            + "; answer with: runbook approve \(options.runID) [--deny] (as yourself), or POST /runs/\(options.runID)/approve"
-        if let got = approvers[id], !got.isEmpty { e.message! += " (approved so far by \(got.joined(separator: ", ")))" }
-        return [.emit(e), .openGate(request)]
+        let note = GateNotice(runID: options.runID, approvals: gate.approvals, reasons: reasons, deadline: deadline,
+                              proceedsOnTimeout: gate.onTimeout == .proceed, changes: changes,
+                              resumed: gates.earlierDeadlines[id] != nil, approvedSoFar: gates.approvers[id] ?? [])
+        return [.emitNote(e, .gateOpened(note)), .openGate(request)]
     }
 
     /// An answer arrived at gate `id`: an approval (counted once per person), a denial, or the timeout.
     /// Answers to a gate that is not open are ignored.
     public mutating func gateAnswered(id: String, answer: GateAnswer, now: Date) -> [Effect] {
-        guard let request = openGates[id], case .running = lifecycle else { return [] }
+        guard let request = gates.open[id], case .running = lifecycle else { return [] }
         var e = event(Self.approvalEventName(answer), now, step: Self.isRunGate(id) ? nil : runbook.step(id))
         e.gate = id
         let need = request.gate.approvals
         switch answer {
         case .approved(let by):
-            if approvers[id, default: []].contains(by) { return [] }
-            approvers[id, default: []].append(by)
-            let n = approvers[id]!.count
+            if gates.approvers[id, default: []].contains(by) { return [] }
+            gates.approvers[id, default: []].append(by)
+            let n = gates.approvers[id]!.count
             e.by = by
             e.status = n >= need ? "approved" : "awaiting-approval"
             e.message = "approved by \(by) (\(n) of \(need))"
@@ -137,7 +166,7 @@ extension RunStateMachine {
             e.message = "denied by \(by)"
             return [.emit(e)] + declineGate(id, why: "denied by \(by)", now: now)
         case .timedOut:
-            let n = approvers[id]?.count ?? 0
+            let n = gates.approvers[id]?.count ?? 0
             let proceed = request.gate.onTimeout == .proceed
             e.status = proceed ? "approved" : "declined"
             let waited = Quantity.formatDuration(request.gate.timeout)
@@ -155,27 +184,25 @@ extension RunStateMachine {
     }
 
     mutating func passGate(_ id: String, now: Date) -> [Effect] {
-        openGates[id] = nil
+        gates.open[id] = nil
         var effects: [Effect] = [.closeGate(id: id, status: "approved")]
         if Self.isRunGate(id) {
-            changeGate = .passed
-            if let cleared = breakerPending { breakerCleared.insert(cleared) }
-            breakerPending = nil
+            gates.progress = .passed
+            if let cleared = breaker.pending { breaker.cleared.insert(cleared) }
+            breaker.pending = nil
         } else if states[id] == .awaitingApproval, let step = runbook.step(id) {
-            running -= 1
             effects += startAttempt(step, attempt: 1, now: now)
         }
         return effects + advance(now: now)
     }
 
     mutating func declineGate(_ id: String, why: String, now: Date) -> [Effect] {
-        openGates[id] = nil
+        gates.open[id] = nil
         var effects: [Effect] = [.closeGate(id: id, status: "declined")]
         if Self.isRunGate(id) {
-            changeGate = .closed
+            gates.progress = .closed
         } else if states[id] == .awaitingApproval, let step = runbook.step(id) {
-            running -= 1
-            markDone(id, .declined)
+            effects += markDone(id, .declined)
             var f = event("step.finished", now, step: step)
             f.status = StepStatus.declined.rawValue
             f.message = "not approved: \(why)"
@@ -186,15 +213,14 @@ extension RunStateMachine {
     }
 
     /// Closes every open gate because the run is stopping: steps waiting at one are skipped.
-    mutating func closeAllGates(because reason: String, now: Date) -> [Effect] {
+    mutating func closeAllGates(because reason: SkipReason, now: Date) -> [Effect] {
         var effects: [Effect] = []
         for s in runbook.steps where states[s.id] == .awaitingApproval {
-            running -= 1
             effects += skip(s, because: reason, now: now)
         }
-        for id in openGates.keys.sorted() { effects.append(.closeGate(id: id, status: "closed")) }
-        openGates.removeAll()
-        if changeGate == .open { changeGate = .closed }
+        for id in gates.open.keys.sorted() { effects.append(.closeGate(id: id, status: "closed")) }
+        gates.open.removeAll()
+        if gates.progress == .open || gates.progress == .asking { gates.progress = .closed }
         return effects
     }
 
@@ -219,7 +245,7 @@ extension RunStateMachine {
             case "step.finished":
                 guard let id = e.step, states[id] == .pending, let status = StepStatus(rawValue: e.status ?? "") else { continue }
                 if let o = e.output { values.outputs[id] = o }
-                markDone(id, status)
+                _ = markDone(id, status)
             case "change.applied":
                 guard let id = e.step, let step = runbook.step(id) else { continue }
                 changes.append((id, Self.restoredChange(e, step: step)))
@@ -230,14 +256,14 @@ extension RunStateMachine {
                 stopping = true
                 if let k = undoOpen.firstIndex(where: { $0.step == e.step && $0.target == e.target }) { undoOpen.remove(at: k) }
                 guard let i = restoredChangeIndex(step: e.step, target: e.target) else { continue }
-                if e.event == "undo.finished" { undone.insert(i) } else { undoFailures += 1; undoSettled.insert(i) }
+                if e.event == "undo.finished" { undoRecord.undone.insert(i) } else { undoRecord.failures += 1; undoRecord.settled.insert(i) }
             case "approval.requested":
-                if let g = e.gate, let d = e.deadline { earlierDeadlines[g] = d }
+                if let g = e.gate, let d = e.deadline { gates.earlierDeadlines[g] = d }
             case "approval.granted", "approval.timed_out":
                 guard let g = e.gate else { continue }
-                if let by = e.by, !(approvers[g] ?? []).contains(by) { approvers[g, default: []].append(by) }
-                if e.status == "approved", g == Self.changesGateID { changeGate = .passed }
-                if e.status == "approved", g.hasPrefix(Self.changesGateID + "#") { breakerGates = max(breakerGates, Int(g.dropFirst(Self.changesGateID.count + 1)) ?? 1) }
+                if let by = e.by, !(gates.approvers[g] ?? []).contains(by) { gates.approvers[g, default: []].append(by) }
+                if e.status == "approved", g == Self.changesGateID { gates.progress = .passed }
+                if e.status == "approved", g.hasPrefix(Self.changesGateID + "#") { breaker.gates = max(breaker.gates, Int(g.dropFirst(Self.changesGateID.count + 1)) ?? 1) }
             default:
                 continue
             }
@@ -246,8 +272,8 @@ extension RunStateMachine {
         // have happened, so it is not run again (twice could be worse than once); the record says so.
         for open in undoOpen {
             guard let i = restoredChangeIndex(step: open.step, target: open.target) else { continue }
-            undoFailures += 1
-            undoSettled.insert(i)
+            undoRecord.failures += 1
+            undoRecord.settled.insert(i)
             var f = event("undo.failed", now, step: open.step.flatMap { runbook.step($0) })
             f.status = StepStatus.errored.rawValue
             f.what = open.what
@@ -261,14 +287,14 @@ extension RunStateMachine {
                 if case .done(let status) = states[s.id] { return status.isFailure }
                 return false
             }
-            lifecycle = .stopping(failed.map { .failed($0.id) } ?? .interrupted)
+            lifecycle = .stopping(failed.map { .failed($0.id) } ?? .interrupted(keepChanges: false))
         }
         // Steps that were running when the owner died: read-only ones run again (they are still
         // pending); a change is checked where it can be, else the run stops there.
         for s in runbook.steps where started.contains(s.id) && states[s.id] == .pending && s.action.isChange {
             // Its change is on record (the owner stopped before the step's end): it happened.
             if recorded.contains(s.id) {
-                markDone(s.id, .passed)
+                _ = markDone(s.id, .passed)
                 var f = event("step.finished", now, step: s)
                 f.status = StepStatus.passed.rawValue
                 f.message = "its change was recorded before its owner stopped"
@@ -279,7 +305,7 @@ extension RunStateMachine {
             case .rerun:
                 continue
             case .applied(let change):
-                markDone(s.id, .passed)
+                _ = markDone(s.id, .passed)
                 changes.append((s.id, change))
                 var f = event("step.finished", now, step: s)
                 f.status = StepStatus.passed.rawValue
@@ -290,7 +316,7 @@ extension RunStateMachine {
                 if !isUndoable((s.id, change)) { c.undoable = false }
                 resumeEffects += [.emit(f), .emit(c)]
             case .unknown(let why):
-                markDone(s.id, .failed)
+                _ = markDone(s.id, .failed)
                 var f = event("step.finished", now, step: s)
                 f.status = StepStatus.failed.rawValue
                 f.message = "its process died mid-change and \(why): whether it ran is unknown, so the run stops here"
@@ -303,7 +329,7 @@ extension RunStateMachine {
     /// The newest restored change of `step` (on `target`) not yet undone or settled.
     func restoredChangeIndex(step: String?, target: String?) -> Int? {
         changes.indices.last { i in
-            changes[i].step == step && changes[i].change.target == target && !undone.contains(i) && !undoSettled.contains(i)
+            changes[i].step == step && changes[i].change.target == target && !undoRecord.undone.contains(i) && !undoRecord.settled.contains(i)
         }
     }
 

@@ -11,7 +11,6 @@ extension RunStateMachine {
         var e = event("run.cancelled", now)
         e.by = name
         e.message = "cancelled by \(name)" + (undo ? "" : " (completed changes left in place)")
-        if !undo { keepChanges = true }
-        return [.emit(e)] + interrupt(now: now)
+        return [.emit(e)] + interrupt(now: now, keepChanges: !undo)
     }
 }

@@ -25,7 +25,7 @@ extension RunStateMachine {
             guard s.across != nil, case .running = states[s.id] else { return false }
             return true
         }.map(\.id)
-        return stopRunningSteps("stopped: alarm \(alarm) fired", now: now, except: Set(fleets))
+        return stopRunningSteps(.alarm(alarm), now: now, except: Set(fleets))
             + fleets.map { .haltFleet(step: $0, reason: "alarm \(alarm) fired: no new host started") }
     }
 
@@ -34,8 +34,8 @@ extension RunStateMachine {
     mutating func applied(_ c: AppliedChange, by step: Step, recorded: Bool, now: Date) -> [Effect] {
         changes.append((step.id, c))
         var effects: [Effect] = []
-        if !alarmsRunning, !runbook.abortIf.isEmpty, case .running = lifecycle {
-            alarmsRunning = true
+        if !alarms.running, !runbook.abortIf.isEmpty, case .running = lifecycle {
+            alarms.running = true
             effects += runbook.abortIf.map { .scheduleAlarm(id: $0.id) }
         }
         guard recorded else { return effects }

@@ -3,6 +3,24 @@ import Foundation
 /// Scheduling: which ready steps start now (by phase, file order, needs, `when` and the caps on
 /// processes and network checks), when a phase is done, and the detect gate.
 extension RunStateMachine {
+    /// What starts when (see `RunStateMachine.schedule`).
+    struct Schedule: Sendable {
+        /// Index into `phases` of the phase in progress.
+        var phaseIndex = 0
+        /// Needs not yet finished, per step.
+        var waitingOn: [String: Int]
+        /// Per phase: steps whose needs are all finished and that have not started.
+        var candidates: [[String]]
+        /// Per phase: steps not yet finished.
+        var unfinished: [Int]
+
+        /// The candidates of the phase in progress.
+        var readyInPhase: [String] {
+            get { candidates[phaseIndex] }
+            set { candidates[phaseIndex] = newValue }
+        }
+    }
+
     /// What a step's attempt occupies while it runs, for the caps.
     enum Resource: Sendable {
         case process, network, free
@@ -27,15 +45,10 @@ extension RunStateMachine {
 
     func hasRoom(for step: Step) -> Bool {
         switch Self.resource(of: step) {
-        case .process: return held[.process, default: 0] < options.maxParallel
-        case .network: return held[.network, default: 0] < options.maxNetwork
+        case .process: return states.attempts[.process, default: 0] < options.maxParallel
+        case .network: return states.attempts[.network, default: 0] < options.maxNetwork
         case .free: return true
         }
-    }
-
-    /// The attempt of `id` no longer runs: its resource is free again.
-    mutating func release(_ id: String) {
-        if let r = holding.removeValue(forKey: id) { held[r, default: 1] -= 1 }
     }
 
     /// Starts what can start; moves phases on; ends the run.
@@ -43,24 +56,15 @@ extension RunStateMachine {
         guard finishedOutcome == nil else { return [] }
         var effects: [Effect] = []
         if isUndoing { return effects }
-        if stop != nil, alarmsRunning {
-            alarmsRunning = false
+        if stop != nil, alarms.running {
+            alarms.running = false
             effects.append(.stopAlarms)
         }
         if let stop {
-            let reason: String
-            switch stop {
-            case .failed(let s): reason = "run stopped: \(s) failed"
-            case .declined(let s): reason = "run stopped: \(s) was declined"
-            case .interrupted: reason = "run interrupted"
-            case .recordFailed: reason = "run stopped: it could not be recorded"
-            case .aborted(let id, _): reason = "run aborted by alarm \(id)"
-            case .notApproved(let gate, let why): reason = "run stopped: \(Self.gateName(gate)) not approved (\(why))"
-            case .cutOff(let s): reason = "run stopped: \(s) was cut off mid-change"
-            }
+            let reason = SkipReason.runStopped(stop)
             // Nobody need answer a gate of a run that is stopping.
             effects += closeAllGates(because: reason, now: now)
-            guard running == 0 else { return effects }
+            guard states.inFlight == 0 else { return effects }
             for s in runbook.steps {
                 switch states[s.id] {
                 case .pending: effects += skip(s, because: reason, now: now)
@@ -70,13 +74,14 @@ extension RunStateMachine {
                 default: break
                 }
             }
-            let undoAllowed = !(stop == .interrupted && (options.noUndo || keepChanges))
+            var undoAllowed = true
+            if case .interrupted(let keepChanges) = stop, options.noUndo || keepChanges { undoAllowed = false }
             let plan = undoAllowed
-                ? changes.indices.reversed().filter { !undone.contains($0) && !undoSettled.contains($0) && isUndoable(changes[$0]) }
+                ? changes.indices.reversed().filter { !undoRecord.undone.contains($0) && !undoRecord.settled.contains($0) && isUndoable(changes[$0]) }
                     .map { PlannedUndo(step: changes[$0].step, change: changes[$0].change) }
                 : []
             if !plan.isEmpty {
-                lifecycle = .undoing(stop, plan: plan, index: 0)
+                lifecycle = .undoing(UndoProgress(stop: stop, plan: plan))
                 return effects + continueUndo(now: now)
             }
             return effects + end(now: now)
@@ -84,23 +89,23 @@ extension RunStateMachine {
         var progressed = true
         while progressed, finishedOutcome == nil {
             progressed = false
-            guard phaseIndex < phases.count else { return effects + end(now: now) }
-            let phase = phases[phaseIndex]
+            guard schedule.phaseIndex < phases.count else { return effects + end(now: now) }
+            let phase = phases[schedule.phaseIndex]
             // Start (or skip) the ready steps of this phase in file order, up to the parallel limit.
-            var ready = candidates[phaseIndex].sorted { graph.index[$0]! < graph.index[$1]! }
-            candidates[phaseIndex] = []
+            var ready = schedule.readyInPhase.sorted { graph.index[$0]! < graph.index[$1]! }
+            schedule.readyInPhase = []
             var deferred: [String] = []
             while !ready.isEmpty {
                 let id = ready.removeFirst()
                 guard states[id] == .pending, let s = runbook.step(id) else { continue }
                 if let w = s.when {
                     if !w.evaluate(values.lookup).truthy {
-                        effects += skip(s, because: "when \(w) is false", now: now)
+                        effects += skip(s, because: .whenFalse("\(w)"), now: now)
                         progressed = true
                         continue
                     }
                 } else if let bad = s.needs.first(where: { !(values.statuses[$0]?.succeeded ?? false) }) {
-                    effects += skip(s, because: "needs \(bad), which \(values.statuses[bad]?.rawValue ?? "did not run")", now: now)
+                    effects += skip(s, because: .needs(step: bad, status: values.statuses[bad]), now: now)
                     progressed = true
                     continue
                 }
@@ -110,54 +115,53 @@ extension RunStateMachine {
                     continue
                 }
                 // The run's changes wait at its gate (auto: ask, a freeze, the breaker) until approved.
-                if s.phase == .mitigate, !options.dryRun, changeGate != .passed {
-                    if changeGate == .notReached {
-                        var reasons = options.beforeChanges(now)
-                        // A gate opened before a restart stays a gate, whatever holds now.
-                        if earlierDeadlines[Self.changesGateID] != nil, reasons.isEmpty { reasons = ["opened before the restart"] }
-                        if reasons.isEmpty {
-                            changeGate = .passed
-                        } else {
-                            changeGate = .open
-                            effects += openGate(Self.changesGateID, options.changesGate, reasons: reasons, now: now)
+                if s.phase == .mitigate, !options.dryRun, gates.progress != .passed {
+                    if gates.progress == .notReached {
+                        if options.asksBeforeChanges {
+                            // Asked once; nothing starts until the answer (`changeReasonsAnswered`).
+                            gates.progress = .asking
+                            effects.append(.askChangeReasons)
+                            schedule.readyInPhase = deferred + [id] + ready + schedule.readyInPhase
+                            return effects
                         }
+                        effects += decideChangeGate(reasons: [], now: now)
                     }
-                    if changeGate != .passed {
+                    if gates.progress != .passed {
                         deferred.append(id)
                         continue
                     }
                 }
-                if let held = checkBreaker(before: s, now: now) {
-                    effects += held
+                if breaker.asking != nil, s.phase == .mitigate {
                     deferred.append(id)
-                    if stop != nil {
-                        deferred += ready
-                        break
-                    }
                     continue
+                }
+                if needsBreakerPlace(s) {
+                    // Nothing starts until the store answers (`breakerAnswered`): the same order as ever.
+                    breaker.asking = s.id
+                    effects.append(.reserveBreakerPlace(step: s.id))
+                    schedule.readyInPhase = deferred + [id] + ready + schedule.readyInPhase
+                    return effects
                 }
                 progressed = true
                 if options.dryRun, s.phase == .verify {
-                    effects += skip(s, because: "would verify after the changes", now: now)
+                    effects += skip(s, because: .wouldVerify, now: now)
                     progressed = true
                     continue
                 }
                 if let gate = s.gate, !options.dryRun {
                     states[s.id] = .awaitingApproval
-                    running += 1
                     effects += openGate(s.id, gate, reasons: ["confirm"], now: now)
                 } else if s.confirm, !options.autoConfirm, !options.dryRun {
                     states[s.id] = .awaitingConfirmation
-                    running += 1
                     effects.append(.askConfirmation(step: s.id))
                 } else {
                     effects += startAttempt(s, attempt: 1, now: now)
                 }
             }
-            candidates[phaseIndex] = deferred + candidates[phaseIndex]
+            schedule.readyInPhase = deferred + schedule.readyInPhase
             if stop != nil { return effects + advance(now: now) }
-            if unfinished[phaseIndex] == 0 {
-                let steps = phaseSteps[phaseIndex]
+            if schedule.unfinished[schedule.phaseIndex] == 0 {
+                let steps = phaseSteps[schedule.phaseIndex]
                 if phase == .detect {
                     let statuses = steps.map { values.statuses[$0.id] }
                     let confirmed = runbook.detect == .all ? statuses.allSatisfy { $0 == .passed } : statuses.contains(.passed)
@@ -165,14 +169,14 @@ extension RunStateMachine {
                         // Could not measure is not the same as healthy: nobody knows.
                         let unknown = statuses.contains { $0 == .errored || $0 == .timedOut }
                         for s in runbook.steps where states[s.id] == .pending {
-                            effects += skip(s, because: unknown ? "detect inconclusive: a check could not measure" : "symptom not confirmed", now: now)
+                            effects += skip(s, because: .detectEnded(inconclusive: unknown), now: now)
                         }
                         return effects + end(now: now, outcome: unknown ? .inconclusive : .notConfirmed)
                     }
                 }
-                phaseIndex += 1
+                schedule.phaseIndex += 1
                 progressed = true
-            } else if candidates[phaseIndex].contains(where: { id in runbook.step(id).map { hasRoom(for: $0) && !heldAtGate($0) } ?? false }) {
+            } else if schedule.readyInPhase.contains(where: { id in runbook.step(id).map { hasRoom(for: $0) && !heldAtGate($0) } ?? false }) {
                 progressed = true
             }
         }

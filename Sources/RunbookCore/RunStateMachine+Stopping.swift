@@ -7,16 +7,16 @@ extension RunStateMachine {
     /// Errored or timed out three times running: it aborts too (fail closed). Failed: all is well, the
     /// alarm is evaluated again after its `every`.
     public mutating func alarmResult(id: String, result: StepResult, now: Date) -> [Effect] {
-        guard alarmsRunning, case .running = lifecycle, let alarm = runbook.abortIf.first(where: { $0.id == id }) else { return [] }
+        guard alarms.running, case .running = lifecycle, let alarm = runbook.abortIf.first(where: { $0.id == id }) else { return [] }
         var why: String?
         switch result.status {
         case .passed:
             why = "fired: \(result.message)"
         case .errored, .timedOut:
-            alarmErrors[id, default: 0] += 1
-            if alarmErrors[id]! >= 3 { why = "could not be evaluated 3 times running (fail closed): \(result.message)" }
+            alarms.errors[id, default: 0] += 1
+            if alarms.errors[id]! >= 3 { why = "could not be evaluated 3 times running (fail closed): \(result.message)" }
         default:
-            alarmErrors[id] = 0
+            alarms.errors[id] = 0
         }
         guard let why else { return [.scheduleAlarm(id: id)] }
         var e = TimelineEvent(time: now, run: options.runID, event: "alarm.fired")
@@ -31,8 +31,8 @@ extension RunStateMachine {
     /// An undo finished.
     /// Late answers (after a timeout, or for an undo already given up) are ignored.
     public mutating func undoFinished(index: Int, result: StepResult, now: Date) -> [Effect] {
-        guard case .undoing(let why, let plan, let current) = lifecycle, index == current, index < plan.count else { return [] }
-        let planned = plan[index]
+        guard var undo = undoProgress, index == undo.index, index < undo.plan.count else { return [] }
+        let planned = undo.plan[index]
         let failed = result.status.isFailure
         var e = event(failed ? "undo.failed" : "undo.finished", now, step: runbook.step(planned.step))
         e.status = result.status.rawValue
@@ -42,11 +42,12 @@ extension RunStateMachine {
         e.target = planned.change.target
         if let c = result.change { e.what = c.what; e.from = c.from; e.to = c.to }
         if failed {
-            undoFailures += 1
-        } else if let i = changes.indices.last(where: { !undone.contains($0) && changes[$0].step == planned.step && changes[$0].change == planned.change }) {
-            undone.insert(i)
+            undoRecord.failures += 1
+        } else if let i = changes.indices.last(where: { !undoRecord.undone.contains($0) && changes[$0].step == planned.step && changes[$0].change == planned.change }) {
+            undoRecord.undone.insert(i)
         }
-        lifecycle = .undoing(why, plan: plan, index: index + 1)
+        undo.index += 1
+        lifecycle = .undoing(undo)
         return [.endUndo(index: index), .emit(e)] + continueUndo(now: now)
     }
 
@@ -57,15 +58,19 @@ extension RunStateMachine {
 
     /// Ctrl-C or shutdown: running steps are stopped and marked, then completed changes undone unless `noUndo`.
     /// During undo an interrupt changes nothing: the undo goes on (a second Ctrl-C abandons it, see `abandon`).
-    public mutating func interrupt(now: Date) -> [Effect] {
+    /// - Parameters:
+    ///   - keepChanges: leave completed changes in place (a cancel without undo); once asked, kept.
+    public mutating func interrupt(now: Date, keepChanges: Bool = false) -> [Effect] {
         switch lifecycle {
         case .finished, .undoing: return []
         case .running, .stopping: break
         }
         var effects: [Effect] = []
-        if stop != .interrupted {
-            lifecycle = .stopping(.interrupted)
-            effects = stopRunningSteps("stopped by interrupt", now: now)
+        if case .interrupted(let kept) = stop {
+            if keepChanges, !kept { lifecycle = .stopping(.interrupted(keepChanges: true)) }
+        } else {
+            lifecycle = .stopping(.interrupted(keepChanges: keepChanges))
+            effects = stopRunningSteps(.interrupt, now: now)
         }
         return effects + advance(now: now)
     }
@@ -74,14 +79,12 @@ extension RunStateMachine {
     /// the rest is skipped and the run ends `interrupted`. Completed changes stay in place.
     public mutating func drain(now: Date) -> [Effect] {
         guard case .running = lifecycle else { return [] }
-        lifecycle = .stopping(.interrupted)
-        keepChanges = true
+        lifecycle = .stopping(.interrupted(keepChanges: true))
         var effects: [Effect] = []
         for s in runbook.steps where states[s.id] == .awaitingConfirmation {
-            running -= 1
-            effects += skip(s, because: "server shutting down", now: now)
+            effects += skip(s, because: .shuttingDown, now: now)
         }
-        effects += closeAllGates(because: "server shutting down", now: now)
+        effects += closeAllGates(because: .shuttingDown, now: now)
         return effects + advance(now: now)
     }
 
@@ -94,7 +97,7 @@ extension RunStateMachine {
         case .running, .stopping: break
         }
         lifecycle = .stopping(.recordFailed(why))
-        return stopRunningSteps("stopped: the run could not be recorded", now: now) + advance(now: now)
+        return stopRunningSteps(.recordFailed, now: now) + advance(now: now)
     }
 
     /// A second Ctrl-C: the run ends now, `interrupted`, whatever is still running or being undone.
@@ -102,39 +105,37 @@ extension RunStateMachine {
     public mutating func abandon(now: Date, reason: String = "interrupted twice: exited without finishing") -> [Effect] {
         guard finishedOutcome == nil else { return [] }
         var effects: [Effect] = []
-        if case .undoing(_, _, let index) = lifecycle { effects.append(.endUndo(index: index)) }
+        let undo = undoProgress
+        if let undo { effects.append(.endUndo(index: undo.index)) }
         for s in runbook.steps {
             if case .running = states[s.id] { effects.append(.cancelAttempt(step: s.id)) }
             if case .retryWait = states[s.id] { effects.append(.cancelRetry(step: s.id)) }
         }
-        effects += closeAllGates(because: reason, now: now)
-        lifecycle = .stopping(.interrupted)
+        effects += closeAllGates(because: .abandoned(reason), now: now)
+        lifecycle = .stopping(.interrupted(keepChanges: false))
         return effects + end(now: now, abandoned: reason)
     }
 
-    /// Ends every running attempt and open confirmation as `failed` with `message`, cancelling the work.
-    mutating func stopRunningSteps(_ message: String, now: Date, except kept: Set<String> = []) -> [Effect] {
-        var effects: [Effect] = closeAllGates(because: message, now: now)
+    /// Ends every running attempt and open confirmation as `failed` (stopped because `why`), cancelling the work.
+    mutating func stopRunningSteps(_ why: StepStop, now: Date, except kept: Set<String> = []) -> [Effect] {
+        var effects: [Effect] = closeAllGates(because: .stopped(why), now: now)
         for s in runbook.steps where !kept.contains(s.id) {
             switch states[s.id] {
             case .running, .awaitingConfirmation:
-                running -= 1
-                release(s.id)
-                markDone(s.id, .failed)
+                effects += markDone(s.id, .failed)
                 effects.append(.cancelAttempt(step: s.id))
                 var e = event("step.finished", now, step: s)
                 e.status = StepStatus.failed.rawValue
-                e.message = message
                 if let t = firstStarted[s.id] { e.durationMs = Self.ms(now.timeIntervalSince(t)) }
-                effects.append(.emit(e))
+                effects.append(.emitNote(e, .stepStopped(why)))
             default: break
             }
         }
         return effects
     }
 
-    /// Changes made and not undone, as `summary (not undoable)` texts.
-    var changesLeftInPlace: [String] {
+    /// Changes made and not among `undone`, as `summary (not undoable)` texts.
+    func changesLeftInPlace(undone: Set<Int>) -> [String] {
         changes.enumerated().filter { !undone.contains($0.offset) }.map { i, c in
             c.change.summary + (isUndoable(c) ? "" : " (not undoable)")
         }
@@ -145,9 +146,10 @@ extension RunStateMachine {
     }
 
     mutating func continueUndo(now: Date) -> [Effect] {
-        guard case .undoing(_, let plan, let index) = lifecycle else { return [] }
-        guard index < plan.count else { return end(now: now) }
-        let planned = plan[index]
+        guard let undo = undoProgress else { return [] }
+        let index = undo.index
+        guard index < undo.plan.count else { return end(now: now) }
+        let planned = undo.plan[index]
         var e = event("undo.started", now, step: runbook.step(planned.step))
         e.what = planned.change.what
         e.from = planned.change.to
@@ -157,45 +159,38 @@ extension RunStateMachine {
         return [.emit(e), .startUndo(index: index, change: planned.change, step: planned.step, values: values)]
     }
 
+    /// Ends the run: `run.finished` with its outcome and what was undone and left in place.
     mutating func end(now: Date, outcome explicit: RunOutcome? = nil, abandoned: String? = nil) -> [Effect] {
         guard finishedOutcome == nil else { return [] }
+        let undoFailures = undoRecord.failures, undone = undoRecord.undone
         let outcome: RunOutcome
-        var message: String?
         if let explicit {
             outcome = explicit
         } else {
             switch stop {
-            case .failed(let s): outcome = .failed; message = "\(s) failed"
-            case .declined(let s): outcome = .refused; message = "\(s) was declined"
-            case .interrupted: outcome = .interrupted; message = abandoned ?? "interrupted"
-            case .recordFailed(let why): outcome = .failed; message = "the run could not be recorded: \(why)"
-            case .aborted(let id, let why): outcome = .aborted; message = "aborted: alarm \(id) \(why)"
-            case .notApproved(let gate, let why): outcome = .refused; message = "\(Self.gateName(gate)) not approved: \(why)"
-            case .cutOff(let s): outcome = .interrupted; message = "taken over after its owner died while \(s) was changing things; stopped at \(s)"
+            case .failed, .recordFailed: outcome = .failed
+            case .declined, .notApproved: outcome = .refused
+            case .interrupted, .cutOff: outcome = .interrupted
+            case .aborted: outcome = .aborted
             case nil: outcome = changes.isEmpty ? .completed : options.dryRun ? .wouldMitigate : .mitigated
             }
         }
-        func add(_ text: String) { message = (message.map { $0 + "; " } ?? "") + text }
-        if undoFailures > 0 { add("undo incomplete") }
-        else if !undone.isEmpty { add("\(undone.count) change\(undone.count == 1 ? "" : "s") undone") }
-        if stop != nil || undoFailures > 0 {
-            let left = changesLeftInPlace
-            if !left.isEmpty { add("left in place: " + left.joined(separator: "; ")) }
-        }
+        let ending = RunEnding(stop: explicit == nil ? stop : nil, abandoned: abandoned, undoIncomplete: undoFailures > 0, undone: undone.count,
+                               leftInPlace: stop != nil || undoFailures > 0 ? changesLeftInPlace(undone: undone) : [])
         let final: RunOutcome = undoFailures > 0 && outcome != .interrupted && outcome != .aborted ? .failed : outcome
         lifecycle = .finished(final)
-        if alarmsRunning {
-            alarmsRunning = false
-            return [.stopAlarms] + endEffects(final, message, now)
+        var effects: [Effect] = []
+        if alarms.running {
+            alarms.running = false
+            effects.append(.stopAlarms)
         }
-        return endEffects(final, message, now)
-    }
-
-    func endEffects(_ final: RunOutcome, _ message: String?, _ now: Date) -> [Effect] {
         var e = event("run.finished", now)
         e.outcome = final.rawValue
-        e.message = message
         e.durationMs = Self.ms(now.timeIntervalSince(startedAt ?? now))
-        return [.emit(e), .finished(final)]
+        effects.append(.emitNote(e, .runFinished(ending)))
+        // Places still held (an abandoned run's change steps in flight) are given back.
+        effects += breaker.held.sorted().map { .releaseBreakerPlace(step: $0) }
+        breaker.held.removeAll()
+        return effects + [.finished(final)]
     }
 }

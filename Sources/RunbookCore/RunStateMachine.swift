@@ -3,7 +3,9 @@ import Foundation
 /// The run's rules as a pure state machine: events in, effects out, no I/O and no clock of its own.
 ///
 /// It owns ready steps, results, phase progress, the change stack and undo. The driver feeds it
-/// what happened (with the time) and carries out the effects it returns.
+/// what happened (with the time) and carries out the effects it returns. Facts from outside the run
+/// (why changes wait, the change breaker) come in as answers to effects that ask for them, never
+/// from a query of its own; messages it describes as a `RunNote` are worded by `RunWording`.
 ///
 /// This file holds the state, the step events (attempts, retries, confirmations) and how a step
 /// starts and finishes. `RunStateMachine+Scheduling.swift` decides what starts when (phases, needs,
@@ -13,6 +15,8 @@ public struct RunStateMachine: Sendable {
     /// What the driver must do next.
     public enum Effect: Sendable {
         case emit(TimelineEvent)
+        /// Record `event`, its message worded from `note` by `RunWording`.
+        case emitNote(TimelineEvent, RunNote)
         case startAttempt(step: String, attempt: Int, values: TemplateValues)
         case scheduleRetry(step: String, attempt: Int, after: Double)
         case cancelAttempt(step: String)
@@ -27,6 +31,16 @@ public struct RunStateMachine: Sendable {
         case startUndo(index: Int, change: AppliedChange, step: String, values: TemplateValues)
         /// The undo started at `index` has ended (or timed out): stop its timer and any work left.
         case endUndo(index: Int)
+        /// Ask the world why the run's changes must wait for approval (`guards.auto: ask`, a freeze
+        /// window), once, before its first mitigate step: answer with `changeReasonsAnswered`.
+        /// Mitigate steps wait until then.
+        case askChangeReasons
+        /// Reserve a place in the change breaker's window for change step `step` (in the store,
+        /// atomically): answer with `breakerAnswered`. The step does not start until then.
+        case reserveBreakerPlace(step: String)
+        /// Give back the place reserved for `step`, a change step that ended without applying its
+        /// change (failed, declined, skipped, the run stopped or ended).
+        case releaseBreakerPlace(step: String)
         /// Evaluate alarm `id` after its `every`.
         case scheduleAlarm(id: String)
         /// No more alarm evaluations: cancel their timers and any check in flight.
@@ -52,17 +66,15 @@ public struct RunStateMachine: Sendable {
         /// are skipped ("would verify after the changes"), and a run that described changes ends
         /// `would-mitigate`. (Drills are rehearsed as live runs and do not set this.)
         public var dryRun = false
-        /// Why the run's changes must wait for approval, asked once, when its first mitigate step is
-        /// about to start (`guards.auto: ask`, a freeze window, the change breaker); empty: they need not.
-        public var beforeChanges: @Sendable (Date) -> [String] = { _ in [] }
-        /// The gate the run's changes wait at when `beforeChanges` gives reasons.
+        /// Whether the run asks why its changes must wait for approval (`Effect.askChangeReasons`,
+        /// once, when its first mitigate step is about to start: `guards.auto: ask`, a freeze window).
+        /// False: they need not wait.
+        public var asksBeforeChanges = false
+        /// The gate the run's changes wait at when the answer gives reasons.
         public var changesGate = ApprovalGate()
-        /// `serve --max-changes`: asked before each change step, it reserves the change's place in the
-        /// breaker's window (nil: reserved, the step may go on) or says why the change would pass the cap.
-        public var breakerBeforeChange: (@Sendable (Date) -> String?)?
-        /// Gives back one place `breakerBeforeChange` reserved, for a change step that ended without
-        /// applying its change (failed, declined, skipped, the run stopped).
-        public var breakerRelease: (@Sendable () -> Void)?
+        /// `serve --max-changes`: each change step reserves its place in the breaker's window
+        /// (`Effect.reserveBreakerPlace`) before it starts, and gives back a place it did not use.
+        public var reservesBreakerPlaces = false
         /// Whether a run over the breaker's cap waits for approval (true) or stops, refused (false).
         public var breakerMayAsk = false
         /// Each target set's hosts, resolved before the run (`TargetResolver`).
@@ -86,10 +98,13 @@ public struct RunStateMachine: Sendable {
         case done(StepStatus)
     }
 
-    enum Stop: Sendable, Equatable {
+    /// Why a run stopped.
+    public enum Stop: Sendable, Equatable {
         case failed(String)
         case declined(String)
-        case interrupted
+        /// Ctrl-C, a cancel or a shutdown; `keepChanges`: completed changes stay in place (a drain,
+        /// a cancel without undo).
+        case interrupted(keepChanges: Bool)
         /// The run's record could not be written: a run that cannot be recorded must not go on changing things.
         case recordFailed(String)
         /// An alarm fired: its id and why.
@@ -106,58 +121,64 @@ public struct RunStateMachine: Sendable {
         var change: AppliedChange
     }
 
+    /// Reversing a stopped run's completed changes, one at a time: what the `.undoing` phase knows.
+    struct UndoProgress: Sendable {
+        /// Why the run stopped.
+        var stop: Stop
+        /// The changes to reverse, in undo order; `plan[index]` is in flight.
+        var plan: [PlannedUndo]
+        var index = 0
+    }
+
+    /// What undo did, for the plan and for `run.finished`.
+    struct UndoRecord: Sendable {
+        /// Undos that failed, timed out or were abandoned (or ended unknown before a takeover).
+        var failures = 0
+        /// Indices into `changes` that were undone.
+        var undone = Set<Int>()
+        /// Changes whose undo ended before a takeover without undoing them (failed, or of unknown
+        /// result): never undone again.
+        var settled = Set<Int>()
+    }
+
     /// Where the run is in its life. One value, so that no two phases of it can overlap: nothing
     /// starts once it is stopping, undo runs one change at a time, and a finished run takes no events.
     enum Lifecycle: Sendable {
         case running
         /// Stopping for a reason: running steps end (or are cancelled), nothing new starts.
         case stopping(Stop)
-        /// Reversing completed changes: `plan[index]` is in flight.
-        case undoing(Stop, plan: [PlannedUndo], index: Int)
+        /// Reversing completed changes.
+        case undoing(UndoProgress)
         case finished(RunOutcome)
     }
 
     let runbook: Runbook
     let options: Options
     let phases: [Phase]
-    var states: [String: StepState] = [:]
+    var states: StepStates
     var firstStarted: [String: Date] = [:]
     var values: TemplateValues
-    var phaseIndex = 0
     var changes: [(step: String, change: AppliedChange)] = []
     var lifecycle: Lifecycle = .running
-    /// The run's gate before its first change.
-    var changeGate: GateProgress = .notReached
-    /// Open gates by id, and who approved each so far.
-    var openGates: [String: GateRequest] = [:]
-    var approvers: [String: [String]] = [:]
-    /// Deadlines of gates opened before a restart (a resumed run keeps its timeouts).
-    var earlierDeadlines: [String: Date] = [:]
-    /// Change steps the breaker let through (or an approval did), the step a breaker gate holds, and how
-    /// many breaker gates the run opened.
-    var breakerCleared = Set<String>()
-    var breakerPending: String?
-    var breakerGates = 0
-    /// Change steps holding a place in the breaker's window, and places to give back (steps that
-    /// ended without applying their change); the driver takes the latter after each batch of effects.
-    var breakerHeld = Set<String>()
-    var breakerReleasesDue = 0
+    /// The run's gates: its gate before its changes, the gates open, approvals, earlier deadlines.
+    /// They span phases (a stopping run closes its gates; a resumed run keeps approvals and deadlines).
+    var gates = GateBook()
+    /// The change breaker's places. They span phases: a place is reserved while running and given
+    /// back when its step ends, or when the run ends.
+    var breaker = BreakerPlaces()
     /// Events a resumed run emits first (changes verified after a takeover).
     var resumeEffects: [Effect] = []
-    /// Alarms are evaluated from the first change until the run stops or ends.
-    var alarmsRunning = false
-    var alarmErrors: [String: Int] = [:]
-    /// Changes whose undo failed or was abandoned, and changes with no undo, once a stopped run is done.
-    var undoFailures = 0
-    /// Indices into `changes` that were undone.
-    var undone = Set<Int>()
-    /// Changes whose undo ended before a takeover without undoing them (failed, or of unknown
-    /// result): never undone again.
-    var undoSettled = Set<Int>()
+    /// The run's alarms. They start at the first change (or when a resumed run starts) and stop at
+    /// the first `advance` after the run stops, so they span the running and stopping phases.
+    var alarms = AlarmState()
+    /// What undo did. It spans phases: a resumed run restores it from its timeline (undos done or
+    /// settled before a takeover) before it undoes the rest, and `run.finished` reports it.
+    var undoRecord = UndoRecord()
     /// Why the run stopped, while it is stopping or undoing.
     var stop: Stop? {
         switch lifecycle {
-        case .stopping(let s), .undoing(let s, _, _): s
+        case .stopping(let s): s
+        case .undoing(let u): u.stop
         case .running, .finished: nil
         }
     }
@@ -165,27 +186,20 @@ public struct RunStateMachine: Sendable {
         if case .finished(let o) = lifecycle { return o }
         return nil
     }
-    var isUndoing: Bool {
-        if case .undoing = lifecycle { return true }
-        return false
+    var isUndoing: Bool { undoProgress != nil }
+    /// The undo in progress, while undoing.
+    var undoProgress: UndoProgress? {
+        if case .undoing(let u) = lifecycle { return u }
+        return nil
     }
-    var running = 0
-    /// What each running attempt holds, and how many hold each.
-    var holding: [String: Resource] = [:]
-    var held: [Resource: Int] = [:]
     var startedAt: Date?
-    /// Set by `drain`: an interrupted run that leaves its completed changes in place.
-    var keepChanges = false
     /// Steps of each phase in `phases`, in file order.
     let phaseSteps: [[Step]]
     /// The runbook's step graph: file positions (a deterministic start order) and dependents.
     var graph: StepGraph { runbook.graph }
-    /// Needs not yet finished, per step.
-    var waitingOn: [String: Int] = [:]
-    /// Per phase: steps whose needs are all finished and that have not started.
-    var candidates: [[String]]
-    /// Per phase: steps not yet finished.
-    var unfinished: [Int]
+    /// What starts when: the phase in progress, needs not yet finished, ready steps, steps left.
+    /// Kept in every phase (a stopping run's skipped steps still finish), read while running.
+    var schedule: Schedule
 
     public init(runbook: Runbook, options: Options) {
         self.runbook = runbook
@@ -196,41 +210,29 @@ public struct RunStateMachine: Sendable {
         values.targets = options.targets
         self.phaseSteps = phases.map { p in runbook.steps.filter { $0.phase == p } }
         var candidates = [[String]](repeating: [], count: phases.count)
-        waitingOn = runbook.graph.needCount
+        states = StepStates(runbook.steps)
         for s in runbook.steps {
-            states[s.id] = .pending
             if s.needs.isEmpty, let p = phases.firstIndex(of: s.phase) { candidates[p].append(s.id) }
         }
-        self.candidates = candidates
-        self.unfinished = phaseSteps.map(\.count)
+        schedule = Schedule(waitingOn: runbook.graph.needCount, candidates: candidates, unfinished: phaseSteps.map(\.count))
     }
 
     /// Records that a step finished (any status) and releases the steps that need it.
-    mutating func markDone(_ id: String, _ status: StepStatus) {
+    /// - Returns: the breaker place to give back, if the step held one.
+    mutating func markDone(_ id: String, _ status: StepStatus) -> [Effect] {
         states[id] = .done(status)
-        // A step that applied its change keeps its place (its `change.applied` records it); `finish` takes it out first.
-        if breakerHeld.remove(id) != nil { breakerReleasesDue += 1 }
         values.statuses[id] = status
-        if let s = runbook.step(id), let p = phases.firstIndex(of: s.phase) { unfinished[p] -= 1 }
+        if let s = runbook.step(id), let p = phases.firstIndex(of: s.phase) { schedule.unfinished[p] -= 1 }
         for d in graph.dependents[id] ?? [] {
-            waitingOn[d, default: 0] -= 1
-            if waitingOn[d] == 0, let s = runbook.step(d), let p = phases.firstIndex(of: s.phase) { candidates[p].append(d) }
+            schedule.waitingOn[d, default: 0] -= 1
+            if schedule.waitingOn[d] == 0, let s = runbook.step(d), let p = phases.firstIndex(of: s.phase) { schedule.candidates[p].append(d) }
         }
+        // A step that applied its change keeps its place (its `change.applied` records it); `finish` takes it out first.
+        return breaker.held.remove(id) != nil ? [.releaseBreakerPlace(step: id)] : []
     }
 
     /// The outcome once finished.
     public var outcome: RunOutcome? { finishedOutcome }
-
-    /// How many breaker places to give back now (steps that ended without applying their change,
-    /// and every place still held once the run has finished); counted once.
-    public mutating func takeBreakerReleases() -> Int {
-        if finishedOutcome != nil {
-            breakerReleasesDue += breakerHeld.count
-            breakerHeld.removeAll()
-        }
-        defer { breakerReleasesDue = 0 }
-        return breakerReleasesDue
-    }
 
     func event(_ name: String, _ now: Date, step: Step? = nil) -> TimelineEvent {
         var e = TimelineEvent(time: now, run: options.runID, event: name)
@@ -247,8 +249,8 @@ public struct RunStateMachine: Sendable {
         var effects: [Effect] = resumeEffects
         resumeEffects = []
         // A resumed run that had changed things watches its alarms again.
-        if !changes.isEmpty, !runbook.abortIf.isEmpty, !alarmsRunning {
-            alarmsRunning = true
+        if !changes.isEmpty, !runbook.abortIf.isEmpty, !alarms.running {
+            alarms.running = true
             effects += runbook.abortIf.map { .scheduleAlarm(id: $0.id) }
         }
         return effects + advance(now: now)
@@ -257,8 +259,6 @@ public struct RunStateMachine: Sendable {
     /// An attempt finished. Late answers from cancelled attempts are ignored.
     public mutating func attemptFinished(step id: String, attempt: Int, result: StepResult, now: Date) -> [Effect] {
         guard states[id] == .running(attempt: attempt), let step = runbook.step(id) else { return [] }
-        running -= 1
-        release(id)
         var effects: [Effect] = []
         if result.status.isFailure, attempt < step.retry.attempts, stop == nil {
             var delay = step.retry.baseDelay(afterAttempt: attempt)
@@ -287,15 +287,14 @@ public struct RunStateMachine: Sendable {
     /// A human answered a `confirm` prompt.
     public mutating func confirmationAnswered(step id: String, approved: Bool, now: Date) -> [Effect] {
         guard states[id] == .awaitingConfirmation, let step = runbook.step(id) else { return [] }
-        running -= 1
         if approved, stop == nil {
             return startAttempt(step, attempt: 1, now: now) + advance(now: now)
         }
         var effects: [Effect] = []
         if approved {
-            effects += skip(step, because: "run is stopping", now: now)
+            effects += skip(step, because: .runIsStopping, now: now)
         } else {
-            markDone(id, .declined)
+            effects += markDone(id, .declined)
             var e = event("step.finished", now, step: step)
             e.status = StepStatus.declined.rawValue
             e.message = "confirmation declined"
@@ -311,10 +310,6 @@ public struct RunStateMachine: Sendable {
 
     mutating func startAttempt(_ step: Step, attempt: Int, now: Date) -> [Effect] {
         states[step.id] = .running(attempt: attempt)
-        running += 1
-        let r = Self.resource(of: step)
-        holding[step.id] = r
-        held[r, default: 0] += 1
         var effects: [Effect] = []
         if attempt == 1 {
             firstStarted[step.id] = now
@@ -326,9 +321,8 @@ public struct RunStateMachine: Sendable {
 
     mutating func finish(_ step: Step, result: StepResult, attempt: Int, now: Date) -> [Effect] {
         if !result.output.isEmpty { values.outputs[step.id] = result.output }
-        if result.change != nil, result.status == .passed { breakerHeld.remove(step.id) }
-        markDone(step.id, result.status)
-        var effects: [Effect] = []
+        if result.change != nil, result.status == .passed { breaker.held.remove(step.id) }
+        var effects = markDone(step.id, result.status)
         var e = event("step.finished", now, step: step)
         e.status = result.status.rawValue
         e.attempt = attempt
@@ -353,11 +347,10 @@ public struct RunStateMachine: Sendable {
         return effects
     }
 
-    mutating func skip(_ step: Step, because reason: String, now: Date) -> [Effect] {
-        markDone(step.id, .skipped)
+    mutating func skip(_ step: Step, because reason: SkipReason, now: Date) -> [Effect] {
+        let release = markDone(step.id, .skipped)
         var e = event("step.finished", now, step: step)
         e.status = StepStatus.skipped.rawValue
-        e.message = reason
-        return [.emit(e)]
+        return release + [.emitNote(e, .stepSkipped(reason))]
     }
 }

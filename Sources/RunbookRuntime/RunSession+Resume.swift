@@ -61,7 +61,7 @@ extension RunSession {
         options.autoConfirm = alertRun
         let stream = RunEventStream(secrets: RunInputs.secrets(runbook, values), record: [file, HistorySink(store: store, health: health, fence: fence)],
                                     subscribers: env.subscribers)
-        return .resumed(make(runbook, options: options, mode: .live, stream: stream, health: health, holds: holds,
+        return .resumed(make(runbook, options: options, facts: facts(for: runbook, runID: id, alertRun: alertRun, environment: env), mode: .live, stream: stream, health: health, holds: holds,
                              environment: env, resuming: events))
     }
 }

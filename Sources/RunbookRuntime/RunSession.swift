@@ -85,7 +85,8 @@ public final class RunSession: @unchecked Sendable {
         options.noUndo = p.request.noUndo
         options.dryRun = p.request.mode.followsDryRunPath
         options.targets = p.targets
-        return make(p.request.runbook, options: options, mode: p.request.mode, stream: stream, health: health,
+        let facts = facts(for: p.request.runbook, runID: p.runID, alertRun: p.request.alertRun, environment: env)
+        return make(p.request.runbook, options: options, facts: facts, mode: p.request.mode, stream: stream, health: health,
                     holds: admitted.holds, environment: env, resuming: nil)
     }
 
@@ -93,16 +94,20 @@ public final class RunSession: @unchecked Sendable {
     static func options(for runbook: Runbook, runID: String, values: [String: Value], alertRun: Bool, environment env: RunEnvironment) -> RunStateMachine.Options {
         var options = RunStateMachine.Options(runID: runID, params: values)
         if let n = env.maxParallel { options.maxParallel = n }
-        options.beforeChanges = env.rule.reasonsBeforeChanges(runbook, alertRun: alertRun)
-        options.breakerBeforeChange = env.rule.breakerCheck(store: env.store, runID: runID)
-        options.breakerRelease = env.rule.breakerRelease(store: env.store, runID: runID)
+        options.asksBeforeChanges = true
+        options.reservesBreakerPlaces = facts(for: runbook, runID: runID, alertRun: alertRun, environment: env).hasBreaker
         options.breakerMayAsk = env.rule.pauses(runbook)
         if let r = env.random { options.random = r }
         return options
     }
 
+    /// What the run's driver asks for the machine: why changes wait (the approval rule), the breaker.
+    static func facts(for runbook: Runbook, runID: String, alertRun: Bool, environment env: RunEnvironment) -> RuleChangeFacts {
+        RuleChangeFacts(env.rule, runbook: runbook, alertRun: alertRun, store: env.store, runID: runID)
+    }
+
     /// The run's queue, clock, approver and driver.
-    static func make(_ runbook: Runbook, options: RunStateMachine.Options, mode: RunMode, stream: RunEventStream, health: RecordHealth?,
+    static func make(_ runbook: Runbook, options: RunStateMachine.Options, facts: any ChangeFacts, mode: RunMode, stream: RunEventStream, health: RecordHealth?,
                      holds: RunHolds, environment env: RunEnvironment, resuming events: [TimelineEvent]?) -> RunSession {
         let queue = DispatchQueue(label: "\(env.queueLabel).\(options.runID)")
         let scheduler: any RunScheduler = switch env.clock {
@@ -118,7 +123,7 @@ public final class RunSession: @unchecked Sendable {
         let executor: any StepExecutor = runbook.steps.contains { $0.across != nil }
             ? FleetExecutor(inner: env.executor, runbook: runbook, describeOnly: mode == .dryRun) : env.executor
         let driver = RunDriver(runbook: runbook, options: options, dryRun: mode.describesChanges, queue: queue, executor: executor,
-                               scheduler: scheduler, sink: stream, prompter: env.prompter, health: health, desk: desk,
+                               scheduler: scheduler, sink: stream, prompter: env.prompter, health: health, desk: desk, facts: facts,
                                resuming: events, inFlight: env.inFlight)
         driver.leavesRunWhenStoreUnreachable = env.leavesRunWhenStoreUnreachable
         return RunSession(runbook: runbook, events: stream, health: health, scheduler: scheduler, driver: driver, holds: holds, settle: env.settle)

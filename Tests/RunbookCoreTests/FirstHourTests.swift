@@ -11,7 +11,7 @@ struct FirstHourTests {
         var outcome: RunOutcome?
         while !queue.isEmpty {
             switch queue.removeFirst() {
-            case .emit(let e): events.append(e)
+            case let effect where effect.recordedEvent != nil: events.append(effect.recordedEvent!)
             case .startAttempt(let s, let a, _): queue += m.attemptFinished(step: s, attempt: a, result: answer(s), now: Date())
             case .startUndo(let i, _, _, _): queue += m.undoFinished(index: i, result: StepResult(.passed), now: Date())
             case .finished(let o): outcome = o

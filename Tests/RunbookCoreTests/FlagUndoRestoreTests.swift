@@ -28,7 +28,7 @@ struct FlagUndoRestoreTests {
         var queue = machine.start(now: now)
         while !queue.isEmpty {
             switch queue.removeFirst() {
-            case .emit(let e): events.append(e)
+            case let effect where effect.recordedEvent != nil: events.append(effect.recordedEvent!)
             case .startAttempt(let s, let a, _): queue += machine.attemptFinished(step: s, attempt: a, result: answer(s), now: now)
             case .startUndo(let i, _, _, _): queue += machine.undoFinished(index: i, result: StepResult(.passed), now: now)
             default: break

@@ -37,7 +37,7 @@ struct ResumeAfterFenceTests {
                                 inFlight: { _, _ in .unknown("it cannot be read back") })
         let now = Date(timeIntervalSince1970: 2_000)
         let effects = m.start(now: now)
-        let emitted = effects.compactMap { if case .emit(let e) = $0 { e } else { nil } }
+        let emitted = effects.compactMap(\.recordedEvent)
         #expect(emitted.filter { $0.step == "kick" }.map(\.event) == ["step.finished"], "\(emitted.map(\.event))")
         #expect(emitted.first { $0.step == "kick" }?.status == "passed")
         #expect(!emitted.contains { $0.event == "change.applied" }, "the recorded change was recorded again")
@@ -92,7 +92,7 @@ struct ResumeAfterFenceTests {
         #expect(!effects.contains { if case .startAttempt = $0 { true } else { false } }, "a step ran again: \(effects)")
         let index = try #require(undos.first?.0)
         effects = m.undoFinished(index: index, result: StepResult(.passed, "rm: exit 0"), now: now)
-        let end = try #require(effects.compactMap { if case .emit(let e) = $0, e.event == "run.finished" { e } else { nil } }.first)
+        let end = try #require(effects.compactMap(\.recordedEvent).first { $0.event == "run.finished" })
         #expect(end.outcome == "failed", "\(end)")
         #expect(end.message?.contains("long failed") == true, "\(end.message ?? "")")
     }
@@ -102,13 +102,13 @@ struct ResumeAfterFenceTests {
         var m = RunStateMachine(runbook: rb, options: RunStateMachine.Options(runID: "r", params: [:]), resuming: Self.stoppingRecord(twoFinished: false))
         let now = Date(timeIntervalSince1970: 2_000)
         var effects = m.start(now: now)
-        let emitted = effects.compactMap { if case .emit(let e) = $0 { e } else { nil } }
+        let emitted = effects.compactMap(\.recordedEvent)
         let unknown = try #require(emitted.first { $0.event == "undo.failed" && $0.step == "two" }, "\(emitted.map(\.event))")
         #expect(unknown.message?.contains("unknown") == true, "\(unknown.message ?? "")")
         let undos = effects.compactMap { if case .startUndo(let i, _, let s, _) = $0 { (i, s) } else { nil } }
         #expect(undos.map(\.1) == ["one"], "two's undo ran again, or one's did not: \(effects)")
         effects = m.undoFinished(index: try #require(undos.first?.0), result: StepResult(.passed, "rm: exit 0"), now: now)
-        let end = try #require(effects.compactMap { if case .emit(let e) = $0, e.event == "run.finished" { e } else { nil } }.first)
+        let end = try #require(effects.compactMap(\.recordedEvent).first { $0.event == "run.finished" })
         #expect(end.outcome == "failed" && end.message?.contains("undo incomplete") == true, "\(end)")
     }
 }

@@ -23,6 +23,12 @@ struct RunStateMachineTests {
         var gateAnswers: (GateRequest) -> [GateAnswer] = { _ in [.approved(by: "alice")] }
         var gatesOpened: [GateRequest] = []
         var gatesClosed: [String] = []
+        /// Why the run's changes wait, when it asks (`Options.asksBeforeChanges`).
+        var changeReasons: () -> [String] = { [] }
+        /// How the breaker answers each reservation (nil: reserved), and what was asked and given back.
+        var breaker: (String) -> String? = { _ in nil }
+        var breakerAsks: [String] = []
+        var releases: [String] = []
         /// What stops the run at `interruptAfter` (default: an interrupt, as Ctrl-C).
         var stopWith: ((inout RunStateMachine, Date) -> [RunStateMachine.Effect])?
 
@@ -51,7 +57,7 @@ struct RunStateMachineTests {
                 }
                 let effect = queue.removeFirst()
                 switch effect {
-                case .emit(let e): events.append(e)
+                case .emit, .emitNote: events.append(effect.recordedEvent!)
                 case .startAttempt(let s, let a, _):
                     attempts.append((s, a))
                     started += 1
@@ -94,6 +100,12 @@ struct RunStateMachineTests {
                 case .closeGate(let id, _): gatesClosed.append(id)
                 case .endUndo(let i): endedUndos.append(i)
                 case .finished(let o): outcome = o
+                case .askChangeReasons:
+                    queue += machine.changeReasonsAnswered(changeReasons(), now: now)
+                case .reserveBreakerPlace(let s):
+                    breakerAsks.append(s)
+                    queue += machine.breakerAnswered(step: s, refusal: breaker(s), now: now)
+                case .releaseBreakerPlace(let s): releases.append(s)
                 case .cancelAttempt, .haltFleet, .cancelRetry, .scheduleAlarm, .stopAlarms: break
                 }
             }
@@ -441,7 +453,8 @@ extension RunStateMachineTests {
         while !queue.isEmpty {
             let e = queue.removeFirst()
             switch e {
-            case .emit(let ev):
+            case .emit, .emitNote:
+                guard let ev = e.recordedEvent else { continue }
                 g.events.append(ev)
                 if ev.event == "change.applied", !injected {
                     injected = true
@@ -521,9 +534,10 @@ extension RunStateMachineTests {
         h.machine = RunStateMachine(runbook: try load(Self.leak), options: {
             var o = RunStateMachine.Options(runID: "r-test", params: ["service": .string("shop")])
             o.autoConfirm = true
-            o.beforeChanges = { _ in ["guards.auto: ask"] }
+            o.asksBeforeChanges = true
             return o
         }())
+        h.changeReasons = { ["guards.auto: ask"] }
         h.gateAnswers = { _ in [.approved(by: "ops")] }
         let outcome = h.run { s, _ in s == "flag-off" ? StepResult(.passed, change: Self.flagChange) : StepResult(.passed) }
         #expect(outcome == .mitigated)
@@ -546,7 +560,7 @@ extension RunStateMachineTests {
         var deadline: Date?
         while !queue.isEmpty {
             switch queue.removeFirst() {
-            case .emit(let e): events.append(e)
+            case let effect where effect.recordedEvent != nil: events.append(effect.recordedEvent!)
             case .startAttempt(let s, let a, _):
                 queue += m.attemptFinished(step: s, attempt: a, result: s == "symptom" ? StepResult(.passed) : StepResult(.passed, change: Self.flagChange), now: first.now)
             case .openGate(let g):
@@ -583,52 +597,47 @@ extension RunStateMachineTests {
     """
 
     /// A breaker with one change left: the first change goes through, the second is over the cap.
-    static func breakerOptions(mayAsk: Bool) -> (RunStateMachine.Options, LockedFlag) {
+    static func breakerHarness(mayAsk: Bool) throws -> (Harness, LockedFlag) {
+        var h = try Harness(Self.breakerRunbook)
         var o = RunStateMachine.Options(runID: "r-test", params: ["service": .string("shop")])
         o.random = { 0.5 }
-        let spent = LockedFlag()
-        o.breakerBeforeChange = { _ in spent.isSet ? "change breaker: 1 change in the last 1h (cap 1)" : nil }
+        o.reservesBreakerPlaces = true
         o.breakerMayAsk = mayAsk
-        return (o, spent)
+        h.machine = RunStateMachine(runbook: try load(Self.breakerRunbook), options: o)
+        let spent = LockedFlag()
+        h.breaker = { _ in spent.isSet ? "change breaker: 1 change in the last 1h (cap 1)" : nil }
+        return (h, spent)
     }
 
     @Test func aChangeOverTheBreakersCapStopsTheRunWhenNobodyCanApprove() throws {
-        var h = try Harness(Self.breakerRunbook)
-        let (options, spent) = Self.breakerOptions(mayAsk: false)
-        h.machine = RunStateMachine(runbook: try load(Self.breakerRunbook), options: options)
+        var (h, spent) = try Self.breakerHarness(mayAsk: false)
         let outcome = h.run { _, _ in spent.set(); return StepResult(.passed, change: Self.flagChange) }
         #expect(outcome == .refused)
         #expect(h.attempts.map(\.step) == ["first"])
         #expect(h.events.contains { $0.event == "guard.refused" && $0.guardName == "breaker" && $0.step == "second" })
         #expect(h.undone == ["first:flag f"])
+        #expect(h.releases.isEmpty, "a refused reservation holds no place")
     }
 
     @Test func aChangeOverTheBreakersCapWaitsForApprovalWhenSomeoneCan() throws {
-        var h = try Harness(Self.breakerRunbook)
-        let (options, spent) = Self.breakerOptions(mayAsk: true)
-        h.machine = RunStateMachine(runbook: try load(Self.breakerRunbook), options: options)
+        var (h, spent) = try Self.breakerHarness(mayAsk: true)
         h.gateAnswers = { _ in [.approved(by: "lead")] }
         let outcome = h.run { _, _ in spent.set(); return StepResult(.passed, change: Self.flagChange) }
         #expect(outcome == .mitigated)
         #expect(h.gatesOpened.map(\.id) == ["changes#2"])
         #expect(h.gatesOpened.first?.changes.first?.contains("flag g") == true, "\(h.gatesOpened.first?.changes ?? [])")
         #expect(h.attempts.map(\.step) == ["first", "second"])
+        #expect(h.breakerAsks == ["first", "second"], "an approved change over the cap is not asked again")
     }
 
     @Test func aPlaceReservedForAChangeThatWasNotAppliedIsGivenBackAndAPlaceUsedIsKept() throws {
-        var h = try Harness(Self.breakerRunbook)
-        var o = RunStateMachine.Options(runID: "r-test", params: ["service": .string("shop")])
-        o.random = { 0.5 }
-        let reserved = LockedCount()
-        o.breakerBeforeChange = { _ in reserved.add(); return nil }
-        h.machine = RunStateMachine(runbook: try load(Self.breakerRunbook), options: o)
+        var (h, _) = try Self.breakerHarness(mayAsk: false)
         let outcome = h.run { step, _ in step == "first" ? StepResult(.passed, change: Self.flagChange) : StepResult(.failed, "exit 1") }
         #expect(outcome == .failed)
-        #expect(reserved.value == 2, "each change step reserves its place before it starts")
-        // `second` failed: its place is given back; `first` applied its change, which keeps its place
-        // even though the failed run undid it (it happened).
-        #expect(h.machine.takeBreakerReleases() == 1)
-        #expect(h.machine.takeBreakerReleases() == 0, "a place is given back once")
+        #expect(h.breakerAsks == ["first", "second"], "each change step reserves its place before it starts")
+        // `second` failed: its place is given back, once; `first` applied its change, which keeps its
+        // place even though the failed run undid it (it happened).
+        #expect(h.releases == ["second"])
     }
 }
 
