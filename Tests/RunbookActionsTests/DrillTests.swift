@@ -72,7 +72,9 @@ struct DrillTests {
         let started = Date()
         let r = try await runCLI(["drill", "toucher", "--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--scenario", dir + "/rb/drills/all-good.yaml"])
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-        #expect(Date().timeIntervalSince(started) < 60, "simulated time waited for real")
+        // The drill simulates 12 minutes: waiting them for real would take 720 s, far above what a
+        // loaded machine adds to the drill itself (98 s seen under a CPU hog with a build beside it).
+        #expect(Date().timeIntervalSince(started) < 600, "simulated time waited for real")
         #expect(r.stdout.contains("simulated 12m"), "\(r.stdout)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/flags.json")) == Data(flagFileText.utf8))
         #expect(!FileManager.default.fileExists(atPath: dir + "/touched"))

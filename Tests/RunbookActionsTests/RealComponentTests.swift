@@ -122,7 +122,9 @@ struct RealComponentTests {
               command: ["\(dir)/restart.sh"]
               pidfile: \(dir)/app.pid
               ready: { http: { url: "http://127.0.0.1:\(dead)/health" } }
-            timeout: 4s
+            # The step gives up a second before its timeout, with the evidence; a longer timeout keeps
+            # that second ahead of a loaded machine's late timers (4 s lost the race under a CPU hog).
+            timeout: 20s
 
         """
         let r = try await runRunbook(yaml, in: dir)
