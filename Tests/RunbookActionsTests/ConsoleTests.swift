@@ -73,6 +73,26 @@ struct ConsoleTests {
         }
     }
 
+    /// A browser tab left open on a run must not hold up a restart: SIGTERM ends every open event
+    /// stream (a new user saw `serve` keep sending keep-alives for 634 s after SIGTERM).
+    @Test func sigtermEndsTheServerWhileEventStreamsAreOpen() async throws {
+        let s = try await start()
+        defer { s.stop() }
+        let id = try startRun(s, seconds: "3600")
+        let runStream = try LiveProgram(["curl", "-sN", "-H", "Authorization: Bearer \(Self.reader)", s.base + "/runs/\(id)/events"])
+        let listStream = try LiveProgram(["curl", "-sN", "-H", "Authorization: Bearer \(Self.reader)", s.base + "/runs/events"])
+        let opened = try await offPool { (runStream.readLine(containing: "retry:"), listStream.readLine(containing: "retry:")) }
+        #expect(opened.0 != nil && opened.1 != nil, "the streams did not open")
+        // The server is this test's child, not reaped yet: its pid cannot be anyone else's.
+        let server = PinnedProcess(s.child.pid)
+        kill(s.child.pid, SIGTERM)
+        // Its run is drained for --shutdown-grace (10 s), then interrupted; 240 s is far above that on any machine.
+        let ended = try await offPool { server.hasExited(within: 240) }
+        if !ended { runStream.signal(SIGKILL); listStream.signal(SIGKILL) }
+        _ = try await offPool { (runStream.wait(), listStream.wait()) }
+        #expect(ended, "serve did not exit on SIGTERM while two event streams were open")
+    }
+
     @Test func aRunsStreamSendsEveryEventOnceWithIncreasingIDsAndEndsAfterRunFinished() async throws {
         let s = try await start()
         defer { s.stop() }

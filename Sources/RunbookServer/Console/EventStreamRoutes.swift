@@ -5,6 +5,7 @@ import NIOCore
 import RunbookCore
 import RunbookRuntime
 import RunbookStoreContract
+import ServiceLifecycle
 
 /// `GET /runs/ID/events` and `GET /runs/events`: Server-Sent Events (`text/event-stream`), usable by
 /// a browser's `EventSource` and by `curl -N`.
@@ -65,7 +66,8 @@ enum EventStreamRoutes {
             defer { limit.give() }
             try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
             do {
-                for try await item in stream { try await writer.write(ByteBuffer(string: text(item))) }
+                // Ends when the server shuts down (SIGTERM): an open stream must not hold a restart up.
+                for try await item in stream.cancelOnGracefulShutdown() { try await writer.write(ByteBuffer(string: text(item))) }
             } catch is RunWatchEnd {}
             try await writer.finish(nil)
         })
