@@ -319,16 +319,26 @@ public final class ChildWatcher: @unchecked Sendable {
     /// Signals owed: stopped process trees whose KILL has not been sent yet.
     public var owedKillCount: Int { lock.withLock { owedKills } }
 
-    /// Blocks until every owed KILL has been sent (at most `timeout` seconds). Call before exiting.
+    /// Blocks until every owed KILL has been sent (at most `timeout` seconds), then sends any still
+    /// owed at once: a loaded machine's late timer must not let a process tree outlive its engine.
+    /// Call before exiting. Returns whether they were all sent on time.
     @discardableResult
     public func waitForOwedKills(timeout: Double = 10) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
-        return lock.withLock {
+        let onTime = lock.withLock { () -> Bool in
             while owedKills > 0 {
                 if !lock.wait(until: deadline) { return owedKills == 0 }
             }
             return true
         }
+        if onTime { return true }
+        // Each owed leader is kept unreaped until its KILL (`stop`), so its group id is still its own.
+        let owed = lock.withLock { children.values.filter { $0.killOwed } }
+        for c in owed {
+            kill(-c.pid, SIGKILL)
+            ProcessTree.signalMarked(cookie: c.cookie, SIGKILL)
+        }
+        return false
     }
 
     /// KILL every watched process group and marked descendant now (a second Ctrl-C).
