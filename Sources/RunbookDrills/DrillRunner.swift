@@ -61,7 +61,10 @@ public enum DrillRunner {
             }
         }
         for (k, v) in scenario.params { given[k] = v }
-        do { _ = try RunInputs.resolve(runbook, given: given) } catch {
+        do {
+            let values = try RunInputs.resolve(runbook, given: given)
+            problems += hostProblems(scenario, runbook, params: values)
+        } catch {
             problems.append(Diagnostic(ScenarioLoader.location(scenario, "params"), "run refused: \(error)"))
         }
         if !problems.isEmpty {
@@ -135,6 +138,28 @@ public enum DrillRunner {
     }
 
     /// Expected-versus-actual lines for every expectation that does not hold.
+    /// Per-host outcomes (`{ web-3: failed, default: passed }`) that name a host the step never acts
+    /// on: a misspelt host would otherwise rehearse every host passing, and the drill pass silently.
+    static func hostProblems(_ scenario: Scenario, _ runbook: Runbook, params: [String: Value]) -> [Diagnostic] {
+        let named = scenario.outcomes.filter { !$0.value.hosts.isEmpty }
+        guard !named.isEmpty else { return [] }
+        // The drill's own resolution: no server is asked, a prometheus: set is every host of within.
+        guard let targets = try? TargetResolver.resolve(runbook, params: params, prometheus: RehearsedPrometheusLookup()) else { return [] }
+        var problems: [Diagnostic] = []
+        for (id, outcome) in named.sorted(by: { $0.key < $1.key }) {
+            let at = ScenarioLoader.location(scenario, "outcomes.\(id)")
+            guard let set = runbook.step(id)?.across?.targets else {
+                problems.append(Diagnostic(at, "outcomes.\(id) gives per-host outcomes, but step '\(id)' has no across: (give it one status)"))
+                continue
+            }
+            let hosts = targets[set] ?? []
+            for host in outcome.hosts.keys.sorted() where !hosts.contains(host) {
+                problems.append(Diagnostic(at, "outcomes.\(id).\(host): '\(host)' is not a host of targets.\(set)\(Suggest.hint(for: host, among: hosts)) (its hosts: \(hosts.joined(separator: ", ")))"))
+            }
+        }
+        return problems
+    }
+
     static func compare(_ expect: Scenario.Expectation, _ r: DrillReport) -> [String] {
         var out: [String] = []
         if let o = expect.outcome, o != r.outcome {

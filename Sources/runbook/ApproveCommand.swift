@@ -23,10 +23,13 @@ struct ApproveCommand: ParsableCommand {
 
     /// The approver: the OS user. `--as NAME` is accepted only when NAME is that user (names compare
     /// trimmed and case-folded), so one person typing twice counts once.
-    static func approverName(given: String?, user: String) throws(ApprovalError) -> String {
+    /// `endpoint` is the HTTP route another person would use instead (`approve` or `cancel`).
+    static func approverName(given: String?, user: String, endpoint: String = "approve") throws(ApprovalError) -> String {
         guard let given else { return user }
         guard ApprovalRules.identity(given) == ApprovalRules.identity(user) else {
-            throw ApprovalError("--as \(given): the CLI approves as the user running it (\(user)); another person answers as themselves, from their own account or with their own token (POST /runs/ID/approve)")
+            let verb = endpoint == "cancel" ? "cancels" : "approves"
+            let acts = endpoint == "cancel" ? "cancels" : "answers"
+            throw ApprovalError("--as \(given): the CLI \(verb) as the user running it (\(user)); another person \(acts) as themselves, from their own account or with their own token (POST /runs/ID/\(endpoint))")
         }
         return user
     }

@@ -20,7 +20,7 @@ struct CancelCommand: ParsableCommand {
     func run() throws {
         // Who cancelled is the OS user, as for approvals: `--as` may only name that user.
         let user: String
-        do { user = try ApproveCommand.approverName(given: name, user: ApproveCommand.currentUser) } catch {
+        do { user = try ApproveCommand.approverName(given: name, user: ApproveCommand.currentUser, endpoint: "cancel") } catch {
             printError("error: \(Escape.text(error.description.replacingOccurrences(of: "approves", with: "cancels")))")
             throw ExitCode(2)
         }

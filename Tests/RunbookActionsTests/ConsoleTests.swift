@@ -178,6 +178,13 @@ struct ConsoleTests {
         #expect(page.status == 200 && !page.body.contains(Self.reader))
         #expect(try exchange("GET", s.base + "/runs", headers: ["Cookie": session]).status == 200)
         #expect(try exchange("GET", s.base + "/ui/me", headers: ["Cookie": session]).body.contains("\"role\":\"reader\""))
+        // A run or page that is not there is a 404 page with the same headers, not an empty 200 shell.
+        let noRun = try exchange("GET", s.base + "/ui/runs/r-nope", headers: ["Cookie": session])
+        #expect(noRun.status == 404 && noRun.body.contains("r-nope") && !noRun.body.contains("data-run="), "\(noRun.body)")
+        #expect(noRun.headers["content-security-policy"] == csp)
+        let noPage = try exchange("GET", s.base + "/ui/nope/deeper", headers: ["Cookie": session])
+        #expect(noPage.status == 404 && noPage.body.contains("/ui/nope/deeper") && noPage.headers["content-security-policy"] == csp, "\(noPage.body)")
+        #expect(try exchange("GET", s.base + "/ui/nope").headers["location"] == "/ui/login")
 
         // Behind a TLS proxy the cookie is Secure.
         var tls = ["Content-Type": "application/x-www-form-urlencoded"]
@@ -282,6 +289,7 @@ struct ConsoleTests {
         // The CLI cancels as the OS user: --as naming someone else is refused, changing nothing.
         let other = try await runCLI(["cancel", "last", "--as", "nina-\(getpid())", "--state-dir", dir + "/state"])
         #expect(other.status == 2, "\(other.stderr)")
+        #expect(other.stderr.contains("POST /runs/ID/cancel") && !other.stderr.contains("/approve"), "\(other.stderr)")
         let r = try await runCLI(["cancel", "last", "--wait", "300", "--state-dir", dir + "/state"])  // a margin far above a loaded machine's
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("cancelled run"))

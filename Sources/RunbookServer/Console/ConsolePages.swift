@@ -35,30 +35,52 @@ enum ConsolePages {
         """
     }
 
-    static func login(message: String?) -> String {
-        let note = message.map { "<p class=\"error\" role=\"alert\"><span aria-hidden=\"true\">✗ </span>\(StepGraphSVG.xml($0))</p>" } ?? ""
-        return """
+    /// A page that is not there: what was asked for, and the way back.
+    static func notFound(_ message: String) -> String {
+        plainPage(title: "Not found", page: "not-found", main: """
+        <main id="main">
+        <h1>Not found</h1>
+        \(errorNote(message))
+        <p><a href="/ui/">All runs</a> · <a href="/ui/runbooks">Runbooks</a></p>
+        </main>
+        """)
+    }
+
+    /// A page with no script: the stylesheet and `main`.
+    static func plainPage(title: String, page: String, main: String) -> String {
+        """
         <!doctype html>
         <html lang="en">
         <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>Sign in · runbook</title>
+        <title>\(StepGraphSVG.xml(title)) · runbook</title>
         <link rel="stylesheet" href="/ui/assets/app.css">
         </head>
-        <body data-page="login">
+        <body data-page="\(page)">
+        \(main)
+        </body>
+        </html>
+        """
+    }
+
+    /// An error told by words and an icon, its text escaped.
+    static func errorNote(_ message: String) -> String {
+        "<p class=\"error\" role=\"alert\"><span aria-hidden=\"true\">✗ </span>\(StepGraphSVG.xml(message))</p>"
+    }
+
+    static func login(message: String?) -> String {
+        plainPage(title: "Sign in", page: "login", main: """
         <main id="main" class="login">
         <h1>runbook</h1>
         <p>Sign in with a token from the server's token file (a reader sees runs; an operator also approves, denies, cancels and starts them).</p>
-        \(note)
+        \(message.map(errorNote) ?? "")
         <form method="post" action="/ui/login">
           <label for="token">Token</label>
           <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
           <button type="submit">Sign in</button>
         </form>
         </main>
-        </body>
-        </html>
-        """
+        """)
     }
 }

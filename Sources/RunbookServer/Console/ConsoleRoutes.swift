@@ -62,7 +62,19 @@ enum ConsoleRoutes {
         router.get("/ui/runs/:id") { request, context in
             guard caller(gate, request) != nil else { return redirect("/ui/login") }
             let id = context.parameters.get("id") ?? ""
+            // A run the store says it does not have is a 404 page; when the store cannot answer, the
+            // page's script says why (it asks /runs/ID, which answers 503).
+            let store = api.store
+            let unknown = (try? await threads.blocking { () -> String? in
+                do { _ = try store.resolveRunID(id); return nil } catch let e as RunIDError { return "\(e)" } catch { return nil }
+            }) ?? nil
+            if let unknown { return html(404, ConsolePages.notFound(unknown)) }
             return html(200, ConsolePages.shell(page: "run", title: "Run \(id)", runID: id))
+        }
+        // Any other page under /ui/ is a 404 page with the console's headers, not a bare answer.
+        router.get("/ui/**") { request, _ in
+            guard caller(gate, request) != nil else { return redirect("/ui/login") }
+            return html(404, ConsolePages.notFound("There is no page \(request.uri.path) in the console."))
         }
         router.get("/ui/assets/:name") { _, context in
             guard let (type, text) = ConsoleAssets.files[context.parameters.get("name") ?? ""] else {

@@ -48,6 +48,23 @@ struct FleetDrillTests {
         #expect(undone == targets("host.finished", "would-change").reversed(), "\(undone)")
     }
 
+    /// A per-host outcome naming a host outside the step's target set (a typo) would rehearse every
+    /// host passing: the drill is invalid (exit 2), naming the host, the set and its hosts.
+    @Test func aPerHostOutcomeForAHostOutsideTheTargetsMakesTheDrillInvalid() async throws {
+        let dir = try Self.sandbox(scenario: """
+            drill: typo
+            runbook: fleet
+            outcomes:
+              restart-shop: { web-22: failed, default: passed }
+            expect: { outcome: failed }
+            """)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try await runCLI(["drill", "fleet", "--scenario", dir + "/rb/drills/one.yaml", "--runbooks", dir + "/rb", "--state-dir", dir + "/st"])
+        #expect(r.status == 2, "\(r.stdout)\(r.stderr)")
+        let said = r.stdout + r.stderr
+        #expect(said.contains("one.yaml:4:") && said.contains("'web-22' is not a host of targets.web") && said.contains("web-1, web-2"), "\(said)")
+    }
+
     @Test func anAlarmStopsNewHostsLetsHostsInFlightFinishAndUndoesEachHost() async throws {
         // Hosts take 20 s, two at a time: web-1 and web-2 end at 20 s (the alarms start), web-3 and
         // web-4 run from 20 s to 40 s; the alarm fires at its first look, at 30 s.
