@@ -147,7 +147,7 @@ public final class RunDriver: @unchecked Sendable {
 
     /// A second interrupt (or the end of a shutdown's grace period): the run ends now, `interrupted`,
     /// and its final record is written before this returns.
-    public func abandon(reason: String = "interrupted twice: exited without finishing") {
+    public func abandon(reason: AbandonReason = .interruptedTwice) {
         assertNotInTask("abandon")
         queue.sync { self.apply(self.machine.abandon(now: self.scheduler.now, reason: reason)) }
     }
@@ -209,9 +209,9 @@ public final class RunDriver: @unchecked Sendable {
                 }
             case .cancelAttempt(let id):
                 if let a = attempts.removeValue(forKey: id) { a.handle.cancel(); a.timeout.cancel() }
-            case .haltFleet(let id, let why):
+            case .haltFleet(let id, let alarm):
                 // Any other handle (a dry run's description) ends on its own: it is left to finish.
-                (attempts[id]?.handle as? any HaltableAttempt)?.halt(why)
+                (attempts[id]?.handle as? any HaltableAttempt)?.halt(RunWording.fleetHalted(alarm: alarm))
             case .cancelRetry(let id):
                 retries.removeValue(forKey: id)?.cancel()
             case .askConfirmation(let id):

@@ -6,13 +6,22 @@ public struct GateRequest: Sendable {
     public var id: String
     public var gate: ApprovalGate
     /// Why the run waits: `confirm`, `guards.auto: ask`, a freeze window, the change breaker.
-    public var reasons: [String]
+    public var reasons: [GateReason]
     /// The changes it would let through, templates rendered.
     public var changes: [String]
     /// When it times out (kept across a restart).
     public var deadline: Date
     /// Approvals recorded before a restart.
     public var approvedBy: [String]
+
+    public init(id: String, gate: ApprovalGate, reasons: [GateReason], changes: [String], deadline: Date, approvedBy: [String]) {
+        self.id = id
+        self.gate = gate
+        self.reasons = reasons
+        self.changes = changes
+        self.deadline = deadline
+        self.approvedBy = approvedBy
+    }
 }
 
 /// What a change step that was running when its owner died turned out to be, on takeover.
@@ -21,7 +30,8 @@ public enum InFlightVerdict: Sendable {
     case rerun
     /// It happened (read back): this is the change.
     case applied(AppliedChange)
-    /// Nobody can tell (a command, a restart): the run stops there and ends `interrupted`.
+    /// Nobody can tell (a command, a restart), for this reason (its words): the run stops there and
+    /// ends `interrupted`.
     case unknown(String)
 }
 
@@ -48,8 +58,6 @@ extension RunStateMachine {
     /// `changes`, `changes#2`, ... A step id cannot hold `#`.
     public static func isRunGate(_ id: String) -> Bool { id == changesGateID || id.hasPrefix(changesGateID + "#") }
 
-    static func gateName(_ id: String) -> String { isRunGate(id) ? "changes" : "step \(id)" }
-
     /// True when the step may not start yet because the run's changes wait at their gate, or for an
     /// answer about them (why they wait, a place in the breaker's window).
     func heldAtGate(_ s: Step) -> Bool {
@@ -69,14 +77,14 @@ extension RunStateMachine {
     /// need not). Reasons open the run's gate; an answer nobody asked for is ignored.
     public mutating func changeReasonsAnswered(_ reasons: [String], now: Date) -> [Effect] {
         guard gates.progress == .asking, case .running = lifecycle else { return [] }
-        return decideChangeGate(reasons: reasons, now: now) + advance(now: now)
+        return decideChangeGate(reasons: reasons.map(GateReason.given), now: now) + advance(now: now)
     }
 
     /// Passes or opens the run's gate before its changes.
-    mutating func decideChangeGate(reasons: [String], now: Date) -> [Effect] {
+    mutating func decideChangeGate(reasons: [GateReason], now: Date) -> [Effect] {
         var reasons = reasons
         // A gate opened before a restart stays a gate, whatever holds now.
-        if gates.earlierDeadlines[Self.changesGateID] != nil, reasons.isEmpty { reasons = ["opened before the restart"] }
+        if gates.earlierDeadlines[Self.changesGateID] != nil, reasons.isEmpty { reasons = [.openedBeforeRestart] }
         guard !reasons.isEmpty else {
             gates.progress = .passed
             return []
@@ -109,18 +117,17 @@ extension RunStateMachine {
         guard options.breakerMayAsk else {
             var e = event("guard.refused", now, step: s)
             e.guardName = "breaker"
-            e.message = why + "; the runbook has no approval path, so the run stops before \(s.id)"
-            lifecycle = .stopping(.notApproved(Self.changesGateID, why))
-            return [.emit(e)] + advance(now: now)
+            lifecycle = .stopping(.notApproved(Self.changesGateID, .refused(why)))
+            return [.emitNote(e, .breakerRefused(why, before: s.id))] + advance(now: now)
         }
         breaker.gates += 1
         let gate = "\(Self.changesGateID)#\(breaker.gates + 1)"
         gates.progress = .open
         breaker.pending = s.id
-        return openGate(gate, options.changesGate, reasons: [why], now: now) + advance(now: now)
+        return openGate(gate, options.changesGate, reasons: [.given(why)], now: now) + advance(now: now)
     }
 
-    mutating func openGate(_ id: String, _ gate: ApprovalGate, reasons: [String], now: Date) -> [Effect] {
+    mutating func openGate(_ id: String, _ gate: ApprovalGate, reasons: [GateReason], now: Date) -> [Effect] {
         let planned: [Step]
         if let next = breaker.pending {
             planned = runbook.step(next).map { [$0] } ?? []
@@ -158,20 +165,19 @@ extension RunStateMachine {
             let n = gates.approvers[id]!.count
             e.by = by
             e.status = n >= need ? "approved" : "awaiting-approval"
-            e.message = "approved by \(by) (\(n) of \(need))"
-            return n >= need ? [.emit(e)] + passGate(id, now: now) : [.emit(e)]
+            let note = RunNote.gateApproved(by: by, count: n, needed: need)
+            return n >= need ? [.emitNote(e, note)] + passGate(id, now: now) : [.emitNote(e, note)]
         case .denied(let by):
             e.by = by
             e.status = "declined"
-            e.message = "denied by \(by)"
-            return [.emit(e)] + declineGate(id, why: "denied by \(by)", now: now)
+            return [.emitNote(e, .gateDenied(by: by))] + declineGate(id, why: .denied(by: by), now: now)
         case .timedOut:
             let n = gates.approvers[id]?.count ?? 0
             let proceed = request.gate.onTimeout == .proceed
             e.status = proceed ? "approved" : "declined"
-            let waited = Quantity.formatDuration(request.gate.timeout)
-            e.message = "no \(need == 1 ? "approval" : "\(need) approvals") within \(waited) (\(n) of \(need)): " + (proceed ? "proceeding (on_timeout: proceed)" : "declined")
-            return [.emit(e)] + (proceed ? passGate(id, now: now) : declineGate(id, why: "no approval within \(waited)", now: now))
+            let timeout = request.gate.timeout
+            let note = RunNote.gateTimedOut(after: timeout, count: n, needed: need, proceeds: proceed)
+            return [.emitNote(e, note)] + (proceed ? passGate(id, now: now) : declineGate(id, why: .timedOut(after: timeout), now: now))
         }
     }
 
@@ -196,7 +202,7 @@ extension RunStateMachine {
         return effects + advance(now: now)
     }
 
-    mutating func declineGate(_ id: String, why: String, now: Date) -> [Effect] {
+    mutating func declineGate(_ id: String, why: GateDecline, now: Date) -> [Effect] {
         gates.open[id] = nil
         var effects: [Effect] = [.closeGate(id: id, status: "declined")]
         if Self.isRunGate(id) {
@@ -205,8 +211,7 @@ extension RunStateMachine {
             effects += markDone(id, .declined)
             var f = event("step.finished", now, step: step)
             f.status = StepStatus.declined.rawValue
-            f.message = "not approved: \(why)"
-            effects.append(.emit(f))
+            effects.append(.emitNote(f, .stepNotApproved(why)))
         }
         if case .running = lifecycle { lifecycle = .stopping(.notApproved(id, why)) }
         return effects + advance(now: now)
@@ -278,8 +283,7 @@ extension RunStateMachine {
             f.status = StepStatus.errored.rawValue
             f.what = open.what
             f.target = open.target
-            f.message = "its owner stopped during this undo: whether \(changes[i].change.summary) was undone is unknown, so it is not undone again; check it"
-            resumeEffects.append(.emit(f))
+            resumeEffects.append(.emitNote(f, .undoFailed(changes[i].change.summary, .ownerStopped)))
         }
         // A run that was stopping goes on stopping: what is left is undone and it ends, never `mitigated`.
         if stopping, case .running = lifecycle {
@@ -297,33 +301,34 @@ extension RunStateMachine {
                 _ = markDone(s.id, .passed)
                 var f = event("step.finished", now, step: s)
                 f.status = StepStatus.passed.rawValue
-                f.message = "its change was recorded before its owner stopped"
-                resumeEffects.append(.emit(f))
+                resumeEffects.append(.emitNote(f, .changeRecordedBeforeTakeover))
                 continue
             }
-            switch verdict?(s, values) ?? .unknown("it cannot be read back") {
-            case .rerun:
+            switch verdict?(s, values) {
+            case .rerun?:
                 continue
-            case .applied(let change):
+            case .applied(let change)?:
                 _ = markDone(s.id, .passed)
                 changes.append((s.id, change))
                 var f = event("step.finished", now, step: s)
                 f.status = StepStatus.passed.rawValue
-                f.message = "checked after a takeover: \(change.summary) is in place"
-                var c = event("change.applied", now, step: s)
-                c.record(change)
-                c.message = change.summary + (isUndoable((s.id, change)) ? "" : " (not undoable)")
-                if !isUndoable((s.id, change)) { c.undoable = false }
-                resumeEffects += [.emit(f), .emit(c)]
-            case .unknown(let why):
-                _ = markDone(s.id, .failed)
-                var f = event("step.finished", now, step: s)
-                f.status = StepStatus.failed.rawValue
-                f.message = "its process died mid-change and \(why): whether it ran is unknown, so the run stops here"
-                resumeEffects.append(.emit(f))
-                lifecycle = .stopping(.cutOff(s.id))
+                resumeEffects += [.emitNote(f, .changeFoundAfterTakeover(change.summary)), changeAppliedEvent(change, by: s, now: now)]
+            case .unknown(let why)?:
+                resumeEffects.append(cutOff(s, because: why, now: now))
+            case nil:
+                resumeEffects.append(cutOff(s, because: nil, now: now))
             }
         }
+    }
+
+    /// A change step found running on takeover whose change nobody can tell: failed, and the run
+    /// stops there (`why`: the verdict's words; nil: it cannot be read back).
+    mutating func cutOff(_ s: Step, because why: String?, now: Date) -> Effect {
+        _ = markDone(s.id, .failed)
+        var f = event("step.finished", now, step: s)
+        f.status = StepStatus.failed.rawValue
+        lifecycle = .stopping(.cutOff(s.id))
+        return .emitNote(f, .cutOffMidChange(why))
     }
 
     /// The newest restored change of `step` (on `target`) not yet undone or settled.

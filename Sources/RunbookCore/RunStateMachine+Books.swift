@@ -35,5 +35,7 @@ extension RunStateMachine {
         var running = false
         /// Evaluations that errored or timed out in a row, per alarm (three abort the run).
         var errors: [String: Int] = [:]
+        /// Evaluations in a row that could not tell that abort the run (fail closed).
+        static let failClosedAfter = 3
     }
 }

@@ -10,7 +10,6 @@ extension RunStateMachine {
         if case .finished = lifecycle { return nil }
         var e = event("run.cancelled", now)
         e.by = name
-        e.message = "cancelled by \(name)" + (undo ? "" : " (completed changes left in place)")
-        return [.emit(e)] + interrupt(now: now, keepChanges: !undo)
+        return [.emitNote(e, .cancelled(by: name, undo: undo))] + interrupt(now: now, keepChanges: !undo)
     }
 }

@@ -26,7 +26,16 @@ extension RunStateMachine {
             return true
         }.map(\.id)
         return stopRunningSteps(.alarm(alarm), now: now, except: Set(fleets))
-            + fleets.map { .haltFleet(step: $0, reason: "alarm \(alarm) fired: no new host started") }
+            + fleets.map { .haltFleet(step: $0, alarm: alarm) }
+    }
+
+    /// `change.applied` for change `c` of `step`.
+    func changeAppliedEvent(_ c: AppliedChange, by step: Step, now: Date) -> Effect {
+        var e = event("change.applied", now, step: step)
+        e.record(c)
+        let note = changeNote((step.id, c))
+        if !note.undoable { e.undoable = false }
+        return .emitNote(e, .changeApplied(note))
     }
 
     /// Puts a change on the stack (undone in reverse), starts the alarms at the first one and,
@@ -39,13 +48,6 @@ extension RunStateMachine {
             effects += runbook.abortIf.map { .scheduleAlarm(id: $0.id) }
         }
         guard recorded else { return effects }
-        var ce = event("change.applied", now, step: step)
-        ce.record(c)
-        ce.message = c.summary
-        if !isUndoable((step.id, c)) {
-            ce.undoable = false
-            ce.message = c.summary + " (not undoable)"
-        }
-        return effects + [.emit(ce)]
+        return effects + [changeAppliedEvent(c, by: step, now: now)]
     }
 }

@@ -150,7 +150,7 @@ extension RunStateMachine {
                 }
                 if let gate = s.gate, !options.dryRun {
                     states[s.id] = .awaitingApproval
-                    effects += openGate(s.id, gate, reasons: ["confirm"], now: now)
+                    effects += openGate(s.id, gate, reasons: [.confirm], now: now)
                 } else if s.confirm, !options.autoConfirm, !options.dryRun {
                     states[s.id] = .awaitingConfirmation
                     effects.append(.askConfirmation(step: s.id))

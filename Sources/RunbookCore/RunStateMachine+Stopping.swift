@@ -8,13 +8,13 @@ extension RunStateMachine {
     /// alarm is evaluated again after its `every`.
     public mutating func alarmResult(id: String, result: StepResult, now: Date) -> [Effect] {
         guard alarms.running, case .running = lifecycle, let alarm = runbook.abortIf.first(where: { $0.id == id }) else { return [] }
-        var why: String?
+        var why: AlarmCause?
         switch result.status {
         case .passed:
-            why = "fired: \(result.message)"
+            why = .fired(result.message)
         case .errored, .timedOut:
             alarms.errors[id, default: 0] += 1
-            if alarms.errors[id]! >= 3 { why = "could not be evaluated 3 times running (fail closed): \(result.message)" }
+            if alarms.errors[id]! >= AlarmState.failClosedAfter { why = .unevaluable(times: AlarmState.failClosedAfter, result.message) }
         default:
             alarms.errors[id] = 0
         }
@@ -22,22 +22,26 @@ extension RunStateMachine {
         var e = TimelineEvent(time: now, run: options.runID, event: "alarm.fired")
         e.step = alarm.id
         e.status = result.status.rawValue
-        e.message = "alarm \(alarm.id) \(why)"
         e.output = result.output.isEmpty ? nil : result.output
         lifecycle = .stopping(.aborted(alarm.id, why))
-        return [.emit(e)] + stopForAlarm(alarm.id, now: now) + advance(now: now)
+        return [.emitNote(e, .alarmFired(id: alarm.id, why))] + stopForAlarm(alarm.id, now: now) + advance(now: now)
     }
 
     /// An undo finished.
     /// Late answers (after a timeout, or for an undo already given up) are ignored.
     public mutating func undoFinished(index: Int, result: StepResult, now: Date) -> [Effect] {
+        undoEnded(index: index, result: result, failure: result.status.isFailure ? .failed(result.message) : nil, now: now)
+    }
+
+    /// An undo ended: undone, or left in place (`failure`).
+    mutating func undoEnded(index: Int, result: StepResult, failure: UndoFailure?, now: Date) -> [Effect] {
         guard var undo = undoProgress, index == undo.index, index < undo.plan.count else { return [] }
         let planned = undo.plan[index]
-        let failed = result.status.isFailure
+        let failed = failure != nil
         var e = event(failed ? "undo.failed" : "undo.finished", now, step: runbook.step(planned.step))
         e.status = result.status.rawValue
-        e.message = result.message.isEmpty ? "undid \(planned.change.summary)" : result.message
-        if failed { e.message = "undo of \(planned.change.summary) failed: \(result.message); it is left in place" }
+        let summary = planned.change.summary
+        let note: RunNote = failure.map { .undoFailed(summary, $0) } ?? .undone(summary, message: result.message)
         e.what = planned.change.what
         e.target = planned.change.target
         if let c = result.change { e.what = c.what; e.from = c.from; e.to = c.to }
@@ -48,12 +52,12 @@ extension RunStateMachine {
         }
         undo.index += 1
         lifecycle = .undoing(undo)
-        return [.endUndo(index: index), .emit(e)] + continueUndo(now: now)
+        return [.endUndo(index: index), .emitNote(e, note)] + continueUndo(now: now)
     }
 
     /// An undo ran past `Options.undoTimeout`: it is given up as failed and the next one starts.
     public mutating func undoTimedOut(index: Int, now: Date) -> [Effect] {
-        undoFinished(index: index, result: StepResult(.timedOut, "timed out after \(Quantity.formatDuration(options.undoTimeout))"), now: now)
+        undoEnded(index: index, result: StepResult(.timedOut), failure: .timedOut(after: options.undoTimeout), now: now)
     }
 
     /// Ctrl-C or shutdown: running steps are stopped and marked, then completed changes undone unless `noUndo`.
@@ -102,7 +106,7 @@ extension RunStateMachine {
 
     /// A second Ctrl-C: the run ends now, `interrupted`, whatever is still running or being undone.
     /// The final event lists every change left in place.
-    public mutating func abandon(now: Date, reason: String = "interrupted twice: exited without finishing") -> [Effect] {
+    public mutating func abandon(now: Date, reason: AbandonReason = .interruptedTwice) -> [Effect] {
         guard finishedOutcome == nil else { return [] }
         var effects: [Effect] = []
         let undo = undoProgress
@@ -134,11 +138,13 @@ extension RunStateMachine {
         return effects
     }
 
-    /// Changes made and not among `undone`, as `summary (not undoable)` texts.
-    func changesLeftInPlace(undone: Set<Int>) -> [String] {
-        changes.enumerated().filter { !undone.contains($0.offset) }.map { i, c in
-            c.change.summary + (isUndoable(c) ? "" : " (not undoable)")
-        }
+    /// Changes made and not among `undone`.
+    func changesLeftInPlace(undone: Set<Int>) -> [ChangeNote] {
+        changes.enumerated().filter { !undone.contains($0.offset) }.map { changeNote($0.element) }
+    }
+
+    func changeNote(_ c: (step: String, change: AppliedChange)) -> ChangeNote {
+        ChangeNote(summary: c.change.summary, undoable: isUndoable(c))
     }
 
     func isUndoable(_ c: (step: String, change: AppliedChange)) -> Bool {
@@ -155,12 +161,11 @@ extension RunStateMachine {
         e.from = planned.change.to
         e.to = planned.change.from
         e.target = planned.change.target
-        e.message = "undo \(planned.change.summary)"
-        return [.emit(e), .startUndo(index: index, change: planned.change, step: planned.step, values: values)]
+        return [.emitNote(e, .undoStarted(planned.change.summary)), .startUndo(index: index, change: planned.change, step: planned.step, values: values)]
     }
 
     /// Ends the run: `run.finished` with its outcome and what was undone and left in place.
-    mutating func end(now: Date, outcome explicit: RunOutcome? = nil, abandoned: String? = nil) -> [Effect] {
+    mutating func end(now: Date, outcome explicit: RunOutcome? = nil, abandoned: AbandonReason? = nil) -> [Effect] {
         guard finishedOutcome == nil else { return [] }
         let undoFailures = undoRecord.failures, undone = undoRecord.undone
         let outcome: RunOutcome

@@ -5,7 +5,8 @@ import Foundation
 /// It owns ready steps, results, phase progress, the change stack and undo. The driver feeds it
 /// what happened (with the time) and carries out the effects it returns. Facts from outside the run
 /// (why changes wait, the change breaker) come in as answers to effects that ask for them, never
-/// from a query of its own; messages it describes as a `RunNote` are worded by `RunWording`.
+/// from a query of its own. It composes no sentence: what its events say is a typed `RunNote`, worded
+/// by `RunWording` (a message it records as is comes from outside: a step's or an alarm's result).
 ///
 /// This file holds the state, the step events (attempts, retries, confirmations) and how a step
 /// starts and finishes. `RunStateMachine+Scheduling.swift` decides what starts when (phases, needs,
@@ -14,14 +15,15 @@ import Foundation
 public struct RunStateMachine: Sendable {
     /// What the driver must do next.
     public enum Effect: Sendable {
+        /// Record `event` as it is (a message it carries is a step's own).
         case emit(TimelineEvent)
         /// Record `event`, its message worded from `note` by `RunWording`.
         case emitNote(TimelineEvent, RunNote)
         case startAttempt(step: String, attempt: Int, values: TemplateValues)
         case scheduleRetry(step: String, attempt: Int, after: Double)
         case cancelAttempt(step: String)
-        /// An `across:` step starts no new host; its hosts in flight finish (an alarm fired).
-        case haltFleet(step: String, reason: String)
+        /// An `across:` step starts no new host; its hosts in flight finish (alarm `alarm` fired).
+        case haltFleet(step: String, alarm: String)
         case cancelRetry(step: String)
         case askConfirmation(step: String)
         /// Open an approval gate: record it, start its timeout, watch for answers, tell the approvals channel.
@@ -108,9 +110,10 @@ public struct RunStateMachine: Sendable {
         /// The run's record could not be written: a run that cannot be recorded must not go on changing things.
         case recordFailed(String)
         /// An alarm fired: its id and why.
-        case aborted(String, String)
-        /// A gate was denied or timed out (a step id or `changes`), and why.
-        case notApproved(String, String)
+        case aborted(String, AlarmCause)
+        /// A gate was denied or timed out, or the breaker refused with no approval path (a step id or
+        /// `changes`), and why.
+        case notApproved(String, GateDecline)
         /// Taken over while this change step ran: whether it happened is unknown.
         case cutOff(String)
     }
@@ -297,8 +300,7 @@ public struct RunStateMachine: Sendable {
             effects += markDone(id, .declined)
             var e = event("step.finished", now, step: step)
             e.status = StepStatus.declined.rawValue
-            e.message = "confirmation declined"
-            effects.append(.emit(e))
+            effects.append(.emitNote(e, .confirmationDeclined))
             if case .running = lifecycle { lifecycle = .stopping(.declined(id)) }
         }
         return effects + advance(now: now)

@@ -160,7 +160,7 @@ public final class RunSession: @unchecked Sendable {
 
     /// Ends the run now, `interrupted`, its final record written, and gives up its holds.
     /// Blocks the caller until the run's queue has written the end: never call it from a task.
-    public func abandon(reason: String = "interrupted twice: exited without finishing") {
+    public func abandon(reason: AbandonReason = .interruptedTwice) {
         driver.abandon(reason: reason)
         holds.release()
     }

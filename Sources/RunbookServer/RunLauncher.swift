@@ -288,7 +288,7 @@ public final class RunLauncher: @unchecked Sendable {
 
     /// The grace period is over: every run still going ends now, `interrupted`, its completed changes
     /// left in place and listed on its timeline.
-    public func interruptAll(reason: String) {
+    public func interruptAll(reason: AbandonReason) {
         let all = lock.withLock { Array(sessions.values) }
         for s in all { s.abandon(reason: reason) }
     }

@@ -26,8 +26,7 @@ struct RunDrainService: Service {
         await launcher.idle(within: grace)
         let cut = launcher.activeCount
         if cut > 0 {
-            let reason = "server shut down: the \(Quantity.formatDuration(grace)) grace period ended"
-            _ = try? await threads.store.runIfActive { launcher.interruptAll(reason: reason) }
+            _ = try? await threads.store.runIfActive { launcher.interruptAll(reason: .gracePeriodEnded(grace)) }
         }
         // Stopped process trees are owed their KILL: do not exit before it is sent.
         _ = try? await threads.store.runIfActive { ChildWatcher.shared.waitForOwedKills(timeout: ChildWatcher.killGrace + 5) }

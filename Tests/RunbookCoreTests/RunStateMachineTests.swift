@@ -546,7 +546,7 @@ extension RunStateMachineTests {
         let firstChange = try #require(h.events.firstIndex { $0.event == "step.started" && $0.phase == "mitigate" })
         #expect(approvedAt < firstChange)
         #expect(h.gatesOpened.map(\.id) == [RunStateMachine.changesGateID])
-        #expect(h.gatesOpened.first?.reasons == ["guards.auto: ask"])
+        #expect(h.gatesOpened.first?.reasons == [.given("guards.auto: ask")])
     }
 
     @Test func aResumedRunNeverRerunsFinishedStepsAndKeepsItsGatesDeadline() throws {

@@ -124,7 +124,7 @@ enum Cases {
 
     /// A gate request as the driver opens it.
     static func gate(_ id: String, approvals: Int, deadline: Date) -> GateRequest {
-        GateRequest(id: id, gate: ApprovalGate(approvals: approvals), reasons: ["confirm"], changes: [], deadline: deadline, approvedBy: [])
+        GateRequest(id: id, gate: ApprovalGate(approvals: approvals), reasons: [.confirm], changes: [], deadline: deadline, approvedBy: [])
     }
 
     /// Writes events to a run's timeline.
