@@ -13,9 +13,14 @@ mkdir -p "$out/man" "$out/completions"
 log=$(mktemp /tmp/runbook-release.XXXXXX); trap 'rm -f "$log"' EXIT
 run_quiet() { "$@" >"$log" 2>&1 || { cat "$log" >&2; echo "failed: $*" >&2; exit 1; }; }
 
+# --no-export-dynamic: the static Swift runtime's link arguments export every symbol of the
+# executable (56,000 dynamic symbols), which nothing here looks up; each dladdr() (the runtime's
+# own at start-up among them) scans them all. Without it `validate runbooks` starts in about half
+# the time (Benchmarks/startup.sh). The executable stays position-independent (ASLR).
 echo "building the release binary (static Swift runtime)..."
-run_quiet swift build -c release --static-swift-stdlib --product runbook
-bin=$(swift build -c release --static-swift-stdlib --show-bin-path)/runbook
+link=(-Xlinker --no-export-dynamic)
+run_quiet swift build -c release --static-swift-stdlib "${link[@]}" --product runbook
+bin=$(swift build -c release --static-swift-stdlib "${link[@]}" --show-bin-path)/runbook
 cp "$bin" "$out/runbook"
 strip "$out/runbook"
 

@@ -31,8 +31,8 @@ public struct RunbookCatalog: Sendable {
     /// an alert or `runbook run` would mean).
     public func loadAll() throws -> (runbooks: [Runbook], errors: [LoadError]) {
         var runbooks: [Runbook] = [], errors: [LoadError] = []
-        for f in try files() {
-            do { runbooks.append(try RunbookLoader.load(path: f)) } catch let e as LoadError { errors.append(e) }
+        for result in RunbookLoader.load(paths: try files()) {
+            do { runbooks.append(try result.get()) } catch let e as LoadError { errors.append(e) }
         }
         let byName = Dictionary(grouping: runbooks, by: \.name)
         for rb in runbooks {
@@ -59,9 +59,9 @@ public struct RunbookCatalog: Sendable {
         var found: [Runbook] = []
         var names: [String] = []
         var brokenNamesake: LoadError?
-        for f in files {
+        for (f, result) in zip(files, RunbookLoader.load(paths: files)) {
             do {
-                let rb = try RunbookLoader.load(path: f)
+                let rb = try result.get()
                 if rb.name == name { found.append(rb) }
                 names.append(rb.name)
             } catch let e as LoadError {

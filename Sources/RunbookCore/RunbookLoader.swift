@@ -9,24 +9,36 @@ public enum RunbookLoader {
         return try load(text: text, file: path)
     }
 
+    /// Loads and validates several files at once, on as many cores as there are (a folder of
+    /// runbooks is read at every start of a command); the results are in the order of `paths`.
+    public static func load(paths: [String]) -> [Result<Runbook, any Error>] {
+        let results = LoadResults(count: paths.count)
+        DispatchQueue.concurrentPerform(iterations: paths.count) { i in
+            results.set(i, Result { try load(path: paths[i]) })
+        }
+        return results.values
+    }
+
     /// Reads a file as UTF-8 text, refusing files over the size limit before reading them.
     public static func readText(path: String) throws -> String {
         let top = SourceLocation(file: path, line: 1, column: 1)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw LoadError([Diagnostic(top, "no such file")])
+        // One stat(2): FileManager's attributes would also look up the owner's user and group names.
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw LoadError([Diagnostic(top, errno == EACCES ? "cannot read the file (permissions?)" : "no such file")])
         }
-        if isDirectory.boolValue { throw LoadError([Diagnostic(top, "is a folder, not a runbook file")]) }
-        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > YAMLReader.maxFileBytes {
-            throw LoadError([Diagnostic(top, "file is \(size) bytes; runbooks are limited to 1 MiB (\(YAMLReader.maxFileBytes) bytes)")])
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw LoadError([Diagnostic(top, "is a folder, not a runbook file")]) }
+        if Int(st.st_size) > YAMLReader.maxFileBytes {
+            throw LoadError([Diagnostic(top, "file is \(st.st_size) bytes; runbooks are limited to 1 MiB (\(YAMLReader.maxFileBytes) bytes)")])
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw LoadError([Diagnostic(top, "cannot read the file (permissions?)")])
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard let text = String(validating: data, as: UTF8.self) else {
             throw LoadError([Diagnostic(top, "file is not UTF-8 text")])
         }
-        return text
+        // A byte order mark is not part of the text (as Foundation's decoding drops it).
+        return text.unicodeScalars.first == "\u{FEFF}" ? String(text.unicodeScalars.dropFirst()) : text
     }
 
     /// Loads and validates YAML text; `file` is used in locations.
@@ -326,6 +338,19 @@ package struct RunbookBuilder {
         }
         return nil
     }
+}
+
+/// The results of `RunbookLoader.load(paths:)`, each written once by the worker that loaded it.
+private final class LoadResults: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var slots: [Result<Runbook, any Error>?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ i: Int, _ r: Result<Runbook, any Error>) { lock.withLock { slots[i] = r } }
+
+    var values: [Result<Runbook, any Error>] { lock.withLock { slots.map { $0! } } }
 }
 
 /// Compiled patterns, kept: an alert payload of thousands of alerts matches the same few patterns

@@ -96,7 +96,10 @@ public enum YAMLReader {
         if let depthProblem = excessiveNesting(text, file: file) { throw LoadError([depthProblem]) }
         let root: Node?
         do {
-            let parser = try Parser(yaml: text, resolver: .basic, constructor: .default)
+            // UTF-8 named here: Yams' default reads the whole process environment (through
+            // Foundation) on every parse. No constructor maps: only the node tree is read, never
+            // Yams' conversion to Swift values.
+            let parser = try Parser(yaml: text, resolver: .basic, constructor: Constructor([:], [:], [:]), encoding: .utf8)
             root = try parser.singleRoot()
         } catch let error as YamlError {
             var d = diagnostic(for: error, file: file)

@@ -127,7 +127,7 @@ struct RunCommand: ParsableCommand {
                 done.signal()
             }
         }
-        // This command runs on a thread of its own (`BlockingCommand`), never the cooperative pool.
+        // This command runs on the main thread (`RunbookCommand.main`), never the cooperative pool.
         StoreThreads.assertNotInTask("runbook run waiting for its run to end")
         done.wait()
         interrupts.stop()

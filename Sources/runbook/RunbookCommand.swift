@@ -6,7 +6,7 @@ import RunbookStoreContract
 import RunbookPostgres
 
 @main
-struct RunbookCommand: AsyncParsableCommand {
+struct RunbookCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runbook",
         abstract: "Incident-response runbook automation: detect, diagnose, mitigate, verify.",
@@ -20,17 +20,18 @@ struct RunbookCommand: AsyncParsableCommand {
         ]
     )
 
-    /// Parses and runs a command. Every command but `serve` blocks (on the store, on its run), so it
-    /// runs on a thread of its own, never on Swift concurrency's cooperative pool. A usage error (an
-    /// unknown flag, a missing argument) exits 2, as every command's `--help` says, not
-    /// ArgumentParser's 64.
-    static func main() async {
+    /// Parses and runs a command. `main` is synchronous, so a command that blocks (every one but
+    /// `serve`: on the store, on its run) runs on the main thread, never on Swift concurrency's
+    /// cooperative pool, and a command that starts no task never starts that pool at all. `serve`
+    /// runs as a task while the main thread waits for it. A usage error (an unknown flag, a missing
+    /// argument) exits 2, as every command's `--help` says, not ArgumentParser's 64.
+    static func main() {
         do {
-            let command = try parseAsRoot()
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
+            var command = try parseAsRoot()
+            if let asyncCommand = command as? any AsyncParsableCommand {
+                try AsyncCommand(asyncCommand).runWaiting()
             } else {
-                try await BlockingCommand(command).runOnOwnThread()
+                try command.run()
             }
         } catch {
             if exitCode(for: error) == .validationFailure {
@@ -42,23 +43,23 @@ struct RunbookCommand: AsyncParsableCommand {
     }
 }
 
-/// A command that blocks, run on a thread of its own.
-final class BlockingCommand: @unchecked Sendable {
-    // Only touched by the one thread that runs it.
-    private var command: any ParsableCommand
+/// An async command (`serve`) run as a task, from the synchronous main thread.
+final class AsyncCommand: @unchecked Sendable {
+    // Touched by the task only, while the main thread waits.
+    private var command: any AsyncParsableCommand
+    private var failure: (any Error)?
 
-    init(_ command: any ParsableCommand) { self.command = command }
+    init(_ command: any AsyncParsableCommand) { self.command = command }
 
-    /// Runs the command on a new thread (8 MiB of stack, like the main thread's) and waits without
-    /// blocking the caller's thread.
-    func runOnOwnThread() async throws {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            let thread = Thread { [self] in
-                do { try command.run(); c.resume() } catch { c.resume(throwing: error) }
-            }
-            thread.stackSize = 8 << 20
-            thread.start()
+    /// Runs the command as a task and waits on the main thread (never a thread of the pool).
+    func runWaiting() throws {
+        let done = DispatchSemaphore(value: 0)
+        Task.detached { [self] in
+            do { try await command.run() } catch { failure = error }
+            done.signal()
         }
+        done.wait()
+        if let failure { throw failure }
     }
 }
 
@@ -213,9 +214,9 @@ struct ValidateCommand: ParsableCommand {
             }
         }
         var names: [String: String] = [:]
-        for f in files {
+        for (f, result) in zip(files, RunbookLoader.load(paths: files)) {
             do {
-                let rb = try RunbookLoader.load(path: f)
+                let rb = try result.get()
                 for w in rb.warnings { printError(w.description) }
                 if let other = names[rb.name] {
                     printError("\(f):1:1: error: runbook name '\(rb.name)' is already used by \(other)")
@@ -316,7 +317,7 @@ enum Completions {
     static let runbookNames: CompletionKind = .custom { words, _, prefix in
         let catalog = RunbookCatalog(directory: option("--runbooks", in: words))
         let files = (try? catalog.files()) ?? []
-        let names = files.compactMap { try? RunbookLoader.load(path: $0).name }
+        let names = RunbookLoader.load(paths: files).compactMap { try? $0.get().name }
         return names.filter { $0.hasPrefix(prefix) }.sorted()
     }
 

@@ -107,6 +107,48 @@ struct ValidationTests {
         } catch {}
     }
 
+    /// Files are read with one stat(2) and decoded without Foundation: a byte order mark is dropped
+    /// (so locations are as without it), a folder, a missing file and bytes that are not UTF-8 are
+    /// each told apart.
+    @Test func readsFilesByteOrderMarkFoldersAndBadBytes() throws {
+        let dir = NSTemporaryDirectory() + "read-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bom = Data([0xEF, 0xBB, 0xBF]) + Data("bogus: 1\nrunbook: x\nsteps:\n  - id: a\n    phase: diagnose\n    wait: 1s\n".utf8)
+        #expect(FileManager.default.createFile(atPath: dir + "/bom.yaml", contents: bom))
+        #expect(try RunbookLoader.readText(path: dir + "/bom.yaml").hasPrefix("bogus"))
+        func message(_ path: String) -> String {
+            do { _ = try RunbookLoader.load(path: path); return "" } catch let e as LoadError { return e.description } catch { return "\(error)" }
+        }
+        #expect(message(dir + "/bom.yaml").contains("bom.yaml:1:1: error: unknown key 'bogus'"))
+        #expect(FileManager.default.createFile(atPath: dir + "/latin1.yaml", contents: Data([0x72, 0xE9, 0x0A])))
+        #expect(message(dir + "/latin1.yaml").contains("not UTF-8"))
+        #expect(message(dir).contains("is a folder"))
+        #expect(message(dir + "/none.yaml").contains("no such file"))
+    }
+
+    /// Several files load at once (a folder is read at every command's start); each result is its
+    /// own file's, in the order given.
+    @Test func loadingManyFilesAtOnceKeepsTheirOrder() throws {
+        let dir = NSTemporaryDirectory() + "many-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var paths: [String] = []
+        for i in 0..<40 {
+            let yaml = i % 7 == 3 ? "runbook: r\(i)\nsteps: nope\n" : "runbook: r\(i)\nsteps:\n  - id: a\n    phase: diagnose\n    wait: 1s\n"
+            try yaml.write(toFile: dir + "/r\(i).yaml", atomically: true, encoding: .utf8)
+            paths.append(dir + "/r\(i).yaml")
+        }
+        let results = RunbookLoader.load(paths: paths)
+        #expect(results.count == 40)
+        for (i, r) in results.enumerated() {
+            switch r {
+            case .success(let rb): #expect(i % 7 != 3 && rb.name == "r\(i)")
+            case .failure(let e): #expect(i % 7 == 3 && "\(e)".contains("r\(i).yaml"), "\(e)")
+            }
+        }
+    }
+
     @Test func refusesAliasBombs() {
         var yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
         for i in 1...9 { yaml += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }

@@ -23,8 +23,21 @@ public struct FleetPlanner: Sendable {
 
     enum Stage: Sendable, Equatable {
         case notStarted, canary, verifying, pausing, rolling
-        case stopping(String)
+        case stopping(StopReason)
         case done
+    }
+
+    /// Why no new host starts. The message is worded when the step ends, so its counts include
+    /// the hosts that were in flight when it stopped.
+    enum StopReason: Sendable, Equatable {
+        /// A canary host failed; `notStarted` hosts were never started.
+        case canaryHost(notStarted: Int)
+        /// Failures passed `max_errors`.
+        case tooManyFailures(notStarted: Int)
+        /// The canary's check failed.
+        case canaryCheck(String, notStarted: Int)
+        /// Stopped from outside (an alarm, an interrupt).
+        case halted(String)
     }
 
     public let hosts: Int
@@ -77,9 +90,9 @@ public struct FleetPlanner: Sendable {
         if ok { succeeded.append(index) } else { failed.append(index) }
         if !ok, stop == nil {
             if stage == .canary {
-                stage = .stopping("canary host failed; \(hosts - next) host\(hosts - next == 1 ? "" : "s") not started")
+                stage = .stopping(.canaryHost(notStarted: hosts - next))
             } else if failed.count > maxErrors {
-                stage = .stopping("\(failed.count) host\(failed.count == 1 ? "" : "s") failed, more than max_errors \(maxErrors); \(hosts - next) not started")
+                stage = .stopping(.tooManyFailures(notStarted: hosts - next))
             }
         }
         return advance()
@@ -89,7 +102,7 @@ public struct FleetPlanner: Sendable {
     public mutating func verifyFinished(passed: Bool, message: String) -> [Action] {
         guard stage == .verifying else { return [] }
         if !passed {
-            stage = .stopping("canary check failed: \(message); \(hosts - next) host\(hosts - next == 1 ? "" : "s") not started")
+            stage = .stopping(.canaryCheck(message, notStarted: hosts - next))
             return advance()
         }
         stage = .rolling
@@ -107,20 +120,36 @@ public struct FleetPlanner: Sendable {
     /// Stops starting hosts (an alarm, an interrupt): hosts in flight finish.
     public mutating func halt(_ why: String) -> [Action] {
         guard stop == nil, stage != .done else { return [] }
-        stage = .stopping(why)
+        stage = .stopping(.halted(why))
         return advance()
     }
 
-    var stop: String? {
+    var stop: StopReason? {
         if case .stopping(let s) = stage { return s }
         return nil
+    }
+
+    /// The step's message once every host in flight has ended.
+    func message(_ why: StopReason) -> String {
+        func hostCount(_ n: Int) -> String { "\(n) host\(n == 1 ? "" : "s")" }
+        switch why {
+        case .canaryHost(let notStarted):
+            let f = failed.count
+            return "\(f == 1 ? "canary host" : "\(f) canary hosts") failed; \(hostCount(notStarted)) not started"
+        case .tooManyFailures(let notStarted):
+            return "\(hostCount(failed.count)) failed, more than max_errors \(maxErrors); \(notStarted) not started"
+        case .canaryCheck(let message, let notStarted):
+            return "canary check failed: \(message); \(hostCount(notStarted)) not started"
+        case .halted(let why):
+            return why
+        }
     }
 
     mutating func advance() -> [Action] {
         if let why = stop {
             guard running.isEmpty else { return [] }
             stage = .done
-            return [.finished(passed: false, message: why)]
+            return [.finished(passed: false, message: message(why))]
         }
         switch stage {
         case .canary:

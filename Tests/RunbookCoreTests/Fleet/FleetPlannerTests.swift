@@ -62,6 +62,18 @@ struct FleetPlannerTests {
         #expect(p.notStarted == 7..<20)
     }
 
+    /// Hosts in flight when the step stopped may fail too: the message counts every failure the
+    /// step ends with, not only those seen when it stopped (a new user saw "1 host failed" over a
+    /// list of two).
+    @Test func theStopMessageCountsFailuresOfHostsThatWereInFlight() {
+        var p = FleetPlanner(hosts: 10, across: Self.across { $0.concurrency = .count(3) })
+        _ = p.begin()
+        #expect(p.hostFinished(0, succeeded: false).isEmpty)
+        #expect(p.hostFinished(1, succeeded: false).isEmpty)
+        let last = p.hostFinished(2, succeeded: true)
+        #expect(last == [.finished(passed: false, message: "2 hosts failed, more than max_errors 0; 7 not started")])
+    }
+
     @Test func failuresWithinMaxErrorsPass() {
         var p = FleetPlanner(hosts: 3, across: Self.across { $0.maxErrors = .count(1) })
         _ = p.begin()
