@@ -7,8 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-200}; seconds=${2:-60}
-swift build -c release --product runbook >/dev/null
-bin=$PWD/.build/release/runbook
+# RUNBOOK_BENCH_BIN=PATH: measure that binary (e.g. the shipped .build/dist/runbook) instead of building one.
+if [ -n "${RUNBOOK_BENCH_BIN:-}" ]; then bin=$RUNBOOK_BENCH_BIN; else
+  swift build -c release --product runbook >/dev/null
+  bin=$PWD/.build/release/runbook
+fi
 work=$(mktemp -d /tmp/runbook-bench.XXXXXX)
 chmod 755 "$work"
 url=$(scripts/pg-cluster.sh start "$work/pg")
