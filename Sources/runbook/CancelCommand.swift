@@ -41,15 +41,18 @@ struct CancelCommand: ParsableCommand {
         try store.requestCancel(runID: id, CancelRequest(by: by, undo: !noUndo))
         let deadline = Date().addingTimeInterval(max(0, wait))
         while true {
-            let events = store.timeline(id)
-            if let e = events.last(where: { $0.event == "run.cancelled" }), e.by == by {
+            let progress = try CancelProgress.of(store.timeline(id), by: by, outcomeRecorded: { try store.run(id)?.outcome != nil },
+                                                 reread: { store.timeline(id) })
+            switch progress {
+            case .taken:
                 StandardStreams.out("cancelled run \(id) as \(Escape.text(by))\(noUndo ? " (changes left in place)" : ""): it stops and ends interrupted\n")
                 return
-            }
-            if try events.contains(where: { $0.event == "run.finished" }) || store.run(id)?.outcome != nil {
+            case .finishedFirst:
                 try? store.clearCancelRequest(runID: id)
                 printError("run \(id) finished before the cancel was taken: nothing to cancel")
                 throw ExitCode(1)
+            case .waiting:
+                break
             }
             if Date() >= deadline {
                 printError("run \(id): no owner took the cancel request within \(Quantity.formatDuration(wait)) (is the process or server driving it alive?); the request stays for it")
