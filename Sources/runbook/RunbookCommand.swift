@@ -53,6 +53,8 @@ final class AsyncCommand: @unchecked Sendable {
 
     /// Runs the command as a task and waits on the main thread (never a thread of the pool).
     func runWaiting() throws {
+        // Only `main` calls this, on the main thread: never a thread of the cooperative pool.
+        StoreThreads.assertNotInTask("waiting for an async command")
         let done = DispatchSemaphore(value: 0)
         Task.detached { [self] in
             do { try await command.run() } catch { failure = error }
