@@ -191,13 +191,25 @@ public final class RunDriver: @unchecked Sendable {
                 apply(machine.recordingFailed(why, now: scheduler.now))
             }
         }
+        // Events the machine emits one after another are recorded together (one write, all or
+        // none), before the next effect acts: the record still comes first.
+        var emitted: [TimelineEvent] = []
+        func recordEmitted() {
+            guard !emitted.isEmpty else { return }
+            if emitted.count == 1 { sink.record(emitted[0]) } else { sink.record(emitted) }
+            emitted.removeAll()
+        }
         for effect in effects {
+            if case .emit = effect {} else if case .emitNote = effect {} else { recordEmitted() }
             switch effect {
             case .emit, .emitNote:
                 guard let e = effect.recordedEvent else { continue }
                 // A step that will not start (the record failed) is not shown as started.
                 if recordFailed, e.event == "step.started" { continue }
-                sink.record(e)
+                emitted.append(e)
+                // A change is also counted in the store (the breaker's window), which may fail after
+                // the timeline took it: what follows waits to know.
+                if e.event == "change.applied" { recordEmitted() }
             case .startAttempt(let id, let attempt, let values):
                 // A step whose start could not be recorded does not run.
                 if recordFailed { continue }
@@ -260,6 +272,7 @@ public final class RunDriver: @unchecked Sendable {
                 completion = nil
             }
         }
+        recordEmitted()
         for answer in answers { apply(answer(&machine, scheduler.now)) }
     }
 

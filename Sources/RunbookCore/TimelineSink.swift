@@ -3,6 +3,15 @@ import Foundation
 /// Receives a run's events in order, on the run queue.
 public protocol TimelineSink: Sendable {
     func record(_ event: TimelineEvent)
+    /// Several events at once, in order: the events one turn of the run emitted together. A
+    /// durable sink writes them in one write (one transaction, one statement), all or none.
+    func record(_ events: [TimelineEvent])
+}
+
+extension TimelineSink {
+    public func record(_ events: [TimelineEvent]) {
+        for e in events { record(e) }
+    }
 }
 
 /// Keeps events in memory (drills, tests).
@@ -23,6 +32,7 @@ public struct TimelineFanOut: TimelineSink {
     public var sinks: [any TimelineSink]
     public init(_ sinks: [any TimelineSink]) { self.sinks = sinks }
     public func record(_ event: TimelineEvent) { for s in sinks { s.record(event) } }
+    public func record(_ events: [TimelineEvent]) { for s in sinks { s.record(events) } }
 }
 
 /// Replaces secret values with `***` in every text field before passing the event on.
@@ -37,6 +47,10 @@ public struct SecretRedactor: TimelineSink {
 
     public func record(_ event: TimelineEvent) {
         next.record(Self.redact(event, secrets))
+    }
+
+    public func record(_ events: [TimelineEvent]) {
+        next.record(events.map { Self.redact($0, secrets) })
     }
 
     /// The event with every secret value replaced by `***`.

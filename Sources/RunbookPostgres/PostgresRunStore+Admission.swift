@@ -11,7 +11,7 @@ extension PostgresRunStore {
     public func admitAll(_ requests: [AdmissionRequest], now: Date) throws -> [AdmissionDecision] {
         let owner = self.owner, secs = Self.leaseSeconds, lockKey = Self.admissionLock, log = logger
         let query = AdmissionQuery(requests, now: now)
-        let plan: AdmissionPlan = try sync { client in
+        let plan: AdmissionPlan = try sync(admission: true) { client in
             try await client.withTransaction(logger: log) { conn in
                 // One admission at a time across every replica and the CLI: each sees the ones before it.
                 try await conn.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: log).drain()

@@ -28,19 +28,30 @@ extension PostgresRunStore {
         }
 
         func write(_ event: TimelineEvent) throws {
+            try write([event])
+        }
+
+        /// Events written together go in one statement, in order (all or none).
+        func write(_ events: [TimelineEvent]) throws {
+            guard !events.isEmpty else { return }
             guard store.holds(fence) else { throw FencedError(fence: fence, current: nil, operation: "append to the timeline") }
-            let (id, epoch, line) = (fence.runID, fence.epoch, event.jsonLine())
+            let (id, epoch, lines) = (fence.runID, fence.epoch, events.map { $0.jsonLine() })
             let written = try store.sync { client in
                 try await client.query("""
                     WITH owned AS (SELECT id FROM runs WHERE id = \(id) AND epoch = \(epoch) FOR SHARE)
-                    INSERT INTO events (run, line) SELECT id, \(line) FROM owned RETURNING seq
+                    INSERT INTO events (run, line) SELECT owned.id, l.line FROM owned, unnest(\(lines)::text[]) WITH ORDINALITY AS l(line, n)
+                    ORDER BY l.n RETURNING seq
                     """).drain()
             }
             if written == 0 { throw FencedError(fence: fence, current: try? store.epoch(of: id), operation: "append to the timeline") }
         }
 
         func record(_ event: TimelineEvent) {
-            do { try write(event) } catch { health?.report(error, location: store.location) }
+            record([event])
+        }
+
+        func record(_ events: [TimelineEvent]) {
+            do { try write(events) } catch { health?.report(error, location: store.location) }
         }
     }
 

@@ -25,6 +25,9 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
     /// This process, as recorded in `runs.owner`.
     public let owner: String
     let client: PostgresClient
+    /// Connections of admission's own: a burst of run writes (a takeover of a dead replica's runs)
+    /// never leaves an alert waiting for a connection.
+    let admissionClient: PostgresClient
     let logger: Logger
     let lock = NSLock()
     var held: [String: HeldLease] = [:]
@@ -33,6 +36,7 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
     /// Told of runs another process took while this one held them (see `onLost`).
     var lostHandler: (@Sendable ([String]) -> Void)?
     private let runTask: Task<Void, Never>
+    private let admissionRunTask: Task<Void, Never>
     /// Seconds a lease lasts without renewal; renewed every `renewEvery` (`LeaseTiming`).
     public static let leaseSeconds = LeaseTiming.leaseSeconds
     public static let renewEvery = LeaseTiming.renewEvery
@@ -69,13 +73,19 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
         self.owner = owner
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
         self.client = client
-        // The client's loop and every query run on the stores' own executor, never waiting for a
+        var admissionConfig = config
+        admissionConfig.options.maximumConnections = 2
+        let admissionClient = PostgresClient(configuration: admissionConfig, backgroundLogger: logger)
+        self.admissionClient = admissionClient
+        // The clients' loops and every query run on the stores' own executor, never waiting for a
         // cooperative thread the host program may be using.
         runTask = Task(executorPreference: StoreThreads.executor) { await client.run() }
+        admissionRunTask = Task(executorPreference: StoreThreads.executor) { await admissionClient.run() }
         do {
             try migrate()
         } catch {
             runTask.cancel()
+            admissionRunTask.cancel()
             // `sync` already names the URL.
             let why = (error as? PostgresStoreError)?.description ?? "\(location): \(Self.describe(error))"
             throw PostgresStoreError("cannot open \(why); check with pg_isready -h \(host) -p \(c.port ?? 5432) that PostgreSQL answers, and that the database, the user and its password are right")
@@ -87,6 +97,7 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
         lock.withLock { timers }.forEach { $0.cancel() }
         probe?.cancel()
         runTask.cancel()
+        admissionRunTask.cancel()
     }
 
     static func redacted(_ url: String) -> String {
@@ -109,12 +120,13 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
     /// cancels `body`, so a query still waiting for a connection never runs later. Inside
     /// `StoreReachability.failingFast` it fails at once while the probe finds the store unreachable,
     /// and gives up as soon as the probe finds it gone.
-    func sync<T: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> T) throws -> T {
+    /// - Parameter admission: on admission's own connections.
+    func sync<T: Sendable>(admission: Bool = false, _ body: @escaping @Sendable (PostgresClient) async throws -> T) throws -> T {
         StoreThreads.assertNotInTask("PostgreSQL query on \(location)")
         if let why = unreachableForFailFast() { throw StoreUnreachableError(location: location, reason: why) }
         let box = ResultBox<T>()
         let done = DispatchSemaphore(value: 0)
-        let client = self.client
+        let client = admission ? admissionClient : self.client
         let started = Date()
         let task = Task(executorPreference: StoreThreads.executor) {
             do { box.set(.success(try await body(client))) } catch { box.set(.failure(error)) }

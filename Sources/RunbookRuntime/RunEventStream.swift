@@ -42,6 +42,14 @@ public final class RunEventStream: TimelineSink, @unchecked Sendable {
         deliver(e)
     }
 
+    /// `record` for events emitted together: the record takes them in one write.
+    public func record(_ events: [TimelineEvent]) {
+        guard events.count > 1 else { events.forEach(record); return }
+        let redacted = events.map { SecretRedactor.redact($0, secrets) }
+        for s in durable { s.record(redacted) }
+        redacted.forEach(deliver)
+    }
+
     /// Sends an event the record already holds (the run's start, written before anything ran) to
     /// the subscribers and watchers only.
     public func announce(_ event: TimelineEvent) {

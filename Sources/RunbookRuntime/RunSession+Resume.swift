@@ -25,8 +25,13 @@ extension RunSession {
         let id = record.id
         let now = note.time
         let events = store.timeline(id)
-        // What is left of the last owner's running commands dies before anything is written or run.
-        RunLeftovers.kill(runID: id, events: events)
+        // What is left of the last owner's running commands dies before anything is written or run
+        // (steps that start no process are not looked for; with the runbook gone, every step is).
+        let loaded = runbooks.first(where: { $0.name == record.runbook })
+        RunLeftovers.kill(runID: id, events: events) { stepID in
+            guard let step = loaded?.step(stepID) else { return true }
+            return step.across != nil || step.action.spec.mayStartProcesses || step.undo?.spec.mayStartProcesses == true
+        }
         let start = events.first { $0.event == "run.started" }
         func giveUp(_ why: String) -> Resumption {
             try? store.finalize(runID: id, started: record.started, message: "could not go on after its owner stopped: \(why)", now: now)

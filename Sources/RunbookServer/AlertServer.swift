@@ -190,7 +190,7 @@ public enum AlertServer {
         if let shared = api.store as? any ReplicatedRunDatabase {
             services.append(.init(service: LeaseService(store: shared, threads: threads, logger: logger)))
             services.append(.init(service: TakeoverService(launcher: api.launcher, runbooks: api.runbooks, threads: threads,
-                                                           every: LeaseTiming.renewEvery, logger: logger)))
+                                                           every: LeaseTiming.takeoverScanEvery, logger: logger)))
         }
         services.append(.init(service: app))
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(

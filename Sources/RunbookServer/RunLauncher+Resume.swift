@@ -69,7 +69,7 @@ extension RunLauncher {
     /// With a database replicas share: claims runs whose owner stopped renewing its lease (it died,
     /// or lost the database) and takes them over (`run.taken_over`, from and to). Blocks on the
     /// store: call it from the server's own threads (`TakeoverService`).
-    func takeOverExpiredRuns(runbooks: [Runbook], logger: @Sendable (String) -> Void) {
+    func takeOverExpiredRuns(runbooks: [Runbook], logger: @escaping @Sendable (String) -> Void) {
         guard let shared = store as? any ReplicatedRunDatabase else { return }
         // Claim in batches until none is left: a dead replica may have owned hundreds of runs.
         var claimed: [(runID: String, previousOwner: String?, lease: any RunHold)] = []
@@ -78,11 +78,14 @@ extension RunLauncher {
             claimed += batch
             if batch.count < 200 { break }
         }
-        for c in claimed {
+        // Each takeover waits on the database a few times (the row, the timeline, the note): taken
+        // over side by side, the last of a dead replica's hundreds of runs goes on within a fraction
+        // of a second, not after all the others one by one.
+        Self.forEach(claimed, width: Self.takeoverWidth) { [self] c in
             let t0 = Date()
             guard let record = try? shared.run(c.runID), record.outcome == nil else {
                 c.lease.release()
-                continue
+                return
             }
             let ok = resume(record, lease: c.lease, runbooks: runbooks, event: "run.taken_over",
                             message: "taken over by \(shared.owner) from \(c.previousOwner ?? "nobody"): its lease expired; finished steps are not run again",
@@ -90,6 +93,25 @@ extension RunLauncher {
             metrics.takeovers?.increment()
             logger("took over run \(c.runID) from \(c.previousOwner ?? "?")\(ok ? "" : " (ended: it could not go on)")")
         }
+    }
+
+    /// Runs taken over at once: each mostly waits for the database, and the store's 8 connections
+    /// are shared with the runs already going, whose writes must not queue behind a takeover.
+    static let takeoverWidth = 3
+
+    /// Calls `body` for every item on up to `width` threads of its own and returns when all are done.
+    /// Blocks: call it from the server's own threads.
+    static func forEach<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) -> Void) {
+        guard items.count > 1, width > 1 else { items.forEach(body); return }
+        let cursor = WorkCursor(count: items.count), done = DispatchGroup()
+        for _ in 0..<min(width, items.count) {
+            done.enter()
+            Thread {
+                while let i = cursor.next() { body(items[i]) }
+                done.leave()
+            }.start()
+        }
+        done.wait()
     }
 
     /// What a change step that was running when its owner died did: a flag file is read back (at
@@ -103,5 +125,21 @@ extension RunLauncher {
         }
         guard FlagFile.plain(text) == t.value else { return .rerun }
         return .applied(AppliedChange(what: t.what, from: "?", to: t.value, location: t.path))
+    }
+}
+
+/// Hands out the indices `0..<count`, each once, to threads that ask.
+private final class WorkCursor: @unchecked Sendable {
+    // `index` is guarded by `lock`.
+    private let lock = NSLock()
+    private var index = 0
+    let count: Int
+    init(count: Int) { self.count = count }
+    func next() -> Int? {
+        lock.withLock {
+            guard index < count else { return nil }
+            defer { index += 1 }
+            return index
+        }
     }
 }

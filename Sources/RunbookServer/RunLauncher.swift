@@ -35,11 +35,14 @@ public final class RunLauncher: @unchecked Sendable {
     /// Most requests admitted in one store transaction (`AdmissionChunks`): a writer waiting for the
     /// store (an approval) waits for one chunk of a large payload, not for all of it.
     let admissionChunk: Int
+    /// Webhooks that arrive while an admission is in flight are admitted together, in the next one.
+    let combiner: AdmissionCombiner<LaunchRequest, Admission>
 
     public init(store: any RunDatabase, maxChanges: (count: Int, per: Double)? = nil, freezes: [FreezeWindow] = [],
                 ssh: SSHSettings = SSHSettings(), maxTargets: Int? = nil, admissionChunk: Int = AdmissionChunks.size) {
         self.store = store
         self.admissionChunk = max(1, admissionChunk)
+        self.combiner = AdmissionCombiner(limit: max(1, admissionChunk))
         self.executor = LiveExecutor(ssh: ssh)
         self.maxTargets = maxTargets
         self.maxChanges = maxChanges
@@ -147,10 +150,33 @@ public final class RunLauncher: @unchecked Sendable {
 
     /// Starts many runs (one alert payload): they are decided and recorded in chunks of
     /// `admissionChunk`, one transaction each, in order, each chunk seeing the ones before it
-    /// (`AdmissionChunks`); each chunk's admitted runs start once it is recorded. Thousands of
+    /// (`AdmissionChunks`); the admitted runs start once they are all recorded. Thousands of
     /// refusals cost rows, not files. When a chunk cannot be recorded, it and the rest are refused by
     /// `store` (the caller answers 5xx; a payload sent again finds the recorded ones).
+    ///
+    /// Callers on other threads that call while an admission is in flight are decided together in
+    /// the next one (`AdmissionCombiner`), after the callers before them. Blocks until this caller's
+    /// runs are decided: call it from the server's own threads.
     public func launchAll(_ requests: [LaunchRequest]) -> [Decision] {
+        // Only the admission is combined: each caller starts its own admitted runs (their first
+        // records written) while the next admission is already deciding.
+        combiner.submit(requests) { admit($0) }.map { admission in
+            switch admission {
+            case .decided(let a): start(a)
+            case .notRecorded(let runID, let why): .refused(runID: runID, guardName: "store", until: nil, message: "could not record the run: \(why)")
+            }
+        }
+    }
+
+    /// What admission made of one request: decided (and recorded), or not recorded at all.
+    enum Admission: Sendable {
+        case decided(RunAdmission)
+        case notRecorded(runID: String, because: String)
+    }
+
+    /// Decides and records one batch of requests in chunks (`AdmissionChunks`), on the calling thread;
+    /// starts none of them.
+    func admit(_ requests: [LaunchRequest]) -> [Admission] {
         let now = Date()
         var ids = RunIDs(now)
         let prepared = requests.map { request in
@@ -161,12 +187,10 @@ public final class RunLauncher: @unchecked Sendable {
             return PreparedRun(r, rule: rule, now: now)
         }
         let recorded = AdmissionChunks.decide(prepared, size: admissionChunk) { chunk in
-            try RunAdmission.decide(chunk, store: store, now: now).map(start)
+            try RunAdmission.decide(chunk, store: store, now: now).map(Admission.decided)
         }
         guard let error = recorded.failure else { return recorded.decided }
-        return recorded.decided + prepared[recorded.decided.count...].map {
-            .refused(runID: $0.runID, guardName: "store", until: nil, message: "could not record the run: \(error)")
-        }
+        return recorded.decided + prepared[recorded.decided.count...].map { .notRecorded(runID: $0.runID, because: "\(error)") }
     }
 
     /// Starts an admitted run; says what happened to the others.

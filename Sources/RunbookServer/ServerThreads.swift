@@ -3,9 +3,11 @@ import NIOPosix
 /// The server's own threads for blocking work (SQLite, the PostgreSQL bridge, a run queue's
 /// `sync`), so that no thread of Swift's cooperative pool ever waits on them.
 ///
-/// Alert intake has one thread: admissions are serialised (SQLite serialises writes anyway) and a
-/// flood of hooks never becomes a flood of blocked threads. Approvals, reads, `/metrics` and
-/// shutdown have a pool of their own, so they are never queued behind an alert flood.
+/// Alert intake has a few threads: a webhook's payload is read on one, and the webhooks that arrive
+/// while an admission is in flight wait on theirs to be admitted together in the next one
+/// (`AdmissionCombiner`); a flood of hooks never becomes a flood of blocked threads. Approvals,
+/// reads, `/metrics` and shutdown have a pool of their own, so they are never queued behind an
+/// alert flood.
 public final class ServerThreads: Sendable {
     /// `POST /hooks/alertmanager` and `/hooks/run`.
     public let intake: NIOThreadPool
@@ -14,9 +16,10 @@ public final class ServerThreads: Sendable {
 
     /// Starts both pools.
     /// - Parameters:
+    ///   - intakeThreads: threads for webhooks (bounded: a flood of them waits in line).
     ///   - storeThreads: threads for approvals, reads and the rest (bounded: a read flood waits in line).
-    public init(storeThreads: Int = 4) {
-        intake = NIOThreadPool(numberOfThreads: 1)
+    public init(intakeThreads: Int = 8, storeThreads: Int = 4) {
+        intake = NIOThreadPool(numberOfThreads: max(1, intakeThreads))
         store = NIOThreadPool(numberOfThreads: max(1, storeThreads))
         intake.start()
         store.start()

@@ -28,9 +28,21 @@ public final class TimelineFileSink: DurableTimeline, @unchecked Sendable {
         do { try write(event) } catch { health?.report("\(error)") }
     }
 
+    public func record(_ events: [TimelineEvent]) {
+        do { try write(events) } catch { health?.report("\(error)") }
+    }
+
     /// Appends one event, or throws where and why it could not (a short write is undone).
     public func write(_ event: TimelineEvent) throws {
-        let bytes = Array((event.jsonLine() + "\n").utf8)
+        try write([event])
+    }
+
+    /// Appends events with one write(2), or none of them (a short write is undone).
+    public func write(_ events: [TimelineEvent]) throws {
+        guard !events.isEmpty else { return }
+        var text = ""
+        for e in events { text += e.jsonLine() + "\n" }
+        let bytes = Array(text.utf8)
         let before = lseek(fd, 0, SEEK_END)
         let n = bytes.withUnsafeBufferPointer { Glibc.write(fd, $0.baseAddress!, $0.count) }
         if n != bytes.count {

@@ -63,12 +63,21 @@ final class FencedFileTimeline: DurableTimeline, @unchecked Sendable {
     }
 
     func write(_ event: TimelineEvent) throws {
+        try write([event])
+    }
+
+    /// One check of the epoch for events written together.
+    func write(_ events: [TimelineEvent]) throws {
         let current = try store.epoch(of: fence.runID)
         guard current == fence.epoch else { throw FencedError(fence: fence, current: current, operation: "append to the timeline") }
-        try file.write(event)
+        try file.write(events)
     }
 
     func record(_ event: TimelineEvent) {
-        do { try write(event) } catch { health?.report(error, location: store.location) }
+        record([event])
+    }
+
+    func record(_ events: [TimelineEvent]) {
+        do { try write(events) } catch { health?.report(error, location: store.location) }
     }
 }

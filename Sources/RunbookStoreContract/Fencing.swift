@@ -72,4 +72,7 @@ public enum LeaseTiming {
     public static let renewEvery = 2.0
     /// Seconds after the last confirmed renewal was sent at which an owner gives its lease up.
     public static let giveUpAfter = 4.0
+    /// Seconds between a server's looks for runs whose lease expired (a claim of none is one
+    /// indexed query): a dead replica's runs go on at most this long after their leases expire.
+    public static let takeoverScanEvery = 0.5
 }

@@ -13,6 +13,14 @@ public protocol RunHold: Sendable {
 public protocol DurableTimeline: TimelineSink {
     /// Appends one event, or throws where and why it could not.
     func write(_ event: TimelineEvent) throws
+    /// Appends events in order, all or none where the store can (one transaction or statement).
+    func write(_ events: [TimelineEvent]) throws
+}
+
+extension DurableTimeline {
+    public func write(_ events: [TimelineEvent]) throws {
+        for e in events { try write(e) }
+    }
 }
 
 /// Run history, timelines, guards, gates and ownership: SQLite in the state folder (one machine),

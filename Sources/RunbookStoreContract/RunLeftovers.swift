@@ -46,7 +46,14 @@ public enum RunLeftovers {
     /// the process groups they lead. Returns how many processes were marked.
     @discardableResult
     public static func kill(runID: String, events: [TimelineEvent]) -> Int {
-        stepsInFlight(events).reduce(0) { $0 + kill(mark: mark(runID: runID, step: $1)) }
+        kill(runID: runID, events: events, mayHaveProcesses: { _ in true })
+    }
+
+    /// `kill`, only for the running steps `mayHaveProcesses` says may have left processes (each
+    /// step costs a scan of every process's environment; a takeover does it for hundreds of runs).
+    @discardableResult
+    public static func kill(runID: String, events: [TimelineEvent], mayHaveProcesses: (String) -> Bool) -> Int {
+        stepsInFlight(events).filter(mayHaveProcesses).reduce(0) { $0 + kill(mark: mark(runID: runID, step: $1)) }
     }
 
     /// Sends SIGKILL to every process marked `mark` and to the groups they lead.
@@ -91,12 +98,16 @@ public enum ProcessScan {
 
     static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
         guard needle.count <= hay.count else { return false }
-        let first = needle[0]
-        var i = 0
-        while i <= hay.count - needle.count {
-            if hay[i] == first, hay[i..<(i + needle.count)].elementsEqual(needle) { return true }
-            i += 1
+        return hay.withUnsafeBufferPointer { h in
+            needle.withUnsafeBufferPointer { n in
+                let first = n[0], last = h.count - n.count
+                var i = 0
+                while i <= last {
+                    if h[i] == first, memcmp(h.baseAddress! + i, n.baseAddress!, n.count) == 0 { return true }
+                    i += 1
+                }
+                return false
+            }
         }
-        return false
     }
 }

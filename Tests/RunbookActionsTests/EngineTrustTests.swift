@@ -386,6 +386,47 @@ extension EngineTrustTests {
         // The flag is back as it was: a change that cannot be recorded is not left in place.
         #expect(try String(contentsOfFile: dir + "/flags.json", encoding: .utf8) == flagFileText)
     }
+
+    /// Sees how events arrive: one call per write.
+    final class WriteCounter: TimelineSink, @unchecked Sendable {
+        let lock = NSLock()
+        var writes: [[String]] = []
+        func record(_ event: TimelineEvent) { record([event]) }
+        func record(_ events: [TimelineEvent]) {
+            lock.withLock { writes.append(events.map { "\($0.event) \($0.step ?? "")" }) }
+        }
+    }
+
+    /// The events one turn of the run emits are recorded together, in one write: a step's end and
+    /// the next step's start; a change is written on its own, before what follows it.
+    // The same limit as the test above: in the full suite, in-process runs have waited over a
+    // minute for Dispatch's shared threads while other suites keep them busy.
+    @Test(.timeLimit(.minutes(5)))
+    func eventsOfOneTurnAreRecordedInOneWrite() async throws {
+        let rb = try RunbookLoader.load(text: """
+            runbook: chain
+            steps:
+              - id: a
+                phase: diagnose
+                wait: 10ms
+              - id: b
+                phase: diagnose
+                needs: [a]
+                wait: 10ms
+            """, file: "chain.yaml")
+        let sink = WriteCounter()
+        let o = RunStateMachine.Options(runID: "r-chain", params: try RunInputs.resolve(rb, given: [:]))
+        let q = DispatchQueue(label: "run")
+        let driver = RunDriver(runbook: rb, options: o, dryRun: false, queue: q, executor: LiveExecutor(),
+                               scheduler: DispatchScheduler(queue: q), sink: sink, prompter: DeclineAll(), health: RecordHealth())
+        let outcome = await withCheckedContinuation { (c: CheckedContinuation<RunOutcome, Never>) in
+            driver.start(startEvent: nil) { c.resume(returning: $0) }
+        }
+        #expect(outcome == .completed, "\(outcome)")
+        let writes = sink.lock.withLock { sink.writes }
+        #expect(writes.contains(["step.finished a", "step.started b"]), "\(writes)")
+        #expect(writes.flatMap { $0 }.filter { $0.hasPrefix("step.") }.count == 4, "\(writes)")
+    }
 }
 
 /// A JSON string literal (also a YAML double-quoted scalar).

@@ -54,4 +54,62 @@ struct ServeIntakeTests {
         #expect(lines.contains { $0.hasPrefix("approval HTTP/1.1 404") }, "the approval was not answered: \(lines)")
         #expect(lines.contains { $0.hasPrefix("flood HTTP/1.1 202") }, "the flood was not answered: \(lines)")
     }
+
+    /// Webhooks that arrive together are admitted together (one transaction for those waiting): each
+    /// answer still lists exactly its own alerts, an alert in many of them starts one run, and
+    /// every run carries its own alert's params.
+    @Test func webhooksAdmittedTogetherEachGetTheirOwnAnswers() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/rb", withIntermediateDirectories: true)
+        try ServeTests.runbook.write(toFile: dir + "/rb/node-down.yaml", atomically: true, encoding: .utf8)
+        try writeTokenFile("t0ken-0123456789\n", to: dir + "/token")
+        let (child, port) = try await ChildServer.serve(["--runbooks", dir + "/rb", "--state-dir", dir + "/state", "--token-file", dir + "/token"])
+        defer { child.stop() }
+        // 20 webhooks at one moment (a barrier): each its own alert (instance hN) and one alert all share.
+        let script = """
+            import json, sys, threading, urllib.request
+            port = int(sys.argv[1])
+            def alert(fp, inst):
+                return {"status": "firing", "labels": {"alertname": "NodeExporterDown", "instance": inst}, "annotations": {},
+                        "startsAt": "2026-11-25T14:47:04.491259587Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": fp}
+            barrier, out, lock = threading.Barrier(20), {}, threading.Lock()
+            def go(i):
+                body = json.dumps({"version": "4", "status": "firing", "receiver": "r",
+                                   "alerts": [alert("own%04d" % i, "h%d" % i), alert("shared0001", "shared")]}).encode()
+                barrier.wait()
+                req = urllib.request.Request("http://127.0.0.1:%d/hooks/alertmanager" % port, data=body, method="POST",
+                                             headers={"Authorization": "Bearer t0ken-0123456789"})
+                r = urllib.request.urlopen(req, timeout=60)
+                with lock: out[i] = (r.status, json.loads(r.read()))
+            ts = [threading.Thread(target=go, args=(i,)) for i in range(20)]
+            [t.start() for t in ts]; [t.join() for t in ts]
+            print(json.dumps(out))
+            """
+        let r = try await offPool { try Spawn.run(["python3", "-c", script, "\(port)"]) }
+        let out = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: [Any]], "\(r.stdout) \(r.stderr)")
+        #expect(out.count == 20)
+        var ownRuns: [String: Int] = [:], sharedStarted: [String] = [], sharedDuplicates: [String] = []
+        for (key, answer) in out {
+            let i = try #require(Int(key))
+            #expect(answer.first as? Int == 202)
+            let runs = try #require((answer.last as? [String: Any])?["runs"] as? [[String: Any]])
+            try #require(runs.count == 2, "webhook \(i) got \(runs)")
+            #expect(runs[0]["status"] as? String == "started", "webhook \(i): \(runs)")
+            ownRuns[try #require(runs[0]["run"] as? String)] = i
+            switch runs[1]["status"] as? String {
+            case "started": sharedStarted.append(runs[1]["run"] as? String ?? "")
+            case "duplicate": sharedDuplicates.append(runs[1]["run"] as? String ?? "")
+            default: Issue.record("webhook \(i): the shared alert got \(runs[1])")
+            }
+        }
+        #expect(ownRuns.count == 20, "two webhooks were told of one run: \(ownRuns)")
+        #expect(sharedStarted.count == 1 && sharedDuplicates.count == 19, "\(sharedStarted) \(sharedDuplicates)")
+        #expect(Set(sharedDuplicates) == Set(sharedStarted), "a duplicate named another run than the one started")
+        // Each webhook's own run was started with its own alert's instance.
+        for (id, i) in ownRuns {
+            let detail = try http("GET", "http://127.0.0.1:\(port)/runs/\(id)", headers: ["Authorization": "Bearer t0ken-0123456789"]).body
+            #expect(detail.contains("\"instance\":\"h\(i)\""), "run \(id) of webhook \(i): \(detail.prefix(400))")
+        }
+    }
 }

@@ -71,6 +71,31 @@ struct StoreFencingTests {
         #expect(try await off { t.new.timeline(t.runID) }.count == before + 1)
     }
 
+    /// A run records the events of one turn together (one write): they land in order, and a fenced
+    /// owner's batch writes none of them.
+    @Test(arguments: StoreKind.available)
+    func eventsWrittenTogetherKeepTheirOrderAndAFencedBatchWritesNone(_ kind: StoreKind) async throws {
+        let db = try await StoreFixture.make(kind)
+        let t = try await Self.takeOver(db)
+        let before = try await off { t.new.timeline(t.runID) }
+        let (old, fence) = (t.old, t.oldFence)
+        let batch = ["step.finished", "step.started", "run.finished"].enumerated().map { i, name in
+            var e = TimelineEvent(time: Date(), run: fence.runID, event: name)
+            e.step = "s\(i)"
+            return e
+        }
+        await #expect(throws: FencedError.self) { try await off { try old.timelineSink(fence: fence, health: nil).write(batch) } }
+        #expect(try await off { t.new.timeline(t.runID) }.count == before.count, "part of a fenced batch reached the timeline")
+        let newFence = try #require(t.newLease.fence)
+        let health = RecordHealth()
+        try await off { try t.new.timelineSink(fence: newFence, health: health).record(batch) }
+        #expect(health.failure == nil && health.fenced == nil)
+        let after = try await off { t.new.timeline(t.runID) }
+        #expect(after.count == before.count + 3)
+        #expect(after.suffix(3).map(\.event) == ["step.finished", "step.started", "run.finished"])
+        #expect(after.suffix(3).map(\.step) == ["s0", "s1", "s2"])
+    }
+
     @Test(arguments: StoreKind.available)
     func aFencedFinishWritesNothingAndTheLastOwnersFinishHolds(_ kind: StoreKind) async throws {
         let db = try await StoreFixture.make(kind)

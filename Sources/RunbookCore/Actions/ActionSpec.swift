@@ -28,6 +28,16 @@ public enum ActionSpec: Sendable, Hashable {
         case .wait: .wait
         }
     }
+
+    /// Whether carrying it out may start a process that outlives its owner (a command, a restart,
+    /// anything not known to run in-process). Waits and network checks never do.
+    public var mayStartProcesses: Bool {
+        switch self {
+        case .wait: false
+        case .check(.http), .check(.tcp), .check(.prometheus), .check(.metricTrend): false
+        default: true
+        }
+    }
 }
 
 /// One check, by kind.
