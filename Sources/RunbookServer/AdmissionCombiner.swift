@@ -1,4 +1,5 @@
 import Foundation
+import RunbookStoreContract
 
 /// Decides the requests of webhooks that arrive while an admission is in flight together, in one
 /// admission (flat combining).
@@ -37,6 +38,7 @@ final class AdmissionCombiner<Request: Sendable, Decision: Sendable>: @unchecked
     /// - Parameter decide: one decision per request, in order (every caller passes the same).
     func submit(_ requests: [Request], decide: ([Request]) -> [Decision]) -> [Decision] {
         guard !requests.isEmpty else { return [] }
+        StoreThreads.assertNotInTask("waiting to be admitted with other webhooks")
         let mine = Ticket(requests)
         condition.lock()
         waiting.append(mine)
