@@ -62,6 +62,15 @@ public enum RunbookLoader {
     }
 }
 
+/// A step mapping read by its typed keys (`Step.Field`): the YAML node of a key (for locations)
+/// and the grammar pass's tree of it.
+struct StepFields {
+    let node: YAMLNode
+    let config: Config
+    subscript(key: Step.Field) -> YAMLNode? { node[key.rawValue] }
+    func config(_ key: Step.Field) -> Config? { config[key.rawValue] }
+}
+
 /// Turns a structurally checked tree into the model, adding the semantic checks.
 package struct RunbookBuilder {
     let file: String
@@ -223,14 +232,16 @@ package struct RunbookBuilder {
         let configs = tree?.list ?? []
         for (i, item) in items.enumerated() where item.entries != nil {
             let config = i < configs.count ? configs[i] : .null
-            let id = text(item["id"]) ?? ""
-            if let n = item["id"], n.scalar != nil, !n.isNull, !Self.isIdentifier(id) {
+            // The step's own keys, read only through `Step.Field`; its action is `buildAction`'s.
+            let step = StepFields(node: item, config: config)
+            let id = text(step[.id]) ?? ""
+            if let n = step[.id], n.scalar != nil, !n.isNull, !Self.isIdentifier(id) {
                 error(n.location, "step id '\(id)' must be lower-case letters, digits and '-' ([a-z0-9-]+)")
             }
-            let declaredPhase = text(item["phase"]).flatMap(Phase.init(rawValue:))
+            let declaredPhase = text(step[.phase]).flatMap(Phase.init(rawValue:))
             let phase = declaredPhase ?? .diagnose
             var when: Expression?
-            if let w = item["when"], let s = text(w) {
+            if let w = step[.when], let s = text(w) {
                 do { when = try Expression.parse(s) } catch {
                     let quoted: Int
                     if case .scalar(_, let plain) = w.kind { quoted = plain ? 0 : 1 } else { quoted = 0 }
@@ -245,43 +256,44 @@ package struct RunbookBuilder {
                 }
             }
             var retry = RetryPolicy()
-            if let r = item["retry"] {
-                retry.attempts = max(1, Int(r["attempts"]?.number ?? 1))
-                if let a = r["attempts"]?.number, a < 1 { error(r["attempts"]!.location, "retry.attempts must be at least 1 (it counts the first try)") }
-                retry.delay = text(r["delay"]).flatMap(Quantity.duration) ?? 1
-                retry.backoff = r["backoff"]?.number ?? 1
-                if retry.backoff < 1, let b = r["backoff"] { error(b.location, "retry.backoff must be 1 or more") }
-                retry.jitter = r["jitter"]?.bool ?? true
-                retry.maxDelay = text(r["max_delay"]).flatMap(Quantity.duration)
+            if let r = step[.retry] {
+                typealias R = RetryPolicy.Field
+                retry.attempts = max(1, Int(r[field: R.attempts]?.number ?? 1))
+                if let a = r[field: R.attempts]?.number, a < 1 { error(r[field: R.attempts]!.location, "retry.attempts must be at least 1 (it counts the first try)") }
+                retry.delay = text(r[field: R.delay]).flatMap(Quantity.duration) ?? 1
+                retry.backoff = r[field: R.backoff]?.number ?? 1
+                if retry.backoff < 1, let b = r[field: R.backoff] { error(b.location, "retry.backoff must be 1 or more") }
+                retry.jitter = r[field: R.jitter]?.bool ?? true
+                retry.maxDelay = text(r[field: R.maxDelay]).flatMap(Quantity.duration)
             }
-            let readOnly = item["read_only"]?.bool ?? false
+            let readOnly = step[.readOnly]?.bool ?? false
             let context = "step '\(id)'"
             let action = buildAction(item, config, readOnly: readOnly, context: context) ?? Action(.wait(seconds: 0), readOnly: true)
             // A wait's own duration does not count against the default timeout.
             var waitTime = 0.0
             if case .wait(let seconds) = action.spec { waitTime = seconds }
-            let timeout = text(item["timeout"]).flatMap(Quantity.duration) ?? (Step.defaultTimeout + waitTime)
-            if let t = item["timeout"], timeout <= 0 { error(t.location, "timeout must be more than 0s: write how long one attempt may take, like 30s") }
-            if let t = item["timeout"], action.kind == .wait, timeout <= waitTime {
+            let timeout = text(step[.timeout]).flatMap(Quantity.duration) ?? (Step.defaultTimeout + waitTime)
+            if let t = step[.timeout], timeout <= 0 { error(t.location, "timeout must be more than 0s: write how long one attempt may take, like 30s") }
+            if let t = step[.timeout], action.kind == .wait, timeout <= waitTime {
                 error(t.location, "timeout \(Quantity.formatDuration(timeout)) is not longer than the wait \(Quantity.formatDuration(waitTime)): the step could never pass")
             }
-            if action.kind == .check, readOnly { error(item["read_only"]!.location, "read_only is for command steps; checks are always read-only") }
+            if action.kind == .check, readOnly { error(step[.readOnly]!.location, "read_only is for command steps; checks are always read-only") }
             if declaredPhase != nil, phase == .detect || phase == .diagnose || phase == .verify, action.isChange {
                 error(item.location, "step '\(id)' changes the world (\(action.kind.rawValue)) in the \(phase.rawValue) phase: changes belong in mitigate (mark a harmless command read_only: true)")
             }
-            let undo = item["undo"].flatMap { buildAction($0, config["undo"] ?? .null, readOnly: false, context: context + " undo") }
-            let gate = buildGate(item["confirm"])
-            if gate != nil, !action.isChange, let c = item["confirm"] {
+            let undo = step[.undo].flatMap { buildAction($0, step.config(.undo) ?? .null, readOnly: false, context: context + " undo") }
+            let gate = buildGate(step[.confirm])
+            if gate != nil, !action.isChange, let c = step[.confirm] {
                 error(c.location, "an approval gate guards a change: step '\(id)' changes nothing (\(action.kind.rawValue))")
             }
             out.append(Step(
-                id: id, phase: phase, description: text(item["description"]) ?? "",
-                needs: item["needs"]?.items?.compactMap { text($0) } ?? [], when: when, timeout: timeout, retry: retry,
-                confirm: item["confirm"]?.bool ?? false, continueOnFailure: item["continue_on_failure"]?.bool ?? false,
+                id: id, phase: phase, description: text(step[.description]) ?? "",
+                needs: step[.needs]?.items?.compactMap { text($0) } ?? [], when: when, timeout: timeout, retry: retry,
+                confirm: step[.confirm]?.bool ?? false, continueOnFailure: step[.continueOnFailure]?.bool ?? false,
                 action: action, undo: undo, location: item.location,
-                rulesOut: text(item["rules_out"]), finding: text(item["finding"]), phaseDeclared: declaredPhase != nil))
+                rulesOut: text(step[.rulesOut]), finding: text(step[.finding]), phaseDeclared: declaredPhase != nil))
             out[out.count - 1].gate = gate
-            if let a = item["across"], let c = config["across"] { out[out.count - 1].across = buildAcross(a, c, context: context) }
+            if let a = step[.across], let c = step.config(.across) { out[out.count - 1].across = buildAcross(a, c, context: context) }
         }
         return out
     }

@@ -45,6 +45,14 @@ struct ActionSpecFieldsTests {
         }
     }
 
+    /// A step's own keys (`Step.Field`) are the grammar's step fields less the action keys, which
+    /// `ActionDecoder` reads; its retry's the grammar's retry fields.
+    @Test func stepAndRetryKeysAreTheGrammars() {
+        let stepGrammar = RunbookGrammar.step.fields.map(\.name).filter { !RunbookGrammar.actionKinds.contains($0) }
+        #expect(Set(stepGrammar) == Set(Step.fieldNames), "step keys: grammar \(stepGrammar.sorted()), typed \(Step.fieldNames.sorted())")
+        #expect(Set(RunbookGrammar.retry.fields.map(\.name)) == Set(RetryPolicy.fieldNames))
+    }
+
     @Test func everyActionReferenceEntryHasATypedSpec() {
         let covered = Set(Self.pairs.map(\.0))
         for e in ActionReference.entries {

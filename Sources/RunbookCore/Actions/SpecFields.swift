@@ -88,3 +88,21 @@ extension RestartSpec: SpecFields {
 extension NotifySpec: SpecFields {
     public enum Field: String, CaseIterable, Sendable { case url, text, headers }
 }
+
+extension Step: SpecFields {
+    /// The keys of a step mapping other than its action (`check`, `command`, ...), which
+    /// `ActionDecoder` reads; `ActionSpecFieldsTests` holds them equal to `RunbookGrammar.step`.
+    public enum Field: String, CaseIterable, Sendable {
+        case id, phase, description, finding, needs, when, timeout, retry, confirm, undo, across
+        case rulesOut = "rules_out"
+        case continueOnFailure = "continue_on_failure"
+        case readOnly = "read_only"
+    }
+}
+
+extension RetryPolicy: SpecFields {
+    public enum Field: String, CaseIterable, Sendable {
+        case attempts, delay, backoff, jitter
+        case maxDelay = "max_delay"
+    }
+}
