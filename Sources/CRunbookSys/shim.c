@@ -7,6 +7,9 @@
 #include <signal.h>
 #include <sys/syscall.h>
 
+/* close_range(2)'s flag (linux/close_range.h), for headers that lack it. */
+#define CRB_CLOSE_RANGE_CLOEXEC (1u << 2)
+
 extern char **environ;
 
 int crb_pidfd_open(pid_t pid) {
@@ -47,6 +50,11 @@ int crb_spawn_io(pid_t *pid, const char *path, char *const argv[], char *const e
     }
     posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
     posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    /* The child gets 0-2 and nothing else: a descriptor some other thread opened without
+       O_CLOEXEC (a script being written, a socket) is not kept open for the child's lifetime. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
     if (cwd != NULL) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
         posix_spawn_file_actions_addchdir_np(&fa, cwd);
@@ -134,6 +142,12 @@ int crb_spawn_bound(pid_t *pid_out, const char *file, char *const argv[], char *
         int n = n0 < 0 ? -1 : fcntl(n0, F_DUPFD_CLOEXEC, 3);
         if (o < 0 || e < 0 || n < 0) goto fail;
         if (dup2(n, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0) goto fail;
+        /* Every other descriptor closes at exec (the error pipe stays open until then): one that
+           another thread opened without O_CLOEXEC (a script being written: "Text file busy" for
+           as long as this child lives; a socket) is not inherited. Kernels before 5.11 lack it. */
+#ifdef SYS_close_range
+        (void)syscall(SYS_close_range, 3u, ~0u, CRB_CLOSE_RANGE_CLOEXEC);
+#endif
         if (cwd != NULL && chdir(cwd) != 0) goto fail;
         sigset_t none;
         sigemptyset(&none);

@@ -11,12 +11,17 @@ extension PostgresRunStore {
     public func admitAll(_ requests: [AdmissionRequest], now: Date) throws -> [AdmissionDecision] {
         let owner = self.owner, secs = Self.leaseSeconds, lockKey = Self.admissionLock, log = logger
         let query = AdmissionQuery(requests, now: now)
-        let plan: AdmissionPlan = try sync(admission: true) { client in
+        let (plan, starts): (AdmissionPlan, Set<String>) = try sync(admission: true) { client in
             try await client.withTransaction(logger: log) { conn in
                 // One admission at a time across every replica and the CLI: each sees the ones before it.
-                try await conn.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: log).drain()
-                let plan = AdmissionPlan(requests, snapshot: try await Self.snapshot(conn, query, log), now: now)
-                try await Self.insert(conn, plan.inserts, owner: owner, leaseSeconds: secs, log)
+                let snapshot = try await Self.lockAndSnapshot(conn, lock: lockKey, query, log)
+                let plan = AdmissionPlan(requests, snapshot: snapshot, now: now)
+                // Each admitted run's `run.started` goes in with its row: one statement, not one more per run.
+                var starts: [(runID: String, line: String)] = []
+                for (request, decision) in zip(requests, plan.decisions) {
+                    if case .admitted(let id, _) = decision, let line = request.startLine { starts.append((id, line())) }
+                }
+                try await Self.insert(conn, plan.inserts, owner: owner, leaseSeconds: secs, starts: starts, log)
                 if !plan.repeats.isEmpty {
                     let rows = try Self.json(plan.repeats.map { RepeatRow(id: $0.runID, n: $0.added, m: $0.message, u: $0.until?.timeIntervalSince1970) })
                     try await conn.query("""
@@ -24,69 +29,61 @@ extension PostgresRunStore {
                         FROM json_to_recordset(\(rows)::json) AS x(id text, n bigint, m text, u float8) WHERE runs.id = x.id
                         """, logger: log).drain()
                 }
-                return plan
+                return (plan, Set(starts.map(\.runID)))
             }
         }
         return plan.decisions.map { d in
             switch d {
             case .duplicate(let id): return .duplicate(runID: id)
             case .refused(let r, let id): return .refused(r, runID: id)
-            case .admitted(let id, let overridden): return .admitted(lease: Lease(store: self, runID: id), overridden: overridden)
+            case .admitted(let id, let overridden):
+                return .admitted(lease: Lease(store: self, runID: id, startRecorded: starts.contains(id)), overridden: overridden)
             }
         }
     }
 
-    /// Reads what `query` asks, one statement per guard kind.
-    static func snapshot(_ conn: PostgresConnection, _ query: AdmissionQuery, _ log: Logger) async throws -> AdmissionSnapshot {
+    /// Takes admission's lock and reads what `query` asks, in one round trip
+    /// (`runbook_admission_snapshot`, migration 6): one query per guard kind, each after the lock.
+    static func lockAndSnapshot(_ conn: PostgresConnection, lock lockKey: Int64, _ query: AdmissionQuery, _ log: Logger) async throws -> AdmissionSnapshot {
         var s = AdmissionSnapshot()
-        if !query.fingerprints.isEmpty {
-            let fps = query.fingerprints
-            for (runbook, fp, id, outcome, g) in try await conn.query("""
-                SELECT runbook, fingerprint, id, outcome, refusal_guard FROM runs
-                WHERE fingerprint = ANY(\(fps)) AND resolved_at IS NULL ORDER BY started DESC, id DESC
-                """, logger: log).all((String, String, String, String?, String?).self) {
-                s.addAlertRow(runbook: runbook, fingerprint: fp, id: id, refusedBy: g, outcome: outcome)
-            }
-        }
-        if !query.lockKeys.isEmpty {
-            let keys = query.lockKeys
-            for (runbook, key, id) in try await conn.query("""
-                SELECT runbook, lock_key, id FROM runs WHERE outcome IS NULL AND NOT dry_run AND NOT drill
-                AND lock_key = ANY(\(keys)) ORDER BY started DESC, id DESC
-                """, logger: log).all((String, String, String).self) {
-                s.addLockHolder(runbook: runbook, key: key, id: id)
-            }
-        }
-        if let since = query.changesSince {
-            s.recentChanges = try await conn.query("SELECT at FROM changes WHERE at >= \(since) ORDER BY at", logger: log).all(Date.self)
-        }
-        if !query.activeRunbooks.isEmpty {
-            let names = query.activeRunbooks
-            for (runbook, n) in try await conn.query("""
-                SELECT runbook, count(*) FROM runs WHERE outcome IS NULL AND NOT dry_run AND NOT drill AND runbook = ANY(\(names)) GROUP BY runbook
-                """, logger: log).all((String, Int).self) {
-                s.active[runbook] = n
-            }
-        }
-        if let since = query.startsSince, !query.startsRunbooks.isEmpty {
-            let names = query.startsRunbooks
-            for (runbook, key, started) in try await conn.query("""
-                SELECT runbook, lock_key, started FROM runs WHERE started >= \(since) AND runbook = ANY(\(names))
-                AND NOT dry_run AND NOT drill AND (outcome IS NULL OR outcome <> 'refused') ORDER BY started
-                """, logger: log).all((String, String?, Date).self) {
-                s.addStart(runbook: runbook, key: key, started: started)
+        let (fps, keys, active, starts) = (query.fingerprints, query.lockKeys, query.activeRunbooks, query.startsRunbooks)
+        let (changesSince, startsSince) = (query.changesSince, query.startsSince)
+        let rows = try await conn.query("""
+            SELECT kind, o_runbook, o_a, o_b, o_c, o_d, o_at, o_n FROM runbook_admission_snapshot(
+                \(lockKey), \(fps)::text[], \(keys)::text[], \(changesSince), \(active)::text[], \(startsSince), \(starts)::text[])
+            """, logger: log)
+        for try await (kind, runbook, a, b, c, d, at, n) in rows.decode((Int, String?, String?, String?, String?, String?, Date?, Int?).self) {
+            switch kind {
+            case 1:
+                guard let runbook, let a, let b else { continue }
+                s.addAlertRow(runbook: runbook, fingerprint: a, id: b, refusedBy: d, outcome: c)
+            case 2:
+                guard let runbook, let a, let b else { continue }
+                s.addLockHolder(runbook: runbook, key: a, id: b)
+            case 3:
+                if let at { s.recentChanges.append(at) }
+            case 4:
+                if let runbook, let n { s.active[runbook] = n }
+            case 5:
+                if let runbook, let at { s.addStart(runbook: runbook, key: a, started: at) }
+            default:
+                continue
             }
         }
         return s
     }
 
     /// Inserts rows with one statement; an open row (no outcome) gets `owner` and a lease when
-    /// `owner` is given (admitted runs), none otherwise (drills recording themselves).
-    static func insert(_ conn: PostgresConnection, _ records: [RunRecord], owner: String?, leaseSeconds: Double, _ log: Logger) async throws {
+    /// `owner` is given (admitted runs), none otherwise (drills recording themselves). `starts` are
+    /// the first events of admitted runs, appended to their timelines in the same statement.
+    static func insert(_ conn: PostgresConnection, _ records: [RunRecord], owner: String?, leaseSeconds: Double,
+                       starts: [(runID: String, line: String)] = [], _ log: Logger) async throws {
         guard !records.isEmpty else { return }
         // RunRecord encodes with the table's column names; dates as seconds (`to_timestamp` keeps microseconds).
         let rows = try json(records)
+        let (startIDs, startLines) = (starts.map(\.runID), starts.map(\.line))
         try await conn.query("""
+            WITH started AS (INSERT INTO events (run, line) SELECT s.run, s.line FROM unnest(\(startIDs)::text[], \(startLines)::text[]) WITH ORDINALITY AS s(run, line, n) ORDER BY s.n)
             INSERT INTO runs (id, runbook, trigger, fingerprint, outcome, started, duration_ms, dry_run, drill, lock_key,
                 refusal_guard, refusal_message, refusal_until, refused_count, owner, lease_until)
             SELECT x.id, x.runbook, x.trigger, x.fingerprint, x.outcome, to_timestamp(x.started), x.duration_ms, x.dry_run, x.drill,

@@ -121,9 +121,11 @@ extension PostgresRunStore {
         // Immutable.
         let store: PostgresRunStore
         let currentFence: RunFence
-        init(store: PostgresRunStore, runID: String, epoch: Int64 = 1, confirmed: DispatchTime = .now()) {
+        let startRecorded: Bool
+        init(store: PostgresRunStore, runID: String, epoch: Int64 = 1, confirmed: DispatchTime = .now(), startRecorded: Bool = false) {
             self.store = store
             self.currentFence = RunFence(runID: runID, epoch: epoch)
+            self.startRecorded = startRecorded
             store.lock.withLock { store.held[runID] = HeldLease(epoch: epoch, confirmed: confirmed) }
         }
         func release() {

@@ -68,6 +68,56 @@ extension PostgresRunStore {
             // admission read every refusal in the window too (a storm leaves thousands).
             "CREATE INDEX IF NOT EXISTS runs_live_starts ON runs (runbook, started) WHERE outcome IS NULL OR outcome <> 'refused'",
         ]),
+        (5, [
+            // Lease renewals rewrite every open row every 2 s. With `lease_until` indexed, each was a
+            // new entry in every index of the table; with no indexed column changed and room left on
+            // the page, PostgreSQL updates the row in place (a HOT update). Open runs are few: the
+            // takeover scan reads them all by start and filters on the lease.
+            "DROP INDEX IF EXISTS runs_open",
+            "CREATE INDEX IF NOT EXISTS runs_open_started ON runs (started) WHERE outcome IS NULL",
+            "ALTER TABLE runs SET (fillfactor = 70)",
+        ]),
+        (6, [
+            // Admission's lock and its reads in one round trip: every replica's admissions wait for
+            // this lock, so each round trip made while holding it is a wait for all of them. Each
+            // query of a volatile PL/pgSQL function reads a snapshot taken when it starts, after the
+            // lock is held, so it sees every admission committed before. Kinds: 1 an unresolved
+            // alert's run, 2 an open run holding a lock key, 3 a change, 4 open runs of a runbook,
+            // 5 a start that counts for cooldown or max_runs.
+            """
+            CREATE OR REPLACE FUNCTION runbook_admission_snapshot(lock_id bigint, fps text[], lock_keys text[],
+                changes_since timestamptz, active_runbooks text[], starts_since timestamptz, starts_runbooks text[])
+            RETURNS TABLE (kind int, o_runbook text, o_a text, o_b text, o_c text, o_d text, o_at timestamptz, o_n bigint)
+            LANGUAGE plpgsql VOLATILE AS $fn$
+            BEGIN
+                PERFORM pg_advisory_xact_lock(lock_id);
+                IF cardinality(fps) > 0 THEN
+                    RETURN QUERY SELECT 1, r.runbook, r.fingerprint, r.id, r.outcome, r.refusal_guard, NULL::timestamptz, NULL::bigint
+                        FROM runs r WHERE r.fingerprint = ANY(fps) AND r.resolved_at IS NULL ORDER BY r.started DESC, r.id DESC;
+                END IF;
+                IF cardinality(lock_keys) > 0 THEN
+                    RETURN QUERY SELECT 2, r.runbook, r.lock_key, r.id, NULL::text, NULL::text, NULL::timestamptz, NULL::bigint
+                        FROM runs r WHERE r.outcome IS NULL AND NOT r.dry_run AND NOT r.drill AND r.lock_key = ANY(lock_keys)
+                        ORDER BY r.started DESC, r.id DESC;
+                END IF;
+                IF changes_since IS NOT NULL THEN
+                    RETURN QUERY SELECT 3, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, c.at, NULL::bigint
+                        FROM changes c WHERE c.at >= changes_since ORDER BY c.at;
+                END IF;
+                IF cardinality(active_runbooks) > 0 THEN
+                    RETURN QUERY SELECT 4, r.runbook, NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz, count(*)
+                        FROM runs r WHERE r.outcome IS NULL AND NOT r.dry_run AND NOT r.drill AND r.runbook = ANY(active_runbooks)
+                        GROUP BY r.runbook;
+                END IF;
+                IF starts_since IS NOT NULL AND cardinality(starts_runbooks) > 0 THEN
+                    RETURN QUERY SELECT 5, r.runbook, r.lock_key, NULL::text, NULL::text, NULL::text, r.started, NULL::bigint
+                        FROM runs r WHERE r.started >= starts_since AND r.runbook = ANY(starts_runbooks) AND NOT r.dry_run AND NOT r.drill
+                        AND (r.outcome IS NULL OR r.outcome <> 'refused') ORDER BY r.started;
+                END IF;
+            END
+            $fn$
+            """,
+        ]),
     ]
 
     func migrate() throws {

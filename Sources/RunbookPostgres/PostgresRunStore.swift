@@ -35,6 +35,9 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
     var timers: [any DispatchSourceTimer] = []
     /// Told of runs another process took while this one held them (see `onLost`).
     var lostHandler: (@Sendable ([String]) -> Void)?
+    /// Where admission's queries continue: never behind the continuations of run writes, since an
+    /// admission holds the lock every replica's admissions wait for.
+    let admissionExecutor: StoreTaskExecutor
     private let runTask: Task<Void, Never>
     private let admissionRunTask: Task<Void, Never>
     /// Seconds a lease lasts without renewal; renewed every `renewEvery` (`LeaseTiming`).
@@ -80,7 +83,9 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
         // The clients' loops and every query run on the stores' own executor, never waiting for a
         // cooperative thread the host program may be using.
         runTask = Task(executorPreference: StoreThreads.executor) { await client.run() }
-        admissionRunTask = Task(executorPreference: StoreThreads.executor) { await admissionClient.run() }
+        let admissionExecutor = StoreTaskExecutor(label: "runbook.store.admission")
+        self.admissionExecutor = admissionExecutor
+        admissionRunTask = Task(executorPreference: admissionExecutor) { await admissionClient.run() }
         do {
             try migrate()
         } catch {
@@ -128,7 +133,7 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
         let done = DispatchSemaphore(value: 0)
         let client = admission ? admissionClient : self.client
         let started = Date()
-        let task = Task(executorPreference: StoreThreads.executor) {
+        let task = Task(executorPreference: admission ? admissionExecutor : StoreThreads.executor) {
             do { box.set(.success(try await body(client))) } catch { box.set(.failure(error)) }
             done.signal()
         }

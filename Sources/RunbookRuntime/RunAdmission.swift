@@ -14,7 +14,12 @@ public enum RunAdmission: Sendable {
     /// Decides and records `runs` in one store transaction (dedupe, guards, rows and holds).
     /// - Throws: the store's error when nothing could be recorded; then nothing is admitted.
     public static func decide(_ runs: [PreparedRun], store: any RunDatabase, now: Date) throws -> [RunAdmission] {
-        let decisions = try store.admitAll(runs.map(\.admission), now: now)
+        let decisions = try store.admitAll(runs.map { p in
+            var a = p.admission
+            let (start, secrets) = (p.start, p.secrets)
+            a.startLine = { SecretRedactor.redact(start, secrets).jsonLine() }
+            return a
+        }, now: now)
         return zip(runs, decisions).map { p, d in
             switch d {
             case .admitted(let lease, let overridden):

@@ -13,6 +13,9 @@ public final class RunHolds: @unchecked Sendable {
         self.lease = lease
     }
 
+    /// Whether admission already wrote the run's `run.started` with its row.
+    public var startRecorded: Bool { lock.withLock { lease?.startRecorded ?? false } }
+
     /// The fence the run's writes carry (its lease's epoch); nil when its lease fences nothing.
     public var fence: RunFence? { lock.withLock { lease?.fence } }
 

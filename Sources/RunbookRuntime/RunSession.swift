@@ -61,7 +61,7 @@ public final class RunSession: @unchecked Sendable {
             do {
                 let fence = admitted.holds.fence
                 let file = try fence.map { try store.timelineSink(fence: $0, health: health) } ?? store.timelineSink(runID: p.runID, health: health)
-                try file.write(SecretRedactor.redact(p.start, p.secrets))
+                if !admitted.holds.startRecorded { try file.write(SecretRedactor.redact(p.start, p.secrets)) }
                 record = [file, HistorySink(store: store, health: health, fence: fence)]
             } catch {
                 try? store.finish(runID: p.runID, outcome: .failed, durationMs: 0)

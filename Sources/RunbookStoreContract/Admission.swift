@@ -18,6 +18,10 @@ public struct AdmissionRequest: Sendable {
     /// A refusal decided before admission (a param that failed its pattern, `guards.auto`): it is
     /// recorded, counted, with the others.
     public var refusal: GuardCheck.Refusal?
+    /// The run's `run.started` line (secrets redacted), made only if the run is admitted. A store that
+    /// writes it with the run's row, in the same statement (PostgreSQL), says so on the run's hold
+    /// (`RunHold.startRecorded`), and the run does not write it again; the others leave it to the run.
+    public var startLine: (@Sendable () -> String)?
 
     public init(runbook: Runbook, record: RunRecord) {
         self.runbook = runbook

@@ -7,6 +7,12 @@ import RunbookCore
 public protocol RunHold: Sendable {
     /// Gives it up (the run is over, or left paused for the next server).
     func release()
+    /// Whether admission already wrote the run's `run.started` (`AdmissionRequest.startLine`).
+    var startRecorded: Bool { get }
+}
+
+extension RunHold {
+    public var startRecorded: Bool { false }
 }
 
 /// Where a run's timeline is appended: a JSON Lines file (SQLite store) or the events table (PostgreSQL).

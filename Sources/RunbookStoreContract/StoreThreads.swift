@@ -21,7 +21,7 @@ public enum StoreThreads {
     }
 
     /// Where the stores' own async work runs (PostgreSQL queries bridged to blocking callers, the
-    /// client's connection loop): a serial Dispatch queue, which always gets a thread, so that a
+    /// client's connection loop): a Dispatch queue, which always gets a thread, so that a
     /// cooperative pool saturated by the host program never delays a store.
     public static let executor = StoreTaskExecutor()
 
@@ -37,10 +37,16 @@ public enum StoreThreads {
     }
 }
 
-/// A task executor on a serial Dispatch queue of the stores' own (see `StoreThreads.executor`).
-/// Jobs are short: the I/O itself happens on NIO's event loops.
+/// A task executor on a Dispatch queue of the stores' own (see `StoreThreads.executor`). Jobs are
+/// short (the I/O itself happens on NIO's event loops); the queue is concurrent, so continuations of
+/// different queries run on every core (the jobs of one task still run one after another).
 public final class StoreTaskExecutor: TaskExecutor {
-    private let queue = DispatchQueue(label: "runbook.store.async")
+    private let queue: DispatchQueue
+
+    /// - Parameter label: the queue's name.
+    public init(label: String = "runbook.store.async") {
+        queue = DispatchQueue(label: label, attributes: .concurrent)
+    }
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)

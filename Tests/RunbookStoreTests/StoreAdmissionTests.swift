@@ -170,6 +170,36 @@ struct StoreAdmissionTests {
         #expect(events.map(\.event) == ["run.started", "guard.refused", "run.finished"])
         #expect(events.last?.message?.contains("(2 times)") == true, "\(events.map { $0.message ?? "" })")
     }
+
+    /// PostgreSQL writes an admitted run's `run.started` with its row (one statement fewer per run
+    /// on every replica) and says so on the hold; SQLite leaves it to the run. A refused request's
+    /// line is never written.
+    @Test(arguments: StoreKind.available)
+    func anAdmittedRunsStartIsWrittenWithItsRowOnceWhereTheStoreCan(_ kind: StoreKind) async throws {
+        let db = try await StoreFixture.make(kind)
+        let store = try await db.open()
+        let rb = try Cases.runbook("starts", guards: #"{ lock: "k" }"#)
+        func withLine(_ r: AdmissionRequest) -> AdmissionRequest {
+            var r = r
+            var e = TimelineEvent(time: r.record.started, run: r.record.id, event: "run.started")
+            e.message = "line of \(r.record.id)"
+            let line = e.jsonLine()
+            r.startLine = { line }
+            return r
+        }
+        let (a, b) = (withLine(Cases.request(rb, lockKey: "k")), withLine(Cases.request(rb, lockKey: "k")))
+        let decisions = try await off { try store.admitAll([a, b], now: Date()) }
+        guard case .admitted(let lease, _) = decisions[0], case .refused(let r, _) = decisions[1] else {
+            Issue.record("expected admitted then refused: \(decisions)")
+            return
+        }
+        HeldLeases.shared.keep(lease)
+        #expect(r.guardName == "lock")
+        #expect(lease.startRecorded == (kind == .postgres))
+        let started = try await off { store.timeline(a.record.id) }.filter { $0.message == "line of \(a.record.id)" }
+        #expect(started.map(\.event) == (kind == .postgres ? ["run.started"] : []))
+        #expect(try await off { store.timeline(b.record.id) }.allSatisfy { $0.message != "line of \(b.record.id)" })
+    }
 }
 
 /// Strings gathered from many threads.
