@@ -31,19 +31,38 @@ extension PostgresRunStore {
             try write([event])
         }
 
-        /// Events written together go in one statement, in order (all or none).
+        /// `run.finished` closes the row in the statement that appends it.
+        var closesRowAtRunFinished: Bool { true }
+
+        /// Events written together go in one statement, in order (all or none). With `run.finished`
+        /// among them, the same statement closes the row with its outcome (unless this owner closed
+        /// it already), and the lease is given up with it, as `finish` does.
         func write(_ events: [TimelineEvent]) throws {
             guard !events.isEmpty else { return }
             guard store.holds(fence) else { throw FencedError(fence: fence, current: nil, operation: "append to the timeline") }
             let (id, epoch, lines) = (fence.runID, fence.epoch, events.map { $0.jsonLine() })
+            let end = events.last { $0.event == "run.finished" }.flatMap { e in
+                e.outcome.flatMap(RunOutcome.init(rawValue:)).map { (outcome: $0.rawValue, durationMs: e.durationMs ?? 0) }
+            }
             let written = try store.sync { client in
-                try await client.query("""
+                if let end {
+                    // The row is locked for update here (the claim that would take it waits), then closed.
+                    return try await client.query("""
+                        WITH owned AS (SELECT id FROM runs WHERE id = \(id) AND epoch = \(epoch) FOR UPDATE),
+                        closed AS (UPDATE runs SET outcome = \(end.outcome), duration_ms = \(end.durationMs) FROM owned
+                                   WHERE runs.id = owned.id AND runs.outcome IS NULL RETURNING runs.id)
+                        INSERT INTO events (run, line) SELECT owned.id, l.line FROM owned, unnest(\(lines)::text[]) WITH ORDINALITY AS l(line, n)
+                        ORDER BY l.n RETURNING seq
+                        """).drain()
+                }
+                return try await client.query("""
                     WITH owned AS (SELECT id FROM runs WHERE id = \(id) AND epoch = \(epoch) FOR SHARE)
                     INSERT INTO events (run, line) SELECT owned.id, l.line FROM owned, unnest(\(lines)::text[]) WITH ORDINALITY AS l(line, n)
                     ORDER BY l.n RETURNING seq
                     """).drain()
             }
             if written == 0 { throw FencedError(fence: fence, current: try? store.epoch(of: id), operation: "append to the timeline") }
+            if end != nil { store.lock.withLock { if store.held[id]?.epoch == epoch { store.held[id] = nil } } }
         }
 
         func record(_ event: TimelineEvent) {

@@ -103,6 +103,22 @@ extension PostgresRunStore {
         }
     }
 
+    public func takeoverReads(_ runIDs: [String]) throws -> [String: (record: RunRecord, events: [TimelineEvent])] {
+        guard !runIDs.isEmpty else { return [:] }
+        let (records, lines) = try sync { client in
+            let records = try await Self.records(try await client.query("SELECT \(unescaped: Self.runColumns) FROM runs WHERE id = ANY(\(runIDs))"))
+            let lines = try await client.query("SELECT run, line FROM events WHERE run = ANY(\(runIDs)) ORDER BY run, seq").all((String, String).self)
+            return (records, lines)
+        }
+        var events: [String: [TimelineEvent]] = [:]
+        for (run, line) in lines {
+            if let e = TimelineEvent.parse(jsonLine: line) { events[run, default: []].append(e) }
+        }
+        var out: [String: (record: RunRecord, events: [TimelineEvent])] = [:]
+        for r in records { out[r.id] = (r, events[r.id] ?? []) }
+        return out
+    }
+
     public func run(_ id: String) throws -> RunRecord? {
         try sync { try await Self.records(try await $0.query("SELECT \(unescaped: Self.runColumns) FROM runs WHERE id = \(id)")).first }
     }

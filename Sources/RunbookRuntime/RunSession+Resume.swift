@@ -19,12 +19,13 @@ extension RunSession {
     /// back where it can be (`environment.inFlight`) and otherwise stops the run there.
     /// - Parameters:
     ///   - note: the event telling the resume (`run.resumed`, `run.taken_over`), written first.
+    ///   - events: the run's timeline, when the caller read it already (read here when nil).
     ///   - environment: the run's environment, given who started it (who may not approve it).
     public static func resume(_ record: RunRecord, store: any RunDatabase, runbooks: [Runbook], holds: RunHolds, note: TimelineEvent,
-                              environment: (_ startedBy: String?) -> RunEnvironment) -> Resumption {
+                              events known: [TimelineEvent]? = nil, environment: (_ startedBy: String?) -> RunEnvironment) -> Resumption {
         let id = record.id
         let now = note.time
-        let events = store.timeline(id)
+        let events = known ?? store.timeline(id)
         // What is left of the last owner's running commands dies before anything is written or run
         // (steps that start no process are not looked for; with the runbook gone, every step is).
         let loaded = runbooks.first(where: { $0.name == record.runbook })
@@ -64,7 +65,7 @@ extension RunSession {
         let alertRun = record.trigger.hasPrefix("alert:")
         var options = options(for: runbook, runID: id, values: values, alertRun: alertRun, environment: env)
         options.autoConfirm = alertRun
-        let stream = RunEventStream(secrets: RunInputs.secrets(runbook, values), record: [file, HistorySink(store: store, health: health, fence: fence)],
+        let stream = RunEventStream(secrets: RunInputs.secrets(runbook, values), record: [file, HistorySink(store: store, health: health, fence: fence, rowClosedByTimeline: file.closesRowAtRunFinished)],
                                     subscribers: env.subscribers)
         return .resumed(make(runbook, options: options, facts: facts(for: runbook, runID: id, alertRun: alertRun, environment: env), mode: .live, stream: stream, health: health, holds: holds,
                              environment: env, resuming: events))

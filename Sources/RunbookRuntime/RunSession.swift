@@ -62,7 +62,7 @@ public final class RunSession: @unchecked Sendable {
                 let fence = admitted.holds.fence
                 let file = try fence.map { try store.timelineSink(fence: $0, health: health) } ?? store.timelineSink(runID: p.runID, health: health)
                 if !admitted.holds.startRecorded { try file.write(SecretRedactor.redact(p.start, p.secrets)) }
-                record = [file, HistorySink(store: store, health: health, fence: fence)]
+                record = [file, HistorySink(store: store, health: health, fence: fence, rowClosedByTimeline: file.closesRowAtRunFinished)]
             } catch {
                 try? store.finish(runID: p.runID, outcome: .failed, durationMs: 0)
                 admitted.holds.release()

@@ -30,14 +30,14 @@ extension RunLauncher {
 
     /// Goes on with an open run from its timeline, under `lease` (`RunSession.resume`). Returns false
     /// when it could not go on (it is then ended `interrupted`, saying why, or its owner's own end is adopted).
-    func resume(_ record: RunRecord, lease: any RunHold, runbooks: [Runbook],
-                event name: String, message: String, from previousOwner: String? = nil, now: Date) -> Bool {
+    func resume(_ record: RunRecord, lease: any RunHold, runbooks: [Runbook], event name: String, message: String,
+                from previousOwner: String? = nil, events: [TimelineEvent]? = nil, now: Date) -> Bool {
         var note = TimelineEvent(time: now, run: record.id, event: name)
         note.message = message
         note.from = previousOwner
         if let replicated = store as? any ReplicatedRunDatabase { note.to = replicated.owner }
         let holds = RunHolds(lease: lease)
-        switch RunSession.resume(record, store: store, runbooks: runbooks, holds: holds, note: note, environment: environment(startedBy:)) {
+        switch RunSession.resume(record, store: store, runbooks: runbooks, holds: holds, note: note, events: events, environment: environment(startedBy:)) {
         case .resumed(let session):
             drive(session)
             return true
@@ -78,18 +78,24 @@ extension RunLauncher {
             claimed += batch
             if batch.count < 200 { break }
         }
-        // Each takeover waits on the database a few times (the row, the timeline, the note): taken
-        // over side by side, the last of a dead replica's hundreds of runs goes on within a fraction
-        // of a second, not after all the others one by one.
+        guard !claimed.isEmpty else { return }
+        // The rows and timelines of every claimed run in two statements (after the claim: the old
+        // owner is fenced, so nothing is appended after this read). A run the read missed (the
+        // store failed) is read on its own.
+        let known = (try? shared.takeoverReads(claimed.map(\.runID))) ?? [:]
+        // Each takeover then waits on the database for its note: taken over side by side, the last
+        // of a dead replica's hundreds of runs goes on within a fraction of a second, not after all
+        // the others one by one.
         Self.forEach(claimed, width: Self.takeoverWidth) { [self] c in
             let t0 = Date()
-            guard let record = try? shared.run(c.runID), record.outcome == nil else {
+            let read = known[c.runID]
+            guard let record = read?.record ?? (try? shared.run(c.runID)), record.outcome == nil else {
                 c.lease.release()
                 return
             }
             let ok = resume(record, lease: c.lease, runbooks: runbooks, event: "run.taken_over",
                             message: "taken over by \(shared.owner) from \(c.previousOwner ?? "nobody"): its lease expired; finished steps are not run again",
-                            from: c.previousOwner, now: t0)
+                            from: c.previousOwner, events: read?.events, now: t0)
             metrics.takeovers?.increment()
             logger("took over run \(c.runID) from \(c.previousOwner ?? "?")\(ok ? "" : " (ended: it could not go on)")")
         }

@@ -21,6 +21,13 @@ public protocol DurableTimeline: TimelineSink {
     func write(_ event: TimelineEvent) throws
     /// Appends events in order, all or none where the store can (one transaction or statement).
     func write(_ events: [TimelineEvent]) throws
+    /// Whether appending `run.finished` also closes the run's row with its outcome, in the same
+    /// statement (PostgreSQL), so that nobody closes it again (`HistorySink`).
+    var closesRowAtRunFinished: Bool { get }
+}
+
+extension DurableTimeline {
+    public var closesRowAtRunFinished: Bool { false }
 }
 
 extension DurableTimeline {
@@ -127,6 +134,9 @@ public protocol ReplicatedRunDatabase: RunDatabase {
     var owner: String { get }
     /// Claims open runs whose lease expired, each with its previous owner and the new lease.
     func claimExpiredRuns(limit: Int) throws -> [(runID: String, previousOwner: String?, lease: any RunHold)]
+    /// The rows and timelines of runs just claimed, read together: a takeover of a dead replica's
+    /// hundreds of runs reads them in two statements, not two per run. Runs with no row are left out.
+    func takeoverReads(_ runIDs: [String]) throws -> [String: (record: RunRecord, events: [TimelineEvent])]
     /// Called with runs this process held whose lease another process took meanwhile.
     var onLost: (@Sendable ([String]) -> Void)? { get set }
     /// Median and worst recent query latency, in seconds.
@@ -141,6 +151,15 @@ public protocol ReplicatedRunDatabase: RunDatabase {
     /// True while the store renews its leases on timers of its own (the CLI); a host that runs
     /// `renewLeases` and `giveUpLapsedLeases` itself (the server's `LeaseService`) sets it false.
     var renewsOnItsOwn: Bool { get set }
+}
+
+extension ReplicatedRunDatabase {
+    /// One run at a time (stores that cannot read them together).
+    public func takeoverReads(_ runIDs: [String]) throws -> [String: (record: RunRecord, events: [TimelineEvent])] {
+        var out: [String: (record: RunRecord, events: [TimelineEvent])] = [:]
+        for id in runIDs { if let r = try run(id) { out[id] = (r, timeline(id)) } }
+        return out
+    }
 }
 
 extension RunDatabase {

@@ -88,11 +88,15 @@ public struct HistorySink: TimelineSink {
     let health: RecordHealth?
     /// The owner's fence: the row is closed only while it owns the run.
     let fence: RunFence?
+    /// The run's timeline closes the row as it appends `run.finished`
+    /// (`DurableTimeline.closesRowAtRunFinished`): it is not closed again here.
+    let rowClosedByTimeline: Bool
 
-    public init(store: any RunDatabase, health: RecordHealth? = nil, fence: RunFence? = nil) {
+    public init(store: any RunDatabase, health: RecordHealth? = nil, fence: RunFence? = nil, rowClosedByTimeline: Bool = false) {
         self.store = store
         self.health = health
         self.fence = fence
+        self.rowClosedByTimeline = rowClosedByTimeline
     }
 
     public func record(_ event: TimelineEvent) {
@@ -101,7 +105,7 @@ public struct HistorySink: TimelineSink {
                 health?.report("\(StoreError(path: store.location, error))")
             }
         }
-        if event.event == "run.finished", let o = event.outcome.flatMap(RunOutcome.init(rawValue:)) {
+        if event.event == "run.finished", !rowClosedByTimeline, let o = event.outcome.flatMap(RunOutcome.init(rawValue:)) {
             do {
                 if let fence { try store.finish(fence, outcome: o, durationMs: event.durationMs ?? 0) } else {
                     try store.finish(runID: event.run, outcome: o, durationMs: event.durationMs ?? 0)

@@ -25,11 +25,21 @@ struct RunLeftoversTests {
         let run = "r-leftovers-\(UInt32.random(in: 0...UInt32.max))"
         let p = try Self.markedSleep(run: run, step: "cmd")
         defer { if p.isRunning { p.terminate() } }
+        // The child shows its own environment once it has exec'd `sleep`; until then, the parent's.
+        let mark = RunLeftovers.variable + "=" + RunLeftovers.mark(runID: run, step: "cmd")
+        for _ in 0..<2000 {
+            var seen = false
+            ProcessScan.forEachProcess(withEnvironmentEntry: mark) { if $0 == p.processIdentifier { seen = true } }
+            if seen { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
         // The step's action starts no process (say it is a wait): nothing is scanned, nothing killed.
         #expect(RunLeftovers.kill(runID: run, events: Self.events(run, running: "cmd"), mayHaveProcesses: { _ in false }) == 0)
         #expect(p.isRunning)
         // A step that may have left processes: its marked process dies.
-        #expect(RunLeftovers.kill(runID: run, events: Self.events(run, running: "cmd"), mayHaveProcesses: { $0 == "cmd" }) == 1)
+        let killed = RunLeftovers.kill(runID: run, events: Self.events(run, running: "cmd"), mayHaveProcesses: { $0 == "cmd" })
+        #expect(killed == 1)
+        if killed == 0 { p.terminate() }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             Thread { p.waitUntilExit(); c.resume() }.start()
         }

@@ -38,6 +38,29 @@ struct StoreFencingTests {
         return TakenOver(runID: fence.runID, old: a, oldFence: fence, new: b, newLease: mine.lease)
     }
 
+    /// A takeover reads every claimed run's row and timeline together: the same rows and events, in
+    /// order, as reading each run on its own; a run with no row is left out.
+    @Test(arguments: StoreKind.available.filter { $0 == .postgres })
+    func takeoverReadsAreEachRunsRowAndTimeline(_ kind: StoreKind) async throws {
+        let db = try await StoreFixture.make(kind)
+        let store = try #require(try await db.open() as? any ReplicatedRunDatabase)
+        let rb = try Cases.runbook("reads", guards: "{}")
+        let admitted = try await Cases.admit(store, (0..<3).map { i in Cases.request(rb, fingerprint: "fp\(i)") })
+        let ids = try admitted.map { try #require($0.lease?.fence?.runID) }
+        for (i, id) in ids.enumerated() {
+            try await Cases.write(store, id, ["run.started"] + Array(repeating: "step.started", count: i) + ["approval.requested"])
+        }
+        let read = try await off { try store.takeoverReads(ids.reversed() + ["no-such-run"]) }
+        #expect(Set(read.keys) == Set(ids))
+        for id in ids {
+            let (one, events) = try await off { (try store.run(id), store.timeline(id)) }
+            #expect(read[id]?.record.id == one?.id && read[id]?.record.fingerprint == one?.fingerprint)
+            #expect(read[id]?.events.map(\.event) == events.map(\.event))
+            #expect(read[id]?.events.map(\.time) == events.map(\.time))
+        }
+        #expect(read[ids[2]]?.events.map(\.event) == ["run.started", "step.started", "step.started", "approval.requested"])
+    }
+
     @Test(arguments: StoreKind.available)
     func aTakeoverMovesTheEpochOn(_ kind: StoreKind) async throws {
         let db = try await StoreFixture.make(kind)
@@ -94,6 +117,40 @@ struct StoreFencingTests {
         #expect(after.count == before.count + 3)
         #expect(after.suffix(3).map(\.event) == ["step.finished", "step.started", "run.finished"])
         #expect(after.suffix(3).map(\.step) == ["s0", "s1", "s2"])
+    }
+
+    /// A run's last events and its row's end: on PostgreSQL one statement (the timeline closes the
+    /// row), on SQLite the history sink closes it; either way the row says how the run ended, once,
+    /// and a fenced owner's `run.finished` closes nothing.
+    @Test(arguments: StoreKind.available)
+    func theLastEventsCloseTheRowOnceAndAFencedOwnersEndClosesNothing(_ kind: StoreKind) async throws {
+        let db = try await StoreFixture.make(kind)
+        let t = try await Self.takeOver(db)
+        let runID = t.runID
+        @Sendable func ending(_ outcome: RunOutcome, _ ms: Int) -> [TimelineEvent] {
+            var end = TimelineEvent(time: Date(), run: runID, event: "run.finished")
+            end.outcome = outcome.rawValue
+            end.durationMs = ms
+            return [TimelineEvent(time: Date(), run: runID, event: "step.finished"), end]
+        }
+        @Sendable func sinks(_ store: any RunDatabase, _ fence: RunFence, _ health: RecordHealth) throws -> [any TimelineSink] {
+            let file = try store.timelineSink(fence: fence, health: health)
+            #expect(file.closesRowAtRunFinished == (kind == .postgres))
+            return [file, HistorySink(store: store, health: health, fence: fence, rowClosedByTimeline: file.closesRowAtRunFinished)]
+        }
+        let (old, oldFence) = (t.old, t.oldFence)
+        let oldHealth = RecordHealth()
+        try await off { for s in try sinks(old, oldFence, oldHealth) { s.record(ending(.failed, 1)) } }
+        #expect(oldHealth.fenced != nil)
+        #expect(try await off { try t.new.run(t.runID) }?.outcome == nil, "a fenced owner's end closed the row")
+        let newFence = try #require(t.newLease.fence)
+        let health = RecordHealth()
+        try await off { for s in try sinks(t.new, newFence, health) { s.record(ending(.mitigated, 4321)) } }
+        #expect(health.failure == nil && health.fenced == nil)
+        let row = try await off { try t.new.run(t.runID) }
+        #expect(row?.outcome == RunOutcome.mitigated.rawValue)
+        #expect(row?.durationMs == 4321)
+        #expect(try await off { t.new.timeline(t.runID) }.filter { $0.event == "run.finished" }.count == 1)
     }
 
     @Test(arguments: StoreKind.available)
