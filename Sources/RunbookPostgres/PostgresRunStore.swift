@@ -68,6 +68,9 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
         var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user, password: c.password,
                                                   database: db.isEmpty ? user : db, tls: .disable)
         config.options.maximumConnections = 8
+        // Kept open from the start: a replica that just (re)started admits and writes without
+        // first waiting for connections to be made, under the load its restart caught.
+        config.options.minimumConnections = 4
         config.options.connectionIdleTimeout = .seconds(60)
         var logger = Logger(label: "runbook.postgres")
         logger.logLevel = .critical
@@ -78,6 +81,7 @@ public final class PostgresRunStore: ReplicatedRunDatabase, @unchecked Sendable 
         self.client = client
         var admissionConfig = config
         admissionConfig.options.maximumConnections = 2
+        admissionConfig.options.minimumConnections = 1
         let admissionClient = PostgresClient(configuration: admissionConfig, backgroundLogger: logger)
         self.admissionClient = admissionClient
         // The clients' loops and every query run on the stores' own executor, never waiting for a
