@@ -74,6 +74,22 @@ extension PostgresRunStore {
         }
     }
 
+    /// One statement for all the notes: each run's row is share-locked while its epoch is the
+    /// fence's (as a single append does), and only those runs get their note.
+    public func appendNotes(_ notes: [(fence: RunFence, event: TimelineEvent)]) throws -> Set<String> {
+        let mine = notes.filter { holds($0.fence) }
+        guard !mine.isEmpty else { return [] }
+        let ids = mine.map(\.fence.runID), epochs = mine.map(\.fence.epoch), lines = mine.map { $0.event.jsonLine() }
+        let written = try sync { client in
+            try await client.query("""
+                WITH x AS (SELECT * FROM unnest(\(ids)::text[], \(epochs)::bigint[], \(lines)::text[]) WITH ORDINALITY AS x(id, epoch, line, n)),
+                owned AS (SELECT r.id FROM runs r JOIN x ON r.id = x.id AND r.epoch = x.epoch FOR SHARE OF r)
+                INSERT INTO events (run, line) SELECT x.id, x.line FROM x JOIN owned ON owned.id = x.id ORDER BY x.n RETURNING run
+                """).all(String.self)
+        }
+        return Set(written)
+    }
+
     public func timelineSink(fence: RunFence, health: RecordHealth?) throws -> any DurableTimeline {
         FencedTimeline(store: self, fence: fence, health: health)
     }

@@ -83,41 +83,48 @@ extension RunLauncher {
         // owner is fenced, so nothing is appended after this read). A run the read missed (the
         // store failed) is read on its own.
         let known = (try? shared.takeoverReads(claimed.map(\.runID))) ?? [:]
-        // Each takeover then waits on the database for its note: taken over side by side, the last
-        // of a dead replica's hundreds of runs goes on within a fraction of a second, not after all
-        // the others one by one.
-        Self.forEach(claimed, width: Self.takeoverWidth) { [self] c in
-            let t0 = Date()
+        let now = Date()
+        var ready: [PendingResume] = []
+        for c in claimed {
             let read = known[c.runID]
             guard let record = read?.record ?? (try? shared.run(c.runID)), record.outcome == nil else {
                 c.lease.release()
-                return
+                continue
             }
-            let ok = resume(record, lease: c.lease, runbooks: runbooks, event: "run.taken_over",
-                            message: "taken over by \(shared.owner) from \(c.previousOwner ?? "nobody"): its lease expired; finished steps are not run again",
-                            from: c.previousOwner, events: read?.events, now: t0)
+            var note = TimelineEvent(time: now, run: record.id, event: "run.taken_over")
+            note.message = "taken over by \(shared.owner) from \(c.previousOwner ?? "nobody"): its lease expired; finished steps are not run again"
+            note.from = c.previousOwner
+            note.to = shared.owner
+            switch RunSession.prepareResume(record, store: store, runbooks: runbooks, holds: RunHolds(lease: c.lease), note: note,
+                                            events: read?.events, environment: environment(startedBy:)) {
+            case .ready(let pending):
+                ready.append(pending)
+            case .decided:
+                metrics.takeovers?.increment()
+                logger("took over run \(c.runID) from \(c.previousOwner ?? "?") (ended: it could not go on)")
+            }
+        }
+        // Every note in one statement: a dead replica's hundreds of runs go on together, not one
+        // database round trip after another. If that fails, each run writes its own.
+        let notes = ready.compactMap { p in p.holds.fence.map { (fence: $0, event: p.note) } }
+        let written = notes.count == ready.count ? try? shared.appendNotes(notes) : nil
+        for pending in ready {
+            let id = pending.record.id
             metrics.takeovers?.increment()
-            logger("took over run \(c.runID) from \(c.previousOwner ?? "?")\(ok ? "" : " (ended: it could not go on)")")
+            if let written, !written.contains(id) {
+                // Another owner took the run between the claim and the note: it is theirs.
+                pending.holds.release()
+                logger("took over run \(id) from \(pending.note.from ?? "?") (ended: another owner holds it now)")
+                continue
+            }
+            switch pending.open(noteWritten: written != nil) {
+            case .resumed(let session):
+                drive(session)
+                logger("took over run \(id) from \(pending.note.from ?? "?")")
+            case .adopted, .ended:
+                logger("took over run \(id) from \(pending.note.from ?? "?") (ended: it could not go on)")
+            }
         }
-    }
-
-    /// Runs taken over at once: each mostly waits for the database, and the store's 8 connections
-    /// are shared with the runs already going, whose writes must not queue behind a takeover.
-    static let takeoverWidth = 3
-
-    /// Calls `body` for every item on up to `width` threads of its own and returns when all are done.
-    /// Blocks: call it from the server's own threads.
-    static func forEach<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) -> Void) {
-        guard items.count > 1, width > 1 else { items.forEach(body); return }
-        let cursor = WorkCursor(count: items.count), done = DispatchGroup()
-        for _ in 0..<min(width, items.count) {
-            done.enter()
-            Thread {
-                while let i = cursor.next() { body(items[i]) }
-                done.leave()
-            }.start()
-        }
-        done.wait()
     }
 
     /// What a change step that was running when its owner died did: a flag file is read back (at
@@ -131,21 +138,5 @@ extension RunLauncher {
         }
         guard FlagFile.plain(text) == t.value else { return .rerun }
         return .applied(AppliedChange(what: t.what, from: "?", to: t.value, location: t.path))
-    }
-}
-
-/// Hands out the indices `0..<count`, each once, to threads that ask.
-private final class WorkCursor: @unchecked Sendable {
-    // `index` is guarded by `lock`.
-    private let lock = NSLock()
-    private var index = 0
-    let count: Int
-    init(count: Int) { self.count = count }
-    func next() -> Int? {
-        lock.withLock {
-            guard index < count else { return nil }
-            defer { index += 1 }
-            return index
-        }
     }
 }

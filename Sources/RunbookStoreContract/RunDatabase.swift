@@ -137,6 +137,9 @@ public protocol ReplicatedRunDatabase: RunDatabase {
     /// The rows and timelines of runs just claimed, read together: a takeover of a dead replica's
     /// hundreds of runs reads them in two statements, not two per run. Runs with no row are left out.
     func takeoverReads(_ runIDs: [String]) throws -> [String: (record: RunRecord, events: [TimelineEvent])]
+    /// Appends one event to each of many runs' timelines (a takeover's notes) together, each only
+    /// while its fence still owns its run. Returns the runs whose event was written.
+    func appendNotes(_ notes: [(fence: RunFence, event: TimelineEvent)]) throws -> Set<String>
     /// Called with runs this process held whose lease another process took meanwhile.
     var onLost: (@Sendable ([String]) -> Void)? { get set }
     /// Median and worst recent query latency, in seconds.
@@ -159,6 +162,20 @@ extension ReplicatedRunDatabase {
         var out: [String: (record: RunRecord, events: [TimelineEvent])] = [:]
         for id in runIDs { if let r = try run(id) { out[id] = (r, timeline(id)) } }
         return out
+    }
+
+    /// One run at a time (stores that cannot write them together).
+    public func appendNotes(_ notes: [(fence: RunFence, event: TimelineEvent)]) throws -> Set<String> {
+        var written = Set<String>()
+        for (fence, event) in notes {
+            do {
+                try timelineSink(fence: fence, health: nil).write(event)
+                written.insert(fence.runID)
+            } catch is FencedError {
+                continue
+            }
+        }
+        return written
     }
 }
 

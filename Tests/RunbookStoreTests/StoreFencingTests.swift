@@ -61,6 +61,32 @@ struct StoreFencingTests {
         #expect(read[ids[2]]?.events.map(\.event) == ["run.started", "step.started", "step.started", "approval.requested"])
     }
 
+    /// A takeover's notes go in together, each only where its fence still owns the run: the cut-off
+    /// owner's note is refused, the new owner's notes land on their own runs' timelines.
+    @Test(arguments: StoreKind.available.filter { $0 == .postgres })
+    func notesWrittenTogetherLandOnlyWhereTheirFenceOwnsTheRun(_ kind: StoreKind) async throws {
+        let db = try await StoreFixture.make(kind)
+        let t = try await Self.takeOver(db)
+        let old = try #require(t.old as? any ReplicatedRunDatabase)
+        let new = try #require(t.new as? any ReplicatedRunDatabase)
+        let other = try #require(try await Cases.admit(new, [Cases.request(try Cases.runbook("other", guards: "{}"))]).first?.lease?.fence)
+        let newFence = try #require(t.newLease.fence)
+        @Sendable func note(_ run: String, _ by: String) -> TimelineEvent {
+            var e = TimelineEvent(time: Date(), run: run, event: "run.taken_over")
+            e.to = by
+            return e
+        }
+        let (oldFence, runID) = (t.oldFence, t.runID)
+        let before = try await off { new.timeline(runID) }.count
+        #expect(try await off { try old.appendNotes([(fence: oldFence, event: note(runID, "old"))]) }.isEmpty)
+        let written = try await off { try new.appendNotes([(fence: newFence, event: note(runID, "new")), (fence: other, event: note(other.runID, "new"))]) }
+        #expect(written == [runID, other.runID])
+        let timeline = try await off { new.timeline(runID) }
+        #expect(timeline.count == before + 1)
+        #expect(timeline.last?.event == "run.taken_over" && timeline.last?.to == "new")
+        #expect(try await off { new.timeline(other.runID) }.map(\.to) == ["new"])
+    }
+
     @Test(arguments: StoreKind.available)
     func aTakeoverMovesTheEpochOn(_ kind: StoreKind) async throws {
         let db = try await StoreFixture.make(kind)
