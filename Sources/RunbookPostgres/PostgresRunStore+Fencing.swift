@@ -75,7 +75,8 @@ extension PostgresRunStore {
     }
 
     /// One statement for all the notes: each run's row is share-locked while its epoch is the
-    /// fence's (as a single append does), and only those runs get their note.
+    /// fence's (as a single append does), and only those runs get their note. Rows are locked in id
+    /// order, as lease renewals lock them, so the two never deadlock.
     public func appendNotes(_ notes: [(fence: RunFence, event: TimelineEvent)]) throws -> Set<String> {
         let mine = notes.filter { holds($0.fence) }
         guard !mine.isEmpty else { return [] }
@@ -83,7 +84,7 @@ extension PostgresRunStore {
         let written = try sync { client in
             try await client.query("""
                 WITH x AS (SELECT * FROM unnest(\(ids)::text[], \(epochs)::bigint[], \(lines)::text[]) WITH ORDINALITY AS x(id, epoch, line, n)),
-                owned AS (SELECT r.id FROM runs r JOIN x ON r.id = x.id AND r.epoch = x.epoch FOR SHARE OF r)
+                owned AS (SELECT r.id FROM runs r JOIN x ON r.id = x.id AND r.epoch = x.epoch ORDER BY r.id FOR SHARE OF r)
                 INSERT INTO events (run, line) SELECT x.id, x.line FROM x JOIN owned ON owned.id = x.id ORDER BY x.n RETURNING run
                 """).all(String.self)
         }

@@ -72,10 +72,13 @@ extension PostgresRunStore {
             // Lease renewals rewrite every open row every 2 s. With `lease_until` indexed, each was a
             // new entry in every index of the table; with no indexed column changed and room left on
             // the page, PostgreSQL updates the row in place (a HOT update). Open runs are few: the
-            // takeover scan reads them all by start and filters on the lease.
-            "DROP INDEX IF EXISTS runs_open",
+            // takeover scan reads them all by start and filters on the lease. The new index is built
+            // first and the old one dropped last: DROP INDEX locks the table out of every replica
+            // still running until the migration commits, so it is held for an instant, not for the
+            // build (which only blocks writes).
             "CREATE INDEX IF NOT EXISTS runs_open_started ON runs (started) WHERE outcome IS NULL",
             "ALTER TABLE runs SET (fillfactor = 70)",
+            "DROP INDEX IF EXISTS runs_open",
         ]),
         (6, [
             // Admission's lock and its reads in one round trip: every replica's admissions wait for

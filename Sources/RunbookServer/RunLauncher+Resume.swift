@@ -105,9 +105,19 @@ extension RunLauncher {
             }
         }
         // Every note in one statement: a dead replica's hundreds of runs go on together, not one
-        // database round trip after another. If that fails, each run writes its own.
+        // database round trip after another. Runs whose leases fence nothing (a store that does
+        // not fence) write their own. If the statement fails, none of them goes on here: it may have
+        // been written (an answer lost on the way), so writing each note again could double it; the
+        // leases are given up and the next claim (0.5 s on) takes the runs again.
         let notes = ready.compactMap { p in p.holds.fence.map { (fence: $0, event: p.note) } }
-        let written = notes.count == ready.count ? try? shared.appendNotes(notes) : nil
+        var written: Set<String>?
+        if notes.count == ready.count {
+            do { written = try shared.appendNotes(notes) } catch {
+                for pending in ready { pending.holds.release() }
+                logger("could not write the notes of \(ready.count) runs taken over (\(error)): their leases are given up, to be claimed again")
+                return
+            }
+        }
         for pending in ready {
             let id = pending.record.id
             metrics.takeovers?.increment()
