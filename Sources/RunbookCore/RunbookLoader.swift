@@ -62,15 +62,6 @@ public enum RunbookLoader {
     }
 }
 
-/// A step mapping read by its typed keys (`Step.Field`): the YAML node of a key (for locations)
-/// and the grammar pass's tree of it.
-struct StepFields {
-    let node: YAMLNode
-    let config: Config
-    subscript(key: Step.Field) -> YAMLNode? { node[key.rawValue] }
-    func config(_ key: Step.Field) -> Config? { config[key.rawValue] }
-}
-
 /// Turns a structurally checked tree into the model, adding the semantic checks.
 package struct RunbookBuilder {
     let file: String
@@ -233,7 +224,7 @@ package struct RunbookBuilder {
         for (i, item) in items.enumerated() where item.entries != nil {
             let config = i < configs.count ? configs[i] : .null
             // The step's own keys, read only through `Step.Field`; its action is `buildAction`'s.
-            let step = StepFields(node: item, config: config)
+            let step = FieldReader<Step.Field>(node: item, config: config, context: "step")
             let id = text(step[.id]) ?? ""
             if let n = step[.id], n.scalar != nil, !n.isNull, !Self.isIdentifier(id) {
                 error(n.location, "step id '\(id)' must be lower-case letters, digits and '-' ([a-z0-9-]+)")
@@ -256,15 +247,15 @@ package struct RunbookBuilder {
                 }
             }
             var retry = RetryPolicy()
-            if let r = step[.retry] {
-                typealias R = RetryPolicy.Field
-                retry.attempts = max(1, Int(r[field: R.attempts]?.number ?? 1))
-                if let a = r[field: R.attempts]?.number, a < 1 { error(r[field: R.attempts]!.location, "retry.attempts must be at least 1 (it counts the first try)") }
-                retry.delay = text(r[field: R.delay]).flatMap(Quantity.duration) ?? 1
-                retry.backoff = r[field: R.backoff]?.number ?? 1
-                if retry.backoff < 1, let b = r[field: R.backoff] { error(b.location, "retry.backoff must be 1 or more") }
-                retry.jitter = r[field: R.jitter]?.bool ?? true
-                retry.maxDelay = text(r[field: R.maxDelay]).flatMap(Quantity.duration)
+            if let node = step[.retry] {
+                let r = FieldReader<RetryPolicy.Field>(node: node, config: step.value(.retry) ?? .null, context: "retry")
+                retry.attempts = max(1, Int(r[.attempts]?.number ?? 1))
+                if let a = r[.attempts]?.number, a < 1 { error(r[.attempts]!.location, "retry.attempts must be at least 1 (it counts the first try)") }
+                retry.delay = text(r[.delay]).flatMap(Quantity.duration) ?? 1
+                retry.backoff = r[.backoff]?.number ?? 1
+                if retry.backoff < 1, let b = r[.backoff] { error(b.location, "retry.backoff must be 1 or more") }
+                retry.jitter = r[.jitter]?.bool ?? true
+                retry.maxDelay = text(r[.maxDelay]).flatMap(Quantity.duration)
             }
             let readOnly = step[.readOnly]?.bool ?? false
             let context = "step '\(id)'"
@@ -281,7 +272,7 @@ package struct RunbookBuilder {
             if declaredPhase != nil, phase == .detect || phase == .diagnose || phase == .verify, action.isChange {
                 error(item.location, "step '\(id)' changes the world (\(action.kind.rawValue)) in the \(phase.rawValue) phase: changes belong in mitigate (mark a harmless command read_only: true)")
             }
-            let undo = step[.undo].flatMap { buildAction($0, step.config(.undo) ?? .null, readOnly: false, context: context + " undo") }
+            let undo = step[.undo].flatMap { buildAction($0, step.value(.undo) ?? .null, readOnly: false, context: context + " undo") }
             let gate = buildGate(step[.confirm])
             if gate != nil, !action.isChange, let c = step[.confirm] {
                 error(c.location, "an approval gate guards a change: step '\(id)' changes nothing (\(action.kind.rawValue))")
@@ -293,7 +284,7 @@ package struct RunbookBuilder {
                 action: action, undo: undo, location: item.location,
                 rulesOut: text(step[.rulesOut]), finding: text(step[.finding]), phaseDeclared: declaredPhase != nil))
             out[out.count - 1].gate = gate
-            if let a = step[.across], let c = step.config(.across) { out[out.count - 1].across = buildAcross(a, c, context: context) }
+            if let a = step[.across], let c = step.value(.across) { out[out.count - 1].across = buildAcross(a, c, context: context) }
         }
         return out
     }

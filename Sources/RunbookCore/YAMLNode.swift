@@ -61,11 +61,6 @@ public struct YAMLNode: Sendable {
         entries?.first { $0.key == key }?.value
     }
 
-    /// Looks a typed key (a `SpecFields` type's `Field`) up in a mapping.
-    subscript<Key: RawRepresentable>(field key: Key) -> YAMLNode? where Key.RawValue == String {
-        self[key.rawValue]
-    }
-
     /// What kind of value this is, for error messages.
     public var kindName: String {
         switch kind {

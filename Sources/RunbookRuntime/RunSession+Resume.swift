@@ -29,6 +29,13 @@ extension RunSession {
         }
     }
 
+    /// Ends a run that cannot go on after its owner stopped, saying why, and gives up its holds.
+    static func endResume(_ record: RunRecord, store: any RunDatabase, holds: RunHolds, why: String, now: Date) -> Resumption {
+        try? store.finalize(runID: record.id, started: record.started, message: "could not go on after its owner stopped: \(why)", now: now)
+        holds.release()
+        return .ended(why)
+    }
+
     /// What `prepareResume` found.
     public enum ResumePreparation: Sendable {
         /// The run was adopted or ended (nothing more to do).
@@ -54,9 +61,7 @@ extension RunSession {
         }
         let start = events.first { $0.event == "run.started" }
         func giveUp(_ why: String) -> ResumePreparation {
-            try? store.finalize(runID: id, started: record.started, message: "could not go on after its owner stopped: \(why)", now: now)
-            holds.release()
-            return .decided(.ended(why))
+            .decided(endResume(record, store: store, holds: holds, why: why, now: now))
         }
         // The owner wrote its end but died before closing the row.
         if let end = events.last(where: { $0.event == "run.finished" }), let o = end.outcome.flatMap(RunOutcome.init(rawValue:)) {
@@ -93,9 +98,7 @@ public struct PendingResume: Sendable {
         let health = RecordHealth()
         let fence = holds.fence
         guard let file = try? fence.map({ try store.timelineSink(fence: $0, health: health) }) ?? store.timelineSink(runID: id, health: health) else {
-            try? store.finalize(runID: id, started: record.started, message: "could not go on after its owner stopped: its timeline cannot be written", now: note.time)
-            holds.release()
-            return .ended("its timeline cannot be written")
+            return RunSession.endResume(record, store: store, holds: holds, why: "its timeline cannot be written", now: note.time)
         }
         if !noteWritten { file.record(note) }
         if health.fenced != nil {

@@ -30,20 +30,25 @@ extension RunLauncher {
 
     /// Goes on with an open run from its timeline, under `lease` (`RunSession.resume`). Returns false
     /// when it could not go on (it is then ended `interrupted`, saying why, or its owner's own end is adopted).
-    func resume(_ record: RunRecord, lease: any RunHold, runbooks: [Runbook], event name: String, message: String,
-                from previousOwner: String? = nil, events: [TimelineEvent]? = nil, now: Date) -> Bool {
-        var note = TimelineEvent(time: now, run: record.id, event: name)
-        note.message = message
-        note.from = previousOwner
-        if let replicated = store as? any ReplicatedRunDatabase { note.to = replicated.owner }
+    func resume(_ record: RunRecord, lease: any RunHold, runbooks: [Runbook], event name: String, message: String, now: Date) -> Bool {
+        let note = resumeNote(runID: record.id, event: name, message: message, from: nil, now: now)
         let holds = RunHolds(lease: lease)
-        switch RunSession.resume(record, store: store, runbooks: runbooks, holds: holds, note: note, events: events, environment: environment(startedBy:)) {
+        switch RunSession.resume(record, store: store, runbooks: runbooks, holds: holds, note: note, environment: environment(startedBy:)) {
         case .resumed(let session):
             drive(session)
             return true
         case .adopted, .ended:
             return false
         }
+    }
+
+    /// The event that tells a resume (`run.resumed`, `run.taken_over`): from the previous owner, to this one.
+    func resumeNote(runID: String, event name: String, message: String, from previousOwner: String?, now: Date) -> TimelineEvent {
+        var note = TimelineEvent(time: now, run: runID, event: name)
+        note.message = message
+        note.from = previousOwner
+        if let replicated = store as? any ReplicatedRunDatabase { note.to = replicated.owner }
+        return note
     }
 
     /// With a database replicas share: runs this process held and another took meanwhile, or whose
@@ -91,10 +96,8 @@ extension RunLauncher {
                 c.lease.release()
                 continue
             }
-            var note = TimelineEvent(time: now, run: record.id, event: "run.taken_over")
-            note.message = "taken over by \(shared.owner) from \(c.previousOwner ?? "nobody"): its lease expired; finished steps are not run again"
-            note.from = c.previousOwner
-            note.to = shared.owner
+            let note = resumeNote(runID: record.id, event: "run.taken_over",
+                                  message: "taken over by \(shared.owner) from \(c.previousOwner ?? "nobody"): its lease expired; finished steps are not run again", from: c.previousOwner, now: now)
             switch RunSession.prepareResume(record, store: store, runbooks: runbooks, holds: RunHolds(lease: c.lease), note: note,
                                             events: read?.events, environment: environment(startedBy:)) {
             case .ready(let pending):

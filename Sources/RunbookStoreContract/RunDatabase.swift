@@ -156,29 +156,6 @@ public protocol ReplicatedRunDatabase: RunDatabase {
     var renewsOnItsOwn: Bool { get set }
 }
 
-extension ReplicatedRunDatabase {
-    /// One run at a time (stores that cannot read them together).
-    public func takeoverReads(_ runIDs: [String]) throws -> [String: (record: RunRecord, events: [TimelineEvent])] {
-        var out: [String: (record: RunRecord, events: [TimelineEvent])] = [:]
-        for id in runIDs { if let r = try run(id) { out[id] = (r, timeline(id)) } }
-        return out
-    }
-
-    /// One run at a time (stores that cannot write them together).
-    public func appendNotes(_ notes: [(fence: RunFence, event: TimelineEvent)]) throws -> Set<String> {
-        var written = Set<String>()
-        for (fence, event) in notes {
-            do {
-                try timelineSink(fence: fence, health: nil).write(event)
-                written.insert(fence.runID)
-            } catch is FencedError {
-                continue
-            }
-        }
-        return written
-    }
-}
-
 extension RunDatabase {
     /// Stores with no owners to fence (test doubles): the plain timeline.
     public func timelineSink(fence: RunFence, health: RecordHealth?) throws -> any DurableTimeline {

@@ -7,6 +7,8 @@ struct FieldReader<Key: RawRepresentable> where Key.RawValue == String {
     let context: String
 
     func value(_ key: Key) -> Config? { config[key.rawValue] }
+    /// The key's YAML node (for its location and raw scalar); nil when absent.
+    subscript(key: Key) -> YAMLNode? { node[key.rawValue] }
     func has(_ key: Key) -> Bool { value(key) != nil }
     func template(_ key: Key) -> Template? { value(key)?.template }
     func number(_ key: Key) -> Double? { value(key)?.number }
