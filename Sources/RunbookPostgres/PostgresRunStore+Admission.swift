@@ -24,10 +24,7 @@ extension PostgresRunStore {
                 try await Self.insert(conn, plan.inserts, owner: owner, leaseSeconds: secs, starts: starts, log)
                 if !plan.repeats.isEmpty {
                     let rows = try Self.json(plan.repeats.map { RepeatRow(id: $0.runID, n: $0.added, m: $0.message, u: $0.until?.timeIntervalSince1970) })
-                    try await conn.query("""
-                        UPDATE runs SET refused_count = COALESCE(runs.refused_count, 1) + x.n, refusal_message = x.m, refusal_until = to_timestamp(x.u)
-                        FROM json_to_recordset(\(rows)::json) AS x(id text, n bigint, m text, u float8) WHERE runs.id = x.id
-                        """, logger: log).drain()
+                    _ = try await conn.execute(PreparedStatements.CountRepeatRefusals(rowsJSON: rows), logger: log).count()
                 }
                 return (plan, Set(starts.map(\.runID)))
             }
@@ -48,11 +45,10 @@ extension PostgresRunStore {
         var s = AdmissionSnapshot()
         let (fps, keys, active, starts) = (query.fingerprints, query.lockKeys, query.activeRunbooks, query.startsRunbooks)
         let (changesSince, startsSince) = (query.changesSince, query.startsSince)
-        let rows = try await conn.query("""
-            SELECT kind, o_runbook, o_a, o_b, o_c, o_d, o_at, o_n FROM runbook_admission_snapshot(
-                \(lockKey), \(fps)::text[], \(keys)::text[], \(changesSince), \(active)::text[], \(startsSince), \(starts)::text[])
-            """, logger: log)
-        for try await (kind, runbook, a, b, c, d, at, n) in rows.decode((Int, String?, String?, String?, String?, String?, Date?, Int?).self) {
+        let rows = try await conn.execute(PreparedStatements.AdmissionSnapshot(
+            lockKey: lockKey, fingerprints: fps, lockKeys: keys, changesSince: changesSince,
+            activeRunbooks: active, startsSince: startsSince, startsRunbooks: starts), logger: log)
+        for try await (kind, runbook, a, b, c, d, at, n) in rows {
             switch kind {
             case 1:
                 guard let runbook, let a, let b else { continue }
@@ -82,18 +78,8 @@ extension PostgresRunStore {
         // RunRecord encodes with the table's column names; dates as seconds (`to_timestamp` keeps microseconds).
         let rows = try json(records)
         let (startIDs, startLines) = (starts.map(\.runID), starts.map(\.line))
-        try await conn.query("""
-            WITH started AS (INSERT INTO events (run, line) SELECT s.run, s.line FROM unnest(\(startIDs)::text[], \(startLines)::text[]) WITH ORDINALITY AS s(run, line, n) ORDER BY s.n)
-            INSERT INTO runs (id, runbook, trigger, fingerprint, outcome, started, duration_ms, dry_run, drill, lock_key,
-                refusal_guard, refusal_message, refusal_until, refused_count, owner, lease_until)
-            SELECT x.id, x.runbook, x.trigger, x.fingerprint, x.outcome, to_timestamp(x.started), x.duration_ms, x.dry_run, x.drill,
-                x.lock_key, x.refusal_guard, x.refusal_message, to_timestamp(x.refusal_until), x.refused_count,
-                CASE WHEN x.outcome IS NULL THEN \(owner) END,
-                CASE WHEN x.outcome IS NULL AND \(owner)::text IS NOT NULL THEN now() + make_interval(secs => \(leaseSeconds)) END
-            FROM json_to_recordset(\(rows)::json) AS x(id text, runbook text, trigger text, fingerprint text, outcome text,
-                started float8, duration_ms bigint, dry_run boolean, drill boolean, lock_key text, refusal_guard text,
-                refusal_message text, refusal_until float8, refused_count bigint)
-            """, logger: log).drain()
+        _ = try await conn.execute(PreparedStatements.InsertRuns(
+            startIDs: startIDs, startLines: startLines, owner: owner, leaseSeconds: leaseSeconds, rowsJSON: rows), logger: log).count()
     }
 
     /// `rows` as a JSON array for `json_to_recordset`, dates as seconds since 1970.

@@ -47,19 +47,10 @@ extension PostgresRunStore {
             let written = try store.sync { client in
                 if let end {
                     // The row is locked for update here (the claim that would take it waits), then closed.
-                    return try await client.query("""
-                        WITH owned AS (SELECT id FROM runs WHERE id = \(id) AND epoch = \(epoch) FOR UPDATE),
-                        closed AS (UPDATE runs SET outcome = \(end.outcome), duration_ms = \(end.durationMs) FROM owned
-                                   WHERE runs.id = owned.id AND runs.outcome IS NULL RETURNING runs.id)
-                        INSERT INTO events (run, line) SELECT owned.id, l.line FROM owned, unnest(\(lines)::text[]) WITH ORDINALITY AS l(line, n)
-                        ORDER BY l.n RETURNING seq
-                        """).drain()
+                    return try await client.execute(PreparedStatements.AppendEventsAndClose(
+                        runID: id, epoch: epoch, outcome: end.outcome, durationMs: end.durationMs, lines: lines)).count()
                 }
-                return try await client.query("""
-                    WITH owned AS (SELECT id FROM runs WHERE id = \(id) AND epoch = \(epoch) FOR SHARE)
-                    INSERT INTO events (run, line) SELECT owned.id, l.line FROM owned, unnest(\(lines)::text[]) WITH ORDINALITY AS l(line, n)
-                    ORDER BY l.n RETURNING seq
-                    """).drain()
+                return try await client.execute(PreparedStatements.AppendEvents(runID: id, epoch: epoch, lines: lines)).count()
             }
             if written == 0 { throw FencedError(fence: fence, current: try? store.epoch(of: id), operation: "append to the timeline") }
             if end != nil { store.lock.withLock { if store.held[id]?.epoch == epoch { store.held[id] = nil } } }

@@ -67,13 +67,7 @@ extension PostgresRunStore {
         let sent = DispatchTime.now()
         guard let kept = try? sync({ client in
             // Rows are locked in id order (as a takeover's notes lock them), so the two never deadlock.
-            try await client.query("""
-                WITH mine AS (SELECT runs.id FROM runs JOIN unnest(\(ids)::text[], \(epochs)::bigint[]) AS x(id, epoch)
-                              ON runs.id = x.id AND runs.epoch = x.epoch
-                              WHERE runs.owner = \(owner) AND runs.outcome IS NULL ORDER BY runs.id FOR NO KEY UPDATE OF runs)
-                UPDATE runs SET lease_until = now() + make_interval(secs => \(secs)) FROM mine WHERE runs.id = mine.id
-                RETURNING runs.id
-                """).all(String.self)
+            try await client.execute(PreparedStatements.RenewLeases(runIDs: ids, epochs: epochs, owner: owner, leaseSeconds: secs)).collect()
         }) else { return }
         let open = Set(kept)
         let missing = Set(ids.filter { !open.contains($0) })

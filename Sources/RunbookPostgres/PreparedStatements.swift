@@ -1,0 +1,188 @@
+import Foundation
+import PostgresNIO
+
+/// The statements every alert or event runs, as named prepared statements: each connection has the
+/// server parse and plan one once, then only binds and executes it. (A query sent with its values is
+/// parsed, analysed and planned on every call: at 200 alerts/s on three replicas that was about a
+/// third of PostgreSQL's CPU, measured with pg_stat_statements and perf.)
+///
+/// Each type's SQL is the statement its caller sent before, with `$n` for the values, and
+/// `bindingDataTypes` name the values' types as `PostgresBindings` encodes them, so the server reads
+/// each binary value as the type it was written in (as it does for an unnamed statement).
+enum PreparedStatements {
+    /// Appends `lines` to a run's timeline while `epoch` is the run's (its row share-locked);
+    /// one `seq` per line written, none when fenced.
+    struct AppendEvents: PostgresPreparedStatement {
+        static let sql = """
+            WITH owned AS (SELECT id FROM runs WHERE id = $1 AND epoch = $2 FOR SHARE)
+            INSERT INTO events (run, line) SELECT owned.id, l.line FROM owned, unnest($3::text[]) WITH ORDINALITY AS l(line, n)
+            ORDER BY l.n RETURNING seq
+            """
+        static let bindingDataTypes: [PostgresDataType] = [.text, .int8, .textArray]
+        typealias Row = Int64
+        var runID: String
+        var epoch: Int64
+        var lines: [String]
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: 3)
+            b.append(runID)
+            b.append(epoch)
+            b.append(lines)
+            return b
+        }
+        func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+    }
+
+    /// `AppendEvents` for a run's last events: the row locked for update and closed with its
+    /// outcome (unless it is closed already) in the same statement.
+    struct AppendEventsAndClose: PostgresPreparedStatement {
+        static let sql = """
+            WITH owned AS (SELECT id FROM runs WHERE id = $1 AND epoch = $2 FOR UPDATE),
+            closed AS (UPDATE runs SET outcome = $3, duration_ms = $4 FROM owned
+                       WHERE runs.id = owned.id AND runs.outcome IS NULL RETURNING runs.id)
+            INSERT INTO events (run, line) SELECT owned.id, l.line FROM owned, unnest($5::text[]) WITH ORDINALITY AS l(line, n)
+            ORDER BY l.n RETURNING seq
+            """
+        static let bindingDataTypes: [PostgresDataType] = [.text, .int8, .text, .int8, .textArray]
+        typealias Row = Int64
+        var runID: String
+        var epoch: Int64
+        var outcome: String
+        var durationMs: Int
+        var lines: [String]
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: 5)
+            b.append(runID)
+            b.append(epoch)
+            b.append(outcome)
+            b.append(durationMs)
+            b.append(lines)
+            return b
+        }
+        func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+    }
+
+    /// Admission's lock and every guard read (`runbook_admission_snapshot`, migration 6).
+    struct AdmissionSnapshot: PostgresPreparedStatement {
+        static let sql = """
+            SELECT kind, o_runbook, o_a, o_b, o_c, o_d, o_at, o_n FROM runbook_admission_snapshot(
+                $1, $2::text[], $3::text[], $4, $5::text[], $6, $7::text[])
+            """
+        static let bindingDataTypes: [PostgresDataType] = [.int8, .textArray, .textArray, .timestamptz, .textArray, .timestamptz, .textArray]
+        typealias Row = (Int, String?, String?, String?, String?, String?, Date?, Int?)
+        var lockKey: Int64
+        var fingerprints: [String]
+        var lockKeys: [String]
+        var changesSince: Date?
+        var activeRunbooks: [String]
+        var startsSince: Date?
+        var startsRunbooks: [String]
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: 7)
+            b.append(lockKey)
+            b.append(fingerprints)
+            b.append(lockKeys)
+            b.append(changesSince)
+            b.append(activeRunbooks)
+            b.append(startsSince)
+            b.append(startsRunbooks)
+            return b
+        }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
+    /// Inserts run rows given as a JSON array (`json_to_recordset`, dates as seconds); an open row gets
+    /// `owner` and a lease when `owner` is given. `startIDs`/`startLines` are first events appended
+    /// in the same statement.
+    struct InsertRuns: PostgresPreparedStatement {
+        static let sql = """
+            WITH started AS (INSERT INTO events (run, line) SELECT s.run, s.line FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS s(run, line, n) ORDER BY s.n)
+            INSERT INTO runs (id, runbook, trigger, fingerprint, outcome, started, duration_ms, dry_run, drill, lock_key,
+                refusal_guard, refusal_message, refusal_until, refused_count, owner, lease_until)
+            SELECT x.id, x.runbook, x.trigger, x.fingerprint, x.outcome, to_timestamp(x.started), x.duration_ms, x.dry_run, x.drill,
+                x.lock_key, x.refusal_guard, x.refusal_message, to_timestamp(x.refusal_until), x.refused_count,
+                CASE WHEN x.outcome IS NULL THEN $3::text END,
+                CASE WHEN x.outcome IS NULL AND $3::text IS NOT NULL THEN now() + make_interval(secs => $4) END
+            FROM json_to_recordset($5::json) AS x(id text, runbook text, trigger text, fingerprint text, outcome text,
+                started float8, duration_ms bigint, dry_run boolean, drill boolean, lock_key text, refusal_guard text,
+                refusal_message text, refusal_until float8, refused_count bigint)
+            """
+        static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray, .text, .float8, .text]
+        typealias Row = PostgresRow
+        var startIDs: [String]
+        var startLines: [String]
+        var owner: String?
+        var leaseSeconds: Double
+        var rowsJSON: String
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: 5)
+            b.append(startIDs)
+            b.append(startLines)
+            b.append(owner)
+            b.append(leaseSeconds)
+            b.append(rowsJSON)
+            return b
+        }
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
+    /// Repeat refusals of a batch, given as a JSON array of `{id, n, m, u}`.
+    struct CountRepeatRefusals: PostgresPreparedStatement {
+        static let sql = """
+            UPDATE runs SET refused_count = COALESCE(runs.refused_count, 1) + x.n, refusal_message = x.m, refusal_until = to_timestamp(x.u)
+            FROM json_to_recordset($1::json) AS x(id text, n bigint, m text, u float8) WHERE runs.id = x.id
+            """
+        static let bindingDataTypes: [PostgresDataType] = [.text]
+        typealias Row = PostgresRow
+        var rowsJSON: String
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: 1)
+            b.append(rowsJSON)
+            return b
+        }
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
+    /// Renews `owner`'s leases on the runs whose epoch is still the one given, rows locked in id
+    /// order; the ids renewed.
+    struct RenewLeases: PostgresPreparedStatement {
+        static let sql = """
+            WITH mine AS (SELECT runs.id FROM runs JOIN unnest($1::text[], $2::bigint[]) AS x(id, epoch)
+                          ON runs.id = x.id AND runs.epoch = x.epoch
+                          WHERE runs.owner = $3 AND runs.outcome IS NULL ORDER BY runs.id FOR NO KEY UPDATE OF runs)
+            UPDATE runs SET lease_until = now() + make_interval(secs => $4) FROM mine WHERE runs.id = mine.id
+            RETURNING runs.id
+            """
+        static let bindingDataTypes: [PostgresDataType] = [.textArray, .int8Array, .text, .float8]
+        typealias Row = String
+        var runIDs: [String]
+        var epochs: [Int64]
+        var owner: String
+        var leaseSeconds: Double
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: 4)
+            b.append(runIDs)
+            b.append(epochs)
+            b.append(owner)
+            b.append(leaseSeconds)
+            return b
+        }
+        func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+    }
+}
+
+extension AsyncSequence {
+    /// Reads every element and returns how many there were.
+    func count() async throws -> Int {
+        var n = 0
+        for try await _ in self { n += 1 }
+        return n
+    }
+
+    /// Reads every element into an array.
+    func collect() async throws -> [Element] {
+        var all: [Element] = []
+        for try await e in self { all.append(e) }
+        return all
+    }
+}
