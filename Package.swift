@@ -159,7 +159,8 @@ let package = Package(
         // One conformance suite run against both stores (SQLite always; PostgreSQL with RUNBOOK_TEST_DATABASE_URL).
         .testTarget(
             name: "RunbookStoreTests",
-            dependencies: ["RunbookCore", "RunbookStoreContract", "RunbookStore", "RunbookPostgres", "RunbookTestSupport"],
+            dependencies: ["RunbookCore", "RunbookStoreContract", "RunbookStore", "RunbookPostgres", "RunbookTestSupport",
+                           .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: swiftSettings
         ),
     ]

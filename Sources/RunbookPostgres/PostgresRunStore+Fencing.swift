@@ -13,9 +13,10 @@ extension PostgresRunStore {
     ]
 
     /// Appends events to the `events` table only while the run's epoch is the owner's. The row
-    /// of the run is share-locked for the insert, so a claim (which updates it) waits for an append
-    /// in progress, and an append waits for a claim in progress and is then refused: the new
-    /// owner reads every event its predecessor wrote, and none arrives after.
+    /// of the run is locked `FOR KEY SHARE` for the insert, so a claim (which locks it `FOR UPDATE`)
+    /// waits for an append in progress, and an append waits for a claim in progress and is then
+    /// refused: the new owner reads every event its predecessor wrote, and none arrives after. Lease
+    /// renewals (updates of no key column) and appends never wait for each other.
     final class FencedTimeline: DurableTimeline, @unchecked Sendable {
         // Immutable.
         let store: PostgresRunStore
@@ -46,7 +47,7 @@ extension PostgresRunStore {
             }
             let written = try store.sync { client in
                 if let end {
-                    // The row is locked for update here (the claim that would take it waits), then closed.
+                    // The row is locked here (the claim that would take it waits), then closed.
                     return try await client.execute(PreparedStatements.AppendEventsAndClose(
                         runID: id, epoch: epoch, outcome: end.outcome, durationMs: end.durationMs, lines: lines)).count()
                 }
@@ -65,9 +66,9 @@ extension PostgresRunStore {
         }
     }
 
-    /// One statement for all the notes: each run's row is share-locked while its epoch is the
-    /// fence's (as a single append does), and only those runs get their note. Rows are locked in id
-    /// order, as lease renewals lock them, so the two never deadlock.
+    /// One statement for all the notes: each run's row is locked `FOR KEY SHARE` while its epoch is
+    /// the fence's (as a single append does), and only those runs get their note. Rows are locked
+    /// in id order (as lease renewals and claims lock them).
     public func appendNotes(_ notes: [(fence: RunFence, event: TimelineEvent)]) throws -> Set<String> {
         let mine = notes.filter { holds($0.fence) }
         guard !mine.isEmpty else { return [] }
@@ -75,7 +76,7 @@ extension PostgresRunStore {
         let written = try sync { client in
             try await client.query("""
                 WITH x AS (SELECT * FROM unnest(\(ids)::text[], \(epochs)::bigint[], \(lines)::text[]) WITH ORDINALITY AS x(id, epoch, line, n)),
-                owned AS (SELECT r.id FROM runs r JOIN x ON r.id = x.id AND r.epoch = x.epoch ORDER BY r.id FOR SHARE OF r)
+                owned AS (SELECT r.id FROM runs r JOIN x ON r.id = x.id AND r.epoch = x.epoch ORDER BY r.id FOR KEY SHARE OF r)
                 INSERT INTO events (run, line) SELECT x.id, x.line FROM x JOIN owned ON owned.id = x.id ORDER BY x.n RETURNING run
                 """).all(String.self)
         }

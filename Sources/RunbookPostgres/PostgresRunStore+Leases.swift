@@ -66,7 +66,7 @@ extension PostgresRunStore {
         let ids = snapshot.map(\.0), epochs = snapshot.map(\.1)
         let sent = DispatchTime.now()
         guard let kept = try? sync({ client in
-            // Rows are locked in id order (as a takeover's notes lock them), so the two never deadlock.
+            // Rows are locked in id order; appends (`FOR KEY SHARE`) do not hold a renewal up.
             try await client.execute(PreparedStatements.RenewLeases(runIDs: ids, epochs: epochs, owner: owner, leaseSeconds: secs)).collect()
         }) else { return }
         let open = Set(kept)

@@ -10,11 +10,13 @@ import PostgresNIO
 /// `bindingDataTypes` name the values' types as `PostgresBindings` encodes them, so the server reads
 /// each binary value as the type it was written in (as it does for an unnamed statement).
 enum PreparedStatements {
-    /// Appends `lines` to a run's timeline while `epoch` is the run's (its row share-locked);
-    /// one `seq` per line written, none when fenced.
+    /// Appends `lines` to a run's timeline while `epoch` is the run's; one `seq` per line written,
+    /// none when fenced. The row is locked `FOR KEY SHARE`: a claim (which locks it `FOR UPDATE`
+    /// before it moves the epoch) waits for the append, and an append waits for a claim and then
+    /// finds the epoch moved; a lease renewal (an update of no key column) waits for neither.
     struct AppendEvents: PostgresPreparedStatement {
         static let sql = """
-            WITH owned AS (SELECT id FROM runs WHERE id = $1 AND epoch = $2 FOR SHARE)
+            WITH owned AS (SELECT id FROM runs WHERE id = $1 AND epoch = $2 FOR KEY SHARE)
             INSERT INTO events (run, line) SELECT owned.id, l.line FROM owned, unnest($3::text[]) WITH ORDINALITY AS l(line, n)
             ORDER BY l.n RETURNING seq
             """
@@ -33,11 +35,11 @@ enum PreparedStatements {
         func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
     }
 
-    /// `AppendEvents` for a run's last events: the row locked for update and closed with its
-    /// outcome (unless it is closed already) in the same statement.
+    /// `AppendEvents` for a run's last events: the row locked (`FOR NO KEY UPDATE`: a claim waits)
+    /// and closed with its outcome (unless it is closed already) in the same statement.
     struct AppendEventsAndClose: PostgresPreparedStatement {
         static let sql = """
-            WITH owned AS (SELECT id FROM runs WHERE id = $1 AND epoch = $2 FOR UPDATE),
+            WITH owned AS (SELECT id FROM runs WHERE id = $1 AND epoch = $2 FOR NO KEY UPDATE),
             closed AS (UPDATE runs SET outcome = $3, duration_ms = $4 FROM owned
                        WHERE runs.id = owned.id AND runs.outcome IS NULL RETURNING runs.id)
             INSERT INTO events (run, line) SELECT owned.id, l.line FROM owned, unnest($5::text[]) WITH ORDINALITY AS l(line, n)

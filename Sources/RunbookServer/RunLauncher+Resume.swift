@@ -121,6 +121,7 @@ extension RunLauncher {
                 return
             }
         }
+        var paced: [ResumePacer.Item] = []
         for pending in ready {
             let id = pending.record.id
             metrics.takeovers?.increment()
@@ -130,14 +131,22 @@ extension RunLauncher {
                 logger("took over run \(id) from \(pending.note.from ?? "?") (ended: another owner holds it now)")
                 continue
             }
-            switch pending.open(noteWritten: written != nil) {
-            case .resumed(let session):
-                drive(session)
-                logger("took over run \(id) from \(pending.note.from ?? "?")")
-            case .adopted, .ended:
-                logger("took over run \(id) from \(pending.note.from ?? "?") (ended: it could not go on)")
-            }
+            let noteWritten = written != nil
+            paced.append(ResumePacer.Item(start: { [self] in
+                switch pending.open(noteWritten: noteWritten) {
+                case .resumed(let session):
+                    drive(session)
+                    logger("took over run \(id) from \(pending.note.from ?? "?")")
+                case .adopted, .ended:
+                    logger("took over run \(id) from \(pending.note.from ?? "?") (ended: it could not go on)")
+                }
+            }, giveUp: {
+                pending.holds.release()
+                logger("handed back run \(id) (taken over, not yet gone on): this server is stopping")
+            }))
         }
+        // The first few go on now, the rest a few at a time: new alerts do not wait behind them.
+        resumes.enqueue(paced)
     }
 
     /// What a change step that was running when its owner died did: a flag file is read back (at

@@ -37,6 +37,8 @@ public final class RunLauncher: @unchecked Sendable {
     let admissionChunk: Int
     /// Webhooks that arrive while an admission is in flight are admitted together, in the next one.
     let combiner: AdmissionCombiner<LaunchRequest, Admission>
+    /// Runs taken over go on a few at a time (`ResumePacer`).
+    let resumes = ResumePacer()
 
     public init(store: any RunDatabase, maxChanges: (count: Int, per: Double)? = nil, freezes: [FreezeWindow] = [],
                 ssh: SSHSettings = SSHSettings(), maxTargets: Int? = nil, admissionChunk: Int = AdmissionChunks.size) {
@@ -289,7 +291,9 @@ public final class RunLauncher: @unchecked Sendable {
     /// Shutdown: runs that only wait for approval are left paused, for the next server to resume
     /// (their gates and deadlines are in the store); in the others running steps finish or time out,
     /// nothing new starts, and the runs end `interrupted`. Returns how many were drained and left paused.
+    /// Taken-over runs that had not gone on yet are handed back (their leases given up).
     public func drainAll() -> (drained: Int, paused: Int) {
+        resumes.stop()
         let all = lock.withLock { sessions }
         var paused = 0
         for (id, s) in all {
