@@ -6,15 +6,18 @@ import PostgresNIO
 /// parsed, analysed and planned on every call: at 200 alerts/s on three replicas that was about a
 /// third of PostgreSQL's CPU, measured with pg_stat_statements and perf.)
 ///
-/// Each type's SQL is the statement its caller sent before, with `$n` for the values, and
-/// `bindingDataTypes` name the values' types as `PostgresBindings` encodes them, so the server reads
-/// each binary value as the type it was written in (as it does for an unnamed statement).
+/// Each has a fixed `name` (postgres-nio's default, `String(reflecting:)` of the type, is worked out
+/// on every call: about 1% of a replica's CPU under load). Each type's SQL is the statement its
+/// caller sent before, with `$n` for the values, and `bindingDataTypes` name the values' types as
+/// `PostgresBindings` encodes them, so the server reads each binary value as the type it was
+/// written in (as it does for an unnamed statement).
 enum PreparedStatements {
     /// Appends `lines` to a run's timeline while `epoch` is the run's; one `seq` per line written,
     /// none when fenced. The row is locked `FOR KEY SHARE`: a claim (which locks it `FOR UPDATE`
     /// before it moves the epoch) waits for the append, and an append waits for a claim and then
     /// finds the epoch moved; a lease renewal (an update of no key column) waits for neither.
     struct AppendEvents: PostgresPreparedStatement {
+        static let name = "runbook_append_events"
         static let sql = """
             WITH owned AS (SELECT id FROM runs WHERE id = $1 AND epoch = $2 FOR KEY SHARE)
             INSERT INTO events (run, line) SELECT owned.id, l.line FROM owned, unnest($3::text[]) WITH ORDINALITY AS l(line, n)
@@ -38,6 +41,7 @@ enum PreparedStatements {
     /// `AppendEvents` for a run's last events: the row locked (`FOR NO KEY UPDATE`: a claim waits)
     /// and closed with its outcome (unless it is closed already) in the same statement.
     struct AppendEventsAndClose: PostgresPreparedStatement {
+        static let name = "runbook_append_events_and_close"
         static let sql = """
             WITH owned AS (SELECT id FROM runs WHERE id = $1 AND epoch = $2 FOR NO KEY UPDATE),
             closed AS (UPDATE runs SET outcome = $3, duration_ms = $4 FROM owned
@@ -66,6 +70,7 @@ enum PreparedStatements {
 
     /// Admission's lock and every guard read (`runbook_admission_snapshot`, migration 6).
     struct AdmissionSnapshot: PostgresPreparedStatement {
+        static let name = "runbook_admission_snapshot_call"
         static let sql = """
             SELECT kind, o_runbook, o_a, o_b, o_c, o_d, o_at, o_n FROM runbook_admission_snapshot(
                 $1, $2::text[], $3::text[], $4, $5::text[], $6, $7::text[])
@@ -97,6 +102,7 @@ enum PreparedStatements {
     /// `owner` and a lease when `owner` is given. `startIDs`/`startLines` are first events appended
     /// in the same statement.
     struct InsertRuns: PostgresPreparedStatement {
+        static let name = "runbook_insert_runs"
         static let sql = """
             WITH started AS (INSERT INTO events (run, line) SELECT s.run, s.line FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS s(run, line, n) ORDER BY s.n)
             INSERT INTO runs (id, runbook, trigger, fingerprint, outcome, started, duration_ms, dry_run, drill, lock_key,
@@ -130,6 +136,7 @@ enum PreparedStatements {
 
     /// Repeat refusals of a batch, given as a JSON array of `{id, n, m, u}`.
     struct CountRepeatRefusals: PostgresPreparedStatement {
+        static let name = "runbook_count_repeat_refusals"
         static let sql = """
             UPDATE runs SET refused_count = COALESCE(runs.refused_count, 1) + x.n, refusal_message = x.m, refusal_until = to_timestamp(x.u)
             FROM json_to_recordset($1::json) AS x(id text, n bigint, m text, u float8) WHERE runs.id = x.id
@@ -148,6 +155,7 @@ enum PreparedStatements {
     /// Renews `owner`'s leases on the runs whose epoch is still the one given, rows locked in id
     /// order; the ids renewed.
     struct RenewLeases: PostgresPreparedStatement {
+        static let name = "runbook_renew_leases"
         static let sql = """
             WITH mine AS (SELECT runs.id FROM runs JOIN unnest($1::text[], $2::bigint[]) AS x(id, epoch)
                           ON runs.id = x.id AND runs.epoch = x.epoch
