@@ -24,7 +24,7 @@ extension PostgresRunStore {
                 try await Self.insert(conn, plan.inserts, owner: owner, leaseSeconds: secs, starts: starts, log)
                 if !plan.repeats.isEmpty {
                     let rows = try Self.json(plan.repeats.map { RepeatRow(id: $0.runID, n: $0.added, m: $0.message, u: $0.until?.timeIntervalSince1970) })
-                    _ = try await conn.execute(PreparedStatements.CountRepeatRefusals(rowsJSON: rows), logger: log).count()
+                    _ = try await conn.rows(PreparedStatements.CountRepeatRefusals(rowsJSON: rows), logger: log)
                 }
                 return (plan, Set(starts.map(\.runID)))
             }
@@ -45,10 +45,10 @@ extension PostgresRunStore {
         var s = AdmissionSnapshot()
         let (fps, keys, active, starts) = (query.fingerprints, query.lockKeys, query.activeRunbooks, query.startsRunbooks)
         let (changesSince, startsSince) = (query.changesSince, query.startsSince)
-        let rows = try await conn.execute(PreparedStatements.AdmissionSnapshot(
+        let rows = try await conn.rows(PreparedStatements.AdmissionSnapshot(
             lockKey: lockKey, fingerprints: fps, lockKeys: keys, changesSince: changesSince,
             activeRunbooks: active, startsSince: startsSince, startsRunbooks: starts), logger: log)
-        for try await (kind, runbook, a, b, c, d, at, n) in rows {
+        for (kind, runbook, a, b, c, d, at, n) in rows {
             switch kind {
             case 1:
                 guard let runbook, let a, let b else { continue }
@@ -78,8 +78,8 @@ extension PostgresRunStore {
         // RunRecord encodes with the table's column names; dates as seconds (`to_timestamp` keeps microseconds).
         let rows = try json(records)
         let (startIDs, startLines) = (starts.map(\.runID), starts.map(\.line))
-        _ = try await conn.execute(PreparedStatements.InsertRuns(
-            startIDs: startIDs, startLines: startLines, owner: owner, leaseSeconds: leaseSeconds, rowsJSON: rows), logger: log).count()
+        _ = try await conn.rows(PreparedStatements.InsertRuns(
+            startIDs: startIDs, startLines: startLines, owner: owner, leaseSeconds: leaseSeconds, rowsJSON: rows), logger: log)
     }
 
     /// `rows` as a JSON array for `json_to_recordset`, dates as seconds since 1970.

@@ -48,10 +48,10 @@ extension PostgresRunStore {
             let written = try store.sync { client in
                 if let end {
                     // The row is locked here (the claim that would take it waits), then closed.
-                    return try await client.execute(PreparedStatements.AppendEventsAndClose(
-                        runID: id, epoch: epoch, outcome: end.outcome, durationMs: end.durationMs, lines: lines)).count()
+                    return try await client.rows(PreparedStatements.AppendEventsAndClose(
+                        runID: id, epoch: epoch, outcome: end.outcome, durationMs: end.durationMs, lines: lines)).count
                 }
-                return try await client.execute(PreparedStatements.AppendEvents(runID: id, epoch: epoch, lines: lines)).count()
+                return try await client.rows(PreparedStatements.AppendEvents(runID: id, epoch: epoch, lines: lines)).count
             }
             if written == 0 { throw FencedError(fence: fence, current: try? store.epoch(of: id), operation: "append to the timeline") }
             if end != nil { store.lock.withLock { if store.held[id]?.epoch == epoch { store.held[id] = nil } } }

@@ -67,7 +67,7 @@ extension PostgresRunStore {
         let sent = DispatchTime.now()
         guard let kept = try? sync({ client in
             // Rows are locked in id order; appends (`FOR KEY SHARE`) do not hold a renewal up.
-            try await client.execute(PreparedStatements.RenewLeases(runIDs: ids, epochs: epochs, owner: owner, leaseSeconds: secs)).collect()
+            try await client.rows(PreparedStatements.RenewLeases(runIDs: ids, epochs: epochs, owner: owner, leaseSeconds: secs))
         }) else { return }
         let open = Set(kept)
         let missing = Set(ids.filter { !open.contains($0) })
@@ -161,6 +161,9 @@ extension PostgresRunStore {
         let sent = DispatchTime.now()
         let rows = try sync { client in
             try await client.withTransaction(logger: log) { conn in
+                // `FOR UPDATE` here is what fences the old owner's appends (they lock `FOR KEY SHARE`,
+                // which only `FOR UPDATE` conflicts with): an UPDATE of the epoch alone would not
+                // wait for an append in progress (PostgresRowLockTests).
                 let claimed = try await conn.query("""
                     SELECT id, owner, EXISTS (SELECT 1 FROM gates g WHERE g.run = runs.id AND g.status = 'open' AND g.resumable AND g.deadline <= \(now))
                     FROM runs WHERE outcome IS NULL AND NOT dry_run AND NOT drill AND lease_until < now()

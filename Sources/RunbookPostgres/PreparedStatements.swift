@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PostgresNIO
 
 /// The statements every alert or event runs, as named prepared statements: each connection has the
@@ -178,6 +179,76 @@ enum PreparedStatements {
             return b
         }
         func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+    }
+}
+
+/// Runs a prepared statement, or the same SQL unnamed once the server has refused it.
+///
+/// postgres-nio keeps a failed preparation for the life of the connection: every later call of
+/// that statement on it fails the same way (a `statement_timeout` during the first parse, say). So
+/// when the server answers a prepared statement with an error, the statement is sent unnamed from
+/// then on, in this process (parsed and planned on each call, as before prepared statements), and
+/// this call is tried once so. A statement that failed on the server rolled back (or its
+/// transaction is aborted, and the retry fails too): trying once more never writes twice. A lost
+/// connection is not retried (the statement may have committed); that error is thrown as it was.
+enum PreparedFallback {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var refused: Set<String> = []
+
+    /// Whether `name` is sent unnamed.
+    static func isRefused(_ name: String) -> Bool { lock.withLock { refused.contains(name) } }
+
+    /// From now on, `name` is sent unnamed.
+    static func refuse(_ name: String) { _ = lock.withLock { refused.insert(name) } }
+
+    /// Whether `error` is the server's answer to the statement (not a lost connection).
+    static func isServerError(_ error: any Error) -> Bool {
+        (error as? PSQLError)?.code == .server
+    }
+}
+
+extension PostgresClient {
+    /// Every row of `statement`, prepared on the connection (or unnamed: `PreparedFallback`).
+    func rows<S: PostgresPreparedStatement>(_ statement: S, logger: Logger? = nil) async throws -> [S.Row] {
+        if !PreparedFallback.isRefused(S.name) {
+            let original: any Error
+            do { return try await execute(statement, logger: logger).collect() } catch where PreparedFallback.isServerError(error) {
+                original = error
+            }
+            PreparedFallback.refuse(S.name)
+            do { return try await unnamed(statement, logger: logger) } catch { throw original }
+        }
+        return try await unnamed(statement, logger: logger)
+    }
+
+    private func unnamed<S: PostgresPreparedStatement>(_ statement: S, logger: Logger?) async throws -> [S.Row] {
+        let query = PostgresQuery(unsafeSQL: S.sql, binds: try statement.makeBindings())
+        var out: [S.Row] = []
+        for try await row in try await self.query(query, logger: logger ?? Logger(label: "runbook.postgres")) { out.append(try statement.decodeRow(row)) }
+        return out
+    }
+}
+
+extension PostgresConnection {
+    /// Every row of `statement`, prepared on this connection (or unnamed: `PreparedFallback`).
+    func rows<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] {
+        if !PreparedFallback.isRefused(S.name) {
+            let original: any Error
+            do { return try await execute(statement, logger: logger).collect() } catch where PreparedFallback.isServerError(error) {
+                original = error
+            }
+            PreparedFallback.refuse(S.name)
+            // Inside a transaction the first failure aborted it: the retry fails too, and the first error is the one to tell.
+            do { return try await unnamed(statement, logger: logger) } catch { throw original }
+        }
+        return try await unnamed(statement, logger: logger)
+    }
+
+    private func unnamed<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] {
+        let query = PostgresQuery(unsafeSQL: S.sql, binds: try statement.makeBindings())
+        var out: [S.Row] = []
+        for try await row in try await self.query(query, logger: logger) { out.append(try statement.decodeRow(row)) }
+        return out
     }
 }
 

@@ -35,24 +35,27 @@ final class ResumePacer: @unchecked Sendable {
         self.interval = interval
     }
 
-    /// Adds `items` behind those waiting. When none was waiting, the first group starts now, on the
-    /// caller's thread; the rest follow on the pacer's queue. After `stop`, each is given up at once.
+    /// Adds `items` behind those waiting. When none was waiting, the first group starts at once; the
+    /// rest follow, `perTick` every `interval`. Every item starts on the pacer's queue. After `stop`,
+    /// each is given up instead.
     func enqueue(_ items: [Item]) {
         guard !items.isEmpty else { return }
-        // `lead`: no group is scheduled, so this caller starts the first and schedules the rest.
-        let (lead, now, giveUp) = lock.withLock { () -> (Bool, [Item], [Item]) in
-            if stopped { return (false, [], items) }
+        // `lead`: no group is scheduled, so this caller schedules the first now.
+        let (lead, giveUp) = lock.withLock { () -> (Bool, [Item]) in
+            if stopped { return (false, items) }
             waiting += items
-            if scheduled { return (false, [], []) }
+            if scheduled { return (false, []) }
             scheduled = true
-            return (true, takeGroup(), [])
+            return (true, [])
         }
-        giveUp.forEach { $0.giveUp() }
-        now.forEach { $0.start() }
-        if lead { scheduleNext() }
+        if !giveUp.isEmpty { Self.handBack(giveUp) }
+        if lead { queue.async { [self] in tick() } }
     }
 
-    /// Stops: nothing more starts; returns how many runs were still waiting (each given up).
+    /// Stops: nothing more starts. Waits for a group being started to be started (so that the
+    /// caller, draining the server, sees those runs), then hands back the runs still waiting, off
+    /// the caller's thread (each gives its lease up: a database that does not answer must not hold
+    /// the drain up). Returns how many. Blocks briefly: call it from the server's own threads.
     @discardableResult
     func stop() -> Int {
         let left = lock.withLock { () -> [Item] in
@@ -60,8 +63,13 @@ final class ResumePacer: @unchecked Sendable {
             defer { waiting.removeAll() }
             return waiting
         }
-        left.forEach { $0.giveUp() }
+        queue.sync {}
+        if !left.isEmpty { Self.handBack(left) }
         return left.count
+    }
+
+    private static func handBack(_ items: [Item]) {
+        DispatchQueue.global().async { items.forEach { $0.giveUp() } }
     }
 
     /// Runs still waiting for their turn.
@@ -74,16 +82,14 @@ final class ResumePacer: @unchecked Sendable {
         return group
     }
 
-    private func scheduleNext() {
+    /// Starts the next group, then schedules the one after (on `queue`).
+    private func tick() {
+        let group = lock.withLock { stopped ? [] : takeGroup() }
+        group.forEach { $0.start() }
         let more = lock.withLock { () -> Bool in
             if waiting.isEmpty || stopped { scheduled = false; return false }
             return true
         }
-        guard more else { return }
-        queue.asyncAfter(deadline: .now() + interval) { [self] in
-            let group = lock.withLock { stopped ? [] : takeGroup() }
-            group.forEach { $0.start() }
-            scheduleNext()
-        }
+        if more { queue.asyncAfter(deadline: .now() + interval) { [self] in tick() } }
     }
 }

@@ -8,36 +8,31 @@ import Testing
 struct ResumePacerTests {
     /// What happened to each item, in order, across threads.
     final class Log: @unchecked Sendable {
-        // Guarded by `lock`.
-        private let lock = NSLock()
+        // Guarded by `condition`.
+        private let condition = NSCondition()
         private var started: [Int] = []
         private var givenUp: [Int] = []
-        private var waiters: [(count: Int, done: DispatchSemaphore)] = []
 
-        func start(_ i: Int) {
-            let ready = lock.withLock { () -> [DispatchSemaphore] in
-                started.append(i)
-                let (due, rest) = (waiters.filter { $0.count <= started.count }, waiters.filter { $0.count > started.count })
-                waiters = rest
-                return due.map(\.done)
-            }
-            ready.forEach { $0.signal() }
-        }
-        func giveUp(_ i: Int) { lock.withLock { givenUp.append(i) } }
-        var startedSoFar: [Int] { lock.withLock { started } }
-        var givenUpSoFar: [Int] { lock.withLock { givenUp } }
+        func start(_ i: Int) { condition.withLock { started.append(i); condition.broadcast() } }
+        func giveUp(_ i: Int) { condition.withLock { givenUp.append(i); condition.broadcast() } }
+        var startedSoFar: [Int] { condition.withLock { started } }
+        var givenUpSoFar: [Int] { condition.withLock { givenUp } }
 
-        /// Waits (off the cooperative pool) until `count` items started, at most `seconds`.
-        func waitForStarts(_ count: Int, seconds: Double) async -> Bool {
-            let done = DispatchSemaphore(value: 0)
-            let already = lock.withLock { () -> Bool in
-                if started.count >= count { return true }
-                waiters.append((count, done))
-                return false
-            }
-            if already { return true }
-            return await withCheckedContinuation { c in
-                DispatchQueue.global().async { c.resume(returning: done.wait(timeout: .now() + seconds) == .success) }
+        /// Waits (on a Dispatch thread, not the cooperative pool) until `count` items started.
+        func waitForStarts(_ count: Int, seconds: Double) async -> Bool { await wait(seconds) { $0.started.count >= count } }
+        /// Waits until `count` items were given up (hand-backs run off the caller's thread).
+        func waitForGiveUps(_ count: Int, seconds: Double) async -> Bool { await wait(seconds) { $0.givenUp.count >= count } }
+
+        private func wait(_ seconds: Double, until done: @escaping @Sendable (Log) -> Bool) async -> Bool {
+            await withCheckedContinuation { c in
+                DispatchQueue.global().async { [self] in
+                    let deadline = Date().addingTimeInterval(seconds)
+                    condition.lock()
+                    while !done(self) { if !condition.wait(until: deadline) { break } }
+                    let ok = done(self)
+                    condition.unlock()
+                    c.resume(returning: ok)
+                }
             }
         }
     }
@@ -46,17 +41,23 @@ struct ResumePacerTests {
         range.map { i in ResumePacer.Item(start: { log.start(i) }, giveUp: { log.giveUp(i) }) }
     }
 
-    @Test func theFirstGroupGoesOnAtOnceAndTheRestWaitForTheirTurn() {
+    /// `stop` waits for a group being started: called off the cooperative pool, as the server does.
+    static func stop(_ pacer: ResumePacer) async -> Int {
+        await withCheckedContinuation { c in DispatchQueue.global().async { c.resume(returning: pacer.stop()) } }
+    }
+
+    @Test func theFirstGroupGoesOnAtOnceAndTheRestWaitForTheirTurn() async {
         let log = Log()
         let pacer = ResumePacer(perTick: 20, interval: 3600)
         pacer.enqueue(Self.items(0..<50, log))
-        #expect(log.startedSoFar == Array(0..<20))
+        #expect(await log.waitForStarts(20, seconds: 120))
         #expect(pacer.waitingCount == 30)
-        // More taken over meanwhile wait behind them; none starts before its turn.
+        // More taken over meanwhile wait behind them.
         pacer.enqueue(Self.items(50..<55, log))
-        #expect(log.startedSoFar == Array(0..<20))
         #expect(pacer.waitingCount == 35)
-        pacer.stop()
+        // Stopping waits for a group being started, so none starts after it: the first 20 only.
+        #expect(await Self.stop(pacer) == 35)
+        #expect(log.startedSoFar == Array(0..<20))
     }
 
     @Test func everyRunGoesOnInOrder() async {
@@ -74,15 +75,16 @@ struct ResumePacerTests {
         #expect(log.startedSoFar == Array(0..<52))
     }
 
-    @Test func stoppingHandsBackTheRunsStillWaitingAndStartsNoMore() {
+    @Test func stoppingHandsBackTheRunsStillWaitingAndStartsNoMore() async {
         let log = Log()
         let pacer = ResumePacer(perTick: 20, interval: 3600)
         pacer.enqueue(Self.items(0..<50, log))
-        #expect(pacer.stop() == 30)
-        #expect(log.givenUpSoFar == Array(20..<50))
-        // Taken over after the stop: handed back at once, never started.
+        #expect(await log.waitForStarts(20, seconds: 120))
+        #expect(await Self.stop(pacer) == 30)
+        // Taken over after the stop: handed back too, never started.
         pacer.enqueue(Self.items(50..<53, log))
-        #expect(log.givenUpSoFar == Array(20..<53))
+        #expect(await log.waitForGiveUps(33, seconds: 120))
+        #expect(Set(log.givenUpSoFar) == Set(20..<53))
         #expect(log.startedSoFar == Array(0..<20))
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import NIOPosix
 import PostgresNIO
 @testable import RunbookPostgres
+import RunbookCore
 import RunbookStoreContract
 import RunbookTestSupport
 import Testing
@@ -53,6 +54,34 @@ struct PostgresRowLockTests {
         #expect(try await raw.count("SELECT count(*) FROM events WHERE run = '\(fence.runID)' AND line IN ('{}', '{\"n\":2}')") == 2)
         // And the old owner's next append is refused.
         #expect(try await raw.conn.execute(PreparedStatements.AppendEvents(runID: fence.runID, epoch: fence.epoch, lines: ["late"]), logger: raw.logger).count() == 0)
+    }
+
+    /// A statement the server refused to prepare once is not refused for good: postgres-nio keeps a
+    /// failed preparation for the life of the connection, so the store sends that statement unnamed
+    /// from then on, and once the table is back every append lands, on every connection.
+    @Test(.enabled(if: StoreKind.available.contains(.postgres)))
+    func aStatementThatFailedToPrepareDoesNotFailForeverOnItsConnection() async throws {
+        let db = try await StoreFixture.make(.postgres)
+        let a = try #require(try await db.open() as? PostgresRunStore)
+        a.renewsOnItsOwn = false
+        let lease = try #require(try await Cases.admit(a, [Cases.request(try Cases.runbook("prepare", guards: "{}"))]).first?.lease)
+        let fence = try #require(lease.fence)
+        let raw = try await RawConnection.open(db.location)
+        defer { raw.close() }
+        let sink = try await off { try a.timelineSink(fence: fence, health: nil) }
+        @Sendable func append(_ n: Int) throws {
+            var e = TimelineEvent(time: Date(), run: fence.runID, event: "step.started")
+            e.step = "s\(n)"
+            try sink.write(e)
+        }
+        let before = try await off { a.timeline(fence.runID) }.count
+        try await raw.run("ALTER TABLE events RENAME TO events_away")
+        await #expect(throws: (any Error).self) { try await off { try append(0) } }
+        try await raw.run("ALTER TABLE events_away RENAME TO events")
+        // More appends than the store has connections: each one lands.
+        for n in 1...12 { try await off { try append(n) } }
+        let steps = try await off { a.timeline(fence.runID) }.dropFirst(before).map(\.step)
+        #expect(steps == (1...12).map { "s\($0)" })
     }
 }
 
