@@ -205,50 +205,43 @@ enum PreparedFallback {
     static func isServerError(_ error: any Error) -> Bool {
         (error as? PSQLError)?.code == .server
     }
+
+    /// Every row of `statement`: `prepared` runs it as a prepared statement, `unnamed` sends a query.
+    static func rows<S: PostgresPreparedStatement>(
+        _ statement: S, prepared: () async throws -> [S.Row], unnamed: (PostgresQuery) async throws -> PostgresRowSequence
+    ) async throws -> [S.Row] {
+        func sendUnnamed() async throws -> [S.Row] {
+            var out: [S.Row] = []
+            for try await row in try await unnamed(PostgresQuery(unsafeSQL: S.sql, binds: try statement.makeBindings())) {
+                out.append(try statement.decodeRow(row))
+            }
+            return out
+        }
+        if isRefused(S.name) { return try await sendUnnamed() }
+        let original: any Error
+        do { return try await prepared() } catch where isServerError(error) {
+            original = error
+        }
+        refuse(S.name)
+        // Inside a transaction the first failure aborted it: the retry fails too, and the first error is the one to tell.
+        do { return try await sendUnnamed() } catch { throw original }
+    }
 }
 
 extension PostgresClient {
     /// Every row of `statement`, prepared on the connection (or unnamed: `PreparedFallback`).
     func rows<S: PostgresPreparedStatement>(_ statement: S, logger: Logger? = nil) async throws -> [S.Row] {
-        if !PreparedFallback.isRefused(S.name) {
-            let original: any Error
-            do { return try await execute(statement, logger: logger).collect() } catch where PreparedFallback.isServerError(error) {
-                original = error
-            }
-            PreparedFallback.refuse(S.name)
-            do { return try await unnamed(statement, logger: logger) } catch { throw original }
-        }
-        return try await unnamed(statement, logger: logger)
-    }
-
-    private func unnamed<S: PostgresPreparedStatement>(_ statement: S, logger: Logger?) async throws -> [S.Row] {
-        let query = PostgresQuery(unsafeSQL: S.sql, binds: try statement.makeBindings())
-        var out: [S.Row] = []
-        for try await row in try await self.query(query, logger: logger ?? Logger(label: "runbook.postgres")) { out.append(try statement.decodeRow(row)) }
-        return out
+        let log = logger ?? Logger(label: "runbook.postgres")
+        return try await PreparedFallback.rows(statement, prepared: { try await execute(statement, logger: log).collect() },
+                                               unnamed: { try await query($0, logger: log) })
     }
 }
 
 extension PostgresConnection {
     /// Every row of `statement`, prepared on this connection (or unnamed: `PreparedFallback`).
     func rows<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] {
-        if !PreparedFallback.isRefused(S.name) {
-            let original: any Error
-            do { return try await execute(statement, logger: logger).collect() } catch where PreparedFallback.isServerError(error) {
-                original = error
-            }
-            PreparedFallback.refuse(S.name)
-            // Inside a transaction the first failure aborted it: the retry fails too, and the first error is the one to tell.
-            do { return try await unnamed(statement, logger: logger) } catch { throw original }
-        }
-        return try await unnamed(statement, logger: logger)
-    }
-
-    private func unnamed<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] {
-        let query = PostgresQuery(unsafeSQL: S.sql, binds: try statement.makeBindings())
-        var out: [S.Row] = []
-        for try await row in try await self.query(query, logger: logger) { out.append(try statement.decodeRow(row)) }
-        return out
+        try await PreparedFallback.rows(statement, prepared: { try await execute(statement, logger: logger).collect() },
+                                        unnamed: { try await query($0, logger: logger) })
     }
 }
 
