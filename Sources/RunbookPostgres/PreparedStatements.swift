@@ -195,6 +195,9 @@ enum PreparedFallback {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var refused: Set<String> = []
 
+    /// The logger of calls that give none (made once: a `Logger` made per call costs on every event).
+    static let quiet = Logger(label: "runbook.postgres")
+
     /// Whether `name` is sent unnamed.
     static func isRefused(_ name: String) -> Bool { lock.withLock { refused.contains(name) } }
 
@@ -231,7 +234,7 @@ enum PreparedFallback {
 extension PostgresClient {
     /// Every row of `statement`, prepared on the connection (or unnamed: `PreparedFallback`).
     func rows<S: PostgresPreparedStatement>(_ statement: S, logger: Logger? = nil) async throws -> [S.Row] {
-        let log = logger ?? Logger(label: "runbook.postgres")
+        let log = logger ?? PreparedFallback.quiet
         return try await PreparedFallback.rows(statement, prepared: { try await execute(statement, logger: log).collect() },
                                                unnamed: { try await query($0, logger: log) })
     }
@@ -246,13 +249,6 @@ extension PostgresConnection {
 }
 
 extension AsyncSequence {
-    /// Reads every element and returns how many there were.
-    func count() async throws -> Int {
-        var n = 0
-        for try await _ in self { n += 1 }
-        return n
-    }
-
     /// Reads every element into an array.
     func collect() async throws -> [Element] {
         var all: [Element] = []

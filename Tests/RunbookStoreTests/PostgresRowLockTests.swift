@@ -29,7 +29,7 @@ struct PostgresRowLockTests {
 
         // An append under the owner's epoch, not yet committed.
         try await raw.run("BEGIN")
-        let appended = try await raw.conn.execute(PreparedStatements.AppendEvents(runID: fence.runID, epoch: fence.epoch, lines: ["{}"]), logger: raw.logger).count()
+        let appended = try await raw.conn.rows(PreparedStatements.AppendEvents(runID: fence.runID, epoch: fence.epoch, lines: ["{}"]), logger: raw.logger).count
         #expect(appended == 1)
         let before = try await leaseUntil()
         // The renewal goes through (it would otherwise wait for the COMMIT below, give up at the
@@ -42,7 +42,7 @@ struct PostgresRowLockTests {
         // The lease runs out; an append is in progress again: a claim passes the run by.
         try await raw.run("UPDATE runs SET lease_until = now() - interval '1 second' WHERE id = '\(fence.runID)'")
         try await raw.run("BEGIN")
-        _ = try await raw.conn.execute(PreparedStatements.AppendEvents(runID: fence.runID, epoch: fence.epoch, lines: ["{\"n\":2}"]), logger: raw.logger).count()
+        _ = try await raw.conn.rows(PreparedStatements.AppendEvents(runID: fence.runID, epoch: fence.epoch, lines: ["{\"n\":2}"]), logger: raw.logger).count
         let b = try #require(try await db.open() as? PostgresRunStore)
         b.renewsOnItsOwn = false
         #expect(try await off { try b.claimExpiredRuns() }.isEmpty, "a claim took a run while its owner's append was in progress")
@@ -53,7 +53,7 @@ struct PostgresRowLockTests {
         #expect(claimed.first?.lease.fence?.epoch == fence.epoch + 1)
         #expect(try await raw.count("SELECT count(*) FROM events WHERE run = '\(fence.runID)' AND line IN ('{}', '{\"n\":2}')") == 2)
         // And the old owner's next append is refused.
-        #expect(try await raw.conn.execute(PreparedStatements.AppendEvents(runID: fence.runID, epoch: fence.epoch, lines: ["late"]), logger: raw.logger).count() == 0)
+        #expect(try await raw.conn.rows(PreparedStatements.AppendEvents(runID: fence.runID, epoch: fence.epoch, lines: ["late"]), logger: raw.logger).count == 0)
     }
 
     /// A statement the server refused to prepare once is not refused for good: postgres-nio keeps a
