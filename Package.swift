@@ -82,6 +82,7 @@ let package = Package(
             dependencies: [
                 "RunbookCore", "RunbookStoreContract",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

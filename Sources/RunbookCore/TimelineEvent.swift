@@ -104,12 +104,22 @@ extension TimelineEvent {
         if ms < 0 { ms = 0; t -= 0 }
         var parts = tm()
         gmtime_r(&t, &parts)
-        func pad(_ v: Int32, _ n: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, n - s.count)) + s
+        // Written digit by digit into one buffer: every timeline event and refusal sentence has one.
+        let year = Int(parts.tm_year) + 1900
+        guard (0...9999).contains(year) else { return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, ms) }
+        return String(unsafeUninitializedCapacity: 24) { out in
+            var at = 0
+            func put(_ v: Int, _ digits: Int) {
+                var v = v, i = at + digits - 1
+                while i >= at { out[i] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; i -= 1 }
+                at += digits
+            }
+            func put(_ c: Unicode.Scalar) { out[at] = UInt8(ascii: c); at += 1 }
+            put(year, 4); put("-"); put(Int(parts.tm_mon) + 1, 2); put("-"); put(Int(parts.tm_mday), 2); put("T")
+            put(Int(parts.tm_hour), 2); put(":"); put(Int(parts.tm_min), 2); put(":"); put(Int(parts.tm_sec), 2); put(".")
+            put(ms, 3); put("Z")
+            return at
         }
-        let msText = String(ms)
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(String(repeating: "0", count: 3 - msText.count))\(msText)Z"
     }
 
     /// Parses what `timestamp` writes (and RFC 3339 with other fractions).

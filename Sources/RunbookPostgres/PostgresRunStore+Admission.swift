@@ -23,8 +23,7 @@ extension PostgresRunStore {
                 }
                 try await Self.insert(conn, plan.inserts, owner: owner, leaseSeconds: secs, starts: starts, log)
                 if !plan.repeats.isEmpty {
-                    let rows = try Self.json(plan.repeats.map { RepeatRow(id: $0.runID, n: $0.added, m: $0.message, u: $0.until?.timeIntervalSince1970) })
-                    _ = try await conn.rows(PreparedStatements.CountRepeatRefusals(rowsJSON: rows), logger: log)
+                    _ = try await conn.rows(PreparedStatements.CountRepeatRefusals(repeats: plan.repeats), logger: log)
                 }
                 return (plan, Set(starts.map(\.runID)))
             }
@@ -75,25 +74,8 @@ extension PostgresRunStore {
     static func insert(_ conn: PostgresConnection, _ records: [RunRecord], owner: String?, leaseSeconds: Double,
                        starts: [(runID: String, line: String)] = [], _ log: Logger) async throws {
         guard !records.isEmpty else { return }
-        // RunRecord encodes with the table's column names; dates as seconds (`to_timestamp` keeps microseconds).
-        let rows = try json(records)
         let (startIDs, startLines) = (starts.map(\.runID), starts.map(\.line))
         _ = try await conn.rows(PreparedStatements.InsertRuns(
-            startIDs: startIDs, startLines: startLines, owner: owner, leaseSeconds: leaseSeconds, rowsJSON: rows), logger: log)
-    }
-
-    /// `rows` as a JSON array for `json_to_recordset`, dates as seconds since 1970.
-    static func json<T: Encodable>(_ rows: [T]) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .secondsSince1970
-        return String(decoding: try encoder.encode(rows), as: UTF8.self)
-    }
-
-    /// A row of `json_to_recordset` for repeat refusals.
-    struct RepeatRow: Encodable {
-        var id: String
-        var n: Int
-        var m: String
-        var u: Double?
+            startIDs: startIDs, startLines: startLines, owner: owner, leaseSeconds: leaseSeconds, records: records), logger: log)
     }
 }

@@ -121,6 +121,12 @@ extension PostgresRunStore {
             $fn$
             """,
         ]),
+        (7, [
+            // No query reads runs by (runbook, fingerprint) since admission reads a payload's
+            // fingerprints across runbooks (runs_unresolved_fingerprint, migration 2), and every row
+            // written (an alert storm's refusals: thousands a payload) paid for an entry in it.
+            "DROP INDEX IF EXISTS runs_by_fingerprint",
+        ]),
     ]
 
     func migrate() throws {

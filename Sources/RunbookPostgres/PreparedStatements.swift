@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import RunbookStoreContract
 
 /// The statements every alert or event runs, as named prepared statements: each connection has the
 /// server parse and plan one once, then only binds and executes it. (A query sent with its values is
@@ -108,46 +109,69 @@ enum PreparedStatements {
             WITH started AS (INSERT INTO events (run, line) SELECT s.run, s.line FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS s(run, line, n) ORDER BY s.n)
             INSERT INTO runs (id, runbook, trigger, fingerprint, outcome, started, duration_ms, dry_run, drill, lock_key,
                 refusal_guard, refusal_message, refusal_until, refused_count, owner, lease_until)
-            SELECT x.id, x.runbook, x.trigger, x.fingerprint, x.outcome, to_timestamp(x.started), x.duration_ms, x.dry_run, x.drill,
-                x.lock_key, x.refusal_guard, x.refusal_message, to_timestamp(x.refusal_until), x.refused_count,
+            SELECT x.id, x.runbook, x.trigger, x.fingerprint, x.outcome, x.started, x.duration_ms, x.dry_run, x.drill,
+                x.lock_key, x.refusal_guard, x.refusal_message, x.refusal_until, x.refused_count,
                 CASE WHEN x.outcome IS NULL THEN $3::text END,
                 CASE WHEN x.outcome IS NULL AND $3::text IS NOT NULL THEN now() + make_interval(secs => $4) END
-            FROM json_to_recordset($5::json) AS x(id text, runbook text, trigger text, fingerprint text, outcome text,
-                started float8, duration_ms bigint, dry_run boolean, drill boolean, lock_key text, refusal_guard text,
-                refusal_message text, refusal_until float8, refused_count bigint)
+            FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::bigint[],
+                $12::boolean[], $13::boolean[], $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::bigint[])
+                AS x(id, runbook, trigger, fingerprint, outcome, started, duration_ms, dry_run, drill, lock_key,
+                     refusal_guard, refusal_message, refusal_until, refused_count)
             """
-        static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray, .text, .float8, .text]
+        static let bindingDataTypes: [PostgresDataType] = [
+            .textArray, .textArray, .text, .float8,
+            .textArray, .textArray, .textArray, .textArray, .textArray, .timestamptzArray, .int8Array,
+            .boolArray, .boolArray, .textArray, .textArray, .textArray, .timestamptzArray, .int8Array,
+        ]
         typealias Row = PostgresRow
         var startIDs: [String]
         var startLines: [String]
         var owner: String?
         var leaseSeconds: Double
-        var rowsJSON: String
+        /// The rows, one array per column.
+        var records: [RunRecord]
         func makeBindings() throws -> PostgresBindings {
-            var b = PostgresBindings(capacity: 5)
+            var b = PostgresBindings(capacity: 18)
             b.append(startIDs)
             b.append(startLines)
             b.append(owner)
             b.append(leaseSeconds)
-            b.append(rowsJSON)
+            b.append(records.map(\.id))
+            b.append(records.map(\.runbook))
+            b.append(records.map(\.trigger))
+            b.append(NullableArray(records.map(\.fingerprint)))
+            b.append(NullableArray(records.map(\.outcome)))
+            b.append(records.map(\.started))
+            b.append(NullableArray(records.map { $0.durationMs.map(Int64.init) }))
+            b.append(records.map(\.dryRun))
+            b.append(records.map(\.drill))
+            b.append(NullableArray(records.map(\.lockKey)))
+            b.append(NullableArray(records.map(\.refusalGuard)))
+            b.append(NullableArray(records.map(\.refusalMessage)))
+            b.append(NullableArray(records.map(\.refusalUntil)))
+            b.append(NullableArray(records.map { $0.refusedCount.map(Int64.init) }))
             return b
         }
         func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
     }
 
-    /// Repeat refusals of a batch, given as a JSON array of `{id, n, m, u}`.
+    /// Repeat refusals of a batch: each run's count goes up by its `added`, its sentence and until
+    /// become the latest refusal's.
     struct CountRepeatRefusals: PostgresPreparedStatement {
         static let name = "runbook_count_repeat_refusals"
         static let sql = """
-            UPDATE runs SET refused_count = COALESCE(runs.refused_count, 1) + x.n, refusal_message = x.m, refusal_until = to_timestamp(x.u)
-            FROM json_to_recordset($1::json) AS x(id text, n bigint, m text, u float8) WHERE runs.id = x.id
+            UPDATE runs SET refused_count = COALESCE(runs.refused_count, 1) + x.n, refusal_message = x.m, refusal_until = x.u
+            FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[]) AS x(id, n, m, u) WHERE runs.id = x.id
             """
-        static let bindingDataTypes: [PostgresDataType] = [.text]
+        static let bindingDataTypes: [PostgresDataType] = [.textArray, .int8Array, .textArray, .timestamptzArray]
         typealias Row = PostgresRow
-        var rowsJSON: String
+        var repeats: [AdmissionPlan.RepeatRefusal]
         func makeBindings() throws -> PostgresBindings {
-            var b = PostgresBindings(capacity: 1)
-            b.append(rowsJSON)
+            var b = PostgresBindings(capacity: 4)
+            b.append(repeats.map(\.runID))
+            b.append(repeats.map { Int64($0.added) })
+            b.append(repeats.map(\.message))
+            b.append(NullableArray(repeats.map(\.until)))
             return b
         }
         func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }

@@ -7,24 +7,35 @@ public enum RunAdmission: Sendable {
     /// Recorded and held: ready to start.
     case admitted(AdmittedRun)
     /// Refused by a guard (or its params); recorded in `runID`'s row.
-    case refused(GuardCheck.Refusal, runID: String, PreparedRun)
+    case refused(GuardCheck.Refusal, runID: String, runbook: String)
     /// The alert already started this run, which is not resolved yet; nothing was written.
     case duplicate(runID: String)
 
     /// Decides and records `runs` in one store transaction (dedupe, guards, rows and holds).
     /// - Throws: the store's error when nothing could be recorded; then nothing is admitted.
     public static func decide(_ runs: [PreparedRun], store: any RunDatabase, now: Date) throws -> [RunAdmission] {
-        let decisions = try store.admitAll(runs.map { p in
+        let decisions = try store.admitAll(requests(runs), now: now)
+        return admissions(runs, decisions)
+    }
+
+    /// What the store is asked to admit for `runs`: each run's guards and row, and its first event
+    /// (`run.started`, secrets redacted) to record with the row when admitted.
+    public static func requests<Runs: Collection<PreparedRun>>(_ runs: Runs) -> [AdmissionRequest] {
+        runs.map { p in
             var a = p.admission
             let (start, secrets) = (p.start, p.secrets)
             a.startLine = { SecretRedactor.redact(start, secrets).jsonLine() }
             return a
-        }, now: now)
-        return zip(runs, decisions).map { p, d in
+        }
+    }
+
+    /// The store's `decisions` for `runs` (as asked by `requests`), in order.
+    public static func admissions<Runs: Collection<PreparedRun>>(_ runs: Runs, _ decisions: [AdmissionDecision]) -> [RunAdmission] {
+        zip(runs, decisions).map { p, d in
             switch d {
             case .admitted(let lease, let overridden):
                 .admitted(AdmittedRun(prepared: p, holds: RunHolds(lease: lease), overridden: overridden))
-            case .refused(let r, let id): .refused(r, runID: id, p)
+            case .refused(let r, let id): .refused(r, runID: id, runbook: p.request.runbook.name)
             case .duplicate(let id): .duplicate(runID: id)
             }
         }

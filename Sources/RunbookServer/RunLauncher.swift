@@ -39,6 +39,9 @@ public final class RunLauncher: @unchecked Sendable {
     let combiner: AdmissionCombiner<LaunchRequest, Admission>
     /// Runs taken over go on a few at a time (`ResumePacer`).
     let resumes = ResumePacer()
+    /// Where admission's chunks are recorded, one at a time, while the intake thread that leads the
+    /// admission prepares the next and answers the last (`AdmissionChunks.pipelined`).
+    let recorder = DispatchQueue(label: "runbook.admission.recorder")
 
     public init(store: any RunDatabase, maxChanges: (count: Int, per: Double)? = nil, freezes: [FreezeWindow] = [],
                 ssh: SSHSettings = SSHSettings(), maxTargets: Int? = nil, admissionChunk: Int = AdmissionChunks.size) {
@@ -160,58 +163,81 @@ public final class RunLauncher: @unchecked Sendable {
     /// the next one (`AdmissionCombiner`), after the callers before them. Blocks until this caller's
     /// runs are decided: call it from the server's own threads.
     public func launchAll(_ requests: [LaunchRequest]) -> [Decision] {
-        // Only the admission is combined: each caller starts its own admitted runs (their first
-        // records written) while the next admission is already deciding.
+        // Only the admission is combined: refusals and duplicates come back settled, and each caller
+        // starts its own admitted runs (their first records written) while the next admission is
+        // already deciding.
         combiner.submit(requests) { admit($0) }.map { admission in
             switch admission {
-            case .decided(let a): start(a)
-            case .notRecorded(let runID, let why): .refused(runID: runID, guardName: "store", until: nil, message: "could not record the run: \(why)")
+            case .settled(let decision): decision
+            case .admitted(let run): start(run)
             }
         }
     }
 
-    /// What admission made of one request: decided (and recorded), or not recorded at all.
+    /// What admission made of one request.
     enum Admission: Sendable {
-        case decided(RunAdmission)
-        case notRecorded(runID: String, because: String)
+        /// Refused, a duplicate, or not recorded at all: the answer as it stands.
+        case settled(Decision)
+        /// Recorded and held: its caller starts it.
+        case admitted(AdmittedRun)
     }
 
-    /// Decides and records one batch of requests in chunks (`AdmissionChunks`), on the calling thread;
-    /// starts none of them.
+    /// One chunk of a batch, prepared: its runs and what the store is asked for them.
+    struct PreparedChunk: Sendable {
+        var runs: [PreparedRun]
+        var requests: [AdmissionRequest]
+    }
+
+    /// Decides and records one batch of requests in chunks, each in one transaction on `recorder`,
+    /// while this thread prepares the next chunk and settles the answers of the one before
+    /// (`AdmissionChunks.pipelined`). Starts none of them.
     func admit(_ requests: [LaunchRequest]) -> [Admission] {
         let now = Date()
         var ids = RunIDs(now)
-        let prepared = requests.map { request in
-            var r = request.runRequest
-            if r.runID == nil { r.runID = ids.next() }
-            r.maxTargets = maxTargets
-            r.prometheus = PrometheusHosts()
-            return PreparedRun(r, rule: rule, now: now)
-        }
-        let recorded = AdmissionChunks.decide(prepared, size: admissionChunk) { chunk in
-            try RunAdmission.decide(chunk, store: store, now: now).map(Admission.decided)
-        }
+        let store = self.store
+        let recorded = AdmissionChunks.pipelined(requests, size: admissionChunk, recorder: recorder, prepare: { chunk in
+            let runs = chunk.map { request in
+                var r = request.runRequest
+                if r.runID == nil { r.runID = ids.next() }
+                r.maxTargets = maxTargets
+                r.prometheus = PrometheusHosts()
+                return PreparedRun(r, rule: rule, now: now)
+            }
+            return PreparedChunk(runs: runs, requests: RunAdmission.requests(runs))
+        }, record: { chunk in
+            try store.admitAll(chunk.requests, now: now)
+        }, finish: { chunk, decisions in
+            RunAdmission.admissions(chunk.runs, decisions).map(settle)
+        })
         guard let error = recorded.failure else { return recorded.decided }
-        return recorded.decided + prepared[recorded.decided.count...].map { .notRecorded(runID: $0.runID, because: "\(error)") }
+        let message = "could not record the run: \(error)"
+        return recorded.decided + requests[recorded.decided.count...].map { request in
+            .settled(.refused(runID: request.runID ?? ids.next(), guardName: "store", until: nil, message: message))
+        }
     }
 
-    /// Starts an admitted run; says what happened to the others.
-    func start(_ a: RunAdmission) -> Decision {
-        switch a {
+    /// A refusal or a duplicate as the answer (a refusal counted); an admitted run as it is.
+    func settle(_ admission: RunAdmission) -> Admission {
+        switch admission {
         case .duplicate(let existing):
-            return .duplicate(runID: existing)
-        case .refused(let r, let id, let p):
-            metrics.refused(runbook: p.request.runbook.name, guardName: r.guardName)
-            metrics.runEnded(runbook: p.request.runbook.name, outcome: RunOutcome.refused.rawValue)
-            return .refused(runID: id, guardName: r.guardName, until: r.until, message: r.message)
+            return .settled(.duplicate(runID: existing))
+        case .refused(let r, let id, let runbook):
+            metrics.refused(runbook: runbook, guardName: r.guardName)
+            metrics.runEnded(runbook: runbook, outcome: RunOutcome.refused.rawValue)
+            return .settled(.refused(runID: id, guardName: r.guardName, until: r.until, message: r.message))
         case .admitted(let admitted):
-            let session: RunSession
-            do throws(RunStartError) { session = try RunSession.open(admitted, environment: environment(startedBy: admitted.prepared.request.by)) } catch {
-                return .refused(runID: error.runID, guardName: "store", until: nil, message: error.description)
-            }
-            drive(session)
-            return .started(runID: session.runID)
+            return .admitted(admitted)
         }
+    }
+
+    /// Starts an admitted run.
+    func start(_ admitted: AdmittedRun) -> Decision {
+        let session: RunSession
+        do throws(RunStartError) { session = try RunSession.open(admitted, environment: environment(startedBy: admitted.prepared.request.by)) } catch {
+            return .refused(runID: error.runID, guardName: "store", until: nil, message: error.description)
+        }
+        drive(session)
+        return .started(runID: session.runID)
     }
 
     /// New run ids for one payload (`RunInputs.newRunID`'s shape: the time, then 8 random hex

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// A large batch (one alert payload of thousands) admitted in consecutive chunks, each in one store
@@ -40,6 +41,82 @@ public enum AdmissionChunks {
             start = end
         }
         return out
+    }
+}
+
+extension AdmissionChunks {
+    /// `decide`, with the caller's own work on each chunk done while its neighbours are recorded:
+    /// on the calling thread, `prepare` readies chunk k+1 and `finish` handles chunk k-1's answers
+    /// while `record` writes chunk k on `recorder`. On two cores a large payload's preparation and
+    /// answers then cost little more than its transactions.
+    ///
+    /// The chunks are recorded one after another, in order, each after the one before it returned
+    /// (so each still reads the ones before it), and `finish` sees them in order. `prepare` must not
+    /// read what earlier chunks record: it runs before they are recorded. When `record` throws, the
+    /// chunks before stay decided and the rest are not recorded (as with `decide`).
+    /// - Parameters:
+    ///   - prepare: on the calling thread, chunk by chunk, in order.
+    ///   - record: on `recorder`, one chunk at a time: one store transaction.
+    ///   - finish: on the calling thread, in order: one result per item of the chunk.
+    public static func pipelined<Item, Prepared: Sendable, Recorded: Sendable, Finished>(
+        _ items: [Item], size: Int = size, recorder: DispatchQueue,
+        prepare: (ArraySlice<Item>) -> Prepared,
+        record: @escaping @Sendable (Prepared) throws -> Recorded,
+        finish: (Prepared, Recorded) -> [Finished]
+    ) -> Outcome<Finished> {
+        precondition(size > 0, "a chunk holds at least one request")
+        var out = Outcome<Finished>(decided: [], failure: nil)
+        out.decided.reserveCapacity(items.count)
+        var chunks = stride(from: items.startIndex, to: items.endIndex, by: size).lazy.map { start in
+            items[start..<min(start + size, items.endIndex)]
+        }.makeIterator()
+        guard let first = chunks.next() else { return out }
+        var inFlight = (count: first.count, prepared: prepare(first), recording: Recording<Recorded>())
+        inFlight.recording.start(on: recorder) { [p = inFlight.prepared] in try record(p) }
+        while true {
+            let nextChunk = chunks.next()
+            let next = nextChunk.map(prepare)
+            let recorded: Recorded
+            do { recorded = try inFlight.recording.wait() } catch {
+                out.failure = error
+                return out
+            }
+            let done = inFlight
+            if let nextChunk, let next {
+                inFlight = (nextChunk.count, next, Recording<Recorded>())
+                inFlight.recording.start(on: recorder) { try record(next) }
+            }
+            let finished = finish(done.prepared, recorded)
+            precondition(finished.count == done.count, "one result per item")
+            out.decided.append(contentsOf: finished)
+            if next == nil { return out }
+        }
+    }
+
+    /// One chunk being recorded on the recorder's queue, and the caller waiting for it.
+    private final class Recording<Recorded: Sendable>: @unchecked Sendable {
+        // `result` is guarded by `condition`.
+        private let condition = NSCondition()
+        private var result: Result<Recorded, any Error>?
+
+        func start(on queue: DispatchQueue, _ body: @escaping @Sendable () throws -> Recorded) {
+            queue.async {
+                let r = Result { try body() }
+                self.condition.withLock {
+                    self.result = r
+                    self.condition.signal()
+                }
+            }
+        }
+
+        /// Blocks the calling thread until the chunk is recorded (call it off Swift concurrency's pool).
+        func wait() throws -> Recorded {
+            StoreThreads.assertNotInTask("waiting for a chunk of an admission to be recorded")
+            condition.lock()
+            defer { condition.unlock() }
+            while result == nil { condition.wait() }
+            return try result!.get()
+        }
     }
 }
 

@@ -39,6 +39,18 @@ struct TimelineEventTests {
         return e
     }
 
+    @Test func aTimestampIsRFC3339UTCWithMillisecondsThatReadsBackTheSame() throws {
+        #expect(TimelineEvent.timestamp(Date(timeIntervalSince1970: 1_780_626_900.123)) == "2026-06-05T02:35:00.123Z")
+        #expect(TimelineEvent.timestamp(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(TimelineEvent.timestamp(Date(timeIntervalSince1970: 951_782_400.999_9)) == "2000-02-29T00:00:00.999Z")
+        #expect(TimelineEvent.timestamp(Date(timeIntervalSince1970: -0.25)) == "1969-12-31T23:59:59.750Z")
+        #expect(TimelineEvent.timestamp(Date(timeIntervalSince1970: -62_135_596_800)) == "0001-01-01T00:00:00.000Z")
+        for text in ["2026-11-30T23:59:59.550Z", "2026-12-01T00:00:00.001Z", "1999-12-31T23:59:59.999Z"] {
+            let date = try #require(TimelineEvent.parseTimestamp(text))
+            #expect(TimelineEvent.timestamp(date) == text)
+        }
+    }
+
     @Test func aLineReadsBackAsTheEventItWasWrittenFrom() throws {
         let e = Self.everyField
         #expect(TimelineEvent.parse(jsonLine: e.jsonLine()) == e)
