@@ -61,9 +61,8 @@ struct AlertPayloadScanner {
         var annotations: [String: String]?, startsAt: String?, endsAt: String?, generatorURL: String?, fingerprint: String?
         // The fields read, each once (a bit each, in the order of the cases).
         var seen: UInt8 = 0
-        let fields = ["status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"]
         let ok = object { s, key in
-            if let k = fields.firstIndex(of: key) {
+            if let k = Self.alertFields.firstIndex(of: key) {
                 guard seen & (1 << k) == 0 else { return false }
                 seen |= 1 << k
             }
@@ -89,6 +88,9 @@ struct AlertPayloadScanner {
         return AlertPayload.Alert(status: status, labels: labels, annotations: annotations, startsAt: startsAt, endsAt: endsAt,
                                   generatorURL: generatorURL, fingerprint: fingerprint)
     }
+
+    /// The fields of an alert that are read, each at most once.
+    private static let alertFields = ["status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"]
 
     /// An object of strings, no name twice.
     private mutating func labels() -> [String: String]? {

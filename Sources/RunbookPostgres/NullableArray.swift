@@ -35,3 +35,37 @@ struct NullableArray<Element: PostgresArrayEncodable & PostgresNonThrowingEncoda
         }
     }
 }
+
+extension NullableArray: PostgresDecodable where Element: PostgresDecodable {
+    /// Reads a one-dimensional binary array whose elements may be NULL (postgres-nio reads only
+    /// arrays without NULLs). An empty array has no dimensions.
+    init<JSONDecoder: PostgresJSONDecoder>(from buffer: inout ByteBuffer, type: PostgresDataType, format: PostgresFormat,
+                                           context: PostgresDecodingContext<JSONDecoder>) throws {
+        guard case .binary = format,
+              let (dimensions, _, elementOID) = buffer.readMultipleIntegers(endianness: .big, as: (Int32, Int32, UInt32).self),
+              dimensions == 0 || dimensions == 1
+        else { throw PostgresDecodingError.Code.failure }
+        guard dimensions == 1 else {
+            self.init([])
+            return
+        }
+        guard let (count, _) = buffer.readMultipleIntegers(endianness: .big, as: (Int32, Int32).self), count >= 0 else {
+            throw PostgresDecodingError.Code.failure
+        }
+        let elementType = PostgresDataType(elementOID)
+        var elements: [Element?] = []
+        elements.reserveCapacity(Int(count))
+        for _ in 0..<count {
+            guard let length = buffer.readInteger(as: Int32.self) else { throw PostgresDecodingError.Code.failure }
+            if length < 0 {
+                elements.append(nil)
+                continue
+            }
+            guard var bytes = buffer.readSlice(length: Int(length)) else { throw PostgresDecodingError.Code.failure }
+            elements.append(try Element(from: &bytes, type: elementType, format: .binary, context: context))
+        }
+        self.init(elements)
+    }
+}
+
+extension NullableArray: Sendable where Element: Sendable {}

@@ -39,7 +39,8 @@ extension PostgresRunStore {
     }
 
     /// Takes admission's lock and reads what `query` asks, in one round trip
-    /// (`runbook_admission_snapshot`, migration 6): one query per guard kind, each after the lock.
+    /// (`runbook_admission_snapshot_arrays`, migration 8): one query per guard kind, each after the
+    /// lock, each kind's rows as one row of arrays.
     static func lockAndSnapshot(_ conn: PostgresConnection, lock lockKey: Int64, _ query: AdmissionQuery, _ log: Logger) async throws -> AdmissionSnapshot {
         var s = AdmissionSnapshot()
         let (fps, keys, active, starts) = (query.fingerprints, query.lockKeys, query.activeRunbooks, query.startsRunbooks)
@@ -47,20 +48,30 @@ extension PostgresRunStore {
         let rows = try await conn.rows(PreparedStatements.AdmissionSnapshot(
             lockKey: lockKey, fingerprints: fps, lockKeys: keys, changesSince: changesSince,
             activeRunbooks: active, startsSince: startsSince, startsRunbooks: starts), logger: log)
-        for (kind, runbook, a, b, c, d, at, n) in rows {
+        for (kind, runbooks, a, b, c, d, at, n) in rows {
+            let (runbooks, a, b, c, d) = (runbooks?.elements ?? [], a?.elements ?? [], b?.elements ?? [], c?.elements ?? [], d?.elements ?? [])
+            let (at, n) = (at?.elements ?? [], n?.elements ?? [])
             switch kind {
             case 1:
-                guard let runbook, let a, let b else { continue }
-                s.addAlertRow(runbook: runbook, fingerprint: a, id: b, refusedBy: d, outcome: c)
+                for i in runbooks.indices where i < a.count && i < b.count && i < c.count && i < d.count {
+                    guard let runbook = runbooks[i], let fingerprint = a[i], let id = b[i] else { continue }
+                    s.addAlertRow(runbook: runbook, fingerprint: fingerprint, id: id, refusedBy: d[i], outcome: c[i])
+                }
             case 2:
-                guard let runbook, let a, let b else { continue }
-                s.addLockHolder(runbook: runbook, key: a, id: b)
+                for i in runbooks.indices where i < a.count && i < b.count {
+                    guard let runbook = runbooks[i], let key = a[i], let id = b[i] else { continue }
+                    s.addLockHolder(runbook: runbook, key: key, id: id)
+                }
             case 3:
-                if let at { s.recentChanges.append(at) }
+                s.recentChanges += at.compactMap { $0 }
             case 4:
-                if let runbook, let n { s.active[runbook] = n }
+                for i in runbooks.indices where i < n.count {
+                    if let runbook = runbooks[i], let count = n[i] { s.active[runbook] = Int(count) }
+                }
             case 5:
-                if let runbook, let at { s.addStart(runbook: runbook, key: a, started: at) }
+                for i in runbooks.indices where i < a.count && i < at.count {
+                    if let runbook = runbooks[i], let started = at[i] { s.addStart(runbook: runbook, key: a[i], started: started) }
+                }
             default:
                 continue
             }

@@ -70,15 +70,17 @@ enum PreparedStatements {
         func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
     }
 
-    /// Admission's lock and every guard read (`runbook_admission_snapshot`, migration 6).
+    /// Admission's lock and every guard read, each kind's rows as one row of arrays
+    /// (`runbook_admission_snapshot_arrays`, migration 8).
     struct AdmissionSnapshot: PostgresPreparedStatement {
-        static let name = "runbook_admission_snapshot_call"
+        static let name = "runbook_admission_snapshot_arrays_call"
         static let sql = """
-            SELECT kind, o_runbook, o_a, o_b, o_c, o_d, o_at, o_n FROM runbook_admission_snapshot(
+            SELECT kind, o_runbook, o_a, o_b, o_c, o_d, o_at, o_n FROM runbook_admission_snapshot_arrays(
                 $1, $2::text[], $3::text[], $4, $5::text[], $6, $7::text[])
             """
         static let bindingDataTypes: [PostgresDataType] = [.int8, .textArray, .textArray, .timestamptz, .textArray, .timestamptz, .textArray]
-        typealias Row = (Int, String?, String?, String?, String?, String?, Date?, Int?)
+        typealias Texts = NullableArray<String>
+        typealias Row = (Int, Texts?, Texts?, Texts?, Texts?, Texts?, NullableArray<Date>?, NullableArray<Int64>?)
         var lockKey: Int64
         var fingerprints: [String]
         var lockKeys: [String]
@@ -100,8 +102,8 @@ enum PreparedStatements {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// Inserts run rows given as a JSON array (`json_to_recordset`, dates as seconds); an open row gets
-    /// `owner` and a lease when `owner` is given. `startIDs`/`startLines` are first events appended
+    /// Inserts run rows, given one array per column; an open row gets `owner` and a lease when
+    /// `owner` is given. `startIDs`/`startLines` are first events appended
     /// in the same statement.
     struct InsertRuns: PostgresPreparedStatement {
         static let name = "runbook_insert_runs"

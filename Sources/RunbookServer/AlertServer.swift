@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import NIOFoundationCompat
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -100,7 +101,8 @@ public enum AlertServer {
             do { body = try await request.body.collect(upTo: options.maxBody) } catch {
                 return answer(RunAPI.error(413, "body over \(options.maxBody) bytes"))
             }
-            let data = Data(body.readableBytesView)
+            // The body's own bytes, not a copy of them (a storm's payload is megabytes).
+            let data = Data(buffer: body, byteTransferStrategy: .noCopy)
             return answer(await offload(pool) { handle(data, who) })
         }
         @Sendable func read(_ request: Request, needsStore: Bool = true, _ body: @escaping @Sendable () -> (Int, String),

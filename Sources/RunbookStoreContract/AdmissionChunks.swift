@@ -15,7 +15,7 @@ public enum AdmissionChunks {
     /// Requests per transaction: large enough that a payload costs few transactions (each costs one
     /// query per guard kind and a commit), small enough that a waiting writer waits a few
     /// milliseconds.
-    public static let size = 250
+    public static let size = 500
 
     /// What chunked admission decided.
     public struct Outcome<Decided> {

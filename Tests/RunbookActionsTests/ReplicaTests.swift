@@ -239,7 +239,7 @@ struct ReplicaTests {
             return all
         }
         #expect(results.allSatisfy { $0 == 0 }, "\(results)")
-        #expect(try TestPostgres.query(db, "select version from runbook_migrations order by version") == ["1", "2", "3", "4", "5", "6", "7", "11"])
+        #expect(try TestPostgres.query(db, "select version from runbook_migrations order by version") == ["1", "2", "3", "4", "5", "6", "7", "8", "11"])
         #expect(try TestPostgres.query(db, "select count(*) from pg_indexes where indexname = 'runs_by_fingerprint'") == ["0"], "migration 7 drops the index no query reads")
         #expect(try TestPostgres.query(db, "select count(*) from information_schema.tables where table_name in ('runs','events','changes','gates','approvals')") == ["5"])
     }

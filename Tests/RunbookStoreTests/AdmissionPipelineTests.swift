@@ -5,7 +5,7 @@ import Testing
 
 /// `AdmissionChunks.pipelined`: chunks recorded one at a time, in order, on the recorder's queue,
 /// while the caller prepares the next chunk and finishes the one before.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct AdmissionPipelineTests {
     /// What happened, in order, from both threads.
     final class Log: @unchecked Sendable {
