@@ -49,7 +49,9 @@ extension NullableArray: PostgresDecodable where Element: PostgresDecodable {
             self.init([])
             return
         }
-        guard let (count, _) = buffer.readMultipleIntegers(endianness: .big, as: (Int32, Int32).self), count >= 0 else {
+        // Each element takes at least its 4-byte length: a count beyond that is not believed.
+        guard let (count, _) = buffer.readMultipleIntegers(endianness: .big, as: (Int32, Int32).self), count >= 0,
+              Int(count) <= buffer.readableBytes / 4 else {
             throw PostgresDecodingError.Code.failure
         }
         let elementType = PostgresDataType(elementOID)

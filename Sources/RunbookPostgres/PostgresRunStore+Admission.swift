@@ -51,25 +51,36 @@ extension PostgresRunStore {
         for (kind, runbooks, a, b, c, d, at, n) in rows {
             let (runbooks, a, b, c, d) = (runbooks?.elements ?? [], a?.elements ?? [], b?.elements ?? [], c?.elements ?? [], d?.elements ?? [])
             let (at, n) = (at?.elements ?? [], n?.elements ?? [])
+            // One element per row in each array a kind uses: anything else is not read as fewer rows
+            // (a guard that saw fewer would let through what it must refuse).
+            let used: [Int] = switch kind {
+            case 1: [runbooks.count, a.count, b.count, c.count, d.count]
+            case 2: [runbooks.count, a.count, b.count]
+            case 3: [at.count]
+            case 4: [runbooks.count, n.count]
+            case 5: [runbooks.count, a.count, at.count]
+            default: []
+            }
+            guard Set(used).count <= 1 else { throw PostgresStoreError("admission's snapshot (kind \(kind)) has arrays of different lengths: \(used)") }
             switch kind {
             case 1:
-                for i in runbooks.indices where i < a.count && i < b.count && i < c.count && i < d.count {
+                for i in runbooks.indices {
                     guard let runbook = runbooks[i], let fingerprint = a[i], let id = b[i] else { continue }
                     s.addAlertRow(runbook: runbook, fingerprint: fingerprint, id: id, refusedBy: d[i], outcome: c[i])
                 }
             case 2:
-                for i in runbooks.indices where i < a.count && i < b.count {
+                for i in runbooks.indices {
                     guard let runbook = runbooks[i], let key = a[i], let id = b[i] else { continue }
                     s.addLockHolder(runbook: runbook, key: key, id: id)
                 }
             case 3:
                 s.recentChanges += at.compactMap { $0 }
             case 4:
-                for i in runbooks.indices where i < n.count {
+                for i in runbooks.indices {
                     if let runbook = runbooks[i], let count = n[i] { s.active[runbook] = Int(count) }
                 }
             case 5:
-                for i in runbooks.indices where i < a.count && i < at.count {
+                for i in runbooks.indices {
                     if let runbook = runbooks[i], let started = at[i] { s.addStart(runbook: runbook, key: a[i], started: started) }
                 }
             default:

@@ -194,11 +194,14 @@ public final class RunLauncher: @unchecked Sendable {
     func admit(_ requests: [LaunchRequest]) -> [Admission] {
         let now = Date()
         var ids = RunIDs(now)
+        // Every request's run id before any is prepared: a request not recorded is answered with
+        // the id it would have had (its row may be in after all, when an answer was lost).
+        let runIDs = requests.map { $0.runID ?? ids.next() }
         let store = self.store
         let recorded = AdmissionChunks.pipelined(requests, size: admissionChunk, recorder: recorder, prepare: { chunk in
-            let runs = chunk.map { request in
+            let runs = zip(chunk, runIDs[chunk.indices]).map { request, runID in
                 var r = request.runRequest
-                if r.runID == nil { r.runID = ids.next() }
+                r.runID = runID
                 r.maxTargets = maxTargets
                 r.prometheus = PrometheusHosts()
                 return PreparedRun(r, rule: rule, now: now)
@@ -211,8 +214,8 @@ public final class RunLauncher: @unchecked Sendable {
         })
         guard let error = recorded.failure else { return recorded.decided }
         let message = "could not record the run: \(error)"
-        return recorded.decided + requests[recorded.decided.count...].map { request in
-            .settled(.refused(runID: request.runID ?? ids.next(), guardName: "store", until: nil, message: message))
+        return recorded.decided + runIDs[recorded.decided.count...].map { runID in
+            .settled(.refused(runID: runID, guardName: "store", until: nil, message: message))
         }
     }
 

@@ -52,7 +52,8 @@ extension AdmissionChunks {
     ///
     /// The chunks are recorded one after another, in order, each after the one before it returned
     /// (so each still reads the ones before it), and `finish` sees them in order. `prepare` must not
-    /// read what earlier chunks record: it runs before they are recorded. When `record` throws, the
+    /// read what earlier chunks record: it runs before they are recorded. A caller inside
+    /// `StoreReachability.failingFast` has its chunks recorded failing fast too. When `record` throws, the
     /// chunks before stay decided and the rest are not recorded (as with `decide`).
     /// - Parameters:
     ///   - prepare: on the calling thread, chunk by chunk, in order.
@@ -99,9 +100,12 @@ extension AdmissionChunks {
         private let condition = NSCondition()
         private var result: Result<Recorded, any Error>?
 
+        /// Runs `body` on `queue`, failing fast there when the caller does (`StoreReachability`:
+        /// a webhook's admission gives up on an unreachable store at once, on whichever thread).
         func start(on queue: DispatchQueue, _ body: @escaping @Sendable () throws -> Recorded) {
+            let failsFast = StoreReachability.failsFast
             queue.async {
-                let r = Result { try body() }
+                let r = Result { failsFast ? try StoreReachability.failingFast(body) : try body() }
                 self.condition.withLock {
                     self.result = r
                     self.condition.signal()

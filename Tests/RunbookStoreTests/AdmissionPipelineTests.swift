@@ -69,6 +69,18 @@ struct AdmissionPipelineTests {
         #expect(!log.all.contains("finish 10"))
     }
 
+    /// A webhook's admission fails fast on an unreachable store (`StoreReachability`): so must the
+    /// chunks it records on the recorder's thread (seen: they waited out the 15 s query timeout).
+    @Test func chunksAreRecordedFailingFastWhenTheCallerIs() async throws {
+        let recorder = DispatchQueue(label: "test.recorder")
+        let run: @Sendable () -> [Bool] = {
+            AdmissionChunks.pipelined(Array(0..<3), size: 2, recorder: recorder, prepare: { Array($0) },
+                record: { chunk in chunk.map { _ in StoreReachability.failsFast } }, finish: { $1 }).decided
+        }
+        #expect(try await off { StoreReachability.failingFast { run() } } == [true, true, true])
+        #expect(try await off { run() } == [false, false, false])
+    }
+
     @Test func anEmptyBatchRecordsNothing() async throws {
         let out = try await off {
             AdmissionChunks.pipelined([Int](), size: 10, recorder: DispatchQueue(label: "test.recorder"), prepare: { Array($0) },
