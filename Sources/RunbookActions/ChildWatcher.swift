@@ -324,6 +324,7 @@ public final class ChildWatcher: @unchecked Sendable {
     /// Call before exiting. Returns whether they were all sent on time.
     @discardableResult
     public func waitForOwedKills(timeout: Double = 10) -> Bool {
+        StoreThreads.assertNotInTask("waiting for owed KILLs to be sent")
         let deadline = Date().addingTimeInterval(timeout)
         let onTime = lock.withLock { () -> Bool in
             while owedKills > 0 {

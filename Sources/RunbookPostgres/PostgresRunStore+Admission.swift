@@ -61,7 +61,10 @@ extension PostgresRunStore {
             case 5: [runbooks.count, a.count, at.count]
             default: []
             }
-            guard Set(used).count <= 1 else { throw PostgresStoreError("admission's snapshot (kind \(kind)) has arrays of different lengths: \(used)") }
+            guard Set(used).count <= 1 else {
+                throw PostgresStoreError("runbook_admission_snapshot_arrays gave guard kind \(kind) arrays of different lengths \(used), so nothing was admitted: "
+                    + "the function in the database is not the one this runbook version wrote (migration 8); run every replica on one version and restart one to migrate")
+            }
             switch kind {
             case 1:
                 for i in runbooks.indices {

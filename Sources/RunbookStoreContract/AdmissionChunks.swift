@@ -53,11 +53,13 @@ extension AdmissionChunks {
     /// The chunks are recorded one after another, in order, each after the one before it returned
     /// (so each still reads the ones before it), and `finish` sees them in order. `prepare` must not
     /// read what earlier chunks record: it runs before they are recorded. A caller inside
-    /// `StoreReachability.failingFast` has its chunks recorded failing fast too. When `record` throws, the
+    /// `StoreReachability.failingFast` has its chunks recorded failing fast too. A batch of one
+    /// chunk is recorded on the calling thread. When `record` throws, the
     /// chunks before stay decided and the rest are not recorded (as with `decide`).
     /// - Parameters:
     ///   - prepare: on the calling thread, chunk by chunk, in order.
-    ///   - record: on `recorder`, one chunk at a time: one store transaction.
+    ///   - record: on `recorder` (on the calling thread for a single chunk), one chunk at a time:
+    ///     one store transaction.
     ///   - finish: on the calling thread, in order: one result per item of the chunk.
     public static func pipelined<Item, Prepared: Sendable, Recorded: Sendable, Finished>(
         _ items: [Item], size: Int = size, recorder: DispatchQueue,
@@ -72,6 +74,14 @@ extension AdmissionChunks {
             items[start..<min(start + size, items.endIndex)]
         }.makeIterator()
         guard let first = chunks.next() else { return out }
+        // One chunk has nothing to overlap: it is recorded here, with no hop to the recorder and
+        // back (a webhook of a few alerts, the usual case).
+        guard first.count < items.count else {
+            let prepared = prepare(first)
+            do { out.decided = finish(prepared, try record(prepared)) } catch { out.failure = error }
+            precondition(out.failure != nil || out.decided.count == first.count, "one result per item")
+            return out
+        }
         var inFlight = (count: first.count, prepared: prepare(first), recording: Recording<Recorded>())
         inFlight.recording.start(on: recorder) { [p = inFlight.prepared] in try record(p) }
         while true {
